@@ -1,0 +1,48 @@
+/**
+ * The ObjectStore port: the few operations KV-Fold needs from S3 or a filesystem.
+ *
+ * Keys are relative, '/'-separated paths under the store's root (its URI prefix).
+ */
+import type { Readable } from 'node:stream';
+
+export type Body = Uint8Array | Readable | AsyncIterable<Uint8Array>;
+
+export interface PutOptions {
+  /** Only create: fail with `PreconditionFailed` when the key exists (S3 `If-None-Match: *`). */
+  readonly ifNoneMatch?: '*';
+  /** Only replace this version: fail with `PreconditionFailed` otherwise (S3 `If-Match`). */
+  readonly ifMatch?: string;
+  readonly contentType?: string;
+}
+
+export interface ObjectInfo {
+  readonly key: string;
+  readonly size: number;
+  /** Opaque version tag; pass it back as `ifMatch`. */
+  readonly etag: string;
+  readonly lastModified?: Date;
+}
+
+/** Inclusive-exclusive byte range: [start, end). `end` omitted means to the end of the object. */
+export interface ByteRange {
+  readonly start: number;
+  readonly end?: number;
+}
+
+export interface ObjectStore {
+  /** The URI this store was opened from, for messages. */
+  readonly uri: string;
+  /** Whether `ifNoneMatch` / `ifMatch` are enforced by the backend itself. */
+  readonly conditionalWrites: boolean;
+  put(key: string, body: Body, options?: PutOptions): Promise<{ etag: string }>;
+  /** Streams an object (or a range of it). Throws `NotFound` when absent. */
+  get(key: string, range?: ByteRange): Promise<Readable>;
+  /** Reads a whole object (or a range) into memory. Throws `NotFound` when absent. */
+  getBytes(key: string, range?: ByteRange): Promise<Uint8Array>;
+  /** Metadata, or null when absent. */
+  head(key: string): Promise<ObjectInfo | null>;
+  /** Every object whose key starts with `prefix`, in key order. */
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+  /** Removes a key; absent keys are not an error. */
+  delete(key: string): Promise<void>;
+}
