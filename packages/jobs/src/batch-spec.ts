@@ -1,0 +1,89 @@
+/**
+ * BatchSpec: what a user asks of a batch (which corpora, which model, how to fold, what to ask).
+ * Parsed strictly: an unknown key is an error naming the key, defaults are set here once.
+ */
+import { z } from 'zod';
+import { NonEmpty, intAtLeast } from './fields.ts';
+
+/** Tokens per fold step when the spec does not say. */
+export const DEFAULT_CHUNK_SIZE = 256;
+/** Fold steps between checkpoints when the spec does not say. */
+export const DEFAULT_CHECKPOINT_EVERY = 8;
+/** Tokens generated per query when the spec does not say. */
+export const DEFAULT_MAX_NEW_TOKENS = 32;
+/** Longest document folded by default: 128K tokens, the longest context the design targets. */
+export const DEFAULT_MAX_TOKENS_PER_DOCUMENT = 131_072;
+/** Attention-sink tokens a streaming policy keeps by default (StreamingLLM keeps 4). */
+export const DEFAULT_STREAMING_SINK = 4;
+
+/** Which model folds the documents: a URI or local folder, plus the fingerprint it must have. */
+export const ModelRef = z.union([
+  NonEmpty.transform((uri) => ({ uri })),
+  z.strictObject({
+    /** `file://`, `s3://` URI or a local folder in the HF/optimum ONNX layout. */
+    uri: NonEmpty,
+    /** Expected model fingerprint; the worker refuses a model that does not match. */
+    fingerprint: NonEmpty.optional(),
+  }),
+]);
+export type ModelRef = z.output<typeof ModelRef>;
+
+/** KV retention policy: keep everything, or StreamingLLM-style sink + sliding window. */
+export const FoldPolicy = z.discriminatedUnion(
+  'kind',
+  [
+    z.strictObject({ kind: z.literal('full') }),
+    z.strictObject({
+      kind: z.literal('streaming'),
+      /** Leading tokens always kept (attention sinks). */
+      sink: intAtLeast(0).default(DEFAULT_STREAMING_SINK),
+      /** Most recent tokens kept after the sink. */
+      window: intAtLeast(1),
+    }),
+  ],
+  { error: "must be {kind:'full'} or {kind:'streaming', sink, window}" },
+);
+export type FoldPolicy = z.output<typeof FoldPolicy>;
+
+/** How the KV cache is encoded in checkpoints. */
+export const KvCodec = z.enum(['f32', 'f16', 'int8'], { error: "must be one of 'f32', 'f16', 'int8'" });
+export type KvCodec = z.output<typeof KvCodec>;
+
+/** How ingested files become documents. */
+export const Grouping = z.enum(['file', 'directory'], { error: "must be 'file' or 'directory'" });
+export type Grouping = z.output<typeof Grouping>;
+
+/** The part of a batch spec a worker needs to fold one document. */
+export const FoldSettings = z.strictObject({
+  model: ModelRef,
+  chunkSize: intAtLeast(1).default(DEFAULT_CHUNK_SIZE),
+  checkpointEvery: intAtLeast(1).default(DEFAULT_CHECKPOINT_EVERY),
+  policy: FoldPolicy.default({ kind: 'full' }),
+  kvCodec: KvCodec.default('f32'),
+  queries: z.array(NonEmpty, { error: 'must be an array of strings' }).default([]),
+  maxNewTokens: intAtLeast(1).default(DEFAULT_MAX_NEW_TOKENS),
+  /** Documents with more tokens fail with a clear error instead of folding for hours. */
+  maxTokensPerDocument: intAtLeast(1).default(DEFAULT_MAX_TOKENS_PER_DOCUMENT),
+  /** Wrap each query in the model's chat template (instruct models). */
+  chatTemplate: z.boolean({ error: 'must be true or false' }).default(false),
+  /** Store the final KV state so later batches can ask new questions without refolding. */
+  keepFinalState: z.boolean({ error: 'must be true or false' }).default(false),
+});
+export type FoldSettings = z.output<typeof FoldSettings>;
+
+/** A batch: corpora to fold and how. */
+export const BatchSpec = FoldSettings.extend({
+  /** Store URIs or keys of uploaded corpus indexes (`corpora/<id>/index.json`). */
+  corpus: z.array(NonEmpty, { error: 'must be an array of corpus refs' }).min(1, { error: 'must list at least one corpus' }),
+  grouping: Grouping.default('file'),
+});
+/** A parsed batch spec, defaults filled in. */
+export type BatchSpec = z.output<typeof BatchSpec>;
+/** A batch spec as written by a user, defaults optional. */
+export type BatchSpecInput = z.input<typeof BatchSpec>;
+
+/** Picks the fold settings out of a parsed batch spec (what each document job carries). */
+export function foldSettingsOf(spec: BatchSpec): FoldSettings {
+  const { corpus: _corpus, grouping: _grouping, ...fold } = spec;
+  return fold;
+}

@@ -1,0 +1,40 @@
+/**
+ * @kvfold/jobs: the contract between the apps — schemas, ids, queue wiring, environment.
+ */
+export {
+  BatchSpec,
+  DEFAULT_CHECKPOINT_EVERY,
+  DEFAULT_CHUNK_SIZE,
+  DEFAULT_MAX_NEW_TOKENS,
+  DEFAULT_MAX_TOKENS_PER_DOCUMENT,
+  DEFAULT_STREAMING_SINK,
+  FoldPolicy,
+  FoldSettings,
+  Grouping,
+  KvCodec,
+  ModelRef,
+  foldSettingsOf,
+} from './batch-spec.ts';
+export type { BatchSpecInput } from './batch-spec.ts';
+export { CORPUS_INDEX_VERSION, CorpusDocument, CorpusIndex, ShardRef } from './corpus-index.ts';
+export { BatchId, BatchJob, DocumentJob } from './document-job.ts';
+export type { DocumentJobInput } from './document-job.ts';
+export { Answer, DocumentResult, Timings } from './document-result.ts';
+export { EnvSchema, loadEnv } from './env.ts';
+export type { Env } from './env.ts';
+export { JobsError, JobsErrorCode } from './errors.ts';
+export {
+  PRIORITY_BYTES_PER_STEP,
+  PRIORITY_LIMIT,
+  batchJobId,
+  deriveBatchId,
+  documentJobId,
+  priorityForLength,
+  sha256Hex,
+  stableStringify,
+} from './ids.ts';
+export { DEFAULT_QUEUE_PREFIX, JOB_NAMES, QUEUE_NAMES, createQueues } from './queues.ts';
+export type { KvfoldQueues } from './queues.ts';
+export { DEFAULT_REDIS_CHECK_TIMEOUT_MS, checkRedis } from './redis-check.ts';
+export { DEFAULT_REDIS_PORT, redactRedisUrl, redisOptionsFromUrl } from './redis-url.ts';
+export { formatIssuePath, formatZodError, parseOrThrow } from './zod-format.ts';
