@@ -45,4 +45,9 @@ export interface ObjectStore {
   list(prefix: string): AsyncIterable<ObjectInfo>;
   /** Removes a key; absent keys are not an error. */
   delete(key: string): Promise<void>;
+  /**
+   * Optional probe: fails fast (naming the URI) when the backend is unreachable or rejects the
+   * credentials. Wrappers that do not implement it are treated as healthy by `checkStore`.
+   */
+  check?(): Promise<void>;
 }
