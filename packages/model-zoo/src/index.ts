@@ -1,0 +1,11 @@
+/** @kvfold/model-zoo: Llama-architecture models built as ONNX folders in the optimum layout. */
+export type { LlamaConfig, LlamaSpec, LlamaWeights, WeightTensor } from './llama-spec.ts';
+export { buildLlamaGraph, ropeInverseFrequencies, OPSET } from './llama-graph.ts';
+export { writeModelFolder, DEFAULT_EXTERNAL_THRESHOLD } from './model-folder.ts';
+export type { WriteModelOptions, WrittenModel } from './model-folder.ts';
+export { tinyLlamaSpec, DEFAULT_SEED } from './tiny-llama.ts';
+export type { TinyLlamaOptions } from './tiny-llama.ts';
+export { byteLevelTokenizer } from './byte-tokenizer.ts';
+export { SeededRandom } from './rng.ts';
+export { MODEL_NAMES, modelSpec } from './registry.ts';
+export type { ModelName } from './registry.ts';

@@ -1,0 +1,19 @@
+/** The models `kvfold models build <name>` knows. */
+import type { LlamaSpec } from './llama-spec.ts';
+import { tinyLlamaSpec } from './tiny-llama.ts';
+
+export const MODEL_NAMES = ['tiny-llama'] as const;
+export type ModelName = (typeof MODEL_NAMES)[number];
+
+export interface ModelBuildOptions {
+  readonly seed?: number;
+}
+
+export function modelSpec(name: string, options: ModelBuildOptions = {}): LlamaSpec {
+  switch (name) {
+    case 'tiny-llama':
+      return tinyLlamaSpec(options.seed === undefined ? {} : { seed: options.seed });
+    default:
+      throw new Error(`unknown model "${name}": known models are ${MODEL_NAMES.join(', ')}`);
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * Errors of @kvfold/onnx, with stable codes.
+ *
+ * | code                     | when                                                                |
+ * |--------------------------|---------------------------------------------------------------------|
+ * | KVF_MODEL_NOT_FOUND      | the model folder or one of its required files is missing            |
+ * | KVF_MODEL_MALFORMED      | a file of the folder cannot be parsed (config, tokenizer, ONNX)     |
+ * | KVF_MODEL_NOT_A_DECODER  | the graph's inputs/outputs are not a decoder with past_key_values   |
+ * | KVF_MODEL_DEVICE         | the requested execution provider is unavailable                     |
+ * | KVF_MODEL_RUNTIME        | ONNX Runtime failed while running a step                            |
+ * | KVF_MODEL_CLOSED         | a step was asked of a model that was closed                         |
+ */
+export type ModelErrorCode =
+  | 'KVF_MODEL_NOT_FOUND'
+  | 'KVF_MODEL_MALFORMED'
+  | 'KVF_MODEL_NOT_A_DECODER'
+  | 'KVF_MODEL_DEVICE'
+  | 'KVF_MODEL_RUNTIME'
+  | 'KVF_MODEL_CLOSED';
+
+export class ModelError extends Error {
+  override readonly name = 'ModelError';
+  constructor(
+    readonly code: ModelErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
