@@ -1,0 +1,121 @@
+/**
+ * Streams the entries of a .tar, .tar.gz or .tgz with node-tar's Parser: nothing is extracted to
+ * disk, one entry's bytes at a time are held in memory, hostile entries are refused.
+ */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { Parser } from 'tar';
+import type { ReadEntry } from 'tar';
+import { AsyncQueue } from './async-queue.ts';
+import { checkEntryPath } from './entry-path.ts';
+import { ProducerErrorCode } from './errors.ts';
+import { exceedsRatio } from './limits.ts';
+import type { IngestLimits } from './limits.ts';
+import type { EntrySink, SourceEntry } from './sink.ts';
+
+const FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile']);
+const DIRECTORY_TYPES = new Set(['Directory', 'GNUDumpDir']);
+const LINK_TYPES = new Set(['SymbolicLink', 'Link']);
+
+/** Reads one entry's body; rejects if the parser fails first (truncated or aborted stream). */
+function readBody(entry: ReadEntry, parserFailed: Promise<never>): Promise<Uint8Array> {
+  const body = new Promise<Uint8Array>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    entry.on('data', (chunk: Buffer) => chunks.push(chunk));
+    entry.on('end', () => resolve(Buffer.concat(chunks)));
+    entry.on('error', reject);
+  });
+  return Promise.race([body, parserFailed]);
+}
+
+/**
+ * Yields the regular files of tar archive `file`. Directories are passed over; links, devices and
+ * entries escaping the root are refused; the entry, byte and ratio caps of `limits` stop the
+ * archive (or the entry) with a refusal in `sink`. Gzip is detected by node-tar itself.
+ */
+export async function* readTar(file: string, limits: IngestLimits, sink: EntrySink): AsyncGenerator<SourceEntry> {
+  const compressedSize = (await stat(file)).size;
+  const parser = new Parser({ strict: false });
+  const queue = new AsyncQueue<ReadEntry>();
+  let failure: ((error: Error) => void) | undefined;
+  const parserFailed = new Promise<never>((_, reject) => {
+    failure = reject;
+  });
+  parserFailed.catch(() => {});
+  const fail = (error: Error) => {
+    failure?.(error);
+    queue.fail(error);
+  };
+  parser.on('entry', (entry: ReadEntry) => queue.push(entry));
+  parser.on('warn', (code: string, message: string | Error) => {
+    if (code === 'TAR_ENTRY_INVALID' || code === 'TAR_BAD_ARCHIVE' || code === 'TAR_ENTRY_ERROR') {
+      sink.refuse('(archive)', ProducerErrorCode.CorruptArchive, `${code}: ${String(message)}`);
+    }
+  });
+  parser.on('error', (error: Error) => fail(error));
+  parser.on('abort', (error: Error) => fail(error));
+  parser.on('end', () => queue.end());
+  const source = createReadStream(file);
+  source.on('error', (error) => fail(error));
+  source.pipe(parser as unknown as NodeJS.WritableStream);
+
+  let entries = 0;
+  let total = 0;
+  try {
+    for await (const entry of queue) {
+      entries += 1;
+      if (entries > limits.maxEntries) {
+        sink.refuse(entry.path, ProducerErrorCode.TooManyEntries, `archive has more than ${limits.maxEntries} entries; the rest is not read`);
+        return;
+      }
+      const checked = checkEntryPath(entry.path);
+      if (!checked.ok) {
+        sink.refuse(entry.path, checked.code, checked.reason);
+        entry.resume();
+        continue;
+      }
+      if (DIRECTORY_TYPES.has(entry.type) || checked.path === '') {
+        entry.resume();
+        continue;
+      }
+      if (LINK_TYPES.has(entry.type)) {
+        const kind = entry.type === 'Link' ? 'hardlink' : 'symlink';
+        sink.refuse(entry.path, ProducerErrorCode.LinkEntry, `${kind} to ${entry.linkpath ?? '?'} (links are never followed)`);
+        entry.resume();
+        continue;
+      }
+      if (!FILE_TYPES.has(entry.type)) {
+        sink.refuse(entry.path, ProducerErrorCode.SpecialEntry, `${entry.type} entry is not a regular file`);
+        entry.resume();
+        continue;
+      }
+      if (entry.size > limits.maxEntryBytes) {
+        sink.refuse(entry.path, ProducerErrorCode.EntryTooLarge, `${entry.size} bytes exceeds maxEntryBytes ${limits.maxEntryBytes}`);
+        entry.resume();
+        continue;
+      }
+      if (total + entry.size > limits.maxTotalBytes) {
+        sink.refuse(entry.path, ProducerErrorCode.ArchiveTooLarge, `archive expands past maxTotalBytes ${limits.maxTotalBytes}; the rest is not read`);
+        return;
+      }
+      if (exceedsRatio(total + entry.size, compressedSize, limits.maxTotalRatio, limits.ratioGraceBytes)) {
+        sink.refuse(
+          entry.path,
+          ProducerErrorCode.CompressionRatio,
+          `archive of ${compressedSize} bytes expands past ratio ${limits.maxTotalRatio}; the rest is not read`,
+        );
+        return;
+      }
+      const bytes = await readBody(entry, parserFailed);
+      total += bytes.byteLength;
+      yield { path: checked.path, bytes };
+    }
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    const code = /decompression ratio/.test(message) ? ProducerErrorCode.CompressionRatio : ProducerErrorCode.CorruptArchive;
+    sink.refuse('(archive)', code, `cannot read past entry ${entries}: ${message}`);
+  } finally {
+    source.unpipe();
+    source.destroy();
+  }
+}
