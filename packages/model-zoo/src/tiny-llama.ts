@@ -18,6 +18,9 @@ export interface TinyLlamaOptions {
 
 export const DEFAULT_SEED = 0;
 
+/** Embedding scale: with the tied lm_head, logits then have a standard deviation near 2, not 8. */
+const EMBEDDING_STD = 0.25;
+
 export function tinyLlamaSpec(options: TinyLlamaOptions = {}): LlamaSpec {
   const seed = options.seed ?? DEFAULT_SEED;
   const tok = byteLevelTokenizer();
@@ -47,7 +50,7 @@ export function tinyLlamaSpec(options: TinyLlamaOptions = {}): LlamaSpec {
     const data = rng.normals(H, 0.1).map((x) => 1 + x);
     weights.set(name, { shape: [H], data });
   };
-  put('model.embed_tokens.weight', [config.vocab_size, H], 1);
+  put('model.embed_tokens.weight', [config.vocab_size, H], EMBEDDING_STD);
   for (let i = 0; i < config.num_hidden_layers; i++) {
     const p = `model.layers.${i}`;
     norm(`${p}.input_layernorm.weight`);

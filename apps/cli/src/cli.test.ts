@@ -1,0 +1,100 @@
+/** `kvfold` as a user runs it: real processes, real model folders, real exit codes. */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+
+const MAIN = new URL('./main.ts', import.meta.url).pathname;
+const root = mkdtempSync(join(tmpdir(), 'kvfold-cli-test-'));
+const model = join(root, 'tiny');
+after(() => rmSync(root, { recursive: true, force: true }));
+
+export function kvfold(args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => {
+      stdout += d;
+    });
+    p.stderr.on('data', (d: Buffer) => {
+      stderr += d;
+    });
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    p.stdin.end(stdin ?? '');
+  });
+}
+
+before(async () => {
+  const r = await kvfold(['models', 'build', 'tiny-llama', '--out', model, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+});
+
+test('fold --json prints the documented object', async () => {
+  const doc = join(root, 'doc.txt');
+  const text = 'The fold carries the KV cache from chunk to chunk. '.repeat(4);
+  writeFileSync(doc, text);
+  const r = await kvfold(['fold', doc, '--model', model, '--chunk-size', '32', '--ask', 'What is carried?', '--ask', 'x', '--max-new-tokens', '5', '--nll', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  const tokens = 1 + Buffer.byteLength(text); // BOS + one token per byte
+  assert.match(out.model, /^sha256:[0-9a-f]{64}$/);
+  assert.equal(out.tokens, tokens);
+  assert.equal(out.chunkSize, 32);
+  assert.equal(out.steps, Math.ceil(tokens / 32));
+  assert.equal(out.kvLength, tokens);
+  assert.equal(out.kvBytes, tokens * 2 * 2 * 2 * 16 * 4);
+  for (const k of ['loadMs', 'tokenizeMs', 'foldMs', 'generateMs', 'totalMs', 'tokensPerSecond']) assert.equal(typeof out.timings[k], 'number', k);
+  assert.ok(out.timings.tokensPerSecond > 0);
+  assert.equal(out.answers.length, 2);
+  assert.equal(out.answers[0].query, 'What is carried?');
+  assert.equal(out.answers[0].tokenIds.length, 5);
+  assert.equal(typeof out.answers[0].text, 'string');
+  assert.equal(out.nll.length, out.steps);
+  assert.deepEqual(out.nll[1], { ...out.nll[1], step: 2, start: 32, end: 64, tokens: 32 });
+  assert.ok(out.nll.every((c: { nll: number }) => Number.isFinite(c.nll) && c.nll > 0));
+});
+
+test('fold reads standard input with -', async () => {
+  const r = await kvfold(['fold', '-', '--model', model, '--chunk-size', '8', '--json'], 'from a pipe');
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).tokens, 12);
+});
+
+test('empty input is refused by name', async () => {
+  const empty = join(root, 'empty.txt');
+  writeFileSync(empty, '  \n');
+  const r = await kvfold(['fold', empty, '--model', model]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /input .*empty.txt is empty: there is nothing to fold/);
+});
+
+test('a chunk size below 1 is refused', async () => {
+  const r = await kvfold(['fold', '-', '--model', model, '--chunk-size', '0'], 'abc');
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /--chunk-size must be an integer >= 1, got "0"/);
+});
+
+test('a missing model folder is refused with the path and a way out, without a stack trace', async () => {
+  const r = await kvfold(['fold', '-', '--model', join(root, 'nope')], 'abc');
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /model folder .*nope does not exist .*kvfold models build/);
+  assert.doesNotMatch(r.stderr, /at .*\.ts:\d+/);
+});
+
+test('input longer than the model was trained for is refused unless asked for', async () => {
+  const long = join(root, 'long.txt');
+  writeFileSync(long, 'a'.repeat(131072));
+  const r = await kvfold(['fold', long, '--model', model, '--ask', 'q']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /needs 131106 positions .* trained for 131072 .*--beyond-max-positions/);
+});
+
+test('an unknown model name lists the known ones', async () => {
+  const r = await kvfold(['models', 'build', 'gpt-9', '--out', join(root, 'x')]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /unknown model "gpt-9": choose one of tiny-llama/);
+});

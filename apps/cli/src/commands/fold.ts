@@ -1,0 +1,145 @@
+/** `kvfold fold`: read a text, fold it through a model chunk by chunk, answer questions. */
+import { readFile } from 'node:fs/promises';
+import { type Device, loadModel } from '@kvfold/onnx';
+import { foldDocument, type Query } from '@kvfold/runner';
+import type { Command } from 'commander';
+import { CliError } from '../cli-error.ts';
+import { collect, positiveInt, nonNegativeInt } from '../options.ts';
+import { progressBar } from '../progress.ts';
+
+interface FoldOptions {
+  model: string;
+  chunkSize: number;
+  ask: string[];
+  maxNewTokens: number;
+  nll?: boolean;
+  json?: boolean;
+  chat?: boolean;
+  device: Device;
+  threads?: number;
+  beyondMaxPositions?: boolean;
+}
+
+export function registerFold(program: Command): void {
+  program
+    .command('fold')
+    .description('fold a document through a model chunk by chunk, then answer questions from the folded KV cache')
+    .argument('<file>', 'text file to read, or - for standard input')
+    .requiredOption('--model <dir>', 'model folder (Hugging Face / optimum ONNX layout)')
+    .option('--chunk-size <n>', 'tokens per fold step', positiveInt('--chunk-size'), 256)
+    .option('--ask <text>', 'a question to answer from the folded state (repeatable)', collect, [])
+    .option('--max-new-tokens <n>', 'tokens to generate per answer', nonNegativeInt('--max-new-tokens'), 32)
+    .option('--nll', 'report the negative log-likelihood of every chunk')
+    .option('--chat', "wrap each question in the model's chat template")
+    .option('--device <device>', 'execution provider: cpu, webgpu or cuda', parseDevice, 'cpu')
+    .option('--threads <n>', 'ONNX Runtime intra-op threads', positiveInt('--threads'))
+    .option('--beyond-max-positions', "fold past the model's max_position_embeddings instead of refusing")
+    .option('--json', 'print one JSON object (schema: docs/cli.md)')
+    .action(async (file: string, opts: FoldOptions) => {
+      const t0 = performance.now();
+      const text = await readInput(file);
+      const model = await loadModel(opts.model, { device: opts.device, ...(opts.threads ? { threads: opts.threads } : {}) });
+      try {
+        const loadMs = performance.now() - t0;
+        const t1 = performance.now();
+        const tokens = model.tokenizer.encodeDocument(text);
+        const queries: Query[] = opts.ask.map((q) => ({
+          text: q,
+          tokens: opts.chat
+            ? model.tokenizer.encodeChat([{ role: 'user', content: q }], { continuing: true })
+            : model.tokenizer.encodeContinuation(q),
+        }));
+        const tokenizeMs = performance.now() - t1;
+        for (const q of queries) {
+          if (q.tokens.length === 0) throw new CliError(`--ask "${q.text}" tokenizes to nothing; ask a non-empty question`);
+        }
+        const warnings = checkPositions(tokens.length, queries, opts, model.decoder.layout.maxPositions);
+        for (const w of warnings) process.stderr.write(`kvfold: warning: ${w}\n`);
+
+        const steps = Math.ceil(tokens.length / opts.chunkSize);
+        const bar = progressBar(steps, 'folding');
+        const result = await foldDocument({
+          model: model.decoder,
+          tokens,
+          chunkSize: opts.chunkSize,
+          queries,
+          maxNewTokens: opts.maxNewTokens,
+          stopTokens: model.stopTokens,
+          decode: (ids) => model.tokenizer.decode(ids),
+          nll: opts.nll === true,
+          onStep: (s) => bar.update(s.step, { tokens: s.tokens, rate: Math.round((s.tokens / (performance.now() - t1)) * 1000) }),
+        });
+        bar.stop();
+        const out = {
+          model: model.fingerprints.model,
+          modelDir: model.folder.dir,
+          tokenizer: model.fingerprints.tokenizer,
+          device: opts.device,
+          tokens: result.tokens,
+          chunkSize: result.chunkSize,
+          steps: result.steps,
+          kvLength: result.kvLength,
+          kvBytes: result.kvBytes,
+          timings: {
+            loadMs: round(loadMs),
+            tokenizeMs: round(tokenizeMs),
+            foldMs: round(result.timings.foldMs),
+            generateMs: round(result.timings.generateMs),
+            totalMs: round(performance.now() - t0),
+            tokensPerSecond: round(result.timings.tokensPerSecond),
+          },
+          answers: result.answers,
+          ...(result.nll ? { nll: result.nll } : {}),
+          warnings,
+        };
+        if (opts.json) {
+          process.stdout.write(`${JSON.stringify(out)}\n`);
+          return;
+        }
+        process.stdout.write(
+          `folded ${out.tokens} tokens in ${out.steps} steps of ${out.chunkSize} (${out.timings.tokensPerSecond} tok/s); KV cache ${out.kvLength} rows, ${(out.kvBytes / 2 ** 20).toFixed(1)} MiB\n`,
+        );
+        if (result.nll) {
+          const mean = result.nll.reduce((a, c) => a + c.nll * c.tokens, 0) / Math.max(1, result.nll.reduce((a, c) => a + c.tokens, 0));
+          process.stdout.write(`mean NLL ${mean.toFixed(4)} nats/token over ${result.nll.length} chunks\n`);
+        }
+        for (const a of result.answers) process.stdout.write(`Q: ${a.query}\nA: ${a.text}\n`);
+      } finally {
+        await model.close();
+      }
+    });
+}
+
+function parseDevice(value: string): Device {
+  if (value === 'cpu' || value === 'webgpu' || value === 'cuda') return value;
+  throw new CliError(`--device must be cpu, webgpu or cuda, got "${value}"`);
+}
+
+async function readInput(file: string): Promise<string> {
+  let text: string;
+  if (file === '-') {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    text = Buffer.concat(chunks).toString('utf8');
+  } else {
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; pass a readable text file or - for standard input`);
+    }
+  }
+  if (text.trim() === '') throw new CliError(`input ${file === '-' ? '(standard input)' : file} is empty: there is nothing to fold`);
+  return text;
+}
+
+/** Refuses (or, when allowed, warns about) positions past what the model was trained for. */
+function checkPositions(docTokens: number, queries: readonly Query[], opts: FoldOptions, maxPositions: number): string[] {
+  const longestQuery = Math.max(0, ...queries.map((q) => q.tokens.length));
+  const needed = docTokens + longestQuery + (queries.length ? opts.maxNewTokens : 0);
+  if (needed <= maxPositions) return [];
+  const msg = `the input needs ${needed} positions (${docTokens} document tokens + question and answer) but the model was trained for ${maxPositions} (max_position_embeddings)`;
+  if (!opts.beyondMaxPositions) throw new CliError(`${msg}; shorten the input, or pass --beyond-max-positions to fold anyway`);
+  return [`${msg}; positions beyond it are extrapolated`];
+}
+
+const round = (x: number) => Math.round(x * 100) / 100;

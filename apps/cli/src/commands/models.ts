@@ -1,0 +1,34 @@
+/** `kvfold models build|list`: build the zoo's models as ONNX folders. */
+import { MODEL_NAMES, modelSpec, writeModelFolder } from '@kvfold/model-zoo';
+import type { Command } from 'commander';
+import { CliError } from '../cli-error.ts';
+import { nonNegativeInt } from '../options.ts';
+
+export function registerModels(program: Command): void {
+  const models = program.command('models').description('build and list the models of the zoo');
+  models
+    .command('build')
+    .description('write a model folder in the Hugging Face / optimum ONNX layout')
+    .argument('<name>', `model to build: ${MODEL_NAMES.join(', ')}`)
+    .requiredOption('--out <dir>', 'folder to write (replaced if it exists)')
+    .option('--seed <n>', 'seed of the random weights', nonNegativeInt('--seed'))
+    .option('--no-position-ids', 'export without the position_ids input (positions follow the cache length)')
+    .option('--json', 'print the result as JSON')
+    .action(async (name: string, opts: { out: string; seed?: number; positionIds: boolean; json?: boolean }) => {
+      if (!(MODEL_NAMES as readonly string[]).includes(name)) {
+        throw new CliError(`unknown model "${name}": choose one of ${MODEL_NAMES.join(', ')}`);
+      }
+      const started = performance.now();
+      const spec = modelSpec(name, opts.seed === undefined ? {} : { seed: opts.seed });
+      const written = await writeModelFolder(spec, opts.out, { positionIds: opts.positionIds });
+      const ms = Math.round(performance.now() - started);
+      if (opts.json) process.stdout.write(`${JSON.stringify({ name, dir: written.dir, files: written.files, ms })}\n`);
+      else process.stdout.write(`built ${name} in ${written.dir} (${written.files.join(', ')}) in ${ms} ms\n`);
+    });
+  models
+    .command('list')
+    .description('list the models `models build` knows')
+    .action(() => {
+      for (const name of MODEL_NAMES) process.stdout.write(`${name}\t${modelSpec(name).description}\n`);
+    });
+}

@@ -1,0 +1,29 @@
+/** The `kvfold` command tree. Each command lives in commands/ and calls into the packages. */
+import { Command, CommanderError } from 'commander';
+import { reportError } from './cli-error.ts';
+import { registerBench } from './commands/bench.ts';
+import { registerFold } from './commands/fold.ts';
+import { registerModels } from './commands/models.ts';
+
+export function buildProgram(): Command {
+  const program = new Command('kvfold')
+    .description('Fold documents longer than one forward pass through a frozen LLM, carrying the KV cache as the accumulator.')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  registerModels(program);
+  registerFold(program);
+  registerBench(program);
+  return program;
+}
+
+/** Runs the CLI and returns the exit code. */
+export async function runCli(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync([...argv]);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode; // commander already printed the message
+    return reportError(err, Boolean(process.env.KVFOLD_DEBUG));
+  }
+}
