@@ -35,7 +35,15 @@ function readBody(entry: ReadEntry, parserFailed: Promise<never>): Promise<Uint8
  */
 export async function* readTar(file: string, limits: IngestLimits, sink: EntrySink): AsyncGenerator<SourceEntry> {
   const compressedSize = (await stat(file)).size;
-  const parser = new Parser({ strict: false });
+  // The filter runs as each header is parsed, so a failure can name the entry it happened in.
+  let lastHeader = '(archive)';
+  const parser = new Parser({
+    strict: false,
+    filter: (path: string) => {
+      lastHeader = path;
+      return true;
+    },
+  });
   const queue = new AsyncQueue<ReadEntry>();
   let failure: ((error: Error) => void) | undefined;
   const parserFailed = new Promise<never>((_, reject) => {
@@ -113,7 +121,7 @@ export async function* readTar(file: string, limits: IngestLimits, sink: EntrySi
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     const code = /decompression ratio/.test(message) ? ProducerErrorCode.CompressionRatio : ProducerErrorCode.CorruptArchive;
-    sink.refuse('(archive)', code, `cannot read past entry ${entries}: ${message}`);
+    sink.refuse(lastHeader, code, `archive stopped here: ${message}`);
   } finally {
     source.unpipe();
     source.destroy();

@@ -31,6 +31,11 @@ async function readGuarded(
       if (refusal) return { ok: false, refusal };
       chunks.push(chunk);
     }
+  } catch (error) {
+    // yauzl reports sizes that disagree with the header, bad CRCs and inflate errors here;
+    // random access means the next entry is still readable.
+    const message = error instanceof Error ? error.message : String(error);
+    return { ok: false, refusal: { code: ProducerErrorCode.CorruptArchive, reason: `cannot inflate: ${message}`, stopArchive: false } };
   } finally {
     stream.destroy();
   }
@@ -43,7 +48,14 @@ async function readGuarded(
  * the entry (or, for archive-wide caps, the rest of the archive) without inflating it all.
  */
 export async function* readZip(file: string, limits: IngestLimits, sink: EntrySink): AsyncGenerator<SourceEntry> {
-  const zip = await openZip(file);
+  let zip: Awaited<ReturnType<typeof openZip>>;
+  try {
+    zip = await openZip(file);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    sink.refuse('(archive)', ProducerErrorCode.CorruptArchive, `not a readable zip: ${message}`);
+    return;
+  }
   let entries = 0;
   let total = 0;
   try {
