@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import { DocumentJob, createQueues, deriveBatchId, documentJobId, redisOptionsFromUrl, BatchSpec } from '@kvfold/jobs';
+import type { CorpusIndex, KvfoldQueues } from '@kvfold/jobs';
+import { FsObjectStore } from '@kvfold/storage';
+import { UnrecoverableError, Worker } from 'bullmq';
+import { enqueueBatch } from './enqueue.ts';
+import { ingest } from './ingest.ts';
+import { tempDir, writeTree } from './test-fixtures.ts';
+import { uploadCorpus } from './upload.ts';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+describe('enqueueBatch (real Redis)', () => {
+  let dir = '';
+  let cleanup = async () => {};
+  let index: CorpusIndex;
+  let queues: KvfoldQueues;
+  const spec = { corpus: ['corpora/x/index.json'], model: 'file:///models/tiny', queries: ['What is here?'] };
+
+  before(async () => {
+    ({ dir, cleanup } = await tempDir());
+    await writeTree(join(dir, 'corpus'), {
+      'short.txt': 'tiny\n',
+      'medium.txt': `${'m'.repeat(2_000)}\n`,
+      'long.txt': `${'l'.repeat(20_000)}\n`,
+      'longest.txt': `${'z'.repeat(200_000)}\n`,
+    });
+    const store = new FsObjectStore(join(dir, 'store'));
+    ({ index } = await uploadCorpus(store, ingest([join(dir, 'corpus')])));
+  });
+  after(() => cleanup());
+  beforeEach(() => {
+    queues = createQueues(redisOptionsFromUrl(REDIS_URL), `test-${randomUUID()}`);
+  });
+  afterEach(async () => {
+    await queues.documents.obliterate({ force: true });
+    await queues.batches.obliterate({ force: true });
+    await queues.close();
+  });
+
+  it('creates one parent and one child per document with deterministic ids', async () => {
+    const result = await enqueueBatch(queues, spec, index);
+    const batchId = deriveBatchId([index.corpusId], BatchSpec.parse(spec));
+    assert.equal(result.batchId, batchId);
+    assert.equal(result.parentJobId, batchId);
+    assert.equal(result.added, 5);
+    assert.deepEqual(new Set(result.jobIds), new Set(index.documents.map((d) => documentJobId(batchId, d.docId))));
+
+    assert.equal(await queues.batches.getJobCountByTypes('waiting-children'), 1);
+    assert.equal(await queues.documents.getJobCountByTypes('prioritized', 'waiting'), 4);
+    const parent = await queues.batches.getJob(batchId);
+    assert.equal(parent?.data.documents, 4);
+    for (const id of result.jobIds) {
+      const job = await queues.documents.getJob(id);
+      assert.ok(job);
+      const data = DocumentJob.parse(job.data);
+      assert.equal(data.fold.queries[0], 'What is here?');
+      assert.equal(job.opts.ignoreDependencyOnFailure, true);
+      assert.equal(job.parentKey?.endsWith(`:${batchId}`), true);
+    }
+  });
+
+  it('adds nothing when the same batch is enqueued again', async () => {
+    const first = await enqueueBatch(queues, spec, index);
+    const second = await enqueueBatch(queues, spec, index);
+    assert.equal(second.added, 0);
+    assert.equal(second.batchId, first.batchId);
+    assert.deepEqual(second.jobIds, first.jobIds);
+    assert.equal(await queues.documents.count(), 4);
+    assert.equal(await queues.batches.getJobCountByTypes('waiting-children'), 1);
+  });
+
+  it('hands out longer documents first', async () => {
+    const result = await enqueueBatch(queues, spec, index);
+    const bytes = new Map(index.documents.map((d) => [documentJobId(result.batchId, d.docId), d.bytes]));
+    const taken: number[] = [];
+    const worker = new Worker(
+      queues.documents.name,
+      async (job) => {
+        taken.push(bytes.get(job.id ?? '') ?? -1);
+      },
+      { connection: redisOptionsFromUrl(REDIS_URL), prefix: queues.prefix, concurrency: 1 },
+    );
+    try {
+      await new Promise<void>((resolve) => {
+        worker.on('completed', () => taken.length === 4 && resolve());
+      });
+    } finally {
+      await worker.close();
+    }
+    assert.deepEqual(taken, [...taken].sort((a, b) => b - a));
+    assert.equal(taken[0], 200_001);
+  });
+
+  it('a failed document does not fail the batch: the parent still becomes ready', async () => {
+    const result = await enqueueBatch(queues, spec, index, { attempts: 1 });
+    const failing = result.jobIds[1];
+    const worker = new Worker(
+      queues.documents.name,
+      async (job) => {
+        if (job.id === failing) throw new UnrecoverableError('document too long');
+        return { ok: true };
+      },
+      { connection: redisOptionsFromUrl(REDIS_URL), prefix: queues.prefix, concurrency: 1 },
+    );
+    try {
+      let settled = 0;
+      await new Promise<void>((resolve) => {
+        const step = () => ++settled === 4 && resolve();
+        worker.on('completed', step);
+        worker.on('failed', step);
+      });
+    } finally {
+      await worker.close();
+    }
+    const parent = await queues.batches.getJob(result.parentJobId);
+    assert.ok(parent);
+    assert.equal(await parent.getState(), 'waiting');
+    const failures = await parent.getIgnoredChildrenFailures();
+    assert.deepEqual(Object.values(failures), ['document too long']);
+  });
+});

@@ -1,0 +1,24 @@
+/**
+ * @kvfold/producer: corpus ingest, documents, shards, upload, enqueue.
+ */
+export { SkipReason, decodeEntry } from './decode-text.ts';
+export type { DecodeResult } from './decode-text.ts';
+export { fileHeader, makeDocument, packFiles } from './document.ts';
+export type { Document } from './document.ts';
+export { enqueueBatch } from './enqueue.ts';
+export type { EnqueueOptions, EnqueueResult } from './enqueue.ts';
+export { checkEntryPath, looksLikeArchive } from './entry-path.ts';
+export type { EntryPathCheck } from './entry-path.ts';
+export { ProducerError, ProducerErrorCode } from './errors.ts';
+export { ingest } from './ingest.ts';
+export type { IngestOptions, IngestRun } from './ingest.ts';
+export { inputKind } from './input-kind.ts';
+export type { InputKind } from './input-kind.ts';
+export { DEFAULT_INGEST_LIMITS, resolveLimits } from './limits.ts';
+export type { IngestLimits } from './limits.ts';
+export { readCorpusIndex, readDocument } from './read-corpus.ts';
+export type { IngestReport, RefusedEntry, SkippedEntry } from './report.ts';
+export { DEFAULT_SHARD_BYTES, ShardPacker, buildShards, corpusIdOf, corpusIndexKey, shardKey } from './shards.ts';
+export type { BuiltShard, PackedDocument } from './shards.ts';
+export { uploadCorpus } from './upload.ts';
+export type { UploadOptions, UploadResult } from './upload.ts';
