@@ -28,6 +28,8 @@ export interface IngestOptions {
    * `file`: one document per file. `directory`: one per directory input, and one per top-level
    * directory of an archive (its root files form one more, named after the archive), the files
    * packed under `===== path =====` headers in sorted order. jsonl lines are always one each.
+   * Grouping holds one input's decoded text in memory until the input ends (sorted order needs
+   * every path); archives are bounded by `limits.maxTotalBytes`.
    */
   readonly grouping?: Grouping;
   readonly limits?: Partial<IngestLimits>;
