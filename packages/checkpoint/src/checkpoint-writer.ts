@@ -129,6 +129,8 @@ export class CheckpointWriter {
   #manifest: Manifest;
   #etag: string;
   #rows: number;
+  /** Step of the last commit started (committed or still in flight). */
+  #startedStep: number;
   #inflight: Promise<void> | null = null;
   #error: unknown = null;
   #fenced: CheckpointFencedError | null = null;
@@ -144,6 +146,7 @@ export class CheckpointWriter {
     this.#manifest = claimed;
     this.#etag = etag;
     this.#rows = rows;
+    this.#startedStep = claimed.step;
   }
 
   /** The generation this writer holds. */
@@ -158,7 +161,7 @@ export class CheckpointWriter {
 
   /** Whether `step` is a checkpoint step under this writer's cadence. */
   due(step: number): boolean {
-    return step - this.#manifest.step >= this.#every;
+    return step - this.#startedStep >= this.#every;
   }
 
   /**
@@ -169,6 +172,7 @@ export class CheckpointWriter {
   async commit(state: KvState, step: number, options: { extra?: Uint8Array } = {}): Promise<void> {
     await this.#settle();
     this.#checkState(state, step);
+    this.#startedStep = step;
     const running = this.#write(state, step, options.extra);
     this.#inflight = running.then(
       () => {},
@@ -207,7 +211,10 @@ export class CheckpointWriter {
     this.#inflight = null;
     const err = this.#fenced ?? this.#error;
     this.#error = null;
-    if (err) throw err;
+    if (err) {
+      this.#startedStep = this.#manifest.step; // the failed commit did not count
+      throw err;
+    }
   }
 
   #checkState(state: KvState, step: number): void {

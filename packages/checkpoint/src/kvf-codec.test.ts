@@ -107,10 +107,11 @@ describe('KVF codec', () => {
     const rows = state.length;
     let worst = 0;
     state.layers.forEach((l, li) => {
-      for (const [orig, dec] of [
+      const pairs: [Float32Array, Float32Array][] = [
         [l.key as Float32Array, back.rows.layers[li]?.key as Float32Array],
         [l.value as Float32Array, back.rows.layers[li]?.value as Float32Array],
-      ]) {
+      ];
+      for (const [orig, dec] of pairs) {
         for (let h = 0; h < kvHeads; h++) {
           for (let d = 0; d < headDim; d++) {
             let max = 0;

@@ -1,0 +1,350 @@
+/**
+ * Checkpoints on real stores (a temp-dir FsObjectStore and s3rver): round trips, fallback to the
+ * valid prefix, refusals, fencing, crash safety under write failures, bounded overlap, lifecycle.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { kvBytes, type KvState } from '@kvfold/fold-core';
+import { type Body, FsObjectStore, type ObjectStore, type PutOptions } from '@kvfold/storage';
+import { startTestS3Server, type TestS3Server } from '@kvfold/storage/testing';
+import { deleteCheckpoint, openCheckpoint, type OpenCheckpointOptions } from './checkpoint-writer.ts';
+import { CheckpointError, CheckpointFencedError, FingerprintMismatchError } from './errors.ts';
+import { loadFinalState } from './final-state.ts';
+import { manifestKey } from './keys.ts';
+import { loadCheckpoint } from './load-checkpoint.ts';
+import type { Fingerprints } from './manifest.ts';
+import { assertSameState, foldStates, LAYOUT32 } from './test-kv.ts';
+
+const FP: Fingerprints = { model: 'sha256:model-a', tokenizer: 'sha256:tok-a', chunkSize: 16, policy: 'full', codec: 'f32' };
+const EVERY = 8;
+
+/** Delegates every call to a real store; subclasses inject faults or delays into `put`. */
+class Wrapped implements ObjectStore {
+  constructor(readonly inner: ObjectStore) {}
+  get uri() { return this.inner.uri; }
+  get conditionalWrites() { return this.inner.conditionalWrites; }
+  put(key: string, body: Body, options?: PutOptions) { return this.inner.put(key, body, options); }
+  get(key: string, range?: { start: number; end?: number }) { return this.inner.get(key, range); }
+  getBytes(key: string, range?: { start: number; end?: number }) { return this.inner.getBytes(key, range); }
+  head(key: string) { return this.inner.head(key); }
+  list(prefix: string) { return this.inner.list(prefix); }
+  delete(key: string) { return this.inner.delete(key); }
+}
+
+/** A real store whose puts of matching keys fail after the first `okPuts` (like a disk filling up). */
+class FailingPuts extends Wrapped {
+  okPuts: number;
+  constructor(inner: ObjectStore, readonly match: RegExp, okPuts: number) {
+    super(inner);
+    this.okPuts = okPuts;
+  }
+  override async put(key: string, body: Body, options?: PutOptions) {
+    if (this.match.test(key) && this.okPuts-- <= 0) {
+      // Consume part of the body first, as a real write that runs out of space would.
+      if (!(body instanceof Uint8Array)) for await (const _ of body as AsyncIterable<Uint8Array>) break;
+      throw Object.assign(new Error(`ENOSPC: no space left on device, write '${key}'`), { code: 'ENOSPC' });
+    }
+    return this.inner.put(key, body, options);
+  }
+}
+
+async function keysUnder(store: ObjectStore, prefix: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const o of store.list(prefix)) out.push(o.key);
+  return out;
+}
+
+/** Folds `states` from step 1, committing every EVERY steps; returns the writer. */
+async function foldWith(store: ObjectStore, opts: OpenCheckpointOptions, states: KvState[], fromStep = 0) {
+  const { writer } = await openCheckpoint(store, opts);
+  for (let step = fromStep + 1; step <= states.length; step++) {
+    if (writer.due(step) || step === states.length) await writer.commit(states[step - 1] as KvState, step);
+  }
+  await writer.flush();
+  return writer;
+}
+
+for (const backend of ['fs', 's3'] as const) {
+  describe(`checkpoints on ${backend}`, () => {
+    let dir: string;
+    let s3: TestS3Server | undefined;
+    let n = 0;
+    let store: ObjectStore;
+    const doc = () => ({ prefix: 'ckpt', docKey: `doc-${++n}`, fingerprints: FP, layout: LAYOUT32, appendOnly: true, everySteps: EVERY });
+
+    before(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'kvfold-ckpt-'));
+      if (backend === 's3') {
+        s3 = await startTestS3Server();
+        store = s3.store('root');
+      } else {
+        store = new FsObjectStore(dir);
+      }
+    });
+    after(async () => {
+      await s3?.stop();
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    test('append-only segments + manifest rebuild the final state bit-exactly; uploads ~1.0x the cache', async () => {
+      const states = foldStates(LAYOUT32, 37, 16, 11);
+      const opts = doc();
+      const writer = await foldWith(store, opts, states);
+      const final = states.at(-1) as KvState;
+      const loaded = await loadCheckpoint(store, opts, { fingerprints: FP, layout: LAYOUT32 });
+      assert.ok(loaded);
+      assertSameState(loaded.state, final);
+      assert.deepEqual([loaded.step, loaded.tokens, loaded.warnings, loaded.fellBackFrom], [37, final.tokensSeen, [], null]);
+      assert.equal(loaded.manifest.segments.length, 5); // steps 8, 16, 24, 32, 37
+      assert.deepEqual(loaded.manifest.segments.map((s) => s.steps), [[0, 8], [8, 16], [16, 24], [24, 32], [32, 37]]);
+      const ratio = writer.stats.segmentBytes / kvBytes(final);
+      assert.ok(ratio >= 1 && ratio < 1.01, `segment bytes / cache bytes = ${ratio}`);
+    });
+
+    test('a resumed fold continues from the checkpoint and ends bit-identical to an uninterrupted one', async () => {
+      const states = foldStates(LAYOUT32, 20, 8, 5);
+      const opts = doc();
+      const first = await openCheckpoint(store, opts);
+      for (let step = 1; step <= 13; step++) if (first.writer.due(step)) await first.writer.commit(states[step - 1] as KvState, step);
+      await first.writer.flush(); // "crash" after step 13: last checkpoint is step 8
+      const second = await openCheckpoint(store, opts);
+      assert.equal(second.resume?.step, 8);
+      assertSameState(second.resume?.state as KvState, states[7] as KvState);
+      assert.ok(second.writer.generation > first.writer.generation);
+      for (let step = 9; step <= 20; step++) {
+        if (second.writer.due(step) || step === 20) await second.writer.commit(states[step - 1] as KvState, step);
+      }
+      await second.writer.flush();
+      assertSameState((await loadCheckpoint(store, opts))?.state as KvState, states[19] as KvState);
+    });
+
+    test('a non-append-only writer stores one full snapshot per commit and drops the previous', async () => {
+      const states = foldStates(LAYOUT32, 24, 4, 6);
+      const opts = { ...doc(), appendOnly: false, fingerprints: { ...FP, policy: 'window-64' } };
+      const writer = await foldWith(store, opts, states);
+      const loaded = await loadCheckpoint(store, opts);
+      assert.equal(loaded?.manifest.segments.length, 1);
+      assert.deepEqual(loaded?.manifest.segments[0]?.rows, [0, 96]);
+      assertSameState(loaded?.state as KvState, states[23] as KvState);
+      const segs = await keysUnder(store, `ckpt/${opts.docKey}/segments/`);
+      assert.deepEqual(segs, [loaded?.manifest.segments[0]?.key]);
+      assert.equal(writer.stats.commits, 3);
+    });
+
+    test('a corrupt middle segment: load falls back to the prefix before it and says so', async () => {
+      const states = foldStates(LAYOUT32, 32, 4, 8);
+      const opts = doc();
+      await foldWith(store, opts, states);
+      const before = await loadCheckpoint(store, opts);
+      const victim = before?.manifest.segments[2];
+      assert.ok(victim);
+      const bytes = Uint8Array.from(await store.getBytes(victim.key));
+      bytes[bytes.length - 100] = (bytes[bytes.length - 100] as number) ^ 0xff;
+      await store.put(victim.key, bytes);
+      const loaded = await loadCheckpoint(store, opts);
+      assert.ok(loaded);
+      assert.equal(loaded.step, 16);
+      assertSameState(loaded.state, states[15] as KvState);
+      assert.deepEqual(loaded.fellBackFrom && [loaded.fellBackFrom.fromStep, loaded.fellBackFrom.toStep, loaded.fellBackFrom.segment], [32, 16, victim.key]);
+      assert.match(loaded.warnings[0] ?? '', /sha256 mismatch.*resuming from step 16/);
+    });
+
+    test('a missing segment: load falls back likewise, and a reopened writer continues from there', async () => {
+      const states = foldStates(LAYOUT32, 24, 4, 9);
+      const opts = doc();
+      await foldWith(store, opts, states);
+      const victim = (await loadCheckpoint(store, opts))?.manifest.segments[1];
+      assert.ok(victim);
+      await store.delete(victim.key);
+      const loaded = await loadCheckpoint(store, opts);
+      assert.equal(loaded?.step, 8);
+      assert.match(loaded?.warnings[0] ?? '', /no object/);
+      const { writer, resume, warnings } = await openCheckpoint(store, opts);
+      assert.equal(resume?.step, 8);
+      assert.equal(warnings.length, 1);
+      for (const step of [16, 24]) await writer.commit(states[step - 1] as KvState, step);
+      await writer.flush();
+      assertSameState((await loadCheckpoint(store, opts))?.state as KvState, states[23] as KvState);
+    });
+
+    test('a manifest with a newer formatVersion is refused with a message; fresh starts over', async () => {
+      const opts = doc();
+      await foldWith(store, opts, foldStates(LAYOUT32, 8, 2, 1));
+      const key = manifestKey(opts);
+      const m = JSON.parse(new TextDecoder().decode(await store.getBytes(key)));
+      await store.put(key, new TextEncoder().encode(JSON.stringify({ ...m, formatVersion: 2, newField: 1 })));
+      const isVersion = (e: unknown) => e instanceof CheckpointError && e.code === 'KVF_CKPT_VERSION' && /format version 2/.test(e.message) && e.message.includes(key);
+      await assert.rejects(loadCheckpoint(store, opts), isVersion);
+      await assert.rejects(openCheckpoint(store, opts), isVersion);
+      const { resume } = await openCheckpoint(store, { ...opts, fresh: true });
+      assert.equal(resume, null);
+      assert.equal((await loadCheckpoint(store, opts))?.manifest.formatVersion, 1);
+    });
+
+    test('other settings are refused naming the field; fresh ignores the old checkpoint', async () => {
+      const opts = doc();
+      await foldWith(store, opts, foldStates(LAYOUT32, 8, 2, 2));
+      const changes: [keyof Fingerprints, string | number][] = [
+        ['model', 'sha256:model-b'],
+        ['tokenizer', 'sha256:tok-b'],
+        ['chunkSize', 32],
+        ['policy', 'window-128'],
+        ['codec', 'f16'],
+      ];
+      for (const [field, value] of changes) {
+        await assert.rejects(openCheckpoint(store, { ...opts, fingerprints: { ...FP, [field]: value } }), (e: unknown) => {
+          assert.ok(e instanceof FingerprintMismatchError, String(e));
+          assert.equal(e.field, field);
+          assert.equal(e.code, 'KVF_CKPT_FINGERPRINT');
+          assert.match(e.message, new RegExp(`with ${field} .* this run uses ${value}.*fresh`));
+          return true;
+        });
+      }
+      await assert.rejects(openCheckpoint(store, { ...opts, layout: { ...LAYOUT32, kvHeads: 4 } }), (e: unknown) => e instanceof FingerprintMismatchError && e.field === 'layout');
+      const fresh = await openCheckpoint(store, { ...opts, fingerprints: { ...FP, model: 'sha256:model-b' }, fresh: true });
+      assert.equal(fresh.resume, null);
+      const states = foldStates(LAYOUT32, 8, 3, 3);
+      await fresh.writer.commit(states[7] as KvState, 8);
+      await fresh.writer.flush();
+      const loaded = await loadCheckpoint(store, opts, { fingerprints: { ...FP, model: 'sha256:model-b' } });
+      assertSameState(loaded?.state as KvState, states[7] as KvState);
+    });
+
+    test('a stale writer is fenced after a takeover; the stored manifest stays intact and loadable', async () => {
+      const states = foldStates(LAYOUT32, 24, 4, 12);
+      const opts = doc();
+      const a = await openCheckpoint(store, { ...opts, writerId: 'attempt-1' });
+      await a.writer.commit(states[7] as KvState, 8);
+      await a.writer.flush();
+      const b = await openCheckpoint(store, { ...opts, writerId: 'attempt-2' });
+      assert.equal(b.resume?.step, 8);
+      await a.writer.commit(states[15] as KvState, 16); // starts; fails in the background
+      await assert.rejects(a.writer.flush(), (e: unknown) => {
+        assert.ok(e instanceof CheckpointFencedError, String(e));
+        assert.equal(e.code, 'KVF_CKPT_FENCED');
+        assert.deepEqual([e.ownGeneration, e.storedGeneration], [a.writer.generation, b.writer.generation]);
+        return true;
+      });
+      await assert.rejects(a.writer.commit(states[23] as KvState, 24), CheckpointFencedError, 'fencing is permanent');
+      const mid = await loadCheckpoint(store, opts);
+      assert.deepEqual([mid?.manifest.writerId, mid?.step, mid?.warnings.length], ['attempt-2', 8, 0]);
+      await b.writer.commit(states[23] as KvState, 24);
+      await b.writer.flush();
+      assertSameState((await loadCheckpoint(store, opts))?.state as KvState, states[23] as KvState);
+      await assert.rejects(a.writer.finalize(), CheckpointFencedError, 'a stale writer cannot delete either');
+      assert.ok(await loadCheckpoint(store, opts));
+    });
+
+    test('failing segment writes never leave a manifest pointing at a missing segment', async () => {
+      const states = foldStates(LAYOUT32, 24, 4, 13);
+      const opts = doc();
+      const faulty = new FailingPuts(store, /\/segments\//, 1); // the second segment write fails
+      const { writer } = await openCheckpoint(faulty, opts);
+      await writer.commit(states[7] as KvState, 8);
+      await writer.commit(states[15] as KvState, 16);
+      await assert.rejects(writer.flush(), /ENOSPC/);
+      const loaded = await loadCheckpoint(store, opts);
+      assert.deepEqual([loaded?.step, loaded?.warnings], [8, []]);
+      assertSameState(loaded?.state as KvState, states[7] as KvState);
+      // The error surfaced once; with space back, the writer carries on from its last commit.
+      faulty.okPuts = 100;
+      await writer.commit(states[23] as KvState, 24);
+      await writer.flush();
+      const done = await loadCheckpoint(store, opts);
+      assertSameState(done?.state as KvState, states[23] as KvState);
+      assert.deepEqual(done?.manifest.segments.map((s) => s.steps), [[0, 8], [8, 24]]);
+    });
+
+    test('a failing manifest write leaves the previous manifest in force', async () => {
+      const states = foldStates(LAYOUT32, 16, 4, 14);
+      const opts = doc();
+      const faulty = new FailingPuts(store, /manifest\.json$/, 2); // claim + first commit succeed
+      const { writer } = await openCheckpoint(faulty, opts);
+      await writer.commit(states[7] as KvState, 8);
+      await writer.commit(states[15] as KvState, 16);
+      await assert.rejects(writer.flush(), /ENOSPC/);
+      const loaded = await loadCheckpoint(store, opts);
+      assert.equal(loaded?.step, 8);
+      assertSameState(loaded?.state as KvState, states[7] as KvState);
+    });
+
+    test('commit returns while its upload runs, and at most one segment is in flight', async () => {
+      const states = foldStates(LAYOUT32, 24, 4, 15);
+      const opts = doc();
+      let inFlight = 0;
+      let maxInFlight = 0;
+      let release: () => void = () => {};
+      let gate = new Promise<void>((r) => { release = r; });
+      let reached: () => void = () => {};
+      const putReached = new Promise<void>((r) => { reached = r; });
+      const slow = new (class extends Wrapped {
+        override async put(key: string, body: Body, o?: PutOptions) {
+          if (!key.includes('/segments/')) return store.put(key, body, o);
+          inFlight++;
+          maxInFlight = Math.max(maxInFlight, inFlight);
+          reached();
+          await gate;
+          try { return await store.put(key, body, o); } finally { inFlight--; }
+        }
+      })(store);
+      const { writer } = await openCheckpoint(slow, opts);
+      await writer.commit(states[7] as KvState, 8); // returns although the upload cannot finish yet
+      await putReached;
+      assert.equal(inFlight, 1, 'the segment upload runs in the background');
+      const second = writer.commit(states[15] as KvState, 16);
+      let secondReturned = false;
+      void second.then(() => { secondReturned = true; });
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(secondReturned, false, 'the second commit waits for the first');
+      release();
+      await second;
+      gate = Promise.resolve();
+      await writer.flush();
+      assert.equal(maxInFlight, 1);
+      assertSameState((await loadCheckpoint(store, opts))?.state as KvState, states[15] as KvState);
+    });
+
+    test('finalize removes everything; keepFinal keeps just the final state, loadable by settings', async () => {
+      const states = foldStates(LAYOUT32, 16, 4, 16);
+      const gone = doc();
+      const w1 = await foldWith(store, gone, states);
+      await w1.finalize();
+      assert.deepEqual(await keysUnder(store, `ckpt/${gone.docKey}/`), []);
+      assert.equal(await loadCheckpoint(store, gone), null);
+
+      const kept = doc();
+      const w2 = await foldWith(store, kept, states);
+      await store.put(`ckpt/${kept.docKey}/segments/orphan-from-a-stale-attempt.kvf`, new Uint8Array(3));
+      await w2.finalize({ keepFinal: true });
+      const left = await keysUnder(store, `ckpt/${kept.docKey}/`);
+      const m = (await loadCheckpoint(store, kept))?.manifest;
+      assert.deepEqual(left.sort(), [manifestKey(kept), ...(m?.segments.map((s) => s.key) ?? [])].sort());
+      const final = await loadFinalState(store, kept, { fingerprints: FP, layout: LAYOUT32 });
+      assertSameState(final?.state as KvState, states[15] as KvState);
+      assert.equal(await loadFinalState(store, kept, { fingerprints: { ...FP, model: 'other' } }), null);
+      assert.equal(await loadFinalState(store, gone, { fingerprints: FP }), null);
+      await assert.rejects(w2.commit(states[15] as KvState, 17), (e: unknown) => e instanceof CheckpointError && e.code === 'KVF_CKPT_WRITER_CLOSED');
+      await deleteCheckpoint(store, kept);
+      assert.deepEqual(await keysUnder(store, `ckpt/${kept.docKey}/`), []);
+    });
+
+    test('an extra blob rides along with its step and is dropped on fallback', async () => {
+      const states = foldStates(LAYOUT32, 16, 4, 17);
+      const opts = doc();
+      const { writer } = await openCheckpoint(store, opts);
+      await writer.commit(states[7] as KvState, 8, { extra: new Uint8Array([1, 2, 3]) });
+      await writer.commit(states[15] as KvState, 16, { extra: new Uint8Array([4, 5, 6, 7]) });
+      await writer.flush();
+      assert.deepEqual([...((await loadCheckpoint(store, opts))?.extra ?? [])], [4, 5, 6, 7]);
+      assert.equal((await keysUnder(store, `ckpt/${opts.docKey}/extra/`)).length, 1, 'the step-8 blob was dropped');
+      const last = (await loadCheckpoint(store, opts))?.manifest.segments[1];
+      await store.delete(last?.key as string);
+      const fellBack = await loadCheckpoint(store, opts);
+      assert.deepEqual([fellBack?.step, fellBack?.extra], [8, null]);
+    });
+  });
+}
+
