@@ -8,30 +8,31 @@
  * checkpoint, or stop; to resume, pass the state and step it stopped at as `from`.
  */
 import { chunkSpan, stepCount } from './chunks.ts';
-import { emptyKv, type KvState } from './kv-state.ts';
+import type { KvState } from './kv-state.ts';
 import type { DecoderModel, LogitsMode } from './model.ts';
 import { tokenNll } from './nll.ts';
 import { fullPolicy, type KvPolicy } from './policy.ts';
 
 /** Where a fold starts: the state after `step` steps, and (for NLL) the logits of its last token. */
-export interface FoldStart {
+export interface FoldStart<S = KvState> {
   readonly step: number;
-  readonly state: KvState;
+  readonly state: S;
   /** Logits [vocab] of the last token folded so far; lets per-chunk NLL score the next chunk's first token. */
   readonly lastLogits?: Float32Array;
 }
 
-export interface FoldOptions {
+export interface FoldOptions<S = KvState> {
   readonly chunkSize: number;
-  readonly policy?: KvPolicy;
+  /** What the accumulator keeps (default: full). */
+  readonly policy?: KvPolicy<S>;
   /** Compute per-chunk NLL (needs every position's logits). */
   readonly nll?: boolean;
   /** Keep every position's logits of each step in the yielded info (exactness checks). */
   readonly keepLogits?: boolean;
-  readonly from?: FoldStart;
+  readonly from?: FoldStart<S>;
 }
 
-export interface FoldStep {
+export interface FoldStep<S = KvState> {
   /** Steps done, this one included (1-based count). */
   readonly step: number;
   readonly totalSteps: number;
@@ -39,6 +40,8 @@ export interface FoldStep {
   readonly tokens: number;
   /** Rows in the cache after this step. */
   readonly kvLength: number;
+  /** Bytes the accumulator holds after this step. */
+  readonly kvBytes: number;
   /** The token range of this step's chunk. */
   readonly start: number;
   readonly end: number;
@@ -54,14 +57,14 @@ export interface FoldStep {
   readonly logits?: Float32Array;
   /** Logits [vocab] of the chunk's last token. */
   readonly lastLogits: Float32Array;
-  readonly state: KvState;
+  readonly state: S;
   /** Milliseconds the model step took. */
   readonly stepMs: number;
 }
 
-export async function* fold(model: DecoderModel, tokens: Int32Array, options: FoldOptions): AsyncGenerator<FoldStep, KvState> {
+export async function* fold<S = KvState>(model: DecoderModel, tokens: Int32Array, options: FoldOptions<S>): AsyncGenerator<FoldStep<S>, S> {
   const { chunkSize } = options;
-  const policy = options.policy ?? fullPolicy;
+  const policy = options.policy ?? (fullPolicy as unknown as KvPolicy<S>);
   const total = tokens.length;
   const totalSteps = stepCount(total, chunkSize);
   const vocab = model.layout.vocabSize;
@@ -69,7 +72,7 @@ export async function* fold(model: DecoderModel, tokens: Int32Array, options: Fo
   if (from && (from.step < 0 || from.step > totalSteps)) {
     throw new RangeError(`cannot resume at step ${from.step}: the fold has ${totalSteps} steps`);
   }
-  let state = from?.state ?? emptyKv(model.layout);
+  let state = from?.state ?? policy.init(model.layout);
   let lastLogits = from?.lastLogits;
   const wantAll = options.nll || options.keepLogits;
   const mode: LogitsMode = wantAll ? 'all' : 'last';
@@ -78,7 +81,8 @@ export async function* fold(model: DecoderModel, tokens: Int32Array, options: Fo
     const { start, end } = chunkSpan(t, total, chunkSize);
     const chunk = tokens.subarray(start, end);
     const began = performance.now();
-    const out = await model.step({ tokens: chunk, past: state, position: state.nextPosition, logits: mode });
+    const past = policy.view(state);
+    const out = await model.step({ tokens: chunk, past, position: past.nextPosition, logits: mode });
     const stepMs = performance.now() - began;
     const n = end - start;
 
@@ -104,7 +108,8 @@ export async function* fold(model: DecoderModel, tokens: Int32Array, options: Fo
       step: t + 1,
       totalSteps,
       tokens: end,
-      kvLength: state.length,
+      kvLength: policy.length(state),
+      kvBytes: policy.bytes(state),
       start,
       end,
       lastLogits,
@@ -118,17 +123,18 @@ export async function* fold(model: DecoderModel, tokens: Int32Array, options: Fo
 }
 
 /** What `foldAll` keeps of each step: everything but the state. */
-export type FoldStepInfo = Omit<FoldStep, 'state'>;
+export type FoldStepInfo = Omit<FoldStep<unknown>, 'state'>;
 
 /** Runs a fold to the end and returns the final state, the last logits, and each step's info. */
-export async function foldAll(
+export async function foldAll<S = KvState>(
   model: DecoderModel,
   tokens: Int32Array,
-  options: FoldOptions,
-  onStep?: (step: FoldStep) => void,
-): Promise<{ state: KvState; lastLogits: Float32Array | undefined; steps: FoldStepInfo[] }> {
+  options: FoldOptions<S>,
+  onStep?: (step: FoldStep<S>) => void,
+): Promise<{ state: S; lastLogits: Float32Array | undefined; steps: FoldStepInfo[] }> {
   const steps: FoldStepInfo[] = [];
-  let state = options.from?.state ?? emptyKv(model.layout);
+  const policy = options.policy ?? (fullPolicy as unknown as KvPolicy<S>);
+  let state = options.from?.state ?? policy.init(model.layout);
   let lastLogits = options.from?.lastLogits;
   for await (const s of fold(model, tokens, options)) {
     onStep?.(s);

@@ -121,3 +121,18 @@ export function stopTokenIds(folder: ModelFolder): number[] {
   if (eos === null || eos === undefined) return [];
   return Array.isArray(eos) ? eos : [eos];
 }
+
+/**
+ * The model's RoPE inverse frequencies from config.json (rope_theta, head_dim), for policies that
+ * re-rotate cached keys. Scaled RoPE variants (`rope_scaling`) are refused rather than guessed.
+ */
+export function ropeInverseFrequencies(folder: ModelFolder): Float64Array {
+  const c = folder.config;
+  const scaling = (c as Record<string, unknown>).rope_scaling;
+  if (scaling !== undefined && scaling !== null) {
+    throw new ModelError('KVF_MODEL_MALFORMED', `${folder.dir}/config.json uses rope_scaling ${JSON.stringify(scaling)}; re-rotating cached keys supports plain RoPE only`);
+  }
+  const headDim = c.head_dim ?? c.hidden_size / c.num_attention_heads;
+  const theta = c.rope_theta ?? 10000;
+  return Float64Array.from({ length: headDim / 2 }, (_, j) => theta ** ((-2 * j) / headDim));
+}

@@ -8,11 +8,9 @@ import {
   type FoldStep,
   type KvPolicy,
   type KvState,
-  emptyKv,
   fold,
   fullPolicy,
   generate,
-  kvBytes,
   stepCount,
   tokensAfter,
 } from '@kvfold/fold-core';
@@ -22,7 +20,7 @@ export interface Query {
   readonly tokens: Int32Array;
 }
 
-export interface FoldDocumentInput {
+export interface FoldDocumentInput<S = KvState> {
   readonly model: DecoderModel;
   readonly tokens: Int32Array;
   readonly chunkSize: number;
@@ -31,10 +29,10 @@ export interface FoldDocumentInput {
   readonly stopTokens: readonly number[];
   readonly decode: (ids: readonly number[]) => string;
   readonly nll?: boolean;
-  readonly policy?: KvPolicy;
-  readonly from?: FoldStart;
+  readonly policy?: KvPolicy<S>;
+  readonly from?: FoldStart<S>;
   /** Called after every step; may await (a checkpoint upload, a progress report). */
-  readonly onStep?: (step: FoldStep) => void | Promise<void>;
+  readonly onStep?: (step: FoldStep<S>) => void | Promise<void>;
   /** Checked before each step: when it returns true the fold stops early and `stoppedAt` is set. */
   readonly shouldStop?: () => boolean;
 }
@@ -54,7 +52,7 @@ export interface ChunkNll {
   readonly tokens: number;
 }
 
-export interface FoldDocumentResult {
+export interface FoldDocumentResult<S = KvState> {
   readonly tokens: number;
   readonly chunkSize: number;
   readonly steps: number;
@@ -66,14 +64,14 @@ export interface FoldDocumentResult {
   readonly nll?: ChunkNll[];
   /** Set when `shouldStop` ended the fold before its last step. */
   readonly stoppedAt?: number;
-  readonly state: KvState;
+  readonly state: S;
   readonly lastLogits: Float32Array | undefined;
   readonly timings: { readonly foldMs: number; readonly generateMs: number; readonly tokensPerSecond: number };
 }
 
-export async function foldDocument(input: FoldDocumentInput): Promise<FoldDocumentResult> {
+export async function foldDocument<S = KvState>(input: FoldDocumentInput<S>): Promise<FoldDocumentResult<S>> {
   const { model, tokens, chunkSize } = input;
-  const policy = input.policy ?? fullPolicy;
+  const policy = input.policy ?? (fullPolicy as unknown as KvPolicy<S>);
   const totalSteps = stepCount(tokens.length, chunkSize);
   const startStep = input.from?.step ?? 0;
   let state = input.from?.state;
@@ -104,7 +102,7 @@ export async function foldDocument(input: FoldDocumentInput): Promise<FoldDocume
     stoppedAt = startStep;
   }
   const foldMs = performance.now() - foldStarted;
-  const folded = state ?? emptyKv(model.layout);
+  const folded = state ?? policy.init(model.layout);
   const foldedTokens = tokensAfter(startStep + stepsRun, tokens.length, chunkSize) - tokensAfter(startStep, tokens.length, chunkSize);
 
   const answers: Answer[] = [];
@@ -121,8 +119,8 @@ export async function foldDocument(input: FoldDocumentInput): Promise<FoldDocume
     chunkSize,
     steps: totalSteps,
     stepsRun,
-    kvLength: folded.length,
-    kvBytes: kvBytes(folded),
+    kvLength: policy.length(folded),
+    kvBytes: policy.bytes(folded),
     answers,
     ...(input.nll ? { nll } : {}),
     ...(stoppedAt !== undefined ? { stoppedAt } : {}),
