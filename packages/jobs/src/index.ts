@@ -38,3 +38,35 @@ export type { KvfoldQueues } from './queues.ts';
 export { DEFAULT_REDIS_CHECK_TIMEOUT_MS, checkRedis } from './redis-check.ts';
 export { DEFAULT_REDIS_PORT, redactRedisUrl, redisOptionsFromUrl } from './redis-url.ts';
 export { formatIssuePath, formatZodError, parseOrThrow } from './zod-format.ts';
+export { ApiClient, ApiClientError, ApiClientErrorCode, ApiErrorBody, CancelledBatch, CreatedBatch, DEFAULT_API_URL } from './api-client.ts';
+export type { ApiClientOptions } from './api-client.ts';
+export { BatchRecord, DocumentOutcomeStatus, IngestSummary } from './batch-record.ts';
+export type { BatchCounters, BatchRecordInput, DocumentOutcome } from './batch-record.ts';
+export { BatchRegistry } from './batch-registry.ts';
+export type { BatchEntry, BatchRegistryOptions } from './batch-registry.ts';
+export {
+  BATCH_STATES,
+  BATCH_TRANSITIONS,
+  TERMINAL_STATES,
+  canTransition,
+  deriveBatchState,
+  isTerminal,
+  predecessorsOf,
+} from './batch-state.ts';
+export type { BatchObservation, BatchState, ParentJobState } from './batch-state.ts';
+export { BatchStatus, DEFAULT_TOKENS_PER_BYTE, observeBatch, readBatchStatus, summarizeBatch } from './batch-status.ts';
+export type { ActiveDocument, QueueObservation } from './batch-status.ts';
+export { FOLD_STEP_BUCKETS, FoldMetrics } from './fold-metrics.ts';
+export type { FoldMetricsSnapshot } from './fold-metrics.ts';
+export { BatchCancelledError, FoldProgress, foldProgressOf } from './fold-progress.ts';
+export { createRedis } from './redis-client.ts';
+export type { Redis } from './redis-client.ts';
+export {
+  batchPrefix,
+  batchResultsKey,
+  batchSpecKey,
+  docIdOfResultKey,
+  documentResultKey,
+  documentResultsPrefix,
+} from './result-keys.ts';
+export { ResultLine, ResultStub } from './result-line.ts';

@@ -1,0 +1,124 @@
+/**
+ * The REST API's wire contract (paths and response shapes) and a small fetch client for it, so the
+ * API and the CLI cannot drift apart. No dependency beyond the platform's fetch.
+ */
+import { z } from 'zod';
+import { BATCH_STATES } from './batch-state.ts';
+import { BatchStatus } from './batch-status.ts';
+
+/** Where the API listens when nothing says otherwise. */
+export const DEFAULT_API_URL = 'http://127.0.0.1:8080';
+
+/** Answer of `POST /v1/batches` (202). */
+export const CreatedBatch = z.object({
+  id: z.string(),
+  state: z.enum(BATCH_STATES),
+  documents: z.int().min(0),
+  /** Jobs this request added (0 when the same batch was enqueued before). */
+  added: z.int().min(0),
+  report: z.object({
+    skipped: z.array(z.object({ input: z.string(), path: z.string(), reason: z.string() })),
+    refused: z.array(z.object({ input: z.string(), entry: z.string(), reason: z.string(), code: z.string() })),
+  }),
+});
+export type CreatedBatch = z.output<typeof CreatedBatch>;
+
+/** Answer of `POST /v1/batches/:id/cancel` (202). */
+export const CancelledBatch = z.object({ id: z.string(), state: z.enum(BATCH_STATES), removed: z.int().min(0) });
+export type CancelledBatch = z.output<typeof CancelledBatch>;
+
+/** The body of every 4xx/5xx answer. */
+export const ApiErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
+
+/** Why a call to the API failed; `code` is the API's own or one of the client codes below. */
+export class ApiClientError extends Error {
+  override readonly name = 'ApiClientError';
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Codes the client itself produces. */
+export const ApiClientErrorCode = {
+  Unreachable: 'KVF_API_UNREACHABLE',
+  BadResponse: 'KVF_API_BAD_RESPONSE',
+} as const;
+
+/** Options of {@link ApiClient}. */
+export interface ApiClientOptions {
+  readonly baseUrl?: string;
+  readonly apiKey?: string;
+}
+
+/** A client of the KV-Fold REST API. */
+export class ApiClient {
+  readonly baseUrl: string;
+  readonly #apiKey: string | undefined;
+
+  constructor(options: ApiClientOptions = {}) {
+    this.baseUrl = (options.baseUrl ?? DEFAULT_API_URL).replace(/\/+$/, '');
+    this.#apiKey = options.apiKey;
+  }
+
+  /** Uploads files and a spec (multipart) and creates the batch. */
+  async createBatch(form: FormData): Promise<CreatedBatch> {
+    return CreatedBatch.parse(await this.#json('POST', '/v1/batches', form));
+  }
+
+  /** The batch's status. */
+  async status(batchId: string): Promise<BatchStatus> {
+    return BatchStatus.parse(await this.#json('GET', `/v1/batches/${encodeURIComponent(batchId)}`));
+  }
+
+  /** Asks the batch to stop. */
+  async cancel(batchId: string): Promise<CancelledBatch> {
+    return CancelledBatch.parse(await this.#json('POST', `/v1/batches/${encodeURIComponent(batchId)}/cancel`));
+  }
+
+  /** The batch's results as a JSONL byte stream. */
+  async results(batchId: string): Promise<AsyncIterable<Uint8Array>> {
+    const response = await this.#send('GET', `/v1/batches/${encodeURIComponent(batchId)}/results`);
+    if (!response.body) throw new ApiClientError(ApiClientErrorCode.BadResponse, `${this.baseUrl} sent results without a body`);
+    return response.body as unknown as AsyncIterable<Uint8Array>;
+  }
+
+  async #json(method: string, path: string, body?: FormData): Promise<unknown> {
+    const response = await this.#send(method, path, body);
+    try {
+      return await response.json();
+    } catch (err) {
+      throw new ApiClientError(ApiClientErrorCode.BadResponse, `${method} ${this.baseUrl}${path} answered with something that is not JSON`, response.status, { cause: err });
+    }
+  }
+
+  async #send(method: string, path: string, body?: FormData): Promise<Response> {
+    const headers: Record<string, string> = {};
+    if (this.#apiKey) headers['x-api-key'] = this.#apiKey;
+    let response: Response;
+    try {
+      response = await fetch(`${this.baseUrl}${path}`, { method, headers, ...(body ? { body } : {}) });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      const why = cause?.code ?? cause?.message ?? (err as Error).message;
+      throw new ApiClientError(
+        ApiClientErrorCode.Unreachable,
+        `the KV-Fold API at ${this.baseUrl} is not reachable (${why}); start it with \`kvfold serve\` or pass --api`,
+        undefined,
+        { cause: err },
+      );
+    }
+    if (response.ok) return response;
+    const parsed = ApiErrorBody.safeParse(await response.json().catch(() => null));
+    if (!parsed.success) {
+      throw new ApiClientError(ApiClientErrorCode.BadResponse, `${method} ${this.baseUrl}${path} failed with HTTP ${response.status}`, response.status);
+    }
+    const { code, message } = parsed.data.error;
+    const hint = response.status === 401 ? ' (pass --api-key or set KVFOLD_API_KEY)' : '';
+    throw new ApiClientError(code, `${message}${hint}`, response.status);
+  }
+}

@@ -1,0 +1,123 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import { BatchSpec } from './batch-spec.ts';
+import { BatchRegistry } from './batch-registry.ts';
+import type { BatchRecordInput } from './batch-record.ts';
+import { JobsError } from './errors.ts';
+import { FoldMetrics } from './fold-metrics.ts';
+import { createRedis } from './redis-client.ts';
+import type { Redis } from './redis-client.ts';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const batchId = `b${'1'.repeat(32)}`;
+const docA = 'a'.repeat(64);
+const docB = 'b'.repeat(64);
+
+function sampleRecord(id = batchId): BatchRecordInput {
+  return {
+    id,
+    spec: BatchSpec.parse({ corpus: ['corpora/c/index.json'], model: 'file:///m' }),
+    createdAt: '2026-01-01T00:00:00.000Z',
+    documents: 2,
+    totalBytes: 300,
+    corpusIds: ['c'.repeat(64)],
+    corpus: ['corpora/c/index.json'],
+    ingest: { files: 2, documents: 2, bytes: 300, ignored: 0, skipped: 0, refused: 0 },
+  };
+}
+
+describe('BatchRegistry (real Redis)', () => {
+  let redis: Redis;
+  let prefix = '';
+  let registry: BatchRegistry;
+
+  before(() => {
+    redis = createRedis(REDIS_URL);
+  });
+  after(async () => {
+    await redis.quit();
+  });
+  beforeEach(() => {
+    prefix = `{test-${randomUUID()}}`;
+    registry = new BatchRegistry(redis, { prefix });
+  });
+  afterEach(async () => {
+    const keys = await redis.keys(`${prefix}:*`);
+    if (keys.length > 0) await redis.del(...keys);
+  });
+
+  it('creates a batch once and reads it back under the queue prefix', async () => {
+    const first = await registry.create(sampleRecord());
+    assert.equal(first.created, true);
+    assert.equal(first.entry.state, 'validating');
+    assert.equal(first.entry.record.documents, 2);
+    const again = await registry.create({ ...sampleRecord(), documents: 9 }, 'queued');
+    assert.equal(again.created, false);
+    assert.equal(again.entry.record.documents, 2);
+    assert.equal(again.entry.state, 'validating');
+    assert.equal(registry.key(batchId), `${prefix}:registry:batch:${batchId}`);
+    assert.equal(await registry.get(`b${'9'.repeat(32)}`), null);
+  });
+
+  it('moves only along legal transitions', async () => {
+    await registry.create(sampleRecord());
+    assert.equal(await registry.setState(batchId, 'queued'), 'queued');
+    assert.equal(await registry.setState(batchId, 'cancelled'), 'queued', 'queued cannot jump to cancelled');
+    assert.equal(await registry.setState(batchId, 'in_progress'), 'in_progress');
+    assert.equal(await registry.finish(batchId), 'completed');
+    assert.equal(await registry.setState(batchId, 'in_progress'), 'completed', 'terminal stays terminal');
+    await assert.rejects(registry.setState(`b${'9'.repeat(32)}`, 'queued'), (e: unknown) => e instanceof JobsError && e.code === 'KVF_BATCH_NOT_FOUND');
+  });
+
+  it('cancels: flag for workers, cancelling state, finish() ends cancelled, terminal batches untouched', async () => {
+    await registry.create(sampleRecord(), 'queued');
+    assert.equal(await registry.isCancelled(batchId), false);
+    assert.equal(await registry.requestCancel(batchId), 'cancelling');
+    assert.equal(await registry.requestCancel(batchId), 'cancelling');
+    assert.equal(await registry.isCancelled(batchId), true);
+    assert.ok((await registry.get(batchId))?.cancelRequestedAt);
+    assert.equal(await registry.finish(batchId), 'cancelled');
+
+    const other = `b${'2'.repeat(32)}`;
+    await registry.create(sampleRecord(other), 'completed');
+    assert.equal(await registry.requestCancel(other), 'completed');
+    assert.equal(await registry.isCancelled(other), false);
+  });
+
+  it('counts each document once however often it is recorded', async () => {
+    await registry.create(sampleRecord(), 'queued');
+    assert.equal(await registry.recordDocumentDone(batchId, { docId: docA, status: 'completed', tokens: 40, bytes: 100 }), true);
+    assert.equal(await registry.recordDocumentDone(batchId, { docId: docA, status: 'completed', tokens: 40, bytes: 100 }), false);
+    assert.equal(await registry.recordDocumentDone(batchId, { docId: docB, status: 'removed', tokens: 0, bytes: 200 }), true);
+    assert.deepEqual((await registry.get(batchId))?.counters, { completed: 1, failed: 0, cancelled: 0, removed: 1, tokens: 40, bytes: 300 });
+    await assert.rejects(registry.recordDocumentDone(batchId, { docId: docA, status: 'completed', tokens: -1, bytes: 1 }), /tokens must be an integer >= 0/);
+  });
+});
+
+describe('FoldMetrics (real Redis)', () => {
+  it('accumulates tokens, checkpoint bytes, documents and a cumulative step histogram', async () => {
+    const redis = createRedis(REDIS_URL);
+    const metrics = new FoldMetrics(redis, { prefix: `{test-${randomUUID()}}` });
+    try {
+      await metrics.recordStep(0.003, 32);
+      await metrics.recordStep(0.2, 32);
+      await metrics.recordStep(500, 10);
+      await metrics.recordCheckpoint(4096);
+      await metrics.recordDocument('completed');
+      const snap = await metrics.read();
+      assert.equal(snap.tokens, 74);
+      assert.equal(snap.checkpointBytes, 4096);
+      assert.equal(snap.steps.count, 3);
+      assert.ok(Math.abs(snap.steps.sum - 500.203) < 1e-9);
+      assert.equal(snap.steps.buckets.find((b) => b.le === '0.005')?.count, 1);
+      assert.equal(snap.steps.buckets.find((b) => b.le === '0.25')?.count, 2);
+      assert.equal(snap.steps.buckets.find((b) => b.le === '120')?.count, 2);
+      assert.deepEqual(snap.steps.buckets.at(-1), { le: '+Inf', count: 3 });
+      assert.deepEqual(snap.documents, { completed: 1 });
+    } finally {
+      await metrics.reset();
+      await redis.quit();
+    }
+  });
+});

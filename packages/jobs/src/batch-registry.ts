@@ -1,0 +1,205 @@
+/**
+ * BatchRegistry: the batch records, states, cancel flags and per-batch counters, in Redis beside
+ * the queues. Keys share the queue prefix (`{kvfold}` by default), so in Redis Cluster they hash to
+ * the same slot as the BullMQ keys:
+ *
+ *     <prefix>:registry:batch:<batchId>        HASH  record (JSON), state, updatedAt,
+ *                                                     cancelRequestedAt, n.<outcome>, tokens, bytes
+ *     <prefix>:registry:batch:<batchId>:docs   HASH  docId -> outcome (each document counted once)
+ *
+ * Every mutation is one Lua script, so concurrent workers and API replicas never lose an update
+ * and BullMQ's at-least-once delivery never counts a document twice.
+ */
+import type { Redis } from 'ioredis';
+import { BatchRecord, DocumentOutcomeStatus } from './batch-record.ts';
+import type { BatchCounters, BatchRecordInput, DocumentOutcome } from './batch-record.ts';
+import { BATCH_STATES, predecessorsOf } from './batch-state.ts';
+import type { BatchState } from './batch-state.ts';
+import { JobsError, JobsErrorCode } from './errors.ts';
+import { DEFAULT_QUEUE_PREFIX } from './queues.ts';
+
+/** A batch as the registry holds it. */
+export interface BatchEntry {
+  readonly record: BatchRecord;
+  readonly state: BatchState;
+  readonly updatedAt: string;
+  /** When cancel was asked, if it was. */
+  readonly cancelRequestedAt?: string;
+  readonly counters: BatchCounters;
+}
+
+/** Creates the hash when absent; returns 1 when created. */
+const CREATE = `
+if redis.call('HSETNX', KEYS[1], 'record', ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'state', ARGV[2], 'updatedAt', ARGV[3])
+  return 1
+end
+return 0`;
+
+/** Sets state ARGV[1] when the current state is one of ARGV[3..]; returns the state after. */
+const TRANSITION = `
+local current = redis.call('HGET', KEYS[1], 'state')
+if not current then return false end
+if current == ARGV[1] then return current end
+for i = 3, #ARGV do
+  if ARGV[i] == current then
+    redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updatedAt', ARGV[2])
+    return ARGV[1]
+  end
+end
+return current`;
+
+/** Flags cancel and moves to cancelling unless terminal (ARGV[2..]); returns the state after. */
+const CANCEL = `
+local current = redis.call('HGET', KEYS[1], 'state')
+if not current then return false end
+for i = 2, #ARGV do
+  if ARGV[i] == current then return current end
+end
+redis.call('HSETNX', KEYS[1], 'cancelRequestedAt', ARGV[1])
+redis.call('HSET', KEYS[1], 'state', 'cancelling', 'updatedAt', ARGV[1])
+return 'cancelling'`;
+
+/** Counts a document once: KEYS[1] batch hash, KEYS[2] docs hash. Returns 1 when counted now. */
+const RECORD_DOCUMENT = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'n.' .. ARGV[2], 1)
+redis.call('HINCRBY', KEYS[1], 'tokens', ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'bytes', ARGV[4])
+return 1`;
+
+/** Options of {@link BatchRegistry}. */
+export interface BatchRegistryOptions {
+  /** The queue prefix the batch's jobs live under (default `{kvfold}`). */
+  readonly prefix?: string;
+  /** Clock, for tests. */
+  readonly now?: () => Date;
+}
+
+/** Batch records and lifecycle in Redis. One instance per Redis client; cheap to create. */
+export class BatchRegistry {
+  readonly prefix: string;
+  readonly #redis: Redis;
+  readonly #now: () => Date;
+
+  constructor(redis: Redis, options: BatchRegistryOptions = {}) {
+    this.#redis = redis;
+    this.prefix = options.prefix ?? DEFAULT_QUEUE_PREFIX;
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  /** The Redis key of a batch's hash. */
+  key(batchId: string): string {
+    return `${this.prefix}:registry:batch:${batchId}`;
+  }
+
+  /**
+   * Stores a new batch in `state` (default `validating`). Idempotent: when the batch exists,
+   * nothing changes and `created` is false.
+   */
+  async create(input: BatchRecordInput, state: BatchState = 'validating'): Promise<{ created: boolean; entry: BatchEntry }> {
+    const record = BatchRecord.parse(input);
+    const created = await this.#redis.eval(CREATE, 1, this.key(record.id), JSON.stringify(record), state, this.#stamp());
+    const entry = await this.get(record.id);
+    if (!entry) throw new JobsError(JobsErrorCode.BatchNotFound, `batch ${record.id} vanished right after it was created`);
+    return { created: created === 1, entry };
+  }
+
+  /** The batch, or null when unknown. */
+  async get(batchId: string): Promise<BatchEntry | null> {
+    const hash = await this.#redis.hgetall(this.key(batchId));
+    if (!hash.record || !hash.state) return null;
+    const state = hash.state as BatchState;
+    if (!BATCH_STATES.includes(state)) {
+      throw new JobsError(JobsErrorCode.BatchState, `batch ${batchId} has an unknown state ${JSON.stringify(hash.state)} in Redis`);
+    }
+    const n = (field: string) => Number(hash[field] ?? 0);
+    return {
+      record: BatchRecord.parse(JSON.parse(hash.record)),
+      state,
+      updatedAt: hash.updatedAt ?? '',
+      ...(hash.cancelRequestedAt ? { cancelRequestedAt: hash.cancelRequestedAt } : {}),
+      counters: {
+        completed: n('n.completed'),
+        failed: n('n.failed'),
+        cancelled: n('n.cancelled'),
+        removed: n('n.removed'),
+        tokens: n('tokens'),
+        bytes: n('bytes'),
+      },
+    };
+  }
+
+  /**
+   * Moves the batch to `to` when that is a legal move from its current state (see batch-state.ts),
+   * atomically. Returns the state after the call: `to`, or the unchanged current state when the
+   * move was not legal (a worker finishing late never resurrects a cancelled batch).
+   * Throws `KVF_BATCH_NOT_FOUND` for an unknown batch.
+   */
+  async setState(batchId: string, to: BatchState): Promise<BatchState> {
+    const after = await this.#redis.eval(TRANSITION, 1, this.key(batchId), to, this.#stamp(), ...predecessorsOf(to));
+    if (after === null) throw notFound(batchId);
+    return after as BatchState;
+  }
+
+  /**
+   * The worker's last word on a batch after finalizeBatch: `cancelled` when cancel was requested,
+   * `completed` otherwise. Returns the state after.
+   */
+  async finish(batchId: string): Promise<BatchState> {
+    return this.setState(batchId, (await this.isCancelled(batchId)) ? 'cancelled' : 'completed');
+  }
+
+  /**
+   * Requests cancellation: sets the cancel flag and moves to `cancelling`. A terminal batch is left
+   * as it is. Returns the state after. Removing waiting jobs is the caller's part.
+   */
+  async requestCancel(batchId: string): Promise<BatchState> {
+    const terminal = ['completed', 'failed', 'cancelled', 'finalizing'];
+    const after = await this.#redis.eval(CANCEL, 1, this.key(batchId), this.#stamp(), ...terminal);
+    if (after === null) throw notFound(batchId);
+    return after as BatchState;
+  }
+
+  /** Whether cancel was requested. One HEXISTS: cheap enough for workers to ask between fold steps. */
+  async isCancelled(batchId: string): Promise<boolean> {
+    return (await this.#redis.hexists(this.key(batchId), 'cancelRequestedAt')) === 1;
+  }
+
+  /**
+   * Counts one document's outcome into the batch counters, once per document however often it is
+   * called. Returns true when counted by this call. Throws `KVF_BATCH_NOT_FOUND` for an unknown batch.
+   */
+  async recordDocumentDone(batchId: string, outcome: DocumentOutcome): Promise<boolean> {
+    const status = DocumentOutcomeStatus.parse(outcome.status);
+    const tokens = wholeCount(outcome.tokens, 'tokens');
+    const bytes = wholeCount(outcome.bytes, 'bytes');
+    const key = this.key(batchId);
+    const counted = await this.#redis.eval(RECORD_DOCUMENT, 2, key, `${key}:docs`, outcome.docId, status, tokens, bytes);
+    if (counted === -1) throw notFound(batchId);
+    return counted === 1;
+  }
+
+  /** Deletes a batch's registry keys (tests and retention jobs). */
+  async delete(batchId: string): Promise<void> {
+    const key = this.key(batchId);
+    await this.#redis.del(key, `${key}:docs`);
+  }
+
+  #stamp(): string {
+    return this.#now().toISOString();
+  }
+}
+
+
+function notFound(batchId: string): JobsError {
+  return new JobsError(JobsErrorCode.BatchNotFound, `no batch ${batchId} in the registry (check the id)`);
+}
+
+function wholeCount(value: number, name: string): number {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new JobsError(JobsErrorCode.InvalidInput, `document outcome ${name} must be an integer >= 0, got ${value}`);
+  }
+  return value;
+}

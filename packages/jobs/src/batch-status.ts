@@ -1,0 +1,187 @@
+/**
+ * BatchStatus: a batch's state, per-document counts, token progress and ETA, derived from the
+ * registry record plus the BullMQ jobs of the batch. The REST API serves it; the CLI prints it.
+ *
+ * Sources, chosen so one status read costs O(active documents), not O(documents):
+ * - completed / failed: the parent job's dependency counts (BullMQ keeps them per flow);
+ * - active: the documents queue's active jobs whose id starts with the batch id, with the
+ *   FoldProgress each worker reported through `job.updateProgress`;
+ * - cancelled: the registry counters (`removed` by the API, `cancelled` by workers). A document a
+ *   worker stopped also fails in BullMQ, so it is taken out of the failed count;
+ * - tokens of finished documents: the registry counters (`recordDocumentDone`). Documents whose
+ *   token count nobody knows yet are estimated from their bytes, at the tokens-per-byte ratio seen
+ *   so far (or DEFAULT_TOKENS_PER_BYTE before any is known).
+ */
+import type { Job } from 'bullmq';
+import { z } from 'zod';
+import type { BatchRegistry, BatchEntry } from './batch-registry.ts';
+import { BATCH_STATES, deriveBatchState, isTerminal } from './batch-state.ts';
+import type { ParentJobState } from './batch-state.ts';
+import { foldProgressOf } from './fold-progress.ts';
+import { batchJobId } from './ids.ts';
+import type { KvfoldQueues } from './queues.ts';
+
+/** Tokens per UTF-8 byte assumed before any document reports its count (BPE on English: ~4 bytes/token). */
+export const DEFAULT_TOKENS_PER_BYTE = 0.25;
+
+const count = z.int().min(0);
+
+/** The status object of `GET /v1/batches/:id`. */
+export const BatchStatus = z.object({
+  id: z.string(),
+  state: z.enum(BATCH_STATES),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  counts: z.object({
+    total: count,
+    waiting: count,
+    active: count,
+    completed: count,
+    failed: count,
+    cancelled: count,
+  }),
+  progress: z.object({
+    /** Tokens folded (finished documents count whole). */
+    tokens: count,
+    /** All tokens of the batch; partly estimated from bytes until every document reported. */
+    totalTokens: count,
+    /** tokens / totalTokens, in [0, 1]. */
+    fraction: z.number().min(0).max(1),
+  }),
+  /** Estimated time to the last document, or null when nothing is being folded. */
+  etaMs: z.number().min(0).nullable(),
+});
+export type BatchStatus = z.output<typeof BatchStatus>;
+
+/** One document being folded now. */
+export interface ActiveDocument {
+  readonly bytes: number;
+  /** From its FoldProgress, when reported. */
+  readonly tokens?: number;
+  readonly totalTokens?: number;
+  readonly etaMs?: number | null;
+  /** When the current attempt started (ms since epoch). */
+  readonly startedAt?: number;
+}
+
+/** What the queue shows about one batch. */
+export interface QueueObservation {
+  readonly parent: ParentJobState;
+  /** Children that completed. */
+  readonly completed: number;
+  /** Children that failed for good (including ones stopped by cancellation). */
+  readonly failed: number;
+  readonly active: readonly ActiveDocument[];
+}
+
+/**
+ * The status of a batch from its registry entry and a queue observation. Pure: the same inputs
+ * always give the same status.
+ */
+export function summarizeBatch(entry: BatchEntry, seen: QueueObservation, nowMs: number): BatchStatus {
+  const { record, counters } = entry;
+  const total = record.documents;
+  const cancelled = counters.cancelled + counters.removed;
+  const completed = Math.min(total, seen.completed);
+  const failed = Math.max(0, seen.failed - counters.cancelled);
+  const active = seen.active.length;
+  const waiting = Math.max(0, total - completed - failed - cancelled - active);
+  const finished = completed + failed + cancelled;
+  const state = deriveBatchState(entry.state, { parent: seen.parent, active, finished });
+
+  // Tokens: reported documents exactly, active ones from their progress, the rest estimated.
+  let knownTokens = counters.tokens;
+  let knownBytes = counters.bytes;
+  let activeTokens = 0;
+  let activeTotal = 0;
+  let activeUnknownBytes = 0;
+  for (const doc of seen.active) {
+    if (doc.totalTokens !== undefined && doc.totalTokens > 0) {
+      activeTokens += Math.min(doc.tokens ?? 0, doc.totalTokens);
+      activeTotal += doc.totalTokens;
+      knownTokens += doc.totalTokens;
+      knownBytes += doc.bytes;
+    } else {
+      activeUnknownBytes += doc.bytes;
+    }
+  }
+  const perByte = knownBytes > 0 && knownTokens > 0 ? knownTokens / knownBytes : DEFAULT_TOKENS_PER_BYTE;
+  const reported = counters.completed + counters.failed + counters.cancelled + counters.removed;
+  const unreportedFinished = Math.max(0, finished - reported);
+  const activeBytes = seen.active.reduce((sum, d) => sum + d.bytes, 0);
+  const unknownBytes = Math.max(0, record.totalBytes - counters.bytes - activeBytes);
+  const unknownDocs = unreportedFinished + waiting;
+  const unknownFinishedBytes = unknownDocs > 0 ? (unknownBytes * unreportedFinished) / unknownDocs : 0;
+
+  const tokens = Math.round(counters.tokens + activeTokens + unknownFinishedBytes * perByte);
+  const totalTokens = Math.max(tokens, Math.round(counters.tokens + activeTotal + (activeUnknownBytes + unknownBytes) * perByte));
+  const allDone = finished >= total;
+  const fraction = totalTokens > 0 ? Math.min(1, tokens / totalTokens) : allDone ? 1 : 0;
+
+  return {
+    id: record.id,
+    state,
+    createdAt: record.createdAt,
+    updatedAt: entry.updatedAt,
+    counts: { total, waiting, active, completed, failed, cancelled },
+    progress: { tokens, totalTokens, fraction: allDone && isTerminal(state) ? 1 : fraction },
+    etaMs: isTerminal(state) ? 0 : estimateEta(seen.active, totalTokens - tokens, nowMs),
+  };
+}
+
+/**
+ * Time left at the fleet's current speed: the summed rate of the active folds (each from its own
+ * ETA when it reports one, else tokens over elapsed time) divides the tokens left. Null when no
+ * active fold has a rate yet.
+ */
+function estimateEta(active: readonly ActiveDocument[], remainingTokens: number, nowMs: number): number | null {
+  let rate = 0; // tokens per ms, all active folds together
+  for (const doc of active) {
+    const left = (doc.totalTokens ?? 0) - (doc.tokens ?? 0);
+    if (doc.etaMs && doc.etaMs > 0 && left > 0) rate += left / doc.etaMs;
+    else if (doc.tokens && doc.startedAt && nowMs > doc.startedAt) rate += doc.tokens / (nowMs - doc.startedAt);
+  }
+  if (rate <= 0) return null;
+  return Math.round(Math.max(0, remainingTokens) / rate);
+}
+
+/** The queue's view of one batch: its parent job, dependency counts and active documents. */
+export async function observeBatch(queues: Pick<KvfoldQueues, 'batches' | 'documents'>, batchId: string): Promise<QueueObservation> {
+  const parent = await queues.batches.getJob(batchJobId(batchId));
+  const active = (await queues.documents.getActive()).filter((job: Job) => job.id?.startsWith(`${batchId}-`));
+  if (!parent) return { parent: 'missing', completed: 0, failed: 0, active: active.map(activeDocument) };
+  const [state, deps] = await Promise.all([parent.getState(), parent.getDependenciesCount()]);
+  return {
+    parent: state as ParentJobState,
+    completed: deps.processed ?? 0,
+    failed: (deps.ignored ?? 0) + (deps.failed ?? 0),
+    active: active.map(activeDocument),
+  };
+}
+
+function activeDocument(job: Job): ActiveDocument {
+  const progress = foldProgressOf(job.progress);
+  const bytes = typeof job.data?.bytes === 'number' ? job.data.bytes : 0;
+  return {
+    bytes,
+    ...(progress ? { tokens: progress.tokens, totalTokens: progress.totalTokens, etaMs: progress.etaMs } : {}),
+    ...(job.processedOn ? { startedAt: job.processedOn } : {}),
+  };
+}
+
+/**
+ * Reads a batch's status, or null when the registry does not know it. A state the queue has moved
+ * on to (in_progress, finalizing, completed, cancelled, ...) is written back to the registry.
+ */
+export async function readBatchStatus(
+  deps: { readonly registry: BatchRegistry; readonly queues: Pick<KvfoldQueues, 'batches' | 'documents'> },
+  batchId: string,
+  nowMs: number = Date.now(),
+): Promise<BatchStatus | null> {
+  const entry = await deps.registry.get(batchId);
+  if (!entry) return null;
+  const status = summarizeBatch(entry, await observeBatch(deps.queues, batchId), nowMs);
+  if (status.state === entry.state) return status;
+  const state = await deps.registry.setState(batchId, status.state);
+  return { ...status, state };
+}

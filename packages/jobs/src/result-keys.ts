@@ -1,0 +1,41 @@
+/**
+ * Where a batch's artefacts live in the object store. The API reads these keys, the worker and
+ * finalizeBatch write them; nothing else builds these paths by hand.
+ *
+ *     batches/<batchId>/spec.json                 the parsed BatchSpec (written by the API)
+ *     batches/<batchId>/results/<docId>.json      one DocumentResult (written by the worker)
+ *     batches/<batchId>/results.jsonl             every result, one per line (written at finalization)
+ */
+
+/** Folder of everything stored for one batch. */
+export function batchPrefix(batchId: string): string {
+  return `batches/${batchId}/`;
+}
+
+/** The batch's parsed spec, as JSON. */
+export function batchSpecKey(batchId: string): string {
+  return `${batchPrefix(batchId)}spec.json`;
+}
+
+/** Folder of the per-document results of a batch (list it to find the results written so far). */
+export function documentResultsPrefix(batchId: string): string {
+  return `${batchPrefix(batchId)}results/`;
+}
+
+/** One document's DocumentResult JSON. */
+export function documentResultKey(batchId: string, docId: string): string {
+  return `${documentResultsPrefix(batchId)}${docId}.json`;
+}
+
+/** The batch's results as JSONL, written once when the batch is finalized. */
+export function batchResultsKey(batchId: string): string {
+  return `${batchPrefix(batchId)}results.jsonl`;
+}
+
+/** The docId of a per-document result key, or null when `key` is not one. */
+export function docIdOfResultKey(batchId: string, key: string): string | null {
+  const prefix = documentResultsPrefix(batchId);
+  if (!key.startsWith(prefix) || !key.endsWith('.json')) return null;
+  const docId = key.slice(prefix.length, -'.json'.length);
+  return /^[0-9a-f]{64}$/.test(docId) ? docId : null;
+}
