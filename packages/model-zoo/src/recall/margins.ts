@@ -259,7 +259,14 @@ export function analyseInductionHead(
     if (pairs.length !== 1) throw new Error(`recall margins: the query of code ${a} uses ${pairs.length} pairs, expected 1`);
     const j = pairs[0] as number;
     byPair.set(j, [...(byPair.get(j) ?? []), a]);
+    // A code's part of any key (as previous or as own token) lies in the same single pair, so a
+    // code of another pair cannot touch this pair: one representative stands for all of them.
+    for (const [prev, own] of [[a, other], [other, a]] as const) {
+      const support = supportPairs(key(prev, own));
+      if (support.length !== 1 || support[0] !== j) throw new Error(`recall margins: the key part of code ${a} leaves pair ${j}`);
+    }
   }
+  if (supportPairs(key(other, other)).length !== 0) throw new Error('recall margins: a filler-only key is not zero');
   let minMatch = Infinity;
   let minMatchOffset = -1;
   let maxNonMatch = -Infinity;
