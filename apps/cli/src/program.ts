@@ -4,6 +4,7 @@ import { reportError } from './cli-error.ts';
 import { registerBench } from './commands/bench.ts';
 import { registerFold } from './commands/fold.ts';
 import { registerModels } from './commands/models.ts';
+import { registerNiah } from './commands/niah.ts';
 
 export function buildProgram(): Command {
   const program = new Command('kvfold')
@@ -13,6 +14,7 @@ export function buildProgram(): Command {
   registerModels(program);
   registerFold(program);
   registerBench(program);
+  registerNiah(program);
   return program;
 }
 

@@ -10,3 +10,4 @@ export { byteLevelTokenizer } from './byte-tokenizer.ts';
 export { SeededRandom } from './rng.ts';
 export { MODEL_NAMES, modelSpec } from './registry.ts';
 export type { ModelName } from './registry.ts';
+export * from './recall/index.ts';

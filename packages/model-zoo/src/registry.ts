@@ -1,11 +1,13 @@
 /** The models `kvfold models build <name>` knows. */
 import type { LlamaSpec } from './llama-spec.ts';
+import { recallSpec } from './recall/index.ts';
 import { tinyLlamaSpec } from './tiny-llama.ts';
 
-export const MODEL_NAMES = ['tiny-llama'] as const;
+export const MODEL_NAMES = ['tiny-llama', 'recall'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
 
 export interface ModelBuildOptions {
+  /** Seed of random weights (tiny-llama); the recall model's weights are constructed and take none. */
   readonly seed?: number;
 }
 
@@ -13,6 +15,8 @@ export function modelSpec(name: string, options: ModelBuildOptions = {}): LlamaS
   switch (name) {
     case 'tiny-llama':
       return tinyLlamaSpec(options.seed === undefined ? {} : { seed: options.seed });
+    case 'recall':
+      return recallSpec();
     default:
       throw new Error(`unknown model "${name}": known models are ${MODEL_NAMES.join(', ')}`);
   }
