@@ -82,20 +82,26 @@ export function recallTrial(layout: RecallLayout, options: TrialOptions): Recall
 
 
 /**
- * Checks a prompt against the protocol and returns the answer it asks for: the run of needle
- * tokens after the first KEY. Throws, naming the broken rule, when the model would not be
- * guaranteed to answer it.
+ * Checks a prompt against the protocol and returns the answer it asks for. The prompt's last
+ * token is the question's key: KEY, or any needle token used as a key (as in multi-needle
+ * haystacks `KEY c v1 .. vk` asked with `KEY c`). The key must occur exactly twice; the answer
+ * is the run of needle tokens after its first occurrence, and each of those values must occur
+ * once in the prompt. Throws, naming the broken rule, when the model would not be guaranteed
+ * to answer.
  */
 export function expectedAnswer(layout: RecallLayout, ids: readonly number[]): number[] {
-  const keys = ids.flatMap((id, i) => (id === KEY_ID ? [i] : []));
-  if (ids[ids.length - 1] !== KEY_ID) throw new RangeError('recall prompt: the last token must be KEY (the question)');
-  if (keys.length !== 2) throw new RangeError(`recall prompt: KEY must occur exactly twice (needle and question), found ${keys.length}`);
-  const first = keys[0] as number;
-  const answer: number[] = [];
-  for (let i = first + 1; i < ids.length && tokenClass(layout, ids[i] as number) > 0 && tokenClass(layout, ids[i] as number) < layout.codes; i++) {
-    answer.push(ids[i] as number);
+  const key = ids[ids.length - 1];
+  const isNeedle = (id: number) => tokenClass(layout, id) > 0 && tokenClass(layout, id) < layout.codes;
+  if (key === undefined || !(key === KEY_ID || isNeedle(key))) {
+    throw new RangeError('recall prompt: the last token must be KEY or a needle token (the question\'s key)');
   }
-  if (answer.length === 0) throw new RangeError('recall prompt: the needle KEY must be followed by at least one needle token');
+  const occurrences = ids.flatMap((id, i) => (id === key ? [i] : []));
+  if (occurrences.length !== 2) {
+    throw new RangeError(`recall prompt: the question's key must occur exactly twice (needle and question), found ${occurrences.length}`);
+  }
+  const answer: number[] = [];
+  for (let i = (occurrences[0] as number) + 1; i < ids.length && isNeedle(ids[i] as number); i++) answer.push(ids[i] as number);
+  if (answer.length === 0) throw new RangeError("recall prompt: the key's first occurrence must be followed by at least one needle token");
   for (const v of answer) {
     const count = ids.filter((id) => id === v).length;
     if (count !== 1) throw new RangeError(`recall prompt: needle value id ${v} occurs ${count} times; values must be unique in the prompt`);

@@ -103,6 +103,24 @@ test('one cached context answers questions about two different keys asked at its
   assert.deepEqual(greedyGenerate(second, [n(49)], 3, [EOS_ID]), [n(50), n(51), EOS_ID]);
 });
 
+test('multi-needle haystack: needles `KEY c v1 .. vk` answered by questions `KEY c`', () => {
+  // KEY repeats here; each needle's code c is the question's key and occurs exactly twice.
+  const n = (v: number) => FIRST_NEEDLE_ID + v;
+  const fill = (n: number, seed: number) => Array.from({ length: n }, (_, i) => layout.firstFillerId + ((i * 53 + seed) % layout.fillerTokens));
+  const needles = [
+    { code: n(70), values: [n(1), n(2), n(3), n(4)] },
+    { code: n(0), values: [n(90), n(31)] }, // n0 shares a RoPE pair with KEY
+    { code: n(95), values: [n(5), n(6), n(7)] },
+  ];
+  const context = [BOS_ID, ...needles.flatMap((x, i) => [...fill(120, i), KEY_ID, x.code, ...x.values]), ...fill(60, 9)];
+  const decoder = new ReferenceDecoder(spec);
+  decoder.append(context);
+  for (const x of needles) {
+    assert.deepEqual(expectedContinuation(layout, [...context, KEY_ID, x.code]), [...x.values, EOS_ID]);
+    assert.deepEqual(greedyGenerate(decoder.fork(), [KEY_ID, x.code], x.values.length + 1, [EOS_ID]), [...x.values, EOS_ID]);
+  }
+});
+
 test('without a needle the model answers </s> at once', () => {
   const prompt = [BOS_ID, ...Array.from({ length: 200 }, (_, i) => layout.firstFillerId + i), KEY_ID];
   assert.deepEqual(answer(prompt, 3), [EOS_ID]);
@@ -111,7 +129,7 @@ test('without a needle the model answers </s> at once', () => {
 test('the protocol checker names the rule a prompt breaks', () => {
   const ok = recallTrial(layout, { length: 50, needle: [1, 2], depth: 0.5 }).ids;
   assert.deepEqual(expectedAnswer(layout, ok), [FIRST_NEEDLE_ID + 1, FIRST_NEEDLE_ID + 2]);
-  assert.throws(() => expectedAnswer(layout, ok.slice(0, -1)), /last token must be KEY/);
+  assert.throws(() => expectedAnswer(layout, ok.slice(0, -1)), /last token must be KEY or a needle token/);
   assert.throws(() => expectedAnswer(layout, [...ok.slice(0, 5), KEY_ID, ...ok.slice(5)]), /exactly twice/);
   const repeated = ok.slice();
   repeated[1] = FIRST_NEEDLE_ID + 2;
