@@ -112,7 +112,8 @@ test('multi-needle haystack: needles `KEY c v1 .. vk` answered by questions `KEY
     { code: n(0), values: [n(90), n(31)] }, // n0 shares a RoPE pair with KEY
     { code: n(95), values: [n(5), n(6), n(7)] },
   ];
-  const context = [BOS_ID, ...needles.flatMap((x, i) => [...fill(120, i), KEY_ID, x.code, ...x.values]), ...fill(60, 9)];
+  // The last needle directly follows the second: the KEY after its vk is what stops that answer.
+  const context = [BOS_ID, ...needles.flatMap((x, i) => [...fill(i === 2 ? 0 : 120, i), KEY_ID, x.code, ...x.values]), ...fill(60, 9)];
   const decoder = new ReferenceDecoder(spec);
   decoder.append(context);
   for (const x of needles) {
