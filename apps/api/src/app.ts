@@ -1,0 +1,96 @@
+/**
+ * buildApi(): the Fastify app of the REST service, from its dependencies. No environment, no
+ * listening: main.ts does those, tests call `inject()` or `listen({ port: 0 })`.
+ */
+import multipart from '@fastify/multipart';
+import rateLimit from '@fastify/rate-limit';
+import { BatchRegistry, FoldMetrics } from '@kvfold/jobs';
+import type { KvfoldQueues, Redis } from '@kvfold/jobs';
+import type { ObjectStore } from '@kvfold/storage';
+import Fastify from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { apiKeyAuth, presentedKey } from './auth.ts';
+import { registerBullBoard } from './bull-board.ts';
+import { ApiError, ApiErrorCode, errorHandler, notFoundHandler } from './errors.ts';
+import { createMetrics } from './metrics.ts';
+import { registerOpenApi } from './openapi.ts';
+import { batchRoutes } from './routes/batches.ts';
+import { operationRoutes } from './routes/operations.ts';
+import { resultRoutes } from './routes/results.ts';
+
+const MiB = 1024 * 1024;
+
+/** Limits of one API instance. */
+export interface ApiLimits {
+  /** Largest JSON body, bytes (default 1 MiB). */
+  readonly bodyBytes?: number;
+  /** Largest multipart upload, bytes (default 1 GiB). */
+  readonly uploadBytes?: number;
+  /** Most files per upload (default 10,000). */
+  readonly uploadFiles?: number;
+  /** Requests per key (or address) per window (default 600). */
+  readonly rateLimitMax?: number;
+  /** Rate-limit window, ms (default one minute). */
+  readonly rateLimitWindowMs?: number;
+}
+
+/** Everything the API needs, built by the caller. */
+export interface ApiDeps {
+  readonly store: ObjectStore;
+  readonly queues: KvfoldQueues;
+  /** A client for the registry, fold metrics, rate limits and readiness. */
+  readonly redis: Redis;
+  readonly logger: FastifyBaseLogger;
+  readonly apiKeys: readonly string[];
+  readonly limits?: ApiLimits;
+  /** Where uploads are spooled (default: the OS temp folder). */
+  readonly spoolDir?: string;
+}
+
+/** Builds the app; `await app.ready()` (or listen) before use, `app.close()` after. */
+export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
+  const limits = {
+    bodyBytes: deps.limits?.bodyBytes ?? 1 * MiB,
+    uploadBytes: deps.limits?.uploadBytes ?? 1024 * MiB,
+    uploadFiles: deps.limits?.uploadFiles ?? 10_000,
+    rateLimitMax: deps.limits?.rateLimitMax ?? 600,
+    rateLimitWindowMs: deps.limits?.rateLimitWindowMs ?? 60_000,
+  };
+  const app = Fastify({ loggerInstance: deps.logger, bodyLimit: limits.bodyBytes });
+  // Validation is zod's (in the handlers, with messages naming fields); route schemas only document.
+  app.setValidatorCompiler(() => (data) => ({ value: data }));
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler(notFoundHandler);
+  // Bodies are JSON or multipart; anything else is 415, not a string the spec parser trips over.
+  app.removeContentTypeParser('text/plain');
+
+  const registry = new BatchRegistry(deps.redis, { prefix: deps.queues.prefix });
+  const metrics = createMetrics(deps.queues, new FoldMetrics(deps.redis, { prefix: deps.queues.prefix }));
+  app.addHook('onResponse', metrics.onResponse);
+  app.addHook('onRequest', apiKeyAuth(deps.apiKeys));
+
+  await app.register(rateLimit, {
+    global: true,
+    max: limits.rateLimitMax,
+    timeWindow: limits.rateLimitWindowMs,
+    redis: deps.redis,
+    nameSpace: `${deps.queues.prefix}:ratelimit:`,
+    skipOnError: true,
+    keyGenerator: (request) => (request.apiKeyId ? `key:${request.apiKeyId}` : `ip:${request.ip}:${presentedKey(request) ? 'bad' : 'none'}`),
+    errorResponseBuilder: (_request, context) =>
+      new ApiError(429, ApiErrorCode.RateLimited, `rate limit exceeded: ${context.max} requests per ${context.after}; retry in ${Math.ceil(context.ttl / 1000)} s`),
+  });
+  await app.register(multipart, {
+    preservePath: true,
+    limits: { fileSize: limits.uploadBytes, files: limits.uploadFiles, fields: 10, parts: limits.uploadFiles + 10 },
+  });
+  await registerOpenApi(app);
+
+  const ctx = { store: deps.store, queues: deps.queues, registry, ...(deps.spoolDir ? { spoolDir: deps.spoolDir } : {}) };
+  await app.register(batchRoutes, { ctx, uploadBytes: limits.uploadBytes });
+  await app.register(resultRoutes, { store: deps.store, registry });
+  await app.register(operationRoutes, { redis: deps.redis, store: deps.store, metrics });
+  await registerBullBoard(app, deps.queues);
+  return app;
+}

@@ -1,0 +1,41 @@
+/** Entry of the REST service: read the environment, build, listen, stop cleanly on SIGTERM/SIGINT. */
+import { checkRedis, createQueues, createRedis, redisOptionsFromUrl } from '@kvfold/jobs';
+import { checkStore, openStore } from '@kvfold/storage';
+import { pino } from 'pino';
+import { buildApi } from './app.ts';
+import { loadApiEnv } from './env.ts';
+
+const env = loadApiEnv();
+const logger = pino({ level: env.LOG_LEVEL, name: 'kvfold-api' });
+const credentials = env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY } : undefined;
+const store = openStore(env.KVFOLD_STORE, {
+  s3: { region: env.KVFOLD_S3_REGION, forcePathStyle: env.KVFOLD_S3_FORCE_PATH_STYLE, ...(env.KVFOLD_S3_ENDPOINT ? { endpoint: env.KVFOLD_S3_ENDPOINT } : {}), ...(credentials ? { credentials } : {}) },
+});
+await checkRedis(env.REDIS_URL);
+await checkStore(store);
+if (env.KVFOLD_API_KEYS.length === 0) logger.warn('KVFOLD_API_KEYS is empty: every keyed route answers 401');
+
+const redis = createRedis(env.REDIS_URL);
+const queues = createQueues(redisOptionsFromUrl(env.REDIS_URL), env.KVFOLD_QUEUE_PREFIX);
+const app = await buildApi({
+  store,
+  queues,
+  redis,
+  logger,
+  apiKeys: env.KVFOLD_API_KEYS,
+  limits: { bodyBytes: env.KVFOLD_API_BODY_LIMIT, uploadBytes: env.KVFOLD_API_UPLOAD_LIMIT, uploadFiles: env.KVFOLD_API_UPLOAD_MAX_FILES, rateLimitMax: env.KVFOLD_API_RATE_LIMIT },
+  ...(env.KVFOLD_API_SPOOL_DIR ? { spoolDir: env.KVFOLD_API_SPOOL_DIR } : {}),
+});
+
+const address = await app.listen({ port: env.KVFOLD_API_PORT, host: env.KVFOLD_API_HOST });
+logger.info({ address, store: store.uri }, 'kvfold api listening');
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(signal, async () => {
+    logger.info({ signal }, 'stopping');
+    await app.close();
+    await queues.close();
+    await redis.quit();
+    process.exit(0);
+  });
+}

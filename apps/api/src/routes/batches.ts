@@ -1,0 +1,69 @@
+/**
+ * Batch routes: create (JSON or multipart upload), status, cancel.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BatchId, readBatchStatus } from '@kvfold/jobs';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { cancelBatch } from '../cancel-batch.ts';
+import { UploadSpec, createBatch, parseSpec, parseSpecText, uploadInputs } from '../create-batch.ts';
+import type { BatchContext } from '../create-batch.ts';
+import { apiErrors } from '../errors.ts';
+import { routeSchemas } from '../openapi.ts';
+import { spoolUpload } from '../spool-upload.ts';
+
+/** Options of the batch routes. */
+export interface BatchRoutesOptions {
+  readonly ctx: Omit<BatchContext, 'log'>;
+  /** Largest upload, all files together. */
+  readonly uploadBytes: number;
+}
+
+/** The `:id` param, checked. */
+export function batchIdParam(request: FastifyRequest): string {
+  const id = (request.params as { id?: string }).id ?? '';
+  if (!BatchId.safeParse(id).success) throw apiErrors.notFound(`no batch ${id} (batch ids look like b + 32 hex chars)`);
+  return id;
+}
+
+/** Registers the batch routes on `app`. */
+export async function batchRoutes(app: FastifyInstance, opts: BatchRoutesOptions): Promise<void> {
+  const { ctx } = opts;
+
+  app.post('/v1/batches', { schema: routeSchemas.createBatch }, async (request, reply) => {
+    const context = { ...ctx, log: request.log };
+    if (!request.isMultipart()) {
+      const body = await createBatch(context, parseSpec(UploadSpec, request.body ?? {}));
+      return reply.status(202).send(body);
+    }
+    const dir = await mkdtemp(join(ctx.spoolDir ?? tmpdir(), 'kvfold-upload-'));
+    try {
+      const upload = await spoolUpload(request.parts(), dir, { totalBytes: opts.uploadBytes });
+      const spec = parseSpecText(upload.spec);
+      if (upload.inputs.length === 0 && spec.corpus.length === 0) {
+        throw apiErrors.badRequest('corpus: upload at least one file or name a stored corpus in spec.corpus');
+      }
+      const uploaded = upload.inputs.length > 0 ? await uploadInputs(context, upload.inputs, spec.grouping) : undefined;
+      if (uploaded) uploaded.report.refused.unshift(...upload.refused);
+      const body = await createBatch(context, spec, uploaded);
+      return reply.status(202).send(body);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  app.get('/v1/batches/:id', { schema: routeSchemas.getBatch }, async (request) => {
+    const id = batchIdParam(request);
+    const status = await readBatchStatus(ctx, id);
+    if (!status) throw apiErrors.notFound(`no batch ${id}`);
+    return status;
+  });
+
+  app.post('/v1/batches/:id/cancel', { schema: routeSchemas.cancelBatch }, async (request, reply) => {
+    const id = batchIdParam(request);
+    const { state, removed } = await cancelBatch(ctx, id);
+    request.log.info({ batchId: id, state, removed }, 'batch cancel requested');
+    return reply.status(202).send({ id, state, removed });
+  });
+}
