@@ -1,32 +1,16 @@
 /** `kvfold` as a user runs it: real processes, real model folders, real exit codes. */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { kvfold as run } from './test-support.ts';
 
-const MAIN = new URL('./main.ts', import.meta.url).pathname;
+const kvfold = (args: string[], stdin?: string) => run(args, stdin === undefined ? {} : { stdin });
+
 const root = mkdtempSync(join(tmpdir(), 'kvfold-cli-test-'));
 const model = join(root, 'tiny');
 after(() => rmSync(root, { recursive: true, force: true }));
-
-export function kvfold(args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => {
-      stdout += d;
-    });
-    p.stderr.on('data', (d: Buffer) => {
-      stderr += d;
-    });
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    p.stdin.end(stdin ?? '');
-  });
-}
 
 before(async () => {
   const r = await kvfold(['models', 'build', 'tiny-llama', '--out', model, '--json']);

@@ -18,7 +18,7 @@ import { Readable } from 'node:stream';
 import type { KvLayout, KvState } from '@kvfold/fold-core';
 import { PreconditionFailedError, type ObjectStore } from '@kvfold/storage';
 import { CheckpointFencedError, checkpointErrors } from './errors.ts';
-import { type DocLocation, docFolder, extraKey, manifestKey, segmentKey } from './keys.ts';
+import { type DocLocation, docFolder, extraKey, manifestKey, segmentKey, objectUri } from './keys.ts';
 import { encodeSegment } from './kvf-encode.ts';
 import type { KvCodec } from './kvf-format.ts';
 import { type Expected, type LoadedCheckpoint, loadSegments, readManifest, assertSameSettings } from './load-checkpoint.ts';
@@ -80,7 +80,7 @@ export async function openCheckpoint(store: ObjectStore, options: OpenCheckpoint
       storedEtag = stored.etag;
       oldGeneration = stored.manifest.generation;
       if (!options.fresh) {
-        assertSameSettings(`${store.uri}${manifestKey(options)}`, stored.manifest, expected);
+        assertSameSettings(objectUri(store, manifestKey(options)), stored.manifest, expected);
         resume = await loadSegments(store, options, stored);
       }
     }
@@ -115,7 +115,7 @@ export async function openCheckpoint(store: ObjectStore, options: OpenCheckpoint
     }
   }
   const now = await readManifest(store, options).catch(() => null);
-  throw new CheckpointFencedError(`${store.uri}${manifestKey(options)}`, 0, now?.manifest.generation ?? null);
+  throw new CheckpointFencedError(objectUri(store, manifestKey(options)), 0, now?.manifest.generation ?? null);
 }
 
 /** Commits one document's checkpoints. Obtain one from `openCheckpoint`. */
@@ -206,7 +206,7 @@ export class CheckpointWriter {
   }
 
   async #settle(): Promise<void> {
-    if (this.#closed) throw checkpointErrors.closed(`${this.#store.uri}${docFolder(this.#loc)}`);
+    if (this.#closed) throw checkpointErrors.closed(objectUri(this.#store, docFolder(this.#loc)));
     if (this.#inflight) await this.#inflight;
     this.#inflight = null;
     const err = this.#fenced ?? this.#error;
@@ -295,7 +295,7 @@ export class CheckpointWriter {
     const stored = await readManifest(this.#store, this.#loc).catch(() => null);
     const mine = stored?.manifest.generation === this.generation && stored.manifest.writerId === this.#manifest.writerId;
     if (!mine) {
-      throw new CheckpointFencedError(`${this.#store.uri}${manifestKey(this.#loc)}`, this.generation, stored?.manifest.generation ?? null);
+      throw new CheckpointFencedError(objectUri(this.#store, manifestKey(this.#loc)), this.generation, stored?.manifest.generation ?? null);
     }
   }
 
@@ -310,7 +310,7 @@ export class CheckpointWriter {
     } catch (err) {
       if (!(err instanceof PreconditionFailedError)) throw err;
       const now = await readManifest(this.#store, this.#loc).catch(() => null);
-      throw new CheckpointFencedError(`${this.#store.uri}${manifestKey(this.#loc)}`, this.generation, now?.manifest.generation ?? null, {
+      throw new CheckpointFencedError(objectUri(this.#store, manifestKey(this.#loc)), this.generation, now?.manifest.generation ?? null, {
         cause: err,
       });
     }

@@ -38,3 +38,8 @@ export const segmentKey = (loc: DocLocation, stepFrom: number, stepTo: number, s
 
 export const extraKey = (loc: DocLocation, step: number, sha256: string) =>
   `${docFolder(loc)}extra/${pad(step)}-${sha256}.bin`;
+
+/** A key as a URI under its store, for messages: `file:///ck/checkpoints/doc/manifest.json`. */
+export function objectUri(store: { readonly uri: string }, key: string): string {
+  return `${store.uri.replace(/\/+$/, '')}/${key}`;
+}

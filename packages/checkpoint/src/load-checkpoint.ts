@@ -9,7 +9,7 @@ import { allocKv, emptyKv, sliceRowsOf } from '@kvfold/fold-core';
 import { ObjectNotFoundError, type ObjectStore } from '@kvfold/storage';
 import { createHash } from 'node:crypto';
 import { checkpointErrors, FingerprintMismatchError, type FingerprintField } from './errors.ts';
-import { type DocLocation, manifestKey } from './keys.ts';
+import { type DocLocation, manifestKey, objectUri } from './keys.ts';
 import { decodeSegment } from './kvf-decode.ts';
 import { type Fingerprints, type Manifest, parseManifest, type SegmentEntry } from './manifest.ts';
 
@@ -67,9 +67,9 @@ export async function readManifest(store: ObjectStore, loc: DocLocation): Promis
       throw err;
     }
     const after = await store.head(key);
-    if (after?.etag === before.etag) return { manifest: parseManifest(bytes, `${store.uri}${key}`), etag: before.etag };
+    if (after?.etag === before.etag) return { manifest: parseManifest(bytes, objectUri(store, key)), etag: before.etag };
   }
-  throw checkpointErrors.corrupt(`${store.uri}${key}`, `it changed on each of ${READ_ATTEMPTS} reads (writers are racing)`);
+  throw checkpointErrors.corrupt(objectUri(store, key), `it changed on each of ${READ_ATTEMPTS} reads (writers are racing)`);
 }
 
 /** Throws FingerprintMismatchError naming the first field that differs. */
@@ -102,7 +102,7 @@ export async function loadCheckpoint(
 ): Promise<LoadedCheckpoint | null> {
   const stored = await readManifest(store, loc);
   if (!stored) return null;
-  const where = `${store.uri}${manifestKey(loc)}`;
+  const where = objectUri(store, manifestKey(loc));
   if (expect) assertSameSettings(where, stored.manifest, expect);
   return loadSegments(store, loc, stored);
 }
@@ -126,7 +126,7 @@ export async function loadSegments(store: ObjectStore, loc: DocLocation, stored:
   let fellBackFrom: FallBack | null = null;
   const used: SegmentEntry[] = [];
   for (const seg of m.segments) {
-    const name = `${store.uri}${seg.key}`;
+    const name = objectUri(store, seg.key);
     try {
       if (seg.rows[0] !== rows) throw checkpointErrors.corrupt(where(m), `segment ${seg.key} starts at row ${seg.rows[0]}, expected ${rows}`);
       const decoded = await decodeSegment(await store.get(seg.key), name, { expectedBytes: seg.bytes });
@@ -180,7 +180,7 @@ export async function loadSegments(store: ObjectStore, loc: DocLocation, stored:
   return { ...stored, state, step, tokens, segments: used, extra, warnings, fellBackFrom };
 
   function where(mf: Manifest) {
-    return `${store.uri}${manifestKey({ ...loc, docKey: mf.docKey })}`;
+    return objectUri(store, manifestKey({ ...loc, docKey: mf.docKey }));
   }
 }
 
@@ -190,9 +190,9 @@ async function loadExtra(store: ObjectStore, m: Manifest, warnings: string[]): P
     const bytes = await store.getBytes(m.extra.key);
     const sha = createHash('sha256').update(bytes).digest('hex');
     if (sha === m.extra.sha256 && bytes.length === m.extra.bytes) return bytes;
-    warnings.push(`extra blob ${store.uri}${m.extra.key} fails its sha256; it is ignored`);
+    warnings.push(`extra blob ${objectUri(store, m.extra.key)} fails its sha256; it is ignored`);
   } catch (err) {
-    warnings.push(`extra blob ${store.uri}${m.extra.key} is unreadable (${(err as Error).message}); it is ignored`);
+    warnings.push(`extra blob ${objectUri(store, m.extra.key)} is unreadable (${(err as Error).message}); it is ignored`);
   }
   return null;
 }

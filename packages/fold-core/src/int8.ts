@@ -143,5 +143,12 @@ export function int8Policy(groupRows = DEFAULT_INT8_GROUP_ROWS): KvPolicy<Int8Kv
       return state.groups.length * perGroup + state.tail.length * layers * 2 * kvHeads * headDim * 4;
     },
     length: (s) => s.length,
+    restore(kv) {
+      // Re-admitting the rows in one go regroups them exactly as the fold did (groups are fixed
+      // runs of groupRows tokens); dequantized groups re-quantize to the same int8 values.
+      const rows = { rows: kv.length, layers: kv.layers.map((l) => ({ key: l.key, value: l.value })) };
+      const s = this.admit(this.init(kv.layout), rows);
+      return { ...s, nextPosition: kv.nextPosition, tokensSeen: kv.tokensSeen };
+    },
   };
 }

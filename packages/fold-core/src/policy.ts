@@ -23,6 +23,8 @@ export interface KvPolicy<S = KvState> {
   bytes(state: S): number;
   /** Rows held. */
   length(state: S): number;
+  /** The policy's state holding exactly the rows of `kv` (e.g. read back from a checkpoint). */
+  restore(kv: KvState): S;
 }
 
 export const fullPolicy: KvPolicy<KvState> = {
@@ -33,4 +35,5 @@ export const fullPolicy: KvPolicy<KvState> = {
   view: (s) => s,
   bytes: kvBytes,
   length: (s) => s.length,
+  restore: (s) => s,
 };

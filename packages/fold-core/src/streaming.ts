@@ -33,6 +33,7 @@ export function streamingPolicy(options: StreamingOptions): KvPolicy<KvState> {
     view: (s) => s,
     bytes: kvBytes,
     length: (s) => s.length,
+    restore: (s) => s,
     admit(state, rows) {
       const grown = appendRows(state, rows);
       const evict = grown.length - keep;

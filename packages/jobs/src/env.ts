@@ -51,6 +51,12 @@ export const EnvSchema = z
     KVFOLD_S3_REGION: optional(z.string().default('us-east-1')),
     /** Path-style addressing (`endpoint/bucket/key`), which MinIO and most local servers need. */
     KVFOLD_S3_FORCE_PATH_STYLE: optional(booleanText.default(false)),
+    /**
+     * Whether the S3 endpoint enforces If-None-Match / If-Match on writes (AWS S3, MinIO and R2
+     * do). Set false for servers that ignore them; checkpoint fencing then relies on its
+     * generation re-read alone.
+     */
+    KVFOLD_S3_CONDITIONAL_WRITES: optional(booleanText.default(true)),
     /** S3 access key id; with AWS_SECRET_ACCESS_KEY, or both unset to use the SDK's default chain. */
     AWS_ACCESS_KEY_ID: optional(z.string().optional()),
     /** S3 secret key; see AWS_ACCESS_KEY_ID. */

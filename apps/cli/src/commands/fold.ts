@@ -1,13 +1,25 @@
 /** `kvfold fold`: read a text, fold it through a model chunk by chunk, answer questions. */
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { type Device, loadModel } from '@kvfold/onnx';
-import { foldDocument, type Query } from '@kvfold/runner';
+import { type Device, type LoadedModel, loadModel } from '@kvfold/onnx';
+import {
+  type FoldDocumentResult,
+  foldDocument,
+  foldResumable,
+  type Query,
+  resolvePolicy,
+  type ResumableFoldResult,
+  storeOptionsFromEnv,
+} from '@kvfold/runner';
+import { openStore } from '@kvfold/storage';
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
-import { collect, positiveInt, nonNegativeInt } from '../options.ts';
+import { cliEnv } from '../env.ts';
+import { addPolicyOptions, type PolicyFlags, parseCodec, policyChoice } from '../fold-options.ts';
+import { collect, nonNegativeInt, positiveInt } from '../options.ts';
 import { progressBar } from '../progress.ts';
 
-interface FoldOptions {
+interface FoldOptions extends PolicyFlags {
   model: string;
   chunkSize: number;
   ask: string[];
@@ -18,10 +30,15 @@ interface FoldOptions {
   device: Device;
   threads?: number;
   beyondMaxPositions?: boolean;
+  checkpoint?: string;
+  checkpointEvery: number;
+  kvCodec: 'f32' | 'f16' | 'int8';
+  fresh?: boolean;
+  reuse?: boolean;
 }
 
 export function registerFold(program: Command): void {
-  program
+  const cmd = program
     .command('fold')
     .description('fold a document through a model chunk by chunk, then answer questions from the folded KV cache')
     .argument('<file>', 'text file to read, or - for standard input')
@@ -34,80 +51,121 @@ export function registerFold(program: Command): void {
     .option('--device <device>', 'execution provider: cpu, webgpu or cuda', parseDevice, 'cpu')
     .option('--threads <n>', 'ONNX Runtime intra-op threads', positiveInt('--threads'))
     .option('--beyond-max-positions', "fold past the model's max_position_embeddings instead of refusing")
-    .option('--json', 'print one JSON object (schema: docs/cli.md)')
-    .action(async (file: string, opts: FoldOptions) => {
-      const t0 = performance.now();
-      const text = await readInput(file);
-      const model = await loadModel(opts.model, { device: opts.device, ...(opts.threads ? { threads: opts.threads } : {}) });
-      try {
-        const loadMs = performance.now() - t0;
-        const t1 = performance.now();
-        const tokens = model.tokenizer.encodeDocument(text);
-        const queries: Query[] = opts.ask.map((q) => ({
-          text: q,
-          tokens: opts.chat
-            ? model.tokenizer.encodeChat([{ role: 'user', content: q }], { continuing: true })
-            : model.tokenizer.encodeContinuation(q),
-        }));
-        const tokenizeMs = performance.now() - t1;
-        for (const q of queries) {
-          if (q.tokens.length === 0) throw new CliError(`--ask "${q.text}" tokenizes to nothing; ask a non-empty question`);
-        }
-        const warnings = checkPositions(tokens.length, queries, opts, model.decoder.layout.maxPositions);
-        for (const w of warnings) process.stderr.write(`kvfold: warning: ${w}\n`);
+    .option('--checkpoint <uri>', 'checkpoint the KV cache to this store (s3://bucket/prefix, file:///dir or a path) and resume from it')
+    .option('--checkpoint-every <n>', 'steps between checkpoints', positiveInt('--checkpoint-every'), 8)
+    .option('--kv-codec <codec>', 'checkpoint codec: f32 (lossless for float32 models), f16 or int8', parseCodec, 'f32')
+    .option('--fresh', 'ignore a stored checkpoint made with other settings and start over')
+    .option('--reuse', 'keep the final state in the checkpoint store, so later runs answer new questions without folding')
+    .option('--json', 'print one JSON object (schema: docs/cli.md)');
+  addPolicyOptions(cmd).action(async (file: string, opts: FoldOptions) => {
+    const t0 = performance.now();
+    const choice = policyChoice(opts);
+    if ((opts.fresh || opts.reuse) && !opts.checkpoint) throw new CliError('--fresh and --reuse need --checkpoint <uri>');
+    const text = await readInput(file);
+    const model = await loadModel(opts.model, { device: opts.device, ...(opts.threads ? { threads: opts.threads } : {}) });
+    try {
+      await foldCommand(model, text, opts, choice, t0);
+    } finally {
+      await model.close();
+    }
+  });
+}
 
-        const steps = Math.ceil(tokens.length / opts.chunkSize);
-        const bar = progressBar(steps, 'folding');
-        const result = await foldDocument({
-          model: model.decoder,
-          tokens,
-          chunkSize: opts.chunkSize,
-          queries,
-          maxNewTokens: opts.maxNewTokens,
-          stopTokens: model.stopTokens,
-          decode: (ids) => model.tokenizer.decode(ids),
-          nll: opts.nll === true,
-          onStep: (s) => bar.update(s.step, { tokens: s.tokens, rate: Math.round((s.tokens / (performance.now() - t1)) * 1000) }),
-        });
-        bar.stop();
-        const out = {
-          model: model.fingerprints.model,
-          modelDir: model.folder.dir,
-          tokenizer: model.fingerprints.tokenizer,
-          device: opts.device,
-          tokens: result.tokens,
-          chunkSize: result.chunkSize,
-          steps: result.steps,
-          kvLength: result.kvLength,
-          kvBytes: result.kvBytes,
-          timings: {
-            loadMs: round(loadMs),
-            tokenizeMs: round(tokenizeMs),
-            foldMs: round(result.timings.foldMs),
-            generateMs: round(result.timings.generateMs),
-            totalMs: round(performance.now() - t0),
-            tokensPerSecond: round(result.timings.tokensPerSecond),
-          },
-          answers: result.answers,
-          ...(result.nll ? { nll: result.nll } : {}),
-          warnings,
-        };
-        if (opts.json) {
-          process.stdout.write(`${JSON.stringify(out)}\n`);
-          return;
-        }
-        process.stdout.write(
-          `folded ${out.tokens} tokens in ${out.steps} steps of ${out.chunkSize} (${out.timings.tokensPerSecond} tok/s); KV cache ${out.kvLength} rows, ${(out.kvBytes / 2 ** 20).toFixed(1)} MiB\n`,
-        );
-        if (result.nll) {
-          const mean = result.nll.reduce((a, c) => a + c.nll * c.tokens, 0) / Math.max(1, result.nll.reduce((a, c) => a + c.tokens, 0));
-          process.stdout.write(`mean NLL ${mean.toFixed(4)} nats/token over ${result.nll.length} chunks\n`);
-        }
-        for (const a of result.answers) process.stdout.write(`Q: ${a.query}\nA: ${a.text}\n`);
-      } finally {
-        await model.close();
-      }
+async function foldCommand(model: LoadedModel, text: string, opts: FoldOptions, choice: ReturnType<typeof policyChoice>, t0: number) {
+  const loadMs = performance.now() - t0;
+  const t1 = performance.now();
+  const tokens = model.tokenizer.encodeDocument(text);
+  const queries: Query[] = opts.ask.map((q) => ({
+    text: q,
+    tokens: opts.chat ? model.tokenizer.encodeChat([{ role: 'user', content: q }], { continuing: true }) : model.tokenizer.encodeContinuation(q),
+  }));
+  const tokenizeMs = performance.now() - t1;
+  for (const q of queries) {
+    if (q.tokens.length === 0) throw new CliError(`--ask "${q.text}" tokenizes to nothing; ask a non-empty question`);
+  }
+  const { policy, name: policyName } = resolvePolicy(model, choice);
+  const warnings = checkPositions(tokens.length, queries, opts, model.decoder.layout.maxPositions, choice.spec.kind === 'streaming');
+  for (const w of warnings) process.stderr.write(`kvfold: warning: ${w}\n`);
+
+  const steps = Math.ceil(tokens.length / opts.chunkSize);
+  const bar = progressBar(steps, 'folding');
+  const common = {
+    model: model.decoder,
+    tokens,
+    chunkSize: opts.chunkSize,
+    queries,
+    maxNewTokens: opts.maxNewTokens,
+    stopTokens: model.stopTokens,
+    decode: (ids: readonly number[]) => model.tokenizer.decode(ids),
+    nll: opts.nll === true,
+    policy,
+    onStep: (s: { step: number; tokens: number }) =>
+      bar.update(s.step, { tokens: s.tokens, rate: Math.round((s.tokens / (performance.now() - t1)) * 1000) }),
+  };
+  let result: FoldDocumentResult<unknown> | ResumableFoldResult<unknown>;
+  if (opts.checkpoint) {
+    const store = openStore(opts.checkpoint, storeOptionsFromEnv(cliEnv()));
+    const resumable = await foldResumable({
+      ...common,
+      checkpoint: {
+        store,
+        docKey: `doc-${createHash('sha256').update(text).digest('hex')}`,
+        everySteps: opts.checkpointEvery,
+        codec: opts.kvCodec,
+        ...(opts.fresh ? { fresh: true } : {}),
+      },
+      fingerprints: model.fingerprints,
+      policyName,
+      onResume: (r) => {
+        process.stderr.write(`kvfold: resuming from step ${r.step} of ${steps} (${r.tokens} tokens) stored in ${opts.checkpoint}\n`);
+        for (const w of r.warnings) process.stderr.write(`kvfold: warning: ${w}\n`);
+      },
     });
+    await resumable.finalize({ keepFinal: opts.reuse === true });
+    result = resumable;
+  } else {
+    result = await foldDocument(common);
+  }
+  bar.stop();
+  const out = {
+    model: model.fingerprints.model,
+    modelDir: model.folder.dir,
+    tokenizer: model.fingerprints.tokenizer,
+    device: opts.device,
+    policy: policyName,
+    tokens: result.tokens,
+    chunkSize: result.chunkSize,
+    steps: result.steps,
+    stepsRun: result.stepsRun,
+    kvLength: result.kvLength,
+    kvBytes: result.kvBytes,
+    timings: {
+      loadMs: round(loadMs),
+      tokenizeMs: round(tokenizeMs),
+      foldMs: round(result.timings.foldMs),
+      generateMs: round(result.timings.generateMs),
+      totalMs: round(performance.now() - t0),
+      tokensPerSecond: round(result.timings.tokensPerSecond),
+    },
+    answers: result.answers,
+    ...(result.nll ? { nll: result.nll } : {}),
+    ...('resumedFromStep' in result ? { resumedFromStep: result.resumedFromStep, checkpoint: { segments: result.checkpoint.segments, bytes: result.checkpoint.bytes } } : {}),
+    warnings,
+  };
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify(out)}\n`);
+    return;
+  }
+  const resumed = 'resumedFromStep' in out && out.resumedFromStep ? `, resumed from step ${out.resumedFromStep}` : '';
+  process.stdout.write(
+    `folded ${out.tokens} tokens in ${out.steps} steps of ${out.chunkSize}${resumed} (${out.timings.tokensPerSecond} tok/s); KV cache ${out.kvLength} rows, ${(out.kvBytes / 2 ** 20).toFixed(1)} MiB\n`,
+  );
+  if (result.nll) {
+    const total = result.nll.reduce((a, c) => a + c.tokens, 0);
+    const mean = result.nll.reduce((a, c) => a + c.nll * c.tokens, 0) / Math.max(1, total);
+    process.stdout.write(`mean NLL ${mean.toFixed(4)} nats/token over ${result.nll.length} chunks\n`);
+  }
+  for (const a of result.answers) process.stdout.write(`Q: ${a.query}\nA: ${a.text}\n`);
 }
 
 function parseDevice(value: string): Device {
@@ -133,7 +191,8 @@ async function readInput(file: string): Promise<string> {
 }
 
 /** Refuses (or, when allowed, warns about) positions past what the model was trained for. */
-function checkPositions(docTokens: number, queries: readonly Query[], opts: FoldOptions, maxPositions: number): string[] {
+function checkPositions(docTokens: number, queries: readonly Query[], opts: FoldOptions, maxPositions: number, streaming: boolean): string[] {
+  if (streaming) return []; // positions are assigned within the bounded cache
   const longestQuery = Math.max(0, ...queries.map((q) => q.tokens.length));
   const needed = docTokens + longestQuery + (queries.length ? opts.maxNewTokens : 0);
   if (needed <= maxPositions) return [];

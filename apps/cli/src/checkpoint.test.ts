@@ -1,0 +1,176 @@
+/**
+ * Checkpoints through `kvfold fold --checkpoint`, with real processes and real stores (a folder,
+ * and an S3-protocol server on loopback): killed folds resume, damaged segments fall back, other
+ * settings are refused, a stale writer is fenced, and a kept final state answers without folding.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { startTestS3Server, type TestS3Server } from '@kvfold/storage/testing';
+import { kvfold, type RunResult, startKvfold } from './test-support.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'kvfold-ckpt-test-'));
+const model = join(root, 'tiny');
+const otherModel = join(root, 'tiny-seed-1');
+const doc = join(root, 'doc.txt');
+let s3: TestS3Server;
+let baseline: FoldJson;
+
+interface FoldJson {
+  tokens: number;
+  steps: number;
+  stepsRun: number;
+  answers: { tokenIds: number[]; text: string }[];
+  nll: { step: number; nll: number; tokens: number }[];
+  resumedFromStep?: number;
+  checkpoint?: { segments: number; bytes: number };
+}
+
+const ASK = ['--ask', 'What was carried?', '--max-new-tokens', '6'];
+const foldArgs = (store: string, extra: string[] = []) => ['fold', doc, '--model', model, '--chunk-size', '64', '--checkpoint', store, '--checkpoint-every', '4', '--nll', '--json', ...ASK, ...extra];
+const s3Env = () => ({
+  KVFOLD_S3_ENDPOINT: s3.endpoint,
+  KVFOLD_S3_FORCE_PATH_STYLE: 'true',
+  KVFOLD_S3_CONDITIONAL_WRITES: 'false',
+  AWS_ACCESS_KEY_ID: 'S3RVER',
+  AWS_SECRET_ACCESS_KEY: 'S3RVER',
+});
+
+function parse(r: RunResult): FoldJson {
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as FoldJson;
+}
+
+/** The resumed run's per-chunk NLL and answers equal the uninterrupted run's, bit for bit. */
+function assertSameAsBaseline(r: FoldJson): void {
+  assert.deepEqual(r.answers, baseline.answers);
+  assert.equal(r.nll.length, r.stepsRun);
+  for (const c of r.nll) assert.deepEqual(c, baseline.nll[c.step - 1], `chunk ${c.step}`);
+}
+
+before(async () => {
+  for (const [dir, seed] of [
+    [model, '0'],
+    [otherModel, '1'],
+  ] as const) {
+    const r = await kvfold(['models', 'build', 'tiny-llama', '--out', dir, '--seed', seed]);
+    assert.equal(r.code, 0, r.stderr);
+  }
+  writeFileSync(doc, Array.from({ length: 420 }, (_, i) => `Line ${i}: the cache is carried from chunk to chunk.`).join('\n'));
+  baseline = parse(await kvfold(['fold', doc, '--model', model, '--chunk-size', '64', '--nll', '--json', ...ASK]));
+  assert.ok(baseline.steps > 300);
+  s3 = await startTestS3Server();
+});
+after(async () => {
+  await s3?.stop();
+  rmSync(root, { recursive: true, force: true });
+});
+
+/** Steps committed in the document's manifest under a filesystem store, or 0. */
+function fsManifestStep(storeDir: string): number {
+  try {
+    const docs = readdirSync(join(storeDir, 'checkpoints'));
+    return JSON.parse(readFileSync(join(storeDir, 'checkpoints', docs[0] as string, 'manifest.json'), 'utf8')).step as number;
+  } catch {
+    return 0;
+  }
+}
+
+async function manifestStep(store: string): Promise<number> {
+  if (!store.startsWith('s3://')) return fsManifestStep(store);
+  const s = s3.store('');
+  for await (const o of s.list('checkpoints/')) {
+    if (o.key.endsWith('/manifest.json')) return JSON.parse(Buffer.from(await s.getBytes(o.key)).toString()).step as number;
+  }
+  return 0;
+}
+
+async function waitFor(what: string, cond: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+for (const kind of ['fs', 's3'] as const) {
+  test(`a fold killed with SIGKILL resumes from its last checkpoint and equals an uninterrupted run (${kind})`, async () => {
+    const store = kind === 'fs' ? join(root, 'kill-store') : s3.uri('kill');
+    const env = kind === 's3' ? s3Env() : {};
+    const first = startKvfold(foldArgs(store), { env });
+    await waitFor('three checkpoints', async () => (await manifestStep(store)) >= 12);
+    first.child.kill('SIGKILL');
+    const killed = await first.done;
+    assert.equal(killed.signal, 'SIGKILL');
+    const committed = await manifestStep(store);
+    assert.ok(committed < baseline.steps, 'killed mid-fold');
+
+    const second = parse(await kvfold(foldArgs(store), { env }));
+    assert.ok(second.resumedFromStep !== undefined && second.resumedFromStep >= committed, `resumed from ${second.resumedFromStep}, committed ${committed}`);
+    assert.equal(second.stepsRun, baseline.steps - (second.resumedFromStep ?? 0));
+    assert.ok((second.checkpoint?.segments ?? 0) > 0);
+    assertSameAsBaseline(second);
+  });
+}
+
+test('a corrupted segment is detected and the fold resumes from the valid prefix before it', async () => {
+  const store = join(root, 'corrupt-store');
+  parse(await kvfold(foldArgs(store, ['--reuse'])));
+  const docDir = join(store, 'checkpoints', readdirSync(join(store, 'checkpoints'))[0] as string);
+  const segments = readdirSync(join(docDir, 'segments')).sort();
+  const victim = segments[10] as string; // steps [40, 44)
+  const bytes = readFileSync(join(docDir, 'segments', victim));
+  bytes[200] = (bytes[200] as number) ^ 0xff;
+  writeFileSync(join(docDir, 'segments', victim), bytes);
+
+  const r = await kvfold(foldArgs(store, ['--reuse']));
+  const out = parse(r);
+  assert.equal(out.resumedFromStep, 40);
+  assert.match(r.stderr, /warning: .*(sha256|corrupt)/i);
+  assertSameAsBaseline(out);
+});
+
+test('a checkpoint made with another model, chunk size or codec is refused by name, or ignored with --fresh', async () => {
+  const store = join(root, 'mismatch-store');
+  parse(await kvfold(foldArgs(store, ['--reuse'])));
+  const cases: [string[], RegExp][] = [
+    [['--model', otherModel], /model/],
+    [['--chunk-size', '32'], /chunk ?size/i],
+    [['--kv-codec', 'f16'], /codec/],
+  ];
+  for (const [change, field] of cases) {
+    const r = await kvfold([...foldArgs(store, ['--reuse']), ...change]);
+    assert.equal(r.code, 1, `${change.join(' ')} must be refused`);
+    assert.match(r.stderr, field);
+    assert.match(r.stderr, /--fresh|fresh/);
+  }
+  const fresh = parse(await kvfold([...foldArgs(store), '--chunk-size', '32', '--fresh']));
+  assert.equal(fresh.resumedFromStep, 0);
+  assert.equal(fresh.stepsRun, fresh.steps);
+});
+
+test('two writers racing on one document: the stale one fails cleanly and the newer one finishes', async () => {
+  const store = join(root, 'race-store');
+  const a = startKvfold(foldArgs(store));
+  await waitFor('writer A to commit', async () => fsManifestStep(store) >= 8);
+  const b = parse(await kvfold(foldArgs(store)));
+  const ra = await a.done;
+  assert.equal(ra.code, 1, 'the stale writer must fail');
+  assert.match(ra.stderr, /KVF_CKPT_FENCED/);
+  assert.ok((b.resumedFromStep ?? 0) >= 8);
+  assertSameAsBaseline(b);
+});
+
+test('--reuse answers new questions from the kept final state without a single fold step', async () => {
+  const store = join(root, 'reuse-store');
+  parse(await kvfold(foldArgs(store, ['--reuse'])));
+  const args = ['fold', doc, '--model', model, '--chunk-size', '64', '--checkpoint', store, '--reuse', '--json', '--ask', 'Another question', '--max-new-tokens', '6'];
+  const reused = parse(await kvfold(args));
+  assert.equal(reused.stepsRun, 0);
+  assert.equal(reused.resumedFromStep, reused.steps);
+  const direct = parse(await kvfold(['fold', doc, '--model', model, '--chunk-size', '64', '--json', '--ask', 'Another question', '--max-new-tokens', '6']));
+  assert.deepEqual(reused.answers, direct.answers);
+});
