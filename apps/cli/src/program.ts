@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { reportError } from './cli-error.ts';
 import { registerBench } from './commands/bench.ts';
+import { registerDistributed } from './commands/distributed.ts';
 import { registerFold } from './commands/fold.ts';
 import { registerModels } from './commands/models.ts';
 import { registerNiah } from './commands/niah.ts';
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
   registerModels(program);
   registerFold(program);
   registerBench(program);
+  registerDistributed(program);
   registerNiah(program);
   return program;
 }

@@ -1,0 +1,164 @@
+/**
+ * `kvfold enqueue | status | results | cancel | serve` as a user runs them: real processes against
+ * a real API that `kvfold serve` starts on a free port, over real Redis and a filesystem store.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { BatchRegistry, DocumentResult, createQueues, createRedis, documentResultKey, redisOptionsFromUrl } from '@kvfold/jobs';
+import { FsObjectStore } from '@kvfold/storage';
+
+const MAIN = new URL('../main.ts', import.meta.url).pathname;
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const KEY = 'cli-test-key';
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  assert.ok(address && typeof address === 'object');
+  return address.port;
+}
+
+function kvfold(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => {
+      stdout += d;
+    });
+    p.stderr.on('data', (d: Buffer) => {
+      stderr += d;
+    });
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+describe('kvfold distributed commands (real API, Redis and store)', () => {
+  let dir = '';
+  let server: ChildProcess;
+  let api = '';
+  let batchId = '';
+  const prefix = `{test-${randomUUID()}}`;
+  const redis = createRedis(REDIS_URL, { lazyConnect: true });
+  const registry = new BatchRegistry(redis, { prefix });
+  const client = (...args: string[]) => kvfold([...args, '--api', api], { KVFOLD_API_KEY: KEY });
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'kvfold-cli-dist-'));
+    const port = await freePort();
+    api = `http://127.0.0.1:${port}`;
+    server = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--port', String(port), '--host', '127.0.0.1'], {
+      env: { ...process.env, REDIS_URL, KVFOLD_QUEUE_PREFIX: prefix, KVFOLD_STORE: `file://${join(dir, 'store')}`, KVFOLD_API_KEYS: KEY, LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    for (let i = 0; ; i++) {
+      const up = await fetch(`${api}/healthz`).then((r) => r.ok, () => false);
+      if (up) break;
+      assert.ok(i < 200, 'the API did not come up within 20 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await mkdir(join(dir, 'corpus', 'docs'), { recursive: true });
+    await writeFile(join(dir, 'corpus', 'docs', 'a.txt'), 'first document\n');
+    await writeFile(join(dir, 'corpus', 'docs', 'b.txt'), 'second document\n');
+    await writeFile(join(dir, 'corpus', 'single.md'), '# third document\n');
+  });
+
+  after(async () => {
+    server.kill('SIGTERM');
+    await new Promise((r) => server.once('exit', r));
+    const queues = createQueues(redisOptionsFromUrl(REDIS_URL), prefix);
+    await queues.documents.obliterate({ force: true });
+    await queues.batches.obliterate({ force: true });
+    await queues.close();
+    const keys = await redis.keys(`${prefix}:*`);
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('enqueue uploads a folder and a file and prints the batch id; again prints the same id', async () => {
+    const r = await client('enqueue', join(dir, 'corpus', 'docs'), join(dir, 'corpus', 'single.md'), '--model', 'file:///models/tiny', '--ask', 'What is here?', '--chunk-size', '64');
+    assert.equal(r.code, 0, r.stderr);
+    batchId = r.stdout.trim();
+    assert.match(batchId, /^b[0-9a-f]{32}$/);
+    assert.match(r.stderr, /3 documents, queued/);
+    const again = await client('enqueue', join(dir, 'corpus', 'docs'), join(dir, 'corpus', 'single.md'), '--model', 'file:///models/tiny', '--ask', 'What is here?', '--chunk-size', '64', '--json');
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(JSON.parse(again.stdout), { id: batchId, state: 'queued', documents: 3, added: 0, report: { skipped: [], refused: [] } });
+    assert.deepEqual((await registry.get(batchId))?.record.spec.queries, ['What is here?']);
+  });
+
+  it('status prints a plain line off a terminal, and JSON with --json', async () => {
+    const plain = await client('status', batchId);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.equal(plain.stdout, `${batchId} queued 0/3 documents (0 completed, 0 failed, 0 cancelled, 0 active, 3 waiting) 0/12 tokens 0.0%\n`);
+    const json = await client('status', batchId, '--json');
+    assert.deepEqual(JSON.parse(json.stdout).counts, { total: 3, waiting: 3, active: 0, completed: 0, failed: 0, cancelled: 0 });
+  });
+
+  it('results writes the JSONL written so far, to stdout or --out', async () => {
+    const empty = await client('results', batchId);
+    assert.deepEqual([empty.code, empty.stdout], [0, '']);
+    const docId = 'f'.repeat(64);
+    const result = DocumentResult.parse({
+      batchId,
+      docId,
+      paths: ['docs/a.txt'],
+      status: 'completed',
+      tokens: 16,
+      steps: 1,
+      chunkSize: 64,
+      timings: { loadMs: 1, foldMs: 1, generateMs: 1, totalMs: 3, tokensPerSecond: 16000 },
+      kvBytes: 64,
+      answers: [],
+      resumedFromStep: 0,
+      checkpoint: { segments: 0, bytes: 0 },
+      attempts: 1,
+    });
+    await new FsObjectStore(join(dir, 'store')).put(documentResultKey(batchId, docId), new Uint8Array(Buffer.from(JSON.stringify(result))));
+    const out = join(dir, 'results.jsonl');
+    const r = await client('results', batchId, '--out', out);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(await readFile(out, 'utf8')), result);
+  });
+
+  it('cancel removes the waiting documents; status --watch then ends with exit 1 as cancelled', async () => {
+    const r = await client('cancel', batchId);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `${batchId} cancelled (3 waiting documents removed)\n`);
+    const watch = await client('status', batchId, '--watch', '--interval', '50');
+    assert.equal(watch.code, 1);
+    assert.match(watch.stdout, new RegExp(`^${batchId} cancelled 3/3 documents \\(0 completed, 0 failed, 3 cancelled`));
+    assert.equal(watch.stderr, `kvfold: batch ${batchId} ended cancelled\n`);
+  });
+
+  it('fails with one line and a non-zero exit: unknown batch, wrong key, unreachable API, missing corpus', async () => {
+    const unknown = await client('status', `b${'0'.repeat(32)}`);
+    assert.equal(unknown.code, 1);
+    assert.equal(unknown.stderr, `kvfold: no batch b${'0'.repeat(32)} [KVF_API_NOT_FOUND]\n`);
+
+    const wrong = await kvfold(['status', batchId, '--api', api, '--api-key', 'wrong']);
+    assert.equal(wrong.code, 1);
+    assert.equal(wrong.stderr, 'kvfold: API key not accepted (it is not one of KVFOLD_API_KEYS) (pass --api-key or set KVFOLD_API_KEY) [KVF_API_UNAUTHORIZED]\n');
+
+    const closed = `http://127.0.0.1:${await freePort()}`;
+    const down = await kvfold(['cancel', batchId], { KVFOLD_API_URL: closed, KVFOLD_API_KEY: KEY });
+    assert.equal(down.code, 1);
+    assert.equal(down.stderr.split('\n').length, 2, 'one line');
+    assert.match(down.stderr, new RegExp(`^kvfold: the KV-Fold API at ${closed} is not reachable \\(ECONNREFUSED\\); start it with \`kvfold serve\` or pass --api \\[KVF_API_UNREACHABLE\\]`));
+
+    const missing = await client('enqueue', join(dir, 'nope'), '--model', 'm');
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /^kvfold: corpus .*nope does not exist/);
+  });
+});

@@ -1,0 +1,294 @@
+/**
+ * The distributed commands: `kvfold enqueue | status | results | cancel` talk to the REST API
+ * (apps/api) over HTTP; `kvfold serve` starts that API as a child process. Apps never import each
+ * other, so `serve` runs `apps/api/src/main.ts` (found relative to this file in the repository)
+ * with the same Node and tsx as this CLI, passing --port/--host as KVFOLD_API_PORT/KVFOLD_API_HOST
+ * and the rest of the environment (REDIS_URL, KVFOLD_STORE, KVFOLD_API_KEYS, ...) unchanged.
+ *
+ * Environment read here (and only here, through `distributedEnv`): KVFOLD_API_URL (default
+ * http://127.0.0.1:8080) and KVFOLD_API_KEY, both overridden by --api and --api-key.
+ */
+import { spawn } from 'node:child_process';
+import { createWriteStream, openAsBlob } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
+import { basename, join, relative, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
+import { ApiClient, DEFAULT_API_URL, isTerminal } from '@kvfold/jobs';
+import type { BatchStatus, CreatedBatch } from '@kvfold/jobs';
+import cliProgress from 'cli-progress';
+import { type Command, InvalidArgumentError } from 'commander';
+import { CliError } from '../cli-error.ts';
+import { collect, positiveInt } from '../options.ts';
+
+/** The variables these commands read. */
+export interface DistributedEnv {
+  readonly apiUrl: string;
+  readonly apiKey?: string;
+  /** Passed whole to `kvfold serve`'s child. */
+  readonly all: Readonly<Record<string, string | undefined>>;
+}
+
+/** Reads KVFOLD_API_URL and KVFOLD_API_KEY (empty counts as unset). */
+export function distributedEnv(source: Readonly<Record<string, string | undefined>> = process.env): DistributedEnv {
+  const apiKey = source.KVFOLD_API_KEY?.trim();
+  return { apiUrl: source.KVFOLD_API_URL?.trim() || DEFAULT_API_URL, ...(apiKey ? { apiKey } : {}), all: source };
+}
+
+interface ApiOptions {
+  api?: string;
+  apiKey?: string;
+}
+
+/** Poll interval of `status --watch`, ms: often enough to feel live, rare enough to cost nothing. */
+const DEFAULT_WATCH_INTERVAL_MS = 1000;
+
+/** The API's entry point, relative to this file: apps/cli/src/commands -> apps/api/src/main.ts. */
+const API_MAIN = fileURLToPath(new URL('../../../api/src/main.ts', import.meta.url));
+
+/** `--policy full` or `--policy streaming:<window>` or `streaming:<sink>:<window>`. */
+function parsePolicy(value: string): { kind: 'full' } | { kind: 'streaming'; window: number; sink?: number } {
+  if (value === 'full') return { kind: 'full' };
+  const m = /^streaming:(?:(\d+):)?(\d+)$/.exec(value);
+  if (!m) throw new InvalidArgumentError(`--policy must be full, streaming:<window> or streaming:<sink>:<window>, got "${value}".`);
+  return { kind: 'streaming', window: Number(m[2]), ...(m[1] !== undefined ? { sink: Number(m[1]) } : {}) };
+}
+
+function oneOf(name: string, values: readonly string[]) {
+  return (value: string): string => {
+    if (!values.includes(value)) throw new InvalidArgumentError(`${name} must be one of ${values.join(', ')}, got "${value}".`);
+    return value;
+  };
+}
+
+/** Files to upload for one corpus path: a file as its name, a directory's files as `<dir>/<relative path>`. */
+async function* uploadEntries(path: string): AsyncGenerator<{ file: string; name: string }> {
+  const info = await stat(path).catch(() => null);
+  if (!info) throw new CliError(`corpus ${path} does not exist (give files, folders, .tar/.tar.gz/.zip archives or .jsonl)`);
+  if (!info.isDirectory()) {
+    yield { file: path, name: basename(path) };
+    return;
+  }
+  const root = resolve(path);
+  const top = basename(root);
+  const walk = async function* (dir: string): AsyncGenerator<{ file: string; name: string }> {
+    const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
+    for (const entry of entries) {
+      const full = join(dir, entry.name);
+      if (entry.isDirectory() && entry.name !== '.git') yield* walk(full);
+      else if (entry.isFile()) yield { file: full, name: `${top}/${relative(root, full).split('\\').join('/')}` };
+    }
+  };
+  yield* walk(root);
+}
+
+interface EnqueueOptions extends ApiOptions {
+  model: string;
+  ask: string[];
+  chunkSize?: number;
+  checkpointEvery?: number;
+  policy?: ReturnType<typeof parsePolicy>;
+  kvCodec?: string;
+  maxNewTokens?: number;
+  group?: string;
+  json?: boolean;
+}
+
+async function enqueue(env: DistributedEnv, corpus: string[], opts: EnqueueOptions): Promise<void> {
+  const model = await stat(opts.model).then(
+    (s) => (s.isDirectory() ? resolve(opts.model) : opts.model),
+    () => opts.model,
+  );
+  const spec = {
+    model,
+    ...(opts.ask.length > 0 ? { queries: opts.ask } : {}),
+    ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
+    ...(opts.checkpointEvery ? { checkpointEvery: opts.checkpointEvery } : {}),
+    ...(opts.policy ? { policy: opts.policy } : {}),
+    ...(opts.kvCodec ? { kvCodec: opts.kvCodec } : {}),
+    ...(opts.maxNewTokens ? { maxNewTokens: opts.maxNewTokens } : {}),
+    ...(opts.group ? { grouping: opts.group } : {}),
+  };
+  const form = new FormData();
+  form.append('spec', JSON.stringify(spec));
+  for (const path of corpus) {
+    for await (const { file, name } of uploadEntries(path)) form.append('file', await openAsBlob(file), name);
+  }
+  const created = await client(env, opts).createBatch(form);
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify(created)}\n`);
+    return;
+  }
+  printReport(created);
+  process.stdout.write(`${created.id}\n`);
+}
+
+function printReport(created: CreatedBatch): void {
+  for (const s of created.report.skipped) process.stderr.write(`kvfold: skipped ${s.input}: ${s.path} (${s.reason})\n`);
+  for (const r of created.report.refused) process.stderr.write(`kvfold: refused ${r.input}: ${r.entry} (${r.reason}) [${r.code}]\n`);
+  const again = created.added === 0 ? ', already enqueued: nothing added' : '';
+  process.stderr.write(`kvfold: batch ${created.id}: ${created.documents} documents, ${created.state}${again}\n`);
+}
+
+function client(env: DistributedEnv, opts: ApiOptions): ApiClient {
+  const apiKey = opts.apiKey ?? env.apiKey;
+  return new ApiClient({ baseUrl: opts.api ?? env.apiUrl, ...(apiKey ? { apiKey } : {}) });
+}
+
+/** One plain line describing a status. */
+export function statusLine(s: BatchStatus): string {
+  const c = s.counts;
+  const done = c.completed + c.failed + c.cancelled;
+  const eta = s.etaMs === null ? '' : ` eta ${Math.ceil(s.etaMs / 1000)}s`;
+  return (
+    `${s.id} ${s.state} ${done}/${c.total} documents (${c.completed} completed, ${c.failed} failed, ${c.cancelled} cancelled, ` +
+    `${c.active} active, ${c.waiting} waiting) ${s.progress.tokens}/${s.progress.totalTokens} tokens ${(s.progress.fraction * 100).toFixed(1)}%${eta}`
+  );
+}
+
+interface StatusOptions extends ApiOptions {
+  watch?: boolean;
+  json?: boolean;
+  interval: number;
+}
+
+async function status(env: DistributedEnv, batchId: string, opts: StatusOptions): Promise<void> {
+  const api = client(env, opts);
+  const bar = opts.watch && !opts.json && process.stderr.isTTY === true ? progressBar() : undefined;
+  let current = await api.status(batchId);
+  for (;;) {
+    if (opts.json) process.stdout.write(`${JSON.stringify(current)}\n`);
+    else if (bar) bar.show(current);
+    else process.stdout.write(`${statusLine(current)}\n`);
+    if (!opts.watch || isTerminal(current.state)) break;
+    await new Promise((r) => setTimeout(r, opts.interval));
+    current = await api.status(batchId);
+  }
+  if (bar) {
+    bar.stop();
+    process.stdout.write(`${statusLine(current)}\n`);
+  }
+  if (opts.watch && current.state !== 'completed') {
+    throw new CliError(`batch ${batchId} ended ${current.state}`);
+  }
+}
+
+function progressBar() {
+  const bar = new cliProgress.SingleBar(
+    {
+      format: '{state} [{bar}] {percentage}% | {done}/{docs} documents ({failed} failed, {cancelled} cancelled) | {tokens}/{totalTokens} tokens | ETA {eta}',
+      stream: process.stderr,
+      hideCursor: true,
+      clearOnComplete: true,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  let started = false;
+  return {
+    show(s: BatchStatus) {
+      const payload = {
+        state: s.state,
+        done: s.counts.completed + s.counts.failed + s.counts.cancelled,
+        docs: s.counts.total,
+        failed: s.counts.failed,
+        cancelled: s.counts.cancelled,
+        tokens: s.progress.tokens,
+        totalTokens: s.progress.totalTokens,
+        eta: s.etaMs === null ? '?' : `${Math.ceil(s.etaMs / 1000)}s`,
+      };
+      if (!started) bar.start(1000, 0, payload);
+      started = true;
+      bar.update(Math.round(s.progress.fraction * 1000), payload);
+    },
+    stop: () => bar.stop(),
+  };
+}
+
+async function results(env: DistributedEnv, batchId: string, opts: ApiOptions & { out?: string }): Promise<void> {
+  const body = await client(env, opts).results(batchId);
+  if (opts.out) await pipeline(body, createWriteStream(opts.out));
+  else for await (const chunk of body) process.stdout.write(chunk);
+}
+
+async function cancel(env: DistributedEnv, batchId: string, opts: ApiOptions & { json?: boolean }): Promise<void> {
+  const answer = await client(env, opts).cancel(batchId);
+  if (opts.json) process.stdout.write(`${JSON.stringify(answer)}\n`);
+  else process.stdout.write(`${answer.id} ${answer.state} (${answer.removed} waiting documents removed)\n`);
+}
+
+/** Runs the API in a child process until it exits or this process is told to stop. */
+async function serve(env: DistributedEnv, opts: { port?: number; host?: string }): Promise<void> {
+  const tsx = import.meta.resolve('tsx');
+  const child = spawn(process.execPath, ['--import', tsx, API_MAIN], {
+    stdio: 'inherit',
+    env: {
+      ...env.all,
+      ...(opts.port !== undefined ? { KVFOLD_API_PORT: String(opts.port) } : {}),
+      ...(opts.host !== undefined ? { KVFOLD_API_HOST: opts.host } : {}),
+    },
+  });
+  const forward = (signal: NodeJS.Signals) => child.kill(signal);
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
+  const code = await new Promise<number>((done, fail) => {
+    child.on('error', fail);
+    child.on('exit', (exitCode, signal) => done(exitCode ?? (signal ? 0 : 1)));
+  });
+  process.off('SIGINT', forward);
+  process.off('SIGTERM', forward);
+  if (code !== 0) throw new CliError(`the API exited with code ${code} (its log above says why)`, code);
+}
+
+function withApi(command: Command): Command {
+  return command
+    .option('--api <url>', `API base URL (default KVFOLD_API_URL or ${DEFAULT_API_URL})`)
+    .option('--api-key <key>', 'API key (default KVFOLD_API_KEY)');
+}
+
+/** Adds enqueue, status, results, cancel and serve to `program`. */
+export function registerDistributed(program: Command, env: DistributedEnv = distributedEnv()): void {
+  withApi(program.command('enqueue'))
+    .description('upload files, folders and archives to the API and fold them as one batch; prints the batch id')
+    .argument('<corpus...>', 'files, folders, .tar/.tar.gz/.zip archives or .jsonl files')
+    .requiredOption('--model <uri|dir>', 'model the workers load: a folder path or a file:// / s3:// URI')
+    .option('--ask <text>', 'a question to answer for every document (repeatable)', collect, [])
+    .option('--chunk-size <n>', 'tokens per fold step', positiveInt('--chunk-size'))
+    .option('--checkpoint-every <n>', 'fold steps between checkpoints', positiveInt('--checkpoint-every'))
+    .option('--policy <policy>', 'full, streaming:<window> or streaming:<sink>:<window>', parsePolicy)
+    .option('--kv-codec <codec>', 'checkpoint codec: f32, f16 or int8', oneOf('--kv-codec', ['f32', 'f16', 'int8']))
+    .option('--max-new-tokens <n>', 'tokens generated per answer', positiveInt('--max-new-tokens'))
+    .option('--group <how>', 'file: one document per file; directory: one per folder', oneOf('--group', ['file', 'directory']))
+    .option('--json', 'print the API answer as JSON')
+    .action((corpus: string[], opts: EnqueueOptions) => enqueue(env, corpus, opts));
+
+  withApi(program.command('status'))
+    .description("print a batch's state, document counts, token progress and ETA")
+    .argument('<batch>', 'batch id')
+    .option('--watch', 'poll until the batch completes, fails or is cancelled (exit 1 unless completed)')
+    .option('--interval <ms>', 'poll interval of --watch', positiveInt('--interval'), DEFAULT_WATCH_INTERVAL_MS)
+    .option('--json', 'print the status as JSON (one line per poll with --watch)')
+    .action((batchId: string, opts: StatusOptions) => status(env, batchId, opts));
+
+  withApi(program.command('results'))
+    .description("write a batch's results as JSONL (all of them once finalized, else those written so far)")
+    .argument('<batch>', 'batch id')
+    .option('--out <file>', 'write to a file instead of standard output')
+    .action((batchId: string, opts: ApiOptions & { out?: string }) => results(env, batchId, opts));
+
+  withApi(program.command('cancel'))
+    .description('cancel a batch: waiting documents are dropped, active ones stop after their current step')
+    .argument('<batch>', 'batch id')
+    .option('--json', 'print the API answer as JSON')
+    .action((batchId: string, opts: ApiOptions & { json?: boolean }) => cancel(env, batchId, opts));
+
+  program
+    .command('serve')
+    .description('start the REST API (apps/api) in the foreground; configure it with REDIS_URL, KVFOLD_STORE, KVFOLD_API_KEYS')
+    .option('--port <n>', 'port to listen on (default KVFOLD_API_PORT or 8080)', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`--port must be an integer 0..65535, got "${v}".`);
+      return n;
+    })
+    .option('--host <host>', 'address to bind (default KVFOLD_API_HOST or 127.0.0.1)')
+    .action((opts: { port?: number; host?: string }) => serve(env, opts));
+}
