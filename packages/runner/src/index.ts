@@ -9,3 +9,4 @@ export { storeOptionsFromEnv } from './store-config.ts';
 export { resolvePolicy } from './policy-options.ts';
 export type { PolicyChoice, ResolvedPolicy } from './policy-options.ts';
 export * from './niah/index.ts';
+export * from './drift/index.ts';

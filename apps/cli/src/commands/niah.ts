@@ -1,7 +1,9 @@
 /** `kvfold niah`: needle-in-a-haystack exact match over lengths x depths x chunk sizes. */
 import type { KvStorage, PolicySpec } from '@kvfold/fold-core';
 import { type Device, loadModel } from '@kvfold/onnx';
-import { checkGrid, type NiahGrid, type NiahRun, niahModel, openResults, prepareNiah, runNiah, summaryText, writeReport } from '@kvfold/runner';
+import { writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { checkGrid, gridOfTrials, type NiahGrid, type NiahRun, niahModel, openResults, prepareNiah, readResults, RESULTS_FILE, runNiah, summaryText, writeReport } from '@kvfold/runner';
 import { type Command, InvalidArgumentError } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { list, nonNegativeInt, parseTokenCount, positiveInt } from '../options.ts';
@@ -33,6 +35,7 @@ interface NiahOptions {
 const DEFAULT_SINK = 4;
 
 export function registerNiah(program: Command): void {
+  registerNiahReport(program);
   program
     .command('niah')
     .description('needle-in-a-haystack: fold haystacks with hidden needles, ask for each needle, report exact match by length x depth')
@@ -111,6 +114,24 @@ export function registerNiah(program: Command): void {
       } finally {
         await loaded.close();
       }
+    });
+}
+
+/** `kvfold niah-report`: one report from the results.jsonl of runs of one configuration (e.g. split by length). */
+function registerNiahReport(program: Command): void {
+  program
+    .command('niah-report')
+    .description('write report.md and heatmaps from the results.jsonl of one or more kvfold niah runs of the same configuration')
+    .requiredOption('--results <files...>', 'results.jsonl files to merge')
+    .requiredOption('--out <dir>', 'folder for the merged results.jsonl, report.md and heatmaps')
+    .option('--model <dir>', 'model folder to name in the report', '(see the runs)')
+    .action(async (opts: { results: string[]; out: string; model: string }) => {
+      const trials = await readResults(opts.results);
+      const grid = gridOfTrials(trials);
+      const merged = join(resolve(opts.out), RESULTS_FILE);
+      const files = await writeReport(opts.out, { grid, trials, modelDir: opts.model, protocol: grid.protocol, command: `kvfold ${process.argv.slice(2).join(' ')}` });
+      if (!opts.results.map((p) => resolve(p)).includes(merged)) await writeFile(merged, trials.map((t) => `${JSON.stringify(t)}\n`).join(''));
+      process.stdout.write(`${summaryText(trials)}wrote ${merged}, ${files.join(', ')}\n`);
     });
 }
 

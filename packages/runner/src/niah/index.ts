@@ -13,5 +13,5 @@ export type { NiahHooks, NiahModel, NiahRun, NiahTrial } from './run-niah.ts';
 export { describePolicy, heatmaps, matchTable, reportMarkdown, summaryText, tally, windowTable } from './report.ts';
 export type { CellStats, NiahReportInput } from './report.ts';
 export { heatmapSvg } from './heatmap.ts';
-export { openResults, writeReport, RESULTS_FILE, REPORT_FILE } from './output.ts';
+export { gridOfTrials, openResults, readResults, writeReport, RESULTS_FILE, REPORT_FILE } from './output.ts';
 export { matchColour, svgDocument, tokensLabel, xml } from './svg.ts';

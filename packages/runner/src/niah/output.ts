@@ -2,9 +2,11 @@
  * The files of a NIAH run: results.jsonl (appended trial by trial, so an interrupted run keeps what
  * it measured), then report.md and one heatmap SVG per chunk size.
  */
-import { appendFile, mkdir, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { heatmaps, type NiahReportInput, reportMarkdown } from './report.ts';
+import { NiahError } from './errors.ts';
+import type { NiahGrid } from './grid.ts';
+import { heatmaps, type NiahReportInput, reportMarkdown, tally } from './report.ts';
 import type { NiahTrial } from './run-niah.ts';
 
 export const RESULTS_FILE = 'results.jsonl';
@@ -31,4 +33,45 @@ export async function writeReport(dir: string, input: NiahReportInput): Promise<
     written.push(path);
   }
   return written;
+}
+
+/** Reads trials back from results.jsonl files, naming the file and line of anything unreadable. */
+export async function readResults(paths: readonly string[]): Promise<NiahTrial[]> {
+  const trials: NiahTrial[] = [];
+  for (const path of paths) {
+    const text = await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      throw new NiahError('KVF_NIAH_BAD_GRID', `cannot read ${path}: ${err.code ?? err.message}; pass the results.jsonl of a kvfold niah run`);
+    });
+    text.split('\n').forEach((line, i) => {
+      if (line.trim() === '') return;
+      try {
+        trials.push(JSON.parse(line) as NiahTrial);
+      } catch {
+        throw new NiahError('KVF_NIAH_BAD_GRID', `${path}:${i + 1} is not a JSON trial`);
+      }
+    });
+  }
+  return trials;
+}
+
+/** The grid a set of trials was run with, as far as the report needs it; refuses mixed runs. */
+export function gridOfTrials(trials: readonly NiahTrial[]): NiahGrid {
+  const first = trials[0];
+  if (!first) throw new NiahError('KVF_NIAH_BAD_GRID', 'no trials to report');
+  const policyOf = (t: NiahTrial) => `${t.policy}|${t.sink ?? ''}|${t.window ?? ''}|${t.kv}|${t.protocol}`;
+  const mixed = trials.find((t) => policyOf(t) !== policyOf(first));
+  if (mixed) throw new NiahError('KVF_NIAH_BAD_GRID', `the results mix runs (${policyOf(first)} and ${policyOf(mixed)}); report each configuration on its own`);
+  const sorted = (xs: readonly number[]) => [...new Set(xs)].sort((a, b) => a - b);
+  const cells = tally(trials, (t) => `${t.length}|${t.depth}|${t.chunkSize}`);
+  return {
+    lengths: sorted(trials.map((t) => t.length)),
+    depths: sorted(trials.map((t) => t.depth)),
+    chunkSizes: sorted(trials.map((t) => t.chunkSize)),
+    policy: first.policy === 'streaming' ? { kind: 'streaming', sink: first.sink ?? 0, window: first.window ?? 0 } : { kind: 'full' },
+    kv: first.kv as NiahGrid['kv'],
+    trials: Math.max(...[...cells.values()].map((c) => c.trials)),
+    seed: first.seed ?? 0,
+    needlesPerHaystack: Math.max(...trials.map((t) => t.needlesPerHaystack)),
+    protocol: first.protocol,
+  };
 }

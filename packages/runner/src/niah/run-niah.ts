@@ -51,6 +51,8 @@ export interface NiahTrial {
   readonly window?: number;
   readonly kv: string;
   readonly needlesPerHaystack: number;
+  /** The grid's seed; with `length` and `haystack` it rewrites the haystack. */
+  readonly seed: number;
   readonly haystack: number;
   readonly needle: number;
   /** Streaming only: whether the needle's rows are still in the cache when the question comes. */
@@ -155,6 +157,7 @@ async function askHaystack(
       ...(streaming ? { sink: streaming.sink, window: streaming.window, inWindow: placed.position >= D - streaming.window || end <= streaming.sink } : {}),
       kv: grid.kv,
       needlesPerHaystack: haystack.needles.length,
+      seed: grid.seed,
       haystack: planned.index,
       needle: i,
       expected: placed.needle.expected,
