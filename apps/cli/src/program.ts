@@ -6,6 +6,7 @@ import { registerDistributed } from './commands/distributed.ts';
 import { registerFold } from './commands/fold.ts';
 import { registerModels } from './commands/models.ts';
 import { registerNiah } from './commands/niah.ts';
+import { registerRun } from './commands/run.ts';
 import { registerDrift } from './commands/drift.ts';
 
 export function buildProgram(): Command {
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerModels(program);
   registerFold(program);
+  registerRun(program);
   registerBench(program);
   registerDistributed(program);
   registerNiah(program);

@@ -3,11 +3,12 @@ import cliProgress from 'cli-progress';
 
 export interface Progress {
   update(done: number, info?: Record<string, string | number>): void;
+  setTotal?(total: number): void;
   stop(): void;
 }
 
 export function progressBar(total: number, label: string, enabled = process.stderr.isTTY === true): Progress {
-  if (!enabled) return { update() {}, stop() {} };
+  if (!enabled) return { update() {}, setTotal() {}, stop() {} };
   const bar = new cliProgress.SingleBar(
     {
       format: `${label} [{bar}] {percentage}% | {value}/{total} steps | {tokens} tokens | {rate} tok/s | ETA {eta_formatted}`,
@@ -20,6 +21,7 @@ export function progressBar(total: number, label: string, enabled = process.stde
   bar.start(total, 0, { tokens: 0, rate: 0 });
   return {
     update: (done, info) => bar.update(done, info ?? {}),
+    setTotal: (n) => bar.setTotal(n),
     stop: () => bar.stop(),
   };
 }

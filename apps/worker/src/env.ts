@@ -1,0 +1,53 @@
+/**
+ * The worker's configuration, from the environment, validated at start. Shared variables
+ * (REDIS_URL, KVFOLD_STORE, S3 settings, KVFOLD_QUEUE_PREFIX, LOG_LEVEL, KVFOLD_WORKER_CONCURRENCY,
+ * KVFOLD_DEVICE, KVFOLD_MODEL_CACHE) come from @kvfold/jobs' loadEnv; the worker's own are below.
+ * This is the only file of the app that reads `process.env`.
+ */
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { type Env, formatIssuePath, JobsError, JobsErrorCode, loadEnv } from '@kvfold/jobs';
+import { z } from 'zod';
+
+const unsetIfEmpty = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
+const intText = (min: number, fallback: number) =>
+  z.preprocess(
+    unsetIfEmpty,
+    z
+      .string()
+      .regex(/^[0-9]+$/, { error: `must be an integer >= ${min}` })
+      .transform(Number)
+      .refine((n) => n >= min, { error: `must be an integer >= ${min}` })
+      .default(fallback),
+  );
+
+export const WorkerEnvSchema = z.object({
+  /** Port of the health endpoint (GET /healthz, /readyz); 0 picks a free one; unset disables it. */
+  KVFOLD_WORKER_HEALTH_PORT: z.preprocess(unsetIfEmpty, z.string().regex(/^[0-9]+$/, { error: 'must be a port number' }).transform(Number).optional()),
+  /**
+   * Time from SIGTERM to exit, ms. Kubernetes and spot hosts give 30 s; the active step finishes,
+   * its checkpoint is committed and the job handed back well inside it, or the process exits anyway.
+   */
+  KVFOLD_STOP_GRACE_MS: intText(1000, 28_000),
+  /** BullMQ job lock, ms; renewed at half of it while a fold runs. */
+  KVFOLD_LOCK_DURATION_MS: intText(1000, 30_000),
+  /** ONNX Runtime intra-op threads; unset uses every core. */
+  KVFOLD_THREADS: z.preprocess(unsetIfEmpty, z.string().regex(/^[1-9][0-9]*$/, { error: 'must be an integer >= 1' }).transform(Number).optional()),
+});
+
+export type WorkerEnv = Env & z.output<typeof WorkerEnvSchema> & { readonly KVFOLD_STORE: string; readonly KVFOLD_MODEL_CACHE: string };
+
+export function loadWorkerEnv(source: Readonly<Record<string, string | undefined>> = process.env, cwd = process.cwd()): WorkerEnv {
+  const shared = loadEnv(source);
+  const own = WorkerEnvSchema.safeParse(source);
+  if (!own.success) {
+    const lines = own.error.issues.map((issue) => `  ${formatIssuePath(issue.path)}: ${issue.message}`);
+    throw new JobsError(JobsErrorCode.EnvInvalid, `invalid environment:\n${lines.join('\n')}`, { cause: own.error });
+  }
+  return {
+    ...shared,
+    ...own.data,
+    KVFOLD_STORE: shared.KVFOLD_STORE ?? pathToFileURL(resolve(cwd, '.kvfold/store')).href,
+    KVFOLD_MODEL_CACHE: shared.KVFOLD_MODEL_CACHE ?? resolve(cwd, '.kvfold/models-cache'),
+  };
+}

@@ -1,0 +1,217 @@
+/**
+ * processDocument(): the one code path that folds a queued document, behind both the queue
+ * worker and `kvfold run`. It reads the document from its shard, tokenizes it, folds it with
+ * checkpoints (resuming from any stored one), answers the batch's queries, and writes the result.
+ *
+ * Outcomes: `completed` (result stored), `failed` (the document cannot be folded: the result records
+ * why and the batch goes on), or `stopped` (a stop was requested: a checkpoint is committed and the
+ * job should be handed back). Transient errors (a store that does not answer) are thrown, for the
+ * caller's retry policy.
+ */
+import { createHash } from 'node:crypto';
+import { FingerprintMismatchError } from '@kvfold/checkpoint';
+import { type DocumentJob, DocumentResult, documentResultKey, type FoldProgress } from '@kvfold/jobs';
+import { type LoadedModel, ModelError } from '@kvfold/onnx';
+import { readDocument } from '@kvfold/producer';
+import type { ObjectStore } from '@kvfold/storage';
+import type { Logger } from 'pino';
+import type { Query } from './fold-document.ts';
+import type { ModelCache } from './model-cache.ts';
+import { resolvePolicy } from './policy-options.ts';
+import { foldResumable } from './resumable-fold.ts';
+
+export interface ProcessDeps {
+  readonly store: ObjectStore;
+  readonly models: ModelCache;
+  readonly log: Logger;
+  /** Fleet metrics (the worker's FoldMetrics); optional for local runs. */
+  readonly metrics?: {
+    recordStep(seconds: number, tokens: number): Promise<void>;
+    recordCheckpoint(bytes: number): Promise<void>;
+  };
+}
+
+export interface ProcessControl {
+  /** 1-based attempt number, recorded in the result. */
+  readonly attempt: number;
+  /** This attempt's identity for checkpoint fencing (e.g. `<jobId>:<attempt>:<worker>`). */
+  readonly writerId: string;
+  /** True once the process must stop (SIGTERM): the fold ends after the current step. */
+  readonly shouldStop?: () => boolean;
+  /** True once the batch was cancelled; polled between steps. */
+  readonly isCancelled?: () => Promise<boolean>;
+  readonly onProgress?: (progress: FoldProgress) => void | Promise<void>;
+}
+
+export type ProcessOutcome =
+  | { readonly kind: 'completed'; readonly result: DocumentResult }
+  | { readonly kind: 'failed'; readonly result: DocumentResult }
+  | { readonly kind: 'stopped'; readonly step: number }
+  | { readonly kind: 'cancelled'; readonly step: number };
+
+/** Error codes of documents that can never fold as they are: retrying would not help. */
+export const DOCUMENT_ERRORS = {
+  tooLong: 'KVF_DOC_TOO_LONG',
+  empty: 'KVF_DOC_EMPTY',
+  unreadable: 'KVF_DOC_UNREADABLE',
+  model: 'KVF_DOC_MODEL',
+} as const;
+
+class DocumentFailure extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** How often a fold asks whether its batch was cancelled. */
+const CANCEL_POLL_MS = 1000;
+
+export async function processDocument(job: DocumentJob, deps: ProcessDeps, control: ProcessControl): Promise<ProcessOutcome> {
+  const started = performance.now();
+  const log = deps.log.child({ batchId: job.batchId, docId: job.docId });
+  const base = { batchId: job.batchId, docId: job.docId, paths: job.paths, chunkSize: job.fold.chunkSize, attempts: control.attempt };
+  let tokens = 0;
+  try {
+    const text = await readDocument(deps.store, job.shard, job.docId).catch((err: Error) => {
+      if ((err as { code?: string }).code === 'KVF_INGEST_DIGEST_MISMATCH' || err instanceof TypeError) {
+        throw new DocumentFailure(DOCUMENT_ERRORS.unreadable, err.message);
+      }
+      throw err;
+    });
+    const loadMs = performance.now() - started;
+    const model = await deps.models.get(job.fold.model).catch((err: unknown) => {
+      if (err instanceof ModelError) throw new DocumentFailure(DOCUMENT_ERRORS.model, err.message);
+      throw err;
+    });
+    const ids = model.tokenizer.encodeDocument(text);
+    tokens = ids.length;
+    checkLength(job, model, ids.length);
+    const queries = encodeQueries(job, model);
+    const { policy, name: policyName } = resolvePolicy(model, { spec: job.fold.policy, kv: 'f32' });
+
+    let cancelled = false;
+    let lastPoll = 0;
+    const totalSteps = Math.ceil(ids.length / job.fold.chunkSize);
+    const run = (fresh: boolean) =>
+      foldResumable({
+        model: model.decoder,
+        tokens: ids,
+        chunkSize: job.fold.chunkSize,
+        queries,
+        maxNewTokens: job.fold.maxNewTokens,
+        stopTokens: model.stopTokens,
+        decode: (t) => model.tokenizer.decode(t),
+        policy,
+        policyName,
+        fingerprints: model.fingerprints,
+        checkpoint: {
+          store: deps.store,
+          docKey: `${job.docId}-${settingsKey(job)}`,
+          everySteps: job.fold.checkpointEvery,
+          codec: job.fold.kvCodec,
+          writerId: control.writerId,
+          ...(fresh ? { fresh: true } : {}),
+        },
+        shouldStop: () => cancelled || control.shouldStop?.() === true,
+        onResume: (r) => log.info({ step: r.step, tokens: r.tokens, warnings: r.warnings }, 'resuming from checkpoint'),
+        onStep: async (s) => {
+          await deps.metrics?.recordStep(s.stepMs / 1000, s.end - s.start);
+          await control.onProgress?.({
+            tokens: s.tokens,
+            totalTokens: ids.length,
+            step: s.step,
+            totalSteps,
+            etaMs: etaMs(s.stepMs, totalSteps - s.step),
+          });
+          if (control.isCancelled && performance.now() - lastPoll > CANCEL_POLL_MS) {
+            lastPoll = performance.now();
+            cancelled = await control.isCancelled();
+          }
+        },
+      });
+    const folded = await run(false).catch((err: unknown) => {
+      if (!(err instanceof FingerprintMismatchError)) throw err;
+      log.warn({ field: err.field }, 'stored checkpoint was made with other settings; starting over');
+      return run(true);
+    });
+    await deps.metrics?.recordCheckpoint(folded.checkpoint.bytes);
+    if (folded.stoppedAt !== undefined) {
+      return cancelled ? { kind: 'cancelled', step: folded.stoppedAt } : { kind: 'stopped', step: folded.stoppedAt };
+    }
+    const result = DocumentResult.parse({
+      ...base,
+      status: 'completed',
+      tokens: folded.tokens,
+      steps: folded.steps,
+      timings: {
+        loadMs,
+        foldMs: folded.timings.foldMs,
+        generateMs: folded.timings.generateMs,
+        totalMs: performance.now() - started,
+        tokensPerSecond: folded.timings.tokensPerSecond,
+      },
+      kvBytes: folded.kvBytes,
+      answers: folded.answers.map(({ query, text, tokenIds }) => ({ query, text, tokenIds })),
+      resumedFromStep: folded.resumedFromStep,
+      checkpoint: { segments: folded.checkpoint.segments, bytes: folded.checkpoint.bytes },
+    });
+    await writeResult(deps.store, result);
+    await folded.finalize({ keepFinal: job.fold.keepFinalState });
+    log.info({ tokens: result.tokens, steps: result.steps, resumedFromStep: result.resumedFromStep }, 'document folded');
+    return { kind: 'completed', result };
+  } catch (err) {
+    if (!(err instanceof DocumentFailure)) throw err;
+    const result = DocumentResult.parse({
+      ...base,
+      status: 'failed',
+      tokens,
+      steps: 0,
+      timings: { loadMs: 0, foldMs: 0, generateMs: 0, totalMs: performance.now() - started, tokensPerSecond: 0 },
+      kvBytes: 0,
+      answers: [],
+      resumedFromStep: 0,
+      checkpoint: { segments: 0, bytes: 0 },
+      error: { code: err.code, message: err.message },
+    });
+    await writeResult(deps.store, result);
+    log.warn({ code: err.code, reason: err.message }, 'document failed');
+    return { kind: 'failed', result };
+  }
+}
+
+function checkLength(job: DocumentJob, model: LoadedModel, n: number): void {
+  if (n === 0) throw new DocumentFailure(DOCUMENT_ERRORS.empty, `document ${job.paths[0]} has no tokens`);
+  const limit = job.fold.maxTokensPerDocument;
+  if (n > limit) {
+    throw new DocumentFailure(DOCUMENT_ERRORS.tooLong, `document ${job.paths[0]} has ${n} tokens, over the batch's limit of ${limit} (maxTokensPerDocument); split it or raise the limit`);
+  }
+  const max = model.decoder.layout.maxPositions;
+  if (job.fold.policy.kind === 'full' && n + job.fold.maxNewTokens > max) {
+    throw new DocumentFailure(DOCUMENT_ERRORS.tooLong, `document ${job.paths[0]} has ${n} tokens; with answers it exceeds the model's ${max} positions; split it or use the streaming policy`);
+  }
+}
+
+function encodeQueries(job: DocumentJob, model: LoadedModel): Query[] {
+  return job.fold.queries.map((q) => ({
+    text: q,
+    tokens: job.fold.chatTemplate && model.tokenizer.hasChatTemplate ? model.tokenizer.encodeChat([{ role: 'user', content: q }], { continuing: true }) : model.tokenizer.encodeContinuation(q),
+  }));
+}
+
+/** The settings that change the folded state, hashed: checkpoints of other settings never collide. */
+function settingsKey(job: DocumentJob): string {
+  const f = job.fold;
+  const model = typeof f.model === 'string' ? f.model : `${f.model.uri}#${'fingerprint' in f.model ? f.model.fingerprint : ''}`;
+  return createHash('sha256').update(JSON.stringify([model, f.chunkSize, f.policy, f.kvCodec])).digest('hex').slice(0, 16);
+}
+
+function etaMs(lastStepMs: number, stepsLeft: number): number {
+  return Math.round(lastStepMs * stepsLeft);
+}
+
+async function writeResult(store: ObjectStore, result: DocumentResult): Promise<void> {
+  await store.put(documentResultKey(result.batchId, result.docId), new TextEncoder().encode(`${JSON.stringify(result)}\n`), { contentType: 'application/json' });
+}

@@ -1,0 +1,148 @@
+/**
+ * The queue worker: BullMQ workers that fold document jobs with processDocument() and finalize
+ * batches when their last document is done. Used by apps/worker and `kvfold worker`.
+ *
+ * Facts that shape it (DESIGN.md section 7):
+ * - Inference runs in a worker thread (packages/onnx), so this event loop stays free: BullMQ renews
+ *   job locks, the health endpoint answers and signals are handled while a step runs.
+ * - BullMQ delivers at least once: deterministic job ids, immutable segments and a fenced manifest
+ *   make a second delivery harmless; a retried job resumes from its checkpoint on any worker.
+ * - Preemption: `stop()` asks every fold to end after its current step; each commits a checkpoint
+ *   and hands its job back to the queue without consuming an attempt (moveToWait + WaitingError).
+ */
+import { hostname } from 'node:os';
+import {
+  BatchCancelledError,
+  BatchJob,
+  type BatchRegistry,
+  DocumentJob,
+  type DocumentResult,
+  type FoldMetrics,
+  JOB_NAMES,
+  QUEUE_NAMES,
+  redisOptionsFromUrl,
+} from '@kvfold/jobs';
+import { readCorpusIndex } from '@kvfold/producer';
+import type { ObjectStore } from '@kvfold/storage';
+import { UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import type { Logger } from 'pino';
+import { finalizeBatch } from './finalize-batch.ts';
+import type { ModelCache } from './model-cache.ts';
+import { processDocument } from './process-document.ts';
+
+export interface QueueWorkerDeps {
+  readonly redisUrl: string;
+  readonly prefix: string;
+  readonly store: ObjectStore;
+  readonly models: ModelCache;
+  readonly registry: BatchRegistry;
+  readonly metrics: FoldMetrics;
+  readonly log: Logger;
+  /** Documents folded at once by this process (one per device). */
+  readonly concurrency: number;
+  /** BullMQ lock duration (ms); it is renewed at half of it while a fold runs. */
+  readonly lockDurationMs?: number;
+}
+
+export interface QueueWorker {
+  /** Resolves once both workers are connected and taking jobs. */
+  ready(): Promise<void>;
+  /** True while folding or idle and connected. */
+  healthy(): boolean;
+  /** Stops taking jobs, stops active folds after their current step (checkpointed, handed back), and closes. */
+  stop(): Promise<void>;
+}
+
+/** Lock duration: BullMQ's default; renewal keeps it alive through long steps since inference is off-thread. */
+const DEFAULT_LOCK_MS = 30_000;
+
+export function startQueueWorker(deps: QueueWorkerDeps): QueueWorker {
+  const { store, registry, metrics, log } = deps;
+  const workerName = `${hostname()}:${process.pid}`;
+  let stopping = false;
+  const connection = { ...redisOptionsFromUrl(deps.redisUrl), maxRetriesPerRequest: null };
+
+  const documents = new Worker<DocumentJob, DocumentResult>(
+    QUEUE_NAMES.documents,
+    async (job, token) => {
+      const data = DocumentJob.parse(job.data);
+      const attempt = job.attemptsMade + 1;
+      const jlog = log.child({ batchId: data.batchId, docId: data.docId, jobId: job.id, attempt });
+      if (await registry.isCancelled(data.batchId)) {
+        await registry.recordDocumentDone(data.batchId, { docId: data.docId, status: 'cancelled', tokens: 0, bytes: data.bytes });
+        throw new BatchCancelledError(data.batchId, data.docId);
+      }
+      const outcome = await processDocument(
+        data,
+        { store, models: deps.models, log: jlog, metrics },
+        {
+          attempt,
+          writerId: `${job.id}:${attempt}:${workerName}`,
+          shouldStop: () => stopping,
+          isCancelled: () => registry.isCancelled(data.batchId),
+          onProgress: (p) => job.updateProgress(p),
+        },
+      );
+      switch (outcome.kind) {
+        case 'completed':
+        case 'failed': {
+          const { result } = outcome;
+          await registry.recordDocumentDone(data.batchId, { docId: data.docId, status: result.status, tokens: result.tokens, bytes: data.bytes });
+          await metrics.recordDocument(result.status);
+          if (result.status === 'failed') throw new UnrecoverableError(`${result.error?.code}: ${result.error?.message}`);
+          return result;
+        }
+        case 'cancelled':
+          await registry.recordDocumentDone(data.batchId, { docId: data.docId, status: 'cancelled', tokens: 0, bytes: data.bytes });
+          throw new BatchCancelledError(data.batchId, data.docId);
+        case 'stopped':
+          jlog.info({ step: outcome.step }, 'stopping: checkpoint committed, job handed back');
+          await job.moveToWait(token);
+          throw new WaitingError();
+      }
+    },
+    { connection, prefix: deps.prefix, concurrency: deps.concurrency, lockDuration: deps.lockDurationMs ?? DEFAULT_LOCK_MS, autorun: true },
+  );
+
+  const batches = new Worker<BatchJob>(
+    QUEUE_NAMES.batches,
+    async (job) => {
+      if (job.name !== JOB_NAMES.finalizeBatch) return;
+      const data = BatchJob.parse(job.data);
+      await registry.setState(data.batchId, 'finalizing');
+      const documentIds: string[] = [];
+      for (const key of data.corpus) for (const d of (await readCorpusIndex(store, key)).documents) documentIds.push(d.docId);
+      const failures = Object.fromEntries(
+        Object.entries(await job.getIgnoredChildrenFailures()).map(([childKey, reason]) => [docIdOfChildKey(data.batchId, childKey), reason]),
+      );
+      const written = await finalizeBatch({ store, batchId: data.batchId, documentIds, failures });
+      const state = await registry.finish(data.batchId);
+      log.info({ batchId: data.batchId, state, ...written }, 'batch finalized');
+      return written;
+    },
+    { connection, prefix: deps.prefix, concurrency: 1, autorun: true },
+  );
+
+  for (const w of [documents, batches]) {
+    w.on('error', (err) => log.error({ err }, 'queue worker error'));
+  }
+  documents.on('failed', (job, err) => log.warn({ jobId: job?.id, err: err.message }, 'document job failed'));
+
+  return {
+    ready: async () => {
+      await Promise.all([documents.waitUntilReady(), batches.waitUntilReady()]);
+    },
+    healthy: () => !documents.closing && documents.isRunning(),
+    stop: async () => {
+      stopping = true;
+      await Promise.all([documents.close(), batches.close()]);
+    },
+  };
+}
+
+/** `bull:<prefix>:<queue>:<batchId>-<docId>` (the child's key) -> docId. */
+function docIdOfChildKey(batchId: string, childKey: string): string {
+  const id = childKey.slice(childKey.lastIndexOf(':') + 1);
+  return id.startsWith(`${batchId}-`) ? id.slice(batchId.length + 1) : id;
+}
+

@@ -1,0 +1,89 @@
+/**
+ * `kvfold run`: the embedded default. Ingests a corpus into a filesystem object store and folds
+ * every document in this process, one after another — the same ingest, shards, checkpoints and
+ * processDocument() as the distributed system, without Redis or S3. Running it again skips
+ * documents whose result is stored and resumes the one that was interrupted.
+ */
+import { BatchSpec, type BatchSpecInput, type DocumentJob, type DocumentResult, deriveBatchId, documentResultKey, foldSettingsOf } from '@kvfold/jobs';
+import { type IngestReport, ingest, uploadCorpus } from '@kvfold/producer';
+import type { ObjectStore } from '@kvfold/storage';
+import type { Logger } from 'pino';
+import { type FinalizeBatchResult, finalizeBatch } from './finalize-batch.ts';
+import type { ModelCache } from './model-cache.ts';
+import { processDocument, type ProcessControl } from './process-document.ts';
+
+export interface LocalRunInput {
+  readonly inputs: readonly string[];
+  /** Batch settings; `corpus` is filled in from the ingest. */
+  readonly spec: Omit<BatchSpecInput, 'corpus'>;
+  readonly store: ObjectStore;
+  readonly models: ModelCache;
+  readonly log: Logger;
+  readonly shouldStop?: () => boolean;
+  /** Told before each document and after each fold step. */
+  readonly onDocument?: (info: { index: number; total: number; paths: readonly string[]; skipped: boolean }) => void;
+  readonly onProgress?: ProcessControl['onProgress'];
+}
+
+export interface LocalRunResult {
+  readonly batchId: string;
+  readonly corpusId: string;
+  readonly documents: number;
+  /** Documents whose stored result was reused (finished in an earlier run). */
+  readonly skipped: number;
+  readonly completed: number;
+  readonly failed: number;
+  /** Set when a stop request ended the run early; rerun to continue. */
+  readonly stopped: boolean;
+  readonly report: IngestReport | undefined;
+  readonly results: FinalizeBatchResult | null;
+}
+
+export async function runLocal(input: LocalRunInput): Promise<LocalRunResult> {
+  const { store, log } = input;
+  const grouping = input.spec.grouping ?? 'file';
+  const docs = ingest(input.inputs, { grouping });
+  const corpus = await uploadCorpus(store, docs, { grouping });
+  const spec = BatchSpec.parse({ ...input.spec, corpus: [corpus.indexKey] });
+  const batchId = deriveBatchId([corpus.corpusId], spec);
+  const fold = foldSettingsOf(spec);
+  // Long documents first, as the queue's priorities order them.
+  const order = [...corpus.index.documents].sort((a, b) => b.bytes - a.bytes || a.docId.localeCompare(b.docId));
+  let skipped = 0;
+  let completed = 0;
+  let failed = 0;
+  let stopped = false;
+  for (const [i, d] of order.entries()) {
+    const existing = await store.head(documentResultKey(batchId, d.docId));
+    input.onDocument?.({ index: i, total: order.length, paths: d.paths, skipped: existing !== null });
+    if (existing) {
+      skipped++;
+      continue;
+    }
+    if (input.shouldStop?.()) {
+      stopped = true;
+      break;
+    }
+    const job: DocumentJob = { batchId, docId: d.docId, corpusId: corpus.corpusId, shard: d.shard, paths: d.paths, bytes: d.bytes, fold };
+    const outcome = await processDocument(job, { store, models: input.models, log }, {
+      attempt: 1,
+      writerId: `local:${process.pid}:${Date.now()}`,
+      ...(input.shouldStop ? { shouldStop: input.shouldStop } : {}),
+      ...(input.onProgress ? { onProgress: input.onProgress } : {}),
+    });
+    if (outcome.kind === 'completed') completed++;
+    else if (outcome.kind === 'failed') failed++;
+    else {
+      stopped = true;
+      break;
+    }
+  }
+  const results = stopped ? null : await finalizeBatch({ store, batchId, documentIds: order.map((d) => d.docId) });
+  return { batchId, corpusId: corpus.corpusId, documents: order.length, skipped, completed, failed, stopped, report: corpus.report, results };
+}
+
+/** Reads a document result back (e.g. for printing). */
+export async function readResult(store: ObjectStore, batchId: string, docId: string): Promise<DocumentResult> {
+  const text = Buffer.from(await store.getBytes(documentResultKey(batchId, docId))).toString('utf8');
+  return JSON.parse(text) as DocumentResult;
+}
