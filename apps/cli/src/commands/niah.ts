@@ -31,6 +31,9 @@ interface NiahOptions {
   json?: boolean;
 }
 
+/** Progress lines per fold written to a log when stderr is not a terminal. */
+const LOG_LINES_PER_FOLD = 10;
+
 /** StreamingLLM's usual number of attention-sink tokens. */
 const DEFAULT_SINK = 4;
 
@@ -87,12 +90,20 @@ export function registerNiah(program: Command): void {
           writeReport(opts.out, { grid, trials, modelDir: loaded.folder.dir, modelFingerprint: loaded.fingerprints.model, protocol: protocol.name, command });
         const sofar: NiahRun['trials'] = [];
         let bar = progressBar(1, 'folding');
+        let label = '';
         const run = await runNiah(model, grid, {
           onFold: ({ haystack, chunkSize, done, total }) => {
             bar.stop();
-            bar = progressBar(Math.ceil(haystack.documentTokens / chunkSize), `fold ${done + 1}/${total} (${haystack.length} tokens, chunk ${chunkSize})`);
+            label = `fold ${done + 1}/${total} (${haystack.length} tokens, chunk ${chunkSize})`;
+            bar = progressBar(Math.ceil(haystack.documentTokens / chunkSize), label);
           },
-          onStep: ({ step }) => bar.update(step, { tokens: 0, rate: 0 }),
+          onStep: ({ step, totalSteps }) => {
+            bar.update(step, { tokens: 0, rate: 0 });
+            // Off a terminal (a background run's log), a line every tenth of a fold.
+            if (!process.stderr.isTTY && (step === totalSteps || step % Math.ceil(totalSteps / LOG_LINES_PER_FOLD) === 0)) {
+              process.stderr.write(`${new Date().toISOString()} ${label}: step ${step}/${totalSteps}\n`);
+            }
+          },
           // The report is rewritten after every trial, so a run cut short still leaves one.
           onTrial: async (t) => {
             sofar.push(t);

@@ -115,6 +115,11 @@ describe('haystacks', () => {
     const values = h.needles.flatMap((n) => [...n.needle.tokens.subarray(1)]);
     assert.equal(new Set(values).size, values.length);
     assert.deepEqual(writeHaystack(protocol, 1000, [0, 0, 0.5, 0.5, 1, 1], 7).tokens, h.tokens, 'a seed rewrites the same haystack');
+    for (const n of h.needles) {
+      // RECALL.md's multi-needle form: needle `KEY c v1..vk`, question `KEY c`.
+      const answer = expectedAnswer(recallLayout(), [...h.tokens, ...n.needle.question]);
+      assert.equal(recall.tokenizer.decode(answer, false), n.needle.expected);
+    }
   });
 
   test('a vocabulary without the recall tokens gets the natural-language protocol', async () => {
