@@ -7,6 +7,7 @@ import { registerFold } from './commands/fold.ts';
 import { registerModels } from './commands/models.ts';
 import { registerNiah } from './commands/niah.ts';
 import { registerRun } from './commands/run.ts';
+import { registerWorker } from './commands/worker.ts';
 import { registerDrift } from './commands/drift.ts';
 
 export function buildProgram(): Command {
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
   registerModels(program);
   registerFold(program);
   registerRun(program);
+  registerWorker(program);
   registerBench(program);
   registerDistributed(program);
   registerNiah(program);

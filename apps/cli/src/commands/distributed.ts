@@ -8,16 +8,15 @@
  * Environment read here (and only here, through `distributedEnv`): KVFOLD_API_URL (default
  * http://127.0.0.1:8080) and KVFOLD_API_KEY, both overridden by --api and --api-key.
  */
-import { spawn } from 'node:child_process';
 import { createWriteStream, openAsBlob } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { fileURLToPath } from 'node:url';
 import { ApiClient, DEFAULT_API_URL, isTerminal } from '@kvfold/jobs';
 import type { BatchStatus, CreatedBatch } from '@kvfold/jobs';
 import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError } from 'commander';
+import { runApp } from '../app-process.ts';
 import { CliError } from '../cli-error.ts';
 import { collect, positiveInt } from '../options.ts';
 
@@ -44,7 +43,6 @@ interface ApiOptions {
 const DEFAULT_WATCH_INTERVAL_MS = 1000;
 
 /** The API's entry point, relative to this file: apps/cli/src/commands -> apps/api/src/main.ts. */
-const API_MAIN = fileURLToPath(new URL('../../../api/src/main.ts', import.meta.url));
 
 /** `--policy full` or `--policy streaming:<window>` or `streaming:<sink>:<window>`. */
 function parsePolicy(value: string): { kind: 'full' } | { kind: 'streaming'; window: number; sink?: number } {
@@ -218,25 +216,11 @@ async function cancel(env: DistributedEnv, batchId: string, opts: ApiOptions & {
 
 /** Runs the API in a child process until it exits or this process is told to stop. */
 async function serve(env: DistributedEnv, opts: { port?: number; host?: string }): Promise<void> {
-  const tsx = import.meta.resolve('tsx');
-  const child = spawn(process.execPath, ['--import', tsx, API_MAIN], {
-    stdio: 'inherit',
-    env: {
-      ...env.all,
-      ...(opts.port !== undefined ? { KVFOLD_API_PORT: String(opts.port) } : {}),
-      ...(opts.host !== undefined ? { KVFOLD_API_HOST: opts.host } : {}),
-    },
+  await runApp('api', {
+    ...env.all,
+    ...(opts.port !== undefined ? { KVFOLD_API_PORT: String(opts.port) } : {}),
+    ...(opts.host !== undefined ? { KVFOLD_API_HOST: opts.host } : {}),
   });
-  const forward = (signal: NodeJS.Signals) => child.kill(signal);
-  process.on('SIGINT', forward);
-  process.on('SIGTERM', forward);
-  const code = await new Promise<number>((done, fail) => {
-    child.on('error', fail);
-    child.on('exit', (exitCode, signal) => done(exitCode ?? (signal ? 0 : 1)));
-  });
-  process.off('SIGINT', forward);
-  process.off('SIGTERM', forward);
-  if (code !== 0) throw new CliError(`the API exited with code ${code} (its log above says why)`, code);
 }
 
 function withApi(command: Command): Command {
