@@ -91,6 +91,6 @@ test('drift.md, drift.json and a well-formed drift.svg hold the numbers', async 
   for (const s of r.steps) assert.ok(md.includes(`| ${s.step} | ${s.start}–${s.end - 1} | ${(s.maxAbs as number).toExponential(2)} |`), `step ${s.step} row`);
   const names = checkSvg(svg);
   assert.equal(names.filter((n) => n === 'circle').length, 2 * 4);
-  assert.ok(svg.includes(`step 4: ${(r.steps[3]?.maxAbs as number).toExponential(3)}`));
+  assert.ok(svg.includes(`step 4: ${(r.steps[3]!.maxAbs as number).toExponential(3)}`));
   for (const label of ['fold step', 'max |folded − reference| logit', 'mean KL(reference ‖ folded)']) assert.ok(svg.includes(label), label);
 });
