@@ -6,7 +6,7 @@
  */
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { type Env, formatIssuePath, JobsError, JobsErrorCode, loadEnv } from '@kvfold/jobs';
+import { type Env, EnvSchema, formatIssuePath, JobsError, JobsErrorCode } from '@kvfold/jobs';
 import { z } from 'zod';
 
 const unsetIfEmpty = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
@@ -38,16 +38,17 @@ export const WorkerEnvSchema = z.object({
 export type WorkerEnv = Env & z.output<typeof WorkerEnvSchema> & { readonly KVFOLD_STORE: string; readonly KVFOLD_MODEL_CACHE: string };
 
 export function loadWorkerEnv(source: Readonly<Record<string, string | undefined>> = process.env, cwd = process.cwd()): WorkerEnv {
-  const shared = loadEnv(source);
+  const shared = EnvSchema.safeParse(source);
   const own = WorkerEnvSchema.safeParse(source);
-  if (!own.success) {
-    const lines = own.error.issues.map((issue) => `  ${formatIssuePath(issue.path)}: ${issue.message}`);
-    throw new JobsError(JobsErrorCode.EnvInvalid, `invalid environment:\n${lines.join('\n')}`, { cause: own.error });
+  if (!shared.success || !own.success) {
+    const issues = [...(shared.error?.issues ?? []), ...(own.error?.issues ?? [])];
+    const lines = issues.map((issue) => `  ${formatIssuePath(issue.path)}: ${issue.message}`);
+    throw new JobsError(JobsErrorCode.EnvInvalid, `invalid environment:\n${lines.join('\n')}`);
   }
   return {
-    ...shared,
+    ...shared.data,
     ...own.data,
-    KVFOLD_STORE: shared.KVFOLD_STORE ?? pathToFileURL(resolve(cwd, '.kvfold/store')).href,
-    KVFOLD_MODEL_CACHE: shared.KVFOLD_MODEL_CACHE ?? resolve(cwd, '.kvfold/models-cache'),
+    KVFOLD_STORE: shared.data.KVFOLD_STORE ?? pathToFileURL(resolve(cwd, '.kvfold/store')).href,
+    KVFOLD_MODEL_CACHE: shared.data.KVFOLD_MODEL_CACHE ?? resolve(cwd, '.kvfold/models-cache'),
   };
 }
