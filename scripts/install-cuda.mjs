@@ -10,6 +10,7 @@ const pkgDir = dirname(require.resolve('onnxruntime-node/package.json'));
 execFileSync(process.execPath, [join(pkgDir, 'script/install.js')], {
   cwd: pkgDir,
   stdio: 'inherit',
+  // biome-ignore lint/suspicious/noUndeclaredEnvVars: the installer's own documented switch
   env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: process.env.ONNXRUNTIME_NODE_INSTALL ?? 'cuda12' },
 });
 console.log(`CUDA execution provider installed into ${pkgDir}; run with --device cuda`);

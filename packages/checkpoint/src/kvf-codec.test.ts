@@ -66,8 +66,8 @@ describe('KVF codec', () => {
     const l1 = state.layers[1];
     // head 1, row 5 of the state is head 1, row 0 of the segment: [kvHeads, rows, headDim]
     assert.deepEqual(
-      [...(part.rows.layers[1]?.value as Float32Array).subarray(7 * 8, 7 * 8 + 8)],
-      [...(l1?.value as Float32Array).subarray((15 + 5) * 8, (15 + 5) * 8 + 8)],
+      [...(part.rows.layers[1]!.value as Float32Array).subarray(7 * 8, 7 * 8 + 8)],
+      [...(l1!.value as Float32Array).subarray((15 + 5) * 8, (15 + 5) * 8 + 8)],
     );
   });
 

@@ -100,7 +100,7 @@ test('int8 keeps every row, quantizes full groups, and holds about a quarter of 
   }
   assert.ok(maxErr < 0.5, `values up to 105 quantized per channel: max error ${maxErr}`);
   // The float tail is exact.
-  const tailRow = (view.layers[0]?.value as Float32Array)[(0 * 105 + 100) * 8];
+  const tailRow = (view.layers[0]!.value as Float32Array)[(0 * 105 + 100) * 8];
   assert.equal(tailRow, 100);
   const ratio = p.bytes(s) / full.bytes(f);
   assert.ok(ratio < 0.45 && ratio > 0.25, `int8 / f32 bytes = ${ratio}`);

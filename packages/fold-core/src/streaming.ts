@@ -10,7 +10,7 @@
  * from the cache length (no position_ids input) correct, and never exceeds the model's trained
  * positions.
  */
-import { allocKv, appendRows, emptyKv, type KvData, type KvLayout, type KvRows, type KvState, kvBytes } from './kv-state.ts';
+import { allocKv, appendRows, emptyKv, type KvData, type KvLayout, type KvState, kvBytes } from './kv-state.ts';
 import type { KvPolicy } from './policy.ts';
 import { rotateKeyRows } from './rope.ts';
 
