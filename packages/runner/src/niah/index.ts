@@ -10,7 +10,7 @@ export { recallProtocol, recallVocabulary, DEFAULT_RECALL_NEEDLE_SIZE } from './
 export { textProtocol, DEFAULT_TEXT_DIGITS, DEFAULT_TEXT_ANSWER_TOKENS } from './text-protocol.ts';
 export { niahModel, prepareNiah, runNiah, selectProtocol } from './run-niah.ts';
 export type { NiahHooks, NiahModel, NiahRun, NiahTrial } from './run-niah.ts';
-export { describePolicy, heatmaps, matchTable, reportMarkdown, summaryText, tally, windowTable } from './report.ts';
+export { chainBucket, chainTable, describePolicy, heatmaps, matchTable, reportMarkdown, summaryText, tally, windowTable } from './report.ts';
 export type { CellStats, NiahReportInput } from './report.ts';
 export { heatmapSvg } from './heatmap.ts';
 export { gridOfTrials, openResults, readResults, writeReport, RESULTS_FILE, REPORT_FILE } from './output.ts';

@@ -14,7 +14,7 @@ import { NiahError } from './errors.ts';
 import type { NiahGrid } from './grid.ts';
 import { writeHaystack } from './haystack.ts';
 import { openResults, readResults, writeReport } from './output.ts';
-import { heatmaps, reportMarkdown } from './report.ts';
+import { chainBucket, heatmaps, reportMarkdown } from './report.ts';
 import { niahModel, prepareNiah, runNiah, selectProtocol } from './run-niah.ts';
 import { checkSvg } from './svg-check.ts';
 
@@ -172,6 +172,7 @@ describe('report', () => {
     assert.match(md, /\| 2K \| 100% \(1\/1\) \| 100% \(1\/1\) \| 100% \(2\/2\) \| 7 \|/);
     assert.match(md, /\| 4K \| 100% \(1\/1\) \| 50% \(1\/2\) \| 67% \(2\/3\) \| 15 \|/);
     assert.match(md, /exact match: \*\*80% \(4\/5\)\*\* over 5 trials/);
+    assert.match(md, /## By chain depth/);
     assert.equal(reportMarkdown({ grid: g, trials, modelDir: 'm', protocol: 'recall' }).includes('heatmap-chunk256.svg'), true);
     const svg = readFileSync(join(dir, 'heatmap-chunk256.svg'), 'utf8');
     assert.deepEqual(heatmaps({ grid: g, trials, modelDir: 'm', protocol: 'recall' }).get('heatmap-chunk256.svg'), svg);
@@ -179,6 +180,10 @@ describe('report', () => {
     assert.equal(names.filter((n) => n === 'rect').length, 1 + 4); // background + 2 lengths x 2 depths
     for (const text of ['>50%<', '>1/2<', '>100%<', '>2K<', '>4K<', 'needle depth', 'context length']) assert.ok(svg.includes(text), text);
     assert.match(svg, /fill="#d73027"|fill="#fee08b"/); // the 50% cell is coloured between red and green
+  });
+
+  test('chain depths fall in power-of-two buckets', () => {
+    assert.deepEqual([0, 1, 2, 3, 4, 31, 32, 511].map(chainBucket), [[0, 0], [1, 1], [2, 3], [2, 3], [4, 7], [16, 31], [32, 63], [256, 511]]);
   });
 
   test('the SVG checker rejects what a browser would', () => {

@@ -67,6 +67,27 @@ export function windowTable(trials: readonly NiahTrial[]): string {
   return lines.join('\n');
 }
 
+/** Chain-depth bucket of a trial: 0, 1, 2–3, 4–7, ... (powers of two). */
+export function chainBucket(depth: number): [number, number] {
+  if (depth === 0) return [0, 0];
+  const lo = 2 ** Math.floor(Math.log2(depth));
+  return [lo, 2 * lo - 1];
+}
+
+/** Exact match by chain depth (power-of-two buckets) per chunk size: how far back a needle can be. */
+export function chainTable(trials: readonly NiahTrial[]): string {
+  const { chunkSizes } = axes(trials);
+  const label = (d: number) => {
+    const [lo, hi] = chainBucket(d);
+    return lo === hi ? String(lo) : `${lo}–${hi}`;
+  };
+  const buckets = [...new Set(trials.map((t) => chainBucket(t.chainDepth)[0]))].sort((a, b) => a - b);
+  const s = tally(trials, (t) => `${t.chunkSize}|${chainBucket(t.chainDepth)[0]}`);
+  const lines = [`| chain depth | ${chunkSizes.map((c) => `chunk ${c}`).join(' | ')} |`, `|---|${chunkSizes.map(() => '---').join('|')}|`];
+  for (const b of buckets) lines.push(`| ${label(b)} | ${chunkSizes.map((c) => pct(s.get(`${c}|${b}`))).join(' | ')} |`);
+  return lines.join('\n');
+}
+
 export interface NiahReportInput {
   readonly grid: NiahGrid;
   readonly trials: readonly NiahTrial[];
@@ -102,6 +123,7 @@ export function reportMarkdown(input: NiahReportInput): string {
   for (const c of chunkSizes) {
     out.push('', `## Chunk size ${c}`, '', matchTable(trials, c), '', `![exact match, chunk ${c}](${heatmapName(c)})`);
   }
+  out.push('', '## By chain depth', '', 'Fold steps between the needle’s chunk and the question, in power-of-two buckets.', '', chainTable(trials));
   if (grid.policy.kind === 'streaming') {
     out.push('', '## Inside vs. outside the window', '', 'A needle is inside when all its rows are still cached (sink or recent window) at question time.', '', windowTable(trials));
   }
