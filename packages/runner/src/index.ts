@@ -10,7 +10,7 @@ export { resolvePolicy } from './policy-options.ts';
 export type { PolicyChoice, ResolvedPolicy } from './policy-options.ts';
 export * from './niah/index.ts';
 export * from './drift/index.ts';
-export { ModelCache } from './model-cache.ts';
+export { ModelCache, pushModel } from './model-cache.ts';
 export type { ModelCacheOptions, ModelRefValue } from './model-cache.ts';
 export { processDocument, DOCUMENT_ERRORS } from './process-document.ts';
 export type { ProcessControl, ProcessDeps, ProcessOutcome } from './process-document.ts';

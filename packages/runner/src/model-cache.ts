@@ -4,7 +4,7 @@
  * names one, and keeps one loaded session per model.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { type Device, type LoadedModel, loadModel, ModelError } from '@kvfold/onnx';
 import { type ObjectStore, type OpenStoreOptions, openStore } from '@kvfold/storage';
@@ -84,4 +84,31 @@ export class ModelCache {
 
 function localPath(uri: string): string {
   return uri.startsWith('file://') ? new URL(uri).pathname : resolve(uri);
+}
+
+/**
+ * Uploads a model folder to a store location, so workers can load it by URI. Every file of the
+ * folder goes up under the URI's prefix; the config goes last, since a fetch treats a folder
+ * without it as absent.
+ */
+export async function pushModel(dir: string, uri: string, storeOptions: OpenStoreOptions = {}): Promise<{ files: number; bytes: number }> {
+  const root = resolve(dir);
+  const files: string[] = [];
+  const walk = async (rel: string): Promise<void> => {
+    for (const e of await readdir(join(root, rel), { withFileTypes: true })) {
+      const path = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) await walk(path);
+      else if (e.isFile()) files.push(path);
+    }
+  };
+  await walk('');
+  if (!files.includes('config.json')) throw new ModelError('KVF_MODEL_NOT_FOUND', `${root} has no config.json: not a model folder`);
+  const store = openStore(uri.endsWith('/') ? uri : `${uri}/`, storeOptions);
+  let bytes = 0;
+  for (const f of [...files.filter((f) => f !== 'config.json').sort(), 'config.json']) {
+    const body = await readFile(join(root, f));
+    await store.put(f, body);
+    bytes += body.length;
+  }
+  return { files: files.length, bytes };
 }

@@ -11,7 +11,7 @@ import {
   type ResumableFoldResult,
   storeOptionsFromEnv,
 } from '@kvfold/runner';
-import { openStore } from '@kvfold/storage';
+import { checkStore, openStore } from '@kvfold/storage';
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { cliEnv } from '../env.ts';
@@ -105,6 +105,7 @@ async function foldCommand(model: LoadedModel, text: string, opts: FoldOptions, 
   let result: FoldDocumentResult<unknown> | ResumableFoldResult<unknown>;
   if (opts.checkpoint) {
     const store = openStore(opts.checkpoint, storeOptionsFromEnv(cliEnv()));
+    await checkStore(store);
     const resumable = await foldResumable({
       ...common,
       checkpoint: {

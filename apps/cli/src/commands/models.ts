@@ -1,5 +1,7 @@
 /** `kvfold models build|list`: build the zoo's models as ONNX folders. */
 import { MODEL_NAMES, modelSpec, writeModelFolder } from '@kvfold/model-zoo';
+import { pushModel, storeOptionsFromEnv } from '@kvfold/runner';
+import { cliEnv } from '../env.ts';
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { nonNegativeInt } from '../options.ts';
@@ -24,6 +26,15 @@ export function registerModels(program: Command): void {
       const ms = Math.round(performance.now() - started);
       if (opts.json) process.stdout.write(`${JSON.stringify({ name, dir: written.dir, files: written.files, ms })}\n`);
       else process.stdout.write(`built ${name} in ${written.dir} (${written.files.join(', ')}) in ${ms} ms\n`);
+    });
+  models
+    .command('push')
+    .description('upload a model folder to an object store, for workers to load by URI')
+    .argument('<dir>', 'model folder')
+    .argument('<uri>', 'destination, e.g. s3://bucket/models/tiny-llama')
+    .action(async (dir: string, uri: string) => {
+      const { files, bytes } = await pushModel(dir, uri, storeOptionsFromEnv(cliEnv()));
+      process.stdout.write(`pushed ${files} files (${(bytes / 2 ** 20).toFixed(1)} MiB) to ${uri}; use --model ${uri}\n`);
     });
   models
     .command('list')

@@ -3,8 +3,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { batchResultsKey } from '@kvfold/jobs';
 import type { Device } from '@kvfold/onnx';
-import { ModelCache, runLocal } from '@kvfold/runner';
-import { openStore } from '@kvfold/storage';
+import { ModelCache, runLocal, storeOptionsFromEnv } from '@kvfold/runner';
+import { checkStore, openStore } from '@kvfold/storage';
 import { type Command, Option } from 'commander';
 import { cliEnv } from '../env.ts';
 import { addPolicyOptions, type PolicyFlags, parseCodec, policyChoice } from '../fold-options.ts';
@@ -57,8 +57,9 @@ export function registerRun(program: Command): void {
     const choice = policyChoice(opts);
     const env = cliEnv();
     const log = cliLogger(process.env.LOG_LEVEL ? env.LOG_LEVEL : undefined);
-    const store = openStore(opts.store);
-    const models = new ModelCache({ cacheDir: resolve(opts.store.replace(/^file:\/\//, ''), '..', 'models'), device: opts.device, ...(opts.threads ? { threads: opts.threads } : {}) });
+    const store = openStore(opts.store, storeOptionsFromEnv(env));
+    await checkStore(store);
+    const models = new ModelCache({ cacheDir: resolve('.kvfold/models-cache'), storeOptions: storeOptionsFromEnv(env), device: opts.device, ...(opts.threads ? { threads: opts.threads } : {}) });
     let stopRequested = false;
     const stop = () => {
       if (!stopRequested) process.stderr.write('kvfold: stopping after the current step (checkpoint kept); run again to resume\n');
@@ -106,8 +107,12 @@ export function registerRun(program: Command): void {
       const summary = {
         batchId: result.batchId,
         documents: result.documents,
-        completed: result.completed,
-        failed: result.failed + (result.results ? result.results.failed - result.failed : 0),
+        /** Totals over the batch's results (this run and earlier ones). */
+        completed: result.results?.completed ?? result.completed,
+        failed: result.results?.failed ?? result.failed,
+        /** What this run did. */
+        foldedNow: result.completed,
+        failedNow: result.failed,
         skipped: result.skipped,
         stopped: result.stopped,
         skippedFiles: result.report?.skipped ?? [],
@@ -118,7 +123,7 @@ export function registerRun(program: Command): void {
       if (opts.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
       else {
         process.stdout.write(
-          `batch ${summary.batchId}: ${summary.documents} documents, ${result.completed} folded now, ${summary.skipped} done earlier, ${result.failed} failed${summary.stopped ? ' — stopped early, run again to resume' : ''}\n`,
+          `batch ${summary.batchId}: ${summary.documents} documents: ${summary.completed} completed, ${summary.failed} failed (${summary.foldedNow} folded and ${summary.failedNow} failed now, ${summary.skipped} done earlier)${summary.stopped ? ' — stopped early, run again to resume' : ''}\n`,
         );
         for (const s of summary.skippedFiles) process.stdout.write(`skipped ${s.path} (${s.input}): ${s.reason}\n`);
         for (const r of summary.refusedEntries) process.stdout.write(`refused ${r.entry} in ${r.input}: ${r.reason}\n`);

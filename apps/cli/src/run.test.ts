@@ -1,0 +1,146 @@
+/**
+ * `kvfold run`, the embedded default, as a user runs it: a corpus of a directory and an archive,
+ * folded in-process on a filesystem store; a rerun folds nothing; a document over the token limit
+ * fails alone; an escaping archive entry is refused alone; a model pushed to an S3 store serves the
+ * same results as its local folder.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { startTestS3Server, type TestS3Server } from '@kvfold/storage/testing';
+import { kvfold, type RunResult } from './test-support.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'kvfold-run-test-'));
+const model = join(root, 'tiny');
+const corpus = join(root, 'corpus');
+const archive = join(root, 'evil.tgz');
+let s3: TestS3Server;
+
+interface Summary {
+  batchId: string;
+  documents: number;
+  completed: number;
+  failed: number;
+  foldedNow: number;
+  failedNow: number;
+  skipped: number;
+  stopped: boolean;
+  refusedEntries: { entry: string; reason: string }[];
+}
+interface ResultLine {
+  docId: string;
+  paths: string[];
+  status: string;
+  tokens: number;
+  steps: number;
+  answers: { tokenIds: number[] }[];
+  error?: { code: string; message: string };
+}
+
+const json = <T>(r: RunResult): T => {
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as T;
+};
+const lines = (file: string) => readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as ResultLine);
+const runArgs = (store: string, out: string, modelRef = model) => [
+  'run', corpus, archive, '--model', modelRef, '--store', store, '--out', out, '--chunk-size', '32',
+  '--ask', 'What is carried?', '--max-new-tokens', '4', '--max-tokens-per-document', '600', '--json',
+];
+
+before(async () => {
+  assert.equal((await kvfold(['models', 'build', 'tiny-llama', '--out', model])).code, 0);
+  mkdirSync(join(corpus, 'notes'), { recursive: true });
+  writeFileSync(join(corpus, 'a.md'), 'The cache is carried from chunk to chunk. '.repeat(8));
+  writeFileSync(join(corpus, 'notes', 'b.txt'), 'Positions continue where the previous chunk stopped. '.repeat(6));
+  writeFileSync(join(corpus, 'long.txt'), 'This document is over the token limit. '.repeat(40));
+  const staging = join(root, 'staging');
+  mkdirSync(staging);
+  writeFileSync(join(staging, 'inside.txt'), 'An archive entry that stays inside its root. '.repeat(5));
+  writeFileSync(join(staging, 'escape.txt'), 'An entry that tries to leave its root.');
+  execFileSync('tar', ['czf', archive, '-C', staging, 'inside.txt']);
+  execFileSync('tar', ['czf', join(root, 'escape.tgz'), '-C', staging, '--transform', 's,^,../,', 'escape.txt']);
+  // One archive holding both: the good entry and the escaping one.
+  execFileSync('tar', ['czf', archive, '-C', staging, 'inside.txt', '--transform', 's,^escape,../escape,', 'escape.txt']);
+  s3 = await startTestS3Server();
+});
+after(async () => {
+  await s3?.stop();
+  rmSync(root, { recursive: true, force: true });
+});
+
+test('run folds every document; a long one fails alone and an escaping entry is refused alone', async () => {
+  const store = join(root, 'store');
+  const out = join(root, 'results.jsonl');
+  const first = json<Summary>(await kvfold(runArgs(store, out)));
+  assert.equal(first.documents, 4);
+  assert.equal(first.completed, 3);
+  assert.equal(first.failed, 1);
+  assert.equal(first.foldedNow, 3);
+  assert.equal(first.failedNow, 1);
+  assert.equal(first.stopped, false);
+  assert.deepEqual(first.refusedEntries.map((r) => r.entry), ['../escape.txt']);
+  const results = lines(out);
+  assert.equal(results.length, 4);
+  const failed = results.filter((r) => r.status === 'failed');
+  assert.equal(failed.length, 1);
+  assert.deepEqual(failed[0]?.paths.map((p) => p.split('/').at(-1)), ['long.txt']);
+  assert.equal(failed[0]?.error?.code, 'KVF_DOC_TOO_LONG');
+  assert.match(failed[0]?.error?.message ?? '', /over the batch's limit of 600/);
+  for (const r of results.filter((x) => x.status === 'completed')) {
+    assert.equal(r.steps, Math.ceil(r.tokens / 32));
+    assert.equal(r.answers[0]?.tokenIds.length, 4);
+  }
+
+  const again = json<Summary>(await kvfold(runArgs(store, join(root, 'again.jsonl'))));
+  assert.equal(again.batchId, first.batchId);
+  assert.equal(again.foldedNow + again.failedNow, 0, 'a rerun folds nothing');
+  assert.equal(again.completed, 3);
+  assert.equal(again.skipped, 4);
+  assert.deepEqual(readFileSync(join(root, 'again.jsonl'), 'utf8'), readFileSync(out, 'utf8'));
+});
+
+test('a model pushed to an S3 store is fetched, verified and gives the same results', async () => {
+  const env = {
+    KVFOLD_S3_ENDPOINT: s3.endpoint,
+    KVFOLD_S3_FORCE_PATH_STYLE: 'true',
+    KVFOLD_S3_CONDITIONAL_WRITES: 'false',
+    AWS_ACCESS_KEY_ID: 'S3RVER',
+    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+  };
+  const uri = s3.uri('models/tiny-llama');
+  const pushed = await kvfold(['models', 'push', model, uri], { env });
+  assert.equal(pushed.code, 0, pushed.stderr);
+  assert.match(pushed.stdout, /pushed 7 files/);
+  const local = join(root, 'local.jsonl');
+  const remote = join(root, 'remote.jsonl');
+  json(await kvfold(runArgs(join(root, 'store-local'), local), { env }));
+  const r = await kvfold(runArgs(s3.uri('run-store'), remote, uri), { env });
+  json(r);
+  const strip = (x: ResultLine) => ({ docId: x.docId, status: x.status, tokens: x.tokens, answers: x.answers });
+  assert.deepEqual(lines(remote).map(strip), lines(local).map(strip));
+});
+
+test('a store URI that is malformed or unreachable fails fast, naming it', async () => {
+  const bad = await kvfold(['run', corpus, '--model', model, '--store', 'ftp://example/x']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /ftp:\/\/example\/x/);
+  const started = Date.now();
+  const down = await kvfold(['fold', join(corpus, 'a.md'), '--model', model, '--checkpoint', 's3://kvfold-test/x'], {
+    env: { KVFOLD_S3_ENDPOINT: 'http://127.0.0.1:9', KVFOLD_S3_FORCE_PATH_STYLE: 'true', AWS_ACCESS_KEY_ID: 'a', AWS_SECRET_ACCESS_KEY: 'b' },
+  });
+  assert.equal(down.code, 1);
+  assert.match(down.stderr, /s3:\/\/kvfold-test\/x/);
+  assert.match(down.stderr, /KVF_STORE_UNREACHABLE/);
+  assert.ok(Date.now() - started < 20_000, 'fails fast');
+});
+
+test('rejected S3 credentials are reported as such', async () => {
+  const r = await kvfold(['fold', join(corpus, 'a.md'), '--model', model, '--checkpoint', s3.uri('creds')], {
+    env: { KVFOLD_S3_ENDPOINT: s3.endpoint, KVFOLD_S3_FORCE_PATH_STYLE: 'true', AWS_ACCESS_KEY_ID: 'WRONG', AWS_SECRET_ACCESS_KEY: 'S3RVER' },
+  });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /KVF_STORE_CREDENTIALS/);
+});
