@@ -27,6 +27,12 @@ const MASKED_SCORE = -3.4028234663852886e38;
 export interface LlamaGraphOptions {
   /** Whether the graph takes `position_ids` (most exports) or derives positions from the cache length. */
   readonly positionIds: boolean;
+  /**
+   * dtype of past_key_values / present (default float32). With float16 the cache is stored in half
+   * precision, as fp16 exports do; attention still computes in float32 on the rounded keys/values,
+   * in the single pass and the fold alike.
+   */
+  readonly kvDtype?: 'float32' | 'float16';
 }
 
 /** Builds the decoder graph for a config and its weights. */
@@ -64,10 +70,14 @@ export function buildLlamaGraph(
   const positionInput = options.positionIds
     ? g.input({ name: 'position_ids', elemType: DataType.INT64, shape: [B, 'sequence_length'] })
     : null;
+  const kvType = options.kvDtype === 'float16' ? DataType.FLOAT16 : DataType.FLOAT;
   const past = Array.from({ length: c.num_hidden_layers }, (_, i) => ({
-    key: g.input({ name: `past_key_values.${i}.key`, elemType: DataType.FLOAT, shape: [B, c.num_key_value_heads, 'past_sequence_length', D] }),
-    value: g.input({ name: `past_key_values.${i}.value`, elemType: DataType.FLOAT, shape: [B, c.num_key_value_heads, 'past_sequence_length', D] }),
+    key: g.input({ name: `past_key_values.${i}.key`, elemType: kvType, shape: [B, c.num_key_value_heads, 'past_sequence_length', D] }),
+    value: g.input({ name: `past_key_values.${i}.value`, elemType: kvType, shape: [B, c.num_key_value_heads, 'past_sequence_length', D] }),
   }));
+  /** To the cache's dtype and back (identity for float32). */
+  const toKv = (x: string) => (kvType === DataType.FLOAT ? x : g.node('Cast', [x], { to: kvType }));
+  const fromKv = (x: string) => (kvType === DataType.FLOAT ? x : g.node('Cast', [x], { to: DataType.FLOAT }));
 
   // --- lengths and masks -------------------------------------------------------------------
   const zero = g.ints([0], true);
@@ -122,14 +132,14 @@ export function buildLlamaGraph(
     const q = rope(project('q_proj', c.num_attention_heads));
     const k = rope(project('k_proj', c.num_key_value_heads));
     const v = project('v_proj', c.num_key_value_heads);
-    const presentK = g.node('Concat', [layerPast.key, k], { axis: 2 }, `present.${i}.key.out`); // [B, kvH, T, D]
-    const presentV = g.node('Concat', [layerPast.value, v], { axis: 2 }, `present.${i}.value.out`);
-    g.output({ name: `present.${i}.key`, elemType: DataType.FLOAT, shape: [B, c.num_key_value_heads, 'total_sequence_length', D] }, presentK);
-    g.output({ name: `present.${i}.value`, elemType: DataType.FLOAT, shape: [B, c.num_key_value_heads, 'total_sequence_length', D] }, presentV);
+    const presentK = g.node('Concat', [layerPast.key, toKv(k)], { axis: 2 }, `present.${i}.key.out`); // [B, kvH, T, D]
+    const presentV = g.node('Concat', [layerPast.value, toKv(v)], { axis: 2 }, `present.${i}.value.out`);
+    g.output({ name: `present.${i}.key`, elemType: kvType, shape: [B, c.num_key_value_heads, 'total_sequence_length', D] }, presentK);
+    g.output({ name: `present.${i}.value`, elemType: kvType, shape: [B, c.num_key_value_heads, 'total_sequence_length', D] }, presentV);
 
     const q5 = g.node('Reshape', [q, g.ints([0, c.num_key_value_heads, groups, -1, D])]); // [B, kvH, G, S, D]
-    const k5 = g.node('Unsqueeze', [presentK, g.ints([2])]); // [B, kvH, 1, T, D]
-    const v5 = g.node('Unsqueeze', [presentV, g.ints([2])]); // [B, kvH, 1, T, D]
+    const k5 = g.node('Unsqueeze', [fromKv(presentK), g.ints([2])]); // [B, kvH, 1, T, D]
+    const v5 = g.node('Unsqueeze', [fromKv(presentV), g.ints([2])]); // [B, kvH, 1, T, D]
     const scores = g.node('Mul', [g.node('MatMul', [q5, g.node('Transpose', [k5], { perm: [0, 1, 2, 4, 3] })]), scale]); // [B, kvH, G, S, T]
     const probs = g.node('Softmax', [g.node('Where', [allowed, scores, maskedScore])], { axis: -1 });
     const attn = g.node('MatMul', [probs, v5]); // [B, kvH, G, S, D]

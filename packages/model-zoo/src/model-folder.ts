@@ -15,6 +15,8 @@ import type { LlamaSpec } from './llama-spec.ts';
 export interface WriteModelOptions {
   /** Include the `position_ids` input (default true, as most exports do). */
   readonly positionIds?: boolean;
+  /** dtype of the KV cache inputs/outputs (default float32). */
+  readonly kvDtype?: 'float32' | 'float16';
   /** Initializers of at least this many bytes go to `onnx/model.onnx_data` (default 1024, onnx's own default). */
   readonly externalThreshold?: number;
 }
@@ -31,7 +33,7 @@ export async function writeModelFolder(spec: LlamaSpec, outDir: string, options:
   const { model, externalData } = buildLlamaGraph(
     spec.config,
     spec.weights,
-    { positionIds: options.positionIds ?? true },
+    { positionIds: options.positionIds ?? true, ...(options.kvDtype ? { kvDtype: options.kvDtype } : {}) },
     { externalThreshold: options.externalThreshold ?? DEFAULT_EXTERNAL_THRESHOLD, externalName: 'model.onnx_data' },
   );
   const config = {

@@ -48,3 +48,24 @@ test('an untied lm_head folds exactly and differs from the tied model', async ()
   const tied = await logitsOf(await tinyLlamaFolder('tied'), 1000);
   assert.ok(maxAbsDiff(single, tied) > 0.1);
 });
+
+test('a float16 KV cache is discovered from the session, carried as half bits, and folds to its single pass', async () => {
+  const dir = await tinyLlamaFolder('kv-f16', {}, { kvDtype: 'float16' });
+  const m = await loadModel(dir);
+  try {
+    assert.equal(m.decoder.layout.dtype, 'float16');
+    const tokens = m.tokenizer.encodeDocument(TEXT);
+    const single = await foldAll(m.decoder, tokens, { chunkSize: tokens.length, keepLogits: true });
+    const folded = await foldAll(m.decoder, tokens, { chunkSize: 11, keepLogits: true });
+    assert.ok(folded.state.layers[0]?.key instanceof Uint16Array);
+    assert.deepEqual(folded.state.layers[1]?.value, single.state.layers[1]?.value);
+    const flat = (r: typeof single) => Float32Array.from(r.steps.flatMap((s) => Array.from(s.logits as Float32Array)));
+    assert.ok(maxAbsDiff(flat(folded), flat(single)) <= TOLERANCE);
+    // Half-precision keys change the logits a little against the float32 cache, but not a lot.
+    const f32 = await logitsOf(await tinyLlamaFolder('kv-f32-ref'), 1000);
+    const drift = maxAbsDiff(flat(single), f32);
+    assert.ok(drift > 0 && drift < 0.1, `float16 vs float32 cache: max logit difference ${drift}`);
+  } finally {
+    await m.close();
+  }
+});

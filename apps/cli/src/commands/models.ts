@@ -2,7 +2,7 @@
 import { MODEL_NAMES, modelSpec, writeModelFolder } from '@kvfold/model-zoo';
 import { pushModel, storeOptionsFromEnv } from '@kvfold/runner';
 import { cliEnv } from '../env.ts';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { nonNegativeInt } from '../options.ts';
 
@@ -15,14 +15,15 @@ export function registerModels(program: Command): void {
     .requiredOption('--out <dir>', 'folder to write (replaced if it exists)')
     .option('--seed <n>', 'seed of the random weights', nonNegativeInt('--seed'))
     .option('--no-position-ids', 'export without the position_ids input (positions follow the cache length)')
+    .addOption(new Option('--kv-dtype <dtype>', 'dtype of the exported KV cache (past_key_values / present)').choices(['float32', 'float16']).default('float32'))
     .option('--json', 'print the result as JSON')
-    .action(async (name: string, opts: { out: string; seed?: number; positionIds: boolean; json?: boolean }) => {
+    .action(async (name: string, opts: { out: string; seed?: number; positionIds: boolean; kvDtype: 'float32' | 'float16'; json?: boolean }) => {
       if (!(MODEL_NAMES as readonly string[]).includes(name)) {
         throw new CliError(`unknown model "${name}": choose one of ${MODEL_NAMES.join(', ')}`);
       }
       const started = performance.now();
       const spec = modelSpec(name, opts.seed === undefined ? {} : { seed: opts.seed });
-      const written = await writeModelFolder(spec, opts.out, { positionIds: opts.positionIds });
+      const written = await writeModelFolder(spec, opts.out, { positionIds: opts.positionIds, kvDtype: opts.kvDtype });
       const ms = Math.round(performance.now() - started);
       if (opts.json) process.stdout.write(`${JSON.stringify({ name, dir: written.dir, files: written.files, ms })}\n`);
       else process.stdout.write(`built ${name} in ${written.dir} (${written.files.join(', ')}) in ${ms} ms\n`);
