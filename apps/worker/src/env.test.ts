@@ -9,6 +9,7 @@ test('defaults: local store and model cache under the working folder, 28 s grace
   assert.equal(env.KVFOLD_STOP_GRACE_MS, 28_000);
   assert.equal(env.KVFOLD_WORKER_HEALTH_PORT, undefined);
   assert.equal(env.KVFOLD_WORKER_CONCURRENCY, 1);
+  assert.equal(env.KVFOLD_STALLED_INTERVAL_MS, 30_000);
 });
 
 test('every bad variable is named in one error', () => {

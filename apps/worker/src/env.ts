@@ -31,6 +31,11 @@ export const WorkerEnvSchema = z.object({
   KVFOLD_STOP_GRACE_MS: intText(1000, 28_000),
   /** BullMQ job lock, ms; renewed at half of it while a fold runs. */
   KVFOLD_LOCK_DURATION_MS: intText(1000, 30_000),
+  /**
+   * How often this worker requeues jobs whose lock expired (their worker crashed or hung), ms.
+   * A dead worker's job waits up to about lock duration + this before another worker resumes it.
+   */
+  KVFOLD_STALLED_INTERVAL_MS: intText(100, 30_000),
   /** ONNX Runtime intra-op threads; unset uses every core. */
   KVFOLD_THREADS: z.preprocess(unsetIfEmpty, z.string().regex(/^[1-9][0-9]*$/, { error: 'must be an integer >= 1' }).transform(Number).optional()),
 });

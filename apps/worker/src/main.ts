@@ -11,12 +11,25 @@ import { pino } from 'pino';
 import { loadWorkerEnv } from './env.ts';
 import { startHealthServer } from './health.ts';
 
-const env = loadWorkerEnv();
+/** A start that cannot succeed (bad environment, Redis or the store unreachable) ends with one line naming the cause. */
+function cannotStart(err: unknown): never {
+  const { message, code } = err as { message?: string; code?: unknown };
+  process.stderr.write(`kvfold worker: ${message ?? String(err)}${typeof code === 'string' ? ` [${code}]` : ''}\n`);
+  process.exit(1);
+}
+
+const env = (() => {
+  try {
+    return loadWorkerEnv();
+  } catch (err) {
+    cannotStart(err);
+  }
+})();
 const log = pino({ level: env.LOG_LEVEL, name: 'kvfold-worker' });
 const storeOptions = storeOptionsFromEnv(env);
 const store = openStore(env.KVFOLD_STORE, storeOptions);
-await checkRedis(env.REDIS_URL);
-await checkStore(store);
+await checkRedis(env.REDIS_URL).catch(cannotStart);
+await checkStore(store).catch(cannotStart);
 
 const redis = createRedis(env.REDIS_URL);
 redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error; reconnecting'));
@@ -31,6 +44,7 @@ const worker = startQueueWorker({
   log,
   concurrency: env.KVFOLD_WORKER_CONCURRENCY,
   lockDurationMs: env.KVFOLD_LOCK_DURATION_MS,
+  stalledIntervalMs: env.KVFOLD_STALLED_INTERVAL_MS,
 });
 await worker.ready();
 const health =

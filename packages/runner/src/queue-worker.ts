@@ -11,6 +11,7 @@
  *   and hands its job back to the queue without consuming an attempt (moveToWait + WaitingError).
  */
 import { hostname } from 'node:os';
+import { CheckpointFencedError } from '@kvfold/checkpoint';
 import {
   BatchCancelledError,
   BatchJob,
@@ -42,6 +43,8 @@ export interface QueueWorkerDeps {
   readonly concurrency: number;
   /** BullMQ lock duration (ms); it is renewed at half of it while a fold runs. */
   readonly lockDurationMs?: number;
+  /** How often (ms) this worker looks for jobs whose lock expired (a crashed or paused worker's) and requeues them. */
+  readonly stalledIntervalMs?: number;
 }
 
 export interface QueueWorker {
@@ -55,12 +58,15 @@ export interface QueueWorker {
 
 /** Lock duration: BullMQ's default; renewal keeps it alive through long steps since inference is off-thread. */
 const DEFAULT_LOCK_MS = 30_000;
+/** Stalled-job check interval: BullMQ's default, so a crashed worker's job is requeued within about a minute. */
+const DEFAULT_STALLED_INTERVAL_MS = 30_000;
 
 export function startQueueWorker(deps: QueueWorkerDeps): QueueWorker {
   const { store, registry, metrics, log } = deps;
   const workerName = `${hostname()}:${process.pid}`;
   let stopping = false;
   const connection = { ...redisOptionsFromUrl(deps.redisUrl), maxRetriesPerRequest: null };
+  const locks = { lockDuration: deps.lockDurationMs ?? DEFAULT_LOCK_MS, stalledInterval: deps.stalledIntervalMs ?? DEFAULT_STALLED_INTERVAL_MS };
 
   const documents = new Worker<DocumentJob, DocumentResult>(
     QUEUE_NAMES.documents,
@@ -82,7 +88,12 @@ export function startQueueWorker(deps: QueueWorkerDeps): QueueWorker {
           isCancelled: () => registry.isCancelled(data.batchId),
           onProgress: (p) => job.updateProgress(p),
         },
-      );
+      ).catch((err: unknown) => {
+        // This attempt lost its lock (the process was paused or cut off) and another took the job
+        // over; BullMQ cannot record the failure without the lock, so say here why the fold ended.
+        if (err instanceof CheckpointFencedError) jlog.warn({ err }, 'another worker took this document over; this attempt stops without committing');
+        throw err;
+      });
       switch (outcome.kind) {
         case 'completed':
         case 'failed': {
@@ -101,7 +112,15 @@ export function startQueueWorker(deps: QueueWorkerDeps): QueueWorker {
           throw new WaitingError();
       }
     },
-    { connection, prefix: deps.prefix, concurrency: deps.concurrency, lockDuration: deps.lockDurationMs ?? DEFAULT_LOCK_MS, autorun: true },
+    {
+      connection,
+      prefix: deps.prefix,
+      // Recorded on each job as `processedBy`, so Bull Board and operators see which process holds it.
+      name: workerName,
+      concurrency: deps.concurrency,
+      ...locks,
+      autorun: true,
+    },
   );
 
   const batches = new Worker<BatchJob>(
@@ -120,7 +139,7 @@ export function startQueueWorker(deps: QueueWorkerDeps): QueueWorker {
       log.info({ batchId: data.batchId, state, ...written }, 'batch finalized');
       return written;
     },
-    { connection, prefix: deps.prefix, concurrency: 1, autorun: true },
+    { connection, prefix: deps.prefix, name: workerName, concurrency: 1, ...locks, autorun: true },
   );
 
   for (const w of [documents, batches]) {
