@@ -1,0 +1,455 @@
+/**
+ * The distributed system end to end, on real parts: Redis (REDIS_URL), an S3-protocol server on
+ * loopback (s3rver), the REST API started with `kvfold serve`, and queue workers as separate
+ * processes folding with tiny-llama. Workers run as `node --import tsx apps/worker/src/main.ts`,
+ * the process `kvfold worker` starts, because SIGKILL and SIGSTOP must reach the worker itself
+ * (`kvfold worker` forwards SIGTERM but nothing can forward those two).
+ *
+ * What it proves: one corpus (a folder, a .tar.gz and a .zip) enqueued through REST and again
+ * through the CLI is one batch; a worker killed mid-fold loses nothing (its job is recovered as
+ * stalled and resumes from its checkpoint elsewhere) and no document is folded to completion twice;
+ * a worker paused past its lock is fenced off its document's checkpoint; SIGTERM hands a job back
+ * with its checkpoint and without consuming an attempt; bad input fails alone; every folded result
+ * equals what `kvfold run` gives for the same documents; a worker started with Redis down says so.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { openAsBlob } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { loadCheckpoint } from '@kvfold/checkpoint';
+import { createQueues, createRedis, documentJobId, foldProgressOf, redisOptionsFromUrl } from '@kvfold/jobs';
+import { type TestS3Server, startTestS3Server } from '@kvfold/storage/testing';
+import { AppProcess, comparable, freePort, makeTarGz, makeZip, parseJsonl, prose, startApp, waitFor, writeTree } from './e2e-support.ts';
+import { kvfold, startKvfold } from './test-support.ts';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const KEY = 'e2e-key';
+const MAIN = new URL('./main.ts', import.meta.url).pathname;
+/** Set to a folder to keep every process's full output there (for a failure on CI). */
+const LOG_DIR = process.env.KVFOLD_E2E_LOG_DIR;
+
+/** Tokens per fold step: with a byte-level tokenizer a 6 KB document takes ~190 steps, seconds on a loaded core. */
+const CHUNK_SIZE = 32;
+/** Steps between checkpoints (the default, stated so REST, CLI and `kvfold run` agree). */
+const CHECKPOINT_EVERY = 8;
+/** A short answer keeps generation cheap; answers are compared token for token. */
+const MAX_NEW_TOKENS = 8;
+const QUESTION = 'Which word comes up most?';
+/** A fault is injected once a fold is past three committed checkpoints (plus slack for the third upload). */
+const FAULT_AFTER_STEP = 3 * CHECKPOINT_EVERY + 2;
+/** Worker lock: short, so a dead or paused worker's job is taken over in seconds; renewed every half of it. */
+const LOCK_MS = 4000;
+/** How often live workers look for expired locks. */
+const STALLED_INTERVAL_MS = 1000;
+/** SIGTERM grace: the worker must be gone well before this (one step and one commit). */
+const GRACE_MS = 15_000;
+/** Longest wait for a batch to finish once its fault is injected. */
+const BATCH_TIMEOUT_MS = 120_000;
+/** Longest wait for a process to start (tsx compile, model load) or for a fold to reach a step. */
+const START_TIMEOUT_MS = 60_000;
+/** A worker with Redis down must give up at once (its check times out after a few seconds). */
+const REDIS_DOWN_EXIT_MS = 20_000;
+/** The limit of the bad-input batch: the long document is over it, the short ones under. */
+const TOKEN_LIMIT = 2000;
+
+/** The documents, by input. Sizes are bytes (= tokens - 1, the tokenizer is byte-level). */
+const MAIN_DIR = { 'docs/alpha.txt': prose(1, 7000), 'docs/notes/beta.md': prose(2, 5000) };
+const MAIN_TAR = { 'gamma.log': prose(3, 6000) };
+const MAIN_ZIP = { 'delta.txt': prose(4, 4000), 'sub/epsilon.txt': prose(5, 4500) };
+const TERM_DIR = { 'term/zeta.txt': prose(6, 7000) };
+const STOP_DIR = { 'stop/eta.txt': prose(7, 8000) };
+const LIMIT_DIR = { 'limits/short-1.txt': prose(8, 600), 'limits/short-2.txt': prose(9, 800), 'limits/too-long.txt': prose(10, 3000) };
+
+type Result = Record<string, unknown>;
+
+describe('the distributed system on real parts (Redis, S3 protocol, API and worker processes)', () => {
+  const prefix = `{e2e-${randomUUID()}}`;
+  const redis = createRedis(REDIS_URL, { lazyConnect: true });
+  const queues = createQueues(redisOptionsFromUrl(REDIS_URL), prefix);
+  const processes: AppProcess[] = [];
+  const workers: AppProcess[] = [];
+  let dir = '';
+  let model = '';
+  let s3: TestS3Server;
+  let api = '';
+  let sharedEnv: NodeJS.ProcessEnv = {};
+  let workerEnv: NodeJS.ProcessEnv = {};
+  let expected: Promise<Map<string, Result>>;
+  let mainBatch = '';
+  const spec = () => ({ model, queries: [QUESTION], chunkSize: CHUNK_SIZE, checkpointEvery: CHECKPOINT_EVERY, maxNewTokens: MAX_NEW_TOKENS });
+  const inputs = () => ({
+    docs: join(dir, 'docs'),
+    tar: join(dir, 'logs.tar.gz'),
+    zip: join(dir, 'bundle.zip'),
+    term: join(dir, 'term'),
+    stop: join(dir, 'stop'),
+    limits: join(dir, 'limits'),
+  });
+  const logs = () => processes.map((p) => p.tail()).join('\n');
+
+  /** Starts a queue worker and waits until it takes jobs. */
+  async function startWorker(): Promise<AppProcess> {
+    const w = startApp('worker', `worker-${workers.length + 1}`, workerEnv);
+    processes.push(w);
+    workers.push(w);
+    await waitFor(`${w.name} to be ready`, () => w.logged('kvfold worker ready').length > 0 || (w.gone && 'gone'), START_TIMEOUT_MS, logs);
+    assert.ok(!w.gone, `${w.name} exited at start\n${w.tail()}`);
+    return w;
+  }
+
+  /** Starts workers until `n` are alive. */
+  async function ensureWorkers(n: number): Promise<void> {
+    const missing = n - workers.filter((w) => !w.gone).length;
+    await Promise.all(Array.from({ length: Math.max(0, missing) }, () => startWorker()));
+  }
+
+  /** Starts the API with `kvfold serve` on a free port and waits until it answers; returns its base URL. */
+  async function startApi(name: string, env: NodeJS.ProcessEnv): Promise<string> {
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const server = new AppProcess(name, process.execPath, ['--import', 'tsx', MAIN, 'serve', '--port', String(port), '--host', '127.0.0.1'], env);
+    processes.push(server);
+    await waitFor(`${name} to answer /healthz`, async () => !server.gone && (await fetch(`${base}/healthz`).then((r) => r.ok, () => false)), START_TIMEOUT_MS, logs);
+    return base;
+  }
+
+  /** multipart POST /v1/batches: the spec and files, each part named as `kvfold enqueue` names it. */
+  async function postBatch(files: ReadonlyArray<{ path: string; name: string }>, body: object, base = api): Promise<Result> {
+    const form = new FormData();
+    form.append('spec', JSON.stringify(body));
+    for (const f of files) form.append('file', await openAsBlob(f.path), f.name);
+    const res = await fetch(`${base}/v1/batches`, { method: 'POST', headers: { 'x-api-key': KEY }, body: form });
+    assert.equal(res.status, 202, await res.clone().text());
+    return (await res.json()) as Result;
+  }
+
+  const getJson = async (path: string, base = api): Promise<Result> => {
+    const res = await fetch(`${base}${path}`, { headers: { 'x-api-key': KEY } });
+    assert.equal(res.status, 200, await res.clone().text());
+    return (await res.json()) as Result;
+  };
+
+  async function waitForBatch(batchId: string, base = api): Promise<Result> {
+    return waitFor(
+      `batch ${batchId} to complete`,
+      async () => {
+        const status = await getJson(`/v1/batches/${batchId}`, base);
+        if (['failed', 'cancelled'].includes(status.state as string)) assert.fail(`batch ${batchId} ended ${status.state}\n${logs()}`);
+        return status.state === 'completed' && status;
+      },
+      BATCH_TIMEOUT_MS,
+      logs,
+    );
+  }
+
+  async function resultsOf(batchId: string, base = api): Promise<Map<string, Result>> {
+    const res = await fetch(`${base}/v1/batches/${batchId}/results`, { headers: { 'x-api-key': KEY } });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-kvfold-results'), 'final');
+    return new Map(parseJsonl(await res.text()).map((r) => [r.docId as string, r]));
+  }
+
+  /** An active document of `batchId` at or past `step`, and the worker process folding it. */
+  async function foldPast(batchId: string, step: number) {
+    for (const job of await queues.documents.getActive()) {
+      const progress = foldProgressOf(job.progress);
+      if (job.data.batchId !== batchId || !progress || progress.step < step) continue;
+      const worker = workers.find((w) => !w.gone && job.processedBy?.endsWith(`:${w.pid}`));
+      if (worker) return { job, worker, docId: job.data.docId as string, step: progress.step };
+    }
+    return undefined;
+  }
+
+  /** Exactly one 'document folded' line per document, over every worker's log. */
+  function assertFoldedOnce(docIds: Iterable<string>): void {
+    for (const docId of docIds) {
+      const by = workers.filter((w) => w.logged('document folded', docId).length > 0).map((w) => `${w.name} x${w.logged('document folded', docId).length}`);
+      const total = workers.reduce((n, w) => n + w.logged('document folded', docId).length, 0);
+      assert.equal(total, 1, `document ${docId} folded to completion ${total} times (${by.join(', ')})`);
+    }
+  }
+
+  async function assertMatchesLocalRun(results: Map<string, Result>, docIds: Iterable<string>): Promise<void> {
+    const local = await expected;
+    for (const docId of docIds) {
+      const got = results.get(docId);
+      const want = local.get(docId);
+      assert.ok(got && want, `document ${docId} has a result in both runs`);
+      assert.deepEqual(comparable(got), comparable(want), `document ${docId} (${String(got.paths)})`);
+    }
+  }
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'kvfold-e2e-'));
+    model = join(dir, 'model');
+    const built = await kvfold(['models', 'build', 'tiny-llama', '--out', model]);
+    assert.equal(built.code, 0, built.stderr);
+
+    await writeTree(dir, { ...MAIN_DIR, ...TERM_DIR, ...STOP_DIR, ...LIMIT_DIR });
+    // The .tar.gz holds its document and one entry, `../escape.txt`, that escapes the archive's root.
+    await writeTree(join(dir, 'tar-src', 'in'), MAIN_TAR);
+    await writeTree(join(dir, 'tar-src'), { 'escape.txt': 'this entry escapes the archive root\n' });
+    await writeTree(join(dir, 'zip-src'), MAIN_ZIP);
+    await makeTarGz(inputs().tar, join(dir, 'tar-src', 'in'), [...Object.keys(MAIN_TAR), '../escape.txt']);
+    await makeZip(inputs().zip, join(dir, 'zip-src'), Object.keys(MAIN_ZIP));
+
+    // What `kvfold run` gives for every document (one thread, as the workers use): the reference.
+    const io = inputs();
+    const out = join(dir, 'expected.jsonl');
+    const reference = startKvfold(
+      ['run', io.docs, io.tar, io.zip, io.term, io.stop, io.limits, '--model', model, '--ask', QUESTION, '--chunk-size', String(CHUNK_SIZE), '--checkpoint-every', String(CHECKPOINT_EVERY), '--max-new-tokens', String(MAX_NEW_TOKENS), '--threads', '1', '--store', `file://${join(dir, 'local-store')}`, '--out', out, '--json'],
+      { env: { LOG_LEVEL: 'warn' } },
+    );
+    expected = reference.done.then(async (r) => {
+      assert.equal(r.code, 0, r.stderr);
+      return new Map(parseJsonl(await readFile(out, 'utf8')).map((x) => [x.docId as string, x]));
+    });
+    expected.catch(() => {}); // awaited by the tests; a failure surfaces there
+
+    s3 = await startTestS3Server();
+    sharedEnv = {
+      ...process.env,
+      REDIS_URL,
+      KVFOLD_QUEUE_PREFIX: prefix,
+      KVFOLD_STORE: s3.uri('e2e'),
+      KVFOLD_S3_ENDPOINT: s3.endpoint,
+      KVFOLD_S3_FORCE_PATH_STYLE: 'true',
+      // s3rver ignores If-Match / If-None-Match; fencing then rests on the generation re-read.
+      KVFOLD_S3_CONDITIONAL_WRITES: 'false',
+      AWS_ACCESS_KEY_ID: 'S3RVER',
+      AWS_SECRET_ACCESS_KEY: 'S3RVER',
+      KVFOLD_API_KEYS: KEY,
+      LOG_LEVEL: 'info',
+    };
+    workerEnv = {
+      ...sharedEnv,
+      KVFOLD_MODEL_CACHE: join(dir, 'models-cache'),
+      KVFOLD_THREADS: '1',
+      KVFOLD_WORKER_CONCURRENCY: '1',
+      KVFOLD_LOCK_DURATION_MS: String(LOCK_MS),
+      KVFOLD_STALLED_INTERVAL_MS: String(STALLED_INTERVAL_MS),
+      KVFOLD_STOP_GRACE_MS: String(GRACE_MS),
+    };
+    [api] = await Promise.all([startApi('api', sharedEnv), ensureWorkers(2)]);
+  });
+
+  after(async () => {
+    await Promise.all(processes.map((p) => p.destroy()));
+    if (LOG_DIR) for (const p of processes) await writeFile(join(LOG_DIR, `${p.name}-${p.child.pid}.log`), p.tail(Number.POSITIVE_INFINITY));
+    await queues.documents.obliterate({ force: true }).catch(() => {});
+    await queues.batches.obliterate({ force: true }).catch(() => {});
+    await queues.close();
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
+    await s3?.stop();
+    await expected?.catch(() => {});
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('a worker started while Redis is down exits non-zero at once, naming the URL', async () => {
+    const url = `redis://127.0.0.1:${await freePort()}`;
+    const started = Date.now();
+    const w = startApp('worker', 'worker-no-redis', { ...workerEnv, REDIS_URL: url });
+    processes.push(w);
+    const exit = await waitFor('the worker to exit', () => w.gone && w.exited, REDIS_DOWN_EXIT_MS, () => w.tail());
+    const { code } = await exit;
+    assert.notEqual(code, 0);
+    assert.ok(Date.now() - started < REDIS_DOWN_EXIT_MS);
+    assert.match(w.stderr, new RegExp(`^kvfold worker: Redis at ${url} is not reachable: .*; start Redis or set REDIS_URL \\[KVF_REDIS_UNREACHABLE\\]$`, 'm'));
+  });
+
+  it('one corpus (a folder, a .tar.gz, a .zip) enqueued through REST and again through the CLI is one batch; the escaping entry is refused', async () => {
+    const io = inputs();
+    const files = [
+      ...Object.keys(MAIN_DIR).map((p) => ({ path: join(dir, p), name: p })),
+      { path: io.tar, name: 'logs.tar.gz' },
+      { path: io.zip, name: 'bundle.zip' },
+    ];
+    const created = await postBatch(files, spec());
+    mainBatch = created.id as string;
+    assert.equal(created.documents, 5);
+    assert.equal(created.added, 6); // five documents and the batch's parent job
+    const refused = (created.report as { refused: Array<{ input: string; entry: string; code: string }> }).refused;
+    assert.deepEqual(
+      refused.map((r) => [r.input, r.entry, r.code]),
+      [['logs.tar.gz', '../escape.txt', 'KVF_INGEST_ESCAPING_ENTRY']],
+    );
+
+    const again = await kvfold(
+      ['enqueue', io.docs, io.tar, io.zip, '--model', model, '--ask', QUESTION, '--chunk-size', String(CHUNK_SIZE), '--checkpoint-every', String(CHECKPOINT_EVERY), '--max-new-tokens', String(MAX_NEW_TOKENS), '--json'],
+      { env: { KVFOLD_API_URL: api, KVFOLD_API_KEY: KEY } },
+    );
+    assert.equal(again.code, 0, again.stderr);
+    const second = JSON.parse(again.stdout);
+    assert.equal(second.id, mainBatch);
+    assert.equal(second.added, 0);
+    assert.equal(second.documents, 5);
+    const jobs = await queues.documents.getJobs(['prioritized', 'waiting', 'active', 'completed', 'failed']);
+    assert.equal(jobs.filter((j) => j.data.batchId === mainBatch).length, 5);
+  });
+
+  it('SIGKILL mid-fold: the stalled job resumes from its checkpoint on another worker, no document is folded twice, results equal `kvfold run`', async () => {
+    const target = await waitFor(`a document of ${mainBatch} past step ${FAULT_AFTER_STEP}`, () => foldPast(mainBatch, FAULT_AFTER_STEP), START_TIMEOUT_MS, logs);
+    target.worker.signal('SIGKILL');
+    assert.equal((await target.worker.exited).signal, 'SIGKILL');
+    const [, status] = await Promise.all([ensureWorkers(2), waitForBatch(mainBatch)]);
+    assert.deepEqual((status as { counts: object }).counts, { total: 5, waiting: 0, active: 0, completed: 5, failed: 0, cancelled: 0 });
+
+    const r = await kvfold(['results', mainBatch], { env: { KVFOLD_API_URL: api, KVFOLD_API_KEY: KEY } });
+    assert.equal(r.code, 0, r.stderr);
+    const results = new Map(parseJsonl(r.stdout).map((x) => [x.docId as string, x]));
+    assert.equal(results.size, 5);
+    await assertMatchesLocalRun(results, results.keys());
+
+    const killed = results.get(target.docId) as Result;
+    const resumedFrom = killed.resumedFromStep as number;
+    assert.ok(resumedFrom > 0 && resumedFrom <= target.step, `resumed from step ${resumedFrom}, killed at ${target.step} or later`);
+    const resumers = workers.filter((w) => w.logged('resuming from checkpoint', target.docId).length > 0);
+    assert.deepEqual(
+      resumers.map((w) => w === target.worker),
+      [false],
+      'resumed once, by a worker other than the one killed',
+    );
+    assertFoldedOnce(results.keys());
+  });
+
+  it('SIGTERM: the worker commits, hands the job back without consuming an attempt and exits 0; the next worker resumes', async () => {
+    await ensureWorkers(2);
+    const created = await postBatch(
+      Object.keys(TERM_DIR).map((p) => ({ path: join(dir, p), name: p })),
+      spec(),
+    );
+    const batchId = created.id as string;
+    const target = await waitFor(`the document of ${batchId} past step ${FAULT_AFTER_STEP}`, () => foldPast(batchId, FAULT_AFTER_STEP), START_TIMEOUT_MS, logs);
+    const signalled = Date.now();
+    target.worker.signal('SIGTERM');
+    const exit = await target.worker.exited;
+    assert.equal(exit.code, 0, target.worker.tail());
+    assert.ok(Date.now() - signalled < GRACE_MS);
+    assert.equal(target.worker.logged('stopping: checkpoint committed, job handed back', target.docId).length, 1, target.worker.tail());
+
+    const job = await queues.documents.getJob(documentJobId(batchId, target.docId));
+    assert.ok(job);
+    assert.equal(job.attemptsMade, 0, 'handing back consumed no attempt');
+    assert.ok(['waiting', 'prioritized', 'active'].includes(await job.getState()), 'the job is back in the queue (or already taken again)');
+
+    await waitForBatch(batchId);
+    const results = await resultsOf(batchId);
+    const result = results.get(target.docId) as Result;
+    assert.ok((result.resumedFromStep as number) > 0, `resumed from step ${result.resumedFromStep}`);
+    assert.equal(result.attempts, 1);
+    assert.equal((await queues.documents.getJob(job.id as string))?.attemptsMade, 1, 'one attempt in all');
+    await assertMatchesLocalRun(results, results.keys());
+    assertFoldedOnce(results.keys());
+  });
+
+  it('a worker paused past its lock is fenced: after SIGCONT its commit fails with KVF_CKPT_FENCED, the manifest stays loadable, the result is right', async () => {
+    await ensureWorkers(2);
+    const created = await postBatch(
+      Object.keys(STOP_DIR).map((p) => ({ path: join(dir, p), name: p })),
+      spec(),
+    );
+    const batchId = created.id as string;
+    const target = await waitFor(`the document of ${batchId} past step ${FAULT_AFTER_STEP}`, () => foldPast(batchId, FAULT_AFTER_STEP), START_TIMEOUT_MS, logs);
+    const paused = target.worker;
+    paused.signal('SIGSTOP');
+    // Its lock expires, a live worker requeues the job as stalled, and a worker claims the checkpoint.
+    const successor = await waitFor(
+      'another worker to resume the paused worker’s document',
+      () => workers.find((w) => w !== paused && w.logged('resuming from checkpoint', target.docId).length > 0),
+      START_TIMEOUT_MS,
+      logs,
+    );
+    paused.signal('SIGCONT');
+    const fenced = await waitFor(
+      'the paused worker to be fenced',
+      () => paused.logged('another worker took this document over; this attempt stops without committing', target.docId)[0],
+      START_TIMEOUT_MS,
+      logs,
+    );
+    assert.equal((fenced.err as { code?: string }).code, 'KVF_CKPT_FENCED');
+
+    // The successor still folds: its manifest is intact and loads with every segment.
+    const store = s3.store('e2e');
+    const keys: string[] = [];
+    for await (const o of store.list('checkpoints/')) if (o.key.startsWith(`checkpoints/${target.docId}-`) && o.key.endsWith('/manifest.json')) keys.push(o.key);
+    assert.equal(keys.length, 1, `one manifest for the document: ${keys.join(', ')}`);
+    const docKey = (keys[0] as string).slice('checkpoints/'.length, -'/manifest.json'.length);
+    const loaded = await loadCheckpoint(store, { prefix: 'checkpoints', docKey });
+    assert.ok(loaded, 'the manifest is still there while the successor folds');
+    assert.equal(loaded.fellBackFrom, null);
+    assert.ok(loaded.step > 0);
+    assert.match(loaded.manifest.writerId, new RegExp(`:${successor.pid}$`), 'the successor holds the document');
+
+    await waitForBatch(batchId);
+    const results = await resultsOf(batchId);
+    assert.ok((results.get(target.docId)?.resumedFromStep as number) > 0);
+    await assertMatchesLocalRun(results, results.keys());
+    assertFoldedOnce(results.keys());
+    assert.equal(paused.logged('document folded', target.docId).length, 0);
+    assert.ok(!paused.gone, 'the fenced worker is still running (it failed the attempt, not the process)');
+  });
+
+  it('bad input through the API: a document over the token limit fails alone with its reason; the rest complete', async () => {
+    await ensureWorkers(2);
+    const created = await postBatch(
+      Object.keys(LIMIT_DIR).map((p) => ({ path: join(dir, p), name: p })),
+      { ...spec(), maxTokensPerDocument: TOKEN_LIMIT },
+    );
+    const batchId = created.id as string;
+    const status = await waitForBatch(batchId);
+    assert.deepEqual((status as { counts: object }).counts, { total: 3, waiting: 0, active: 0, completed: 2, failed: 1, cancelled: 0 });
+    const results = await resultsOf(batchId);
+    const failed = [...results.values()].filter((r) => r.status === 'failed');
+    assert.deepEqual(
+      failed.map((r) => [r.paths, (r.error as { code: string }).code]),
+      [[['limits/too-long.txt'], 'KVF_DOC_TOO_LONG']],
+    );
+    assert.match((failed[0] as { error: { message: string } }).error.message, new RegExp(`over the batch's limit of ${TOKEN_LIMIT} \\(maxTokensPerDocument\\)`));
+    const completed = [...results.values()].filter((r) => r.status === 'completed').map((r) => r.docId as string);
+    assert.equal(completed.length, 2);
+    await assertMatchesLocalRun(results, completed);
+  });
+  it('a worker and the API carry on when Redis restarts: a batch enqueued afterwards completes', async (t) => {
+    const version = new AppProcess('redis-version', 'redis-server', ['--version'], process.env);
+    if ((await version.exited).code !== 0) {
+      t.skip('redis-server is not installed');
+      return;
+    }
+    // A private Redis this test may kill: in-memory only, so a restart comes back empty.
+    const port = await freePort();
+    const url = `redis://127.0.0.1:${port}`;
+    const startRedis = async (): Promise<AppProcess> => {
+      const r = new AppProcess('redis-private', 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], process.env);
+      processes.push(r);
+      await waitFor('the private Redis to accept connections', () => r.logged(/Ready to accept connections/).length > 0 || (r.gone && assert.fail(r.tail())), START_TIMEOUT_MS);
+      return r;
+    };
+    let redisServer = await startRedis();
+    const env = { ...sharedEnv, REDIS_URL: url, KVFOLD_STORE: s3.uri('e2e-reconnect') };
+    const base = await startApi('api-reconnect', env);
+    const worker = startApp('worker', 'worker-reconnect', { ...workerEnv, ...env });
+    processes.push(worker);
+    await waitFor('the worker to be ready', () => worker.logged('kvfold worker ready').length > 0 || (worker.gone && assert.fail(worker.tail())), START_TIMEOUT_MS);
+
+    redisServer.signal('SIGKILL');
+    await redisServer.exited;
+    await waitFor('the worker to see Redis go', () => worker.logged(/redis connection error|queue worker error/).length > 0, START_TIMEOUT_MS, () => worker.tail());
+    redisServer = await startRedis();
+    await waitFor('the API to be ready again', () => fetch(`${base}/readyz`).then((r) => r.ok, () => false), START_TIMEOUT_MS, logs);
+
+    const name = 'limits/short-1.txt';
+    const created = await postBatch([{ path: join(dir, name), name }], spec(), base);
+    const batchId = created.id as string;
+    await waitForBatch(batchId, base);
+    const results = await resultsOf(batchId, base);
+    assert.equal(results.size, 1);
+    await assertMatchesLocalRun(results, results.keys());
+    assert.ok(!worker.gone);
+    assert.equal(worker.logged('document folded').length, 1, 'the worker that lived through the restart folded it');
+  });
+});
