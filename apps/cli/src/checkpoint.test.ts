@@ -91,7 +91,13 @@ async function manifestStep(store: string): Promise<number> {
   if (!store.startsWith('s3://')) return fsManifestStep(store);
   const s = s3.store(store.slice(`s3://${s3.bucket}/`.length));
   for await (const o of s.list('checkpoints/')) {
-    if (o.key.endsWith('/manifest.json')) return JSON.parse(Buffer.from(await s.getBytes(o.key)).toString()).step as number;
+    if (!o.key.endsWith('/manifest.json')) continue;
+    // s3rver writes objects in place, so a read racing a write can see a partial manifest: not yet.
+    try {
+      return JSON.parse(Buffer.from(await s.getBytes(o.key)).toString()).step as number;
+    } catch {
+      return 0;
+    }
   }
   return 0;
 }

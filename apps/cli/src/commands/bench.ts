@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { tinyLlamaSpec, writeModelFolder } from '@kvfold/model-zoo';
 import { loadModel } from '@kvfold/onnx';
-import { measureFold, type FoldMeasurement } from '@kvfold/runner';
+import { type FoldMeasurement, measureFold, syntheticText } from '@kvfold/runner';
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { list, parseTokenCount, positiveInt } from '../options.ts';
@@ -34,6 +34,18 @@ export function registerBench(program: Command): void {
     .option('--threads <n>', 'ONNX Runtime intra-op threads', positiveInt('--threads'))
     .option('--out <file>', 'JSON result file', 'bench-results/fold.json')
     .action(async (opts: BenchOptions) => runFoldBench(opts));
+
+  bench
+    .command('checkpoint')
+    .description('fold slowdown with checkpoints every N steps against none, same document, each run in its own process')
+    .option('--model <dir>', 'model folder (default: tiny-llama, built into a temporary folder)')
+    .option('--tokens <n>', 'document length', (v) => parseTokenCount('--tokens', v), 16384)
+    .option('--chunk-size <n>', 'tokens per fold step', positiveInt('--chunk-size'), 128)
+    .option('--every <n>', 'steps between checkpoints', positiveInt('--every'), 8)
+    .option('--repeats <n>', 'runs of each configuration (the median is reported)', positiveInt('--repeats'), 3)
+    .option('--store <uri>', 'checkpoint store (default: a temporary folder)')
+    .option('--out <file>', 'JSON result file', 'bench-results/checkpoint.json')
+    .action(async (opts: CheckpointBenchOptions) => runCheckpointBench(opts));
 
   bench
     .command('fold-one', { hidden: true })
@@ -131,3 +143,93 @@ function child(modelDir: string, tokens: number, chunkSize: number, threads?: nu
 }
 
 const pad = (v: string | number, w: number) => String(v).padStart(w);
+
+interface CheckpointBenchOptions {
+  model?: string;
+  tokens: number;
+  chunkSize: number;
+  every: number;
+  repeats: number;
+  store?: string;
+  out: string;
+}
+
+interface FoldRun {
+  foldMs: number;
+  tokensPerSecond: number;
+  checkpoint?: { segments: number; bytes: number };
+  kvBytes: number;
+}
+
+/** Runs `kvfold fold --json` in a fresh process and returns its timings. */
+function foldChild(args: string[]): Promise<FoldRun> {
+  return new Promise((resolvePromise, reject) => {
+    const p = spawn(process.execPath, [...process.execArgv, process.argv[1] as string, 'fold', ...args, '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    p.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    p.on('error', reject);
+    p.on('close', (code) => {
+      if (code !== 0) reject(new CliError(`kvfold fold ${args.join(' ')} exited with code ${code}`));
+      else {
+        const r = JSON.parse(stdout) as { timings: { foldMs: number; tokensPerSecond: number }; checkpoint?: FoldRun['checkpoint']; kvBytes: number };
+        resolvePromise({ foldMs: r.timings.foldMs, tokensPerSecond: r.timings.tokensPerSecond, kvBytes: r.kvBytes, ...(r.checkpoint ? { checkpoint: r.checkpoint } : {}) });
+      }
+    });
+  });
+}
+
+async function runCheckpointBench(opts: CheckpointBenchOptions): Promise<void> {
+  const scratch = await mkdtemp(join(tmpdir(), 'kvfold-bench-ckpt-'));
+  try {
+    const modelDir = opts.model ? resolve(opts.model) : join(scratch, 'tiny-llama');
+    if (!opts.model) await writeModelFolder(tinyLlamaSpec(), modelDir);
+    const probe = await loadModel(modelDir);
+    const ids = probe.tokenizer.encodeDocument(syntheticText(opts.tokens * 4));
+    const text = probe.tokenizer.decode(Array.from(ids.slice(1, opts.tokens)));
+    await probe.close();
+    const doc = join(scratch, 'doc.txt');
+    await writeFile(doc, text);
+    const base = [doc, '--model', modelDir, '--chunk-size', String(opts.chunkSize)];
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+    const plain: FoldRun[] = [];
+    const checkpointed: FoldRun[] = [];
+    for (let i = 0; i < opts.repeats; i++) {
+      // Alternate the two so drift in machine load hits both alike.
+      plain.push(await foldChild(base));
+      const store = opts.store ?? join(scratch, `store-${i}`);
+      checkpointed.push(await foldChild([...base, '--checkpoint', store, '--checkpoint-every', String(opts.every), '--fresh']));
+      process.stdout.write(`run ${i + 1}/${opts.repeats}: ${(plain.at(-1) as FoldRun).foldMs.toFixed(0)} ms plain, ${(checkpointed.at(-1) as FoldRun).foldMs.toFixed(0)} ms with checkpoints\n`);
+    }
+    const plainMs = median(plain.map((r) => r.foldMs));
+    const ckptMs = median(checkpointed.map((r) => r.foldMs));
+    const last = checkpointed.at(-1) as FoldRun;
+    const result = {
+      benchmark: 'checkpoint-overhead',
+      model: modelDir,
+      tokens: opts.tokens,
+      chunkSize: opts.chunkSize,
+      every: opts.every,
+      repeats: opts.repeats,
+      plainFoldMs: plainMs,
+      checkpointedFoldMs: ckptMs,
+      slowdown: ckptMs / plainMs - 1,
+      segments: last.checkpoint?.segments ?? 0,
+      uploadedBytes: last.checkpoint?.bytes ?? 0,
+      finalKvBytes: last.kvBytes,
+      uploadedOverFinalCache: (last.checkpoint?.bytes ?? 0) / last.kvBytes,
+      date: new Date().toISOString(),
+    };
+    process.stdout.write(
+      `${opts.tokens} tokens, chunk ${opts.chunkSize}, checkpoint every ${opts.every} steps: fold ${plainMs.toFixed(0)} ms plain vs ${ckptMs.toFixed(0)} ms checkpointed (median of ${opts.repeats}): slowdown ${(result.slowdown * 100).toFixed(1)}%\n` +
+        `uploaded ${(result.uploadedBytes / 2 ** 20).toFixed(2)} MiB in ${result.segments} segments for a final cache of ${(result.finalKvBytes / 2 ** 20).toFixed(2)} MiB: ${result.uploadedOverFinalCache.toFixed(3)}x\n`,
+    );
+    const out = resolve(opts.out);
+    await mkdir(dirname(out), { recursive: true });
+    await writeFile(out, `${JSON.stringify(result, null, 2)}\n`);
+    process.stdout.write(`wrote ${out}\n`);
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
