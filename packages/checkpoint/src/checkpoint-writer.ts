@@ -269,23 +269,17 @@ export class CheckpointWriter {
   }
 
   async #putSegment(state: KvState, from: number, to: number, stepFrom: number, stepTo: number, tokensFrom: number): Promise<SegmentEntry> {
-    // Pass 1 learns the sha256 that names the segment; pass 2 uploads (encoding is deterministic,
-    // and pass 2's trailer is checked against pass 1's).
-    let sha = '';
-    for await (const chunk of encodeSegment(state, { codec: this.#codec, from, to })) sha = Buffer.from(chunk).toString('hex');
-    const key = segmentKey(this.#loc, stepFrom, stepTo, sha);
+    // One encoding pass: the segment (the rows since the last checkpoint, not the whole cache) is
+    // held while its trailer — the sha256 that names it — is learned, then uploaded from memory.
+    const chunks: Uint8Array[] = [];
     let bytes = 0;
-    let trailer = '';
-    const codec = this.#codec;
-    const counted = async function* () {
-      for await (const chunk of encodeSegment(state, { codec, from, to })) {
-        bytes += chunk.length;
-        trailer = Buffer.from(chunk).toString('hex');
-        yield chunk;
-      }
-    };
-    await this.#store.put(key, Readable.from(counted(), { objectMode: false }));
-    if (trailer !== sha) throw checkpointErrors.badState(`segment ${key} encoded differently on its second pass`);
+    for await (const chunk of encodeSegment(state, { codec: this.#codec, from, to })) {
+      chunks.push(chunk);
+      bytes += chunk.length;
+    }
+    const sha = Buffer.from(chunks.at(-1) as Uint8Array).toString('hex');
+    const key = segmentKey(this.#loc, stepFrom, stepTo, sha);
+    await this.#store.put(key, Readable.from(chunks, { objectMode: false }));
     this.stats.segmentBytes += bytes;
     return { key, sha256: sha, bytes, rows: [from, to], steps: [stepFrom, stepTo], tokens: [tokensFrom, state.tokensSeen] };
   }
