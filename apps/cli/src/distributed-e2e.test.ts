@@ -14,7 +14,6 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { openAsBlob } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +21,7 @@ import { after, before, describe, it } from 'node:test';
 import { loadCheckpoint } from '@kvfold/checkpoint';
 import { createQueues, createRedis, documentJobId, foldProgressOf, redisOptionsFromUrl } from '@kvfold/jobs';
 import { type TestS3Server, startTestS3Server } from '@kvfold/storage/testing';
-import { AppProcess, comparable, freePort, makeTarGz, makeZip, parseJsonl, prose, startApp, waitFor, writeTree } from './e2e-support.ts';
+import { AppProcess, RestClient, comparable, freePort, makeTarGz, makeZip, parseJsonl, prose, startApp, waitFor, writeTree } from './e2e-support.ts';
 import { kvfold, startKvfold } from './test-support.ts';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -78,6 +77,7 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
   let sharedEnv: NodeJS.ProcessEnv = {};
   let workerEnv: NodeJS.ProcessEnv = {};
   let expected: Promise<Map<string, Result>>;
+  let reference: ReturnType<typeof startKvfold> | undefined;
   let mainBatch = '';
   const spec = () => ({ model, queries: [QUESTION], chunkSize: CHUNK_SIZE, checkpointEvery: CHECKPOINT_EVERY, maxNewTokens: MAX_NEW_TOKENS });
   const inputs = () => ({
@@ -89,6 +89,9 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
     limits: join(dir, 'limits'),
   });
   const logs = () => processes.map((p) => p.tail()).join('\n');
+  const rest = (base: string) => new RestClient(base, KEY);
+  /** Files of a tree under `dir`, each named by its relative path, as `kvfold enqueue` names a folder's files. */
+  const namedFiles = (tree: Record<string, string>) => Object.keys(tree).map((name) => ({ path: join(dir, name), name }));
 
   /** Starts a queue worker and waits until it takes jobs. */
   async function startWorker(): Promise<AppProcess> {
@@ -114,42 +117,6 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
     processes.push(server);
     await waitFor(`${name} to answer /healthz`, async () => !server.gone && (await fetch(`${base}/healthz`).then((r) => r.ok, () => false)), START_TIMEOUT_MS, logs);
     return base;
-  }
-
-  /** multipart POST /v1/batches: the spec and files, each part named as `kvfold enqueue` names it. */
-  async function postBatch(files: ReadonlyArray<{ path: string; name: string }>, body: object, base = api): Promise<Result> {
-    const form = new FormData();
-    form.append('spec', JSON.stringify(body));
-    for (const f of files) form.append('file', await openAsBlob(f.path), f.name);
-    const res = await fetch(`${base}/v1/batches`, { method: 'POST', headers: { 'x-api-key': KEY }, body: form });
-    assert.equal(res.status, 202, await res.clone().text());
-    return (await res.json()) as Result;
-  }
-
-  const getJson = async (path: string, base = api): Promise<Result> => {
-    const res = await fetch(`${base}${path}`, { headers: { 'x-api-key': KEY } });
-    assert.equal(res.status, 200, await res.clone().text());
-    return (await res.json()) as Result;
-  };
-
-  async function waitForBatch(batchId: string, base = api): Promise<Result> {
-    return waitFor(
-      `batch ${batchId} to complete`,
-      async () => {
-        const status = await getJson(`/v1/batches/${batchId}`, base);
-        if (['failed', 'cancelled'].includes(status.state as string)) assert.fail(`batch ${batchId} ended ${status.state}\n${logs()}`);
-        return status.state === 'completed' && status;
-      },
-      BATCH_TIMEOUT_MS,
-      logs,
-    );
-  }
-
-  async function resultsOf(batchId: string, base = api): Promise<Map<string, Result>> {
-    const res = await fetch(`${base}/v1/batches/${batchId}/results`, { headers: { 'x-api-key': KEY } });
-    assert.equal(res.status, 200);
-    assert.equal(res.headers.get('x-kvfold-results'), 'final');
-    return new Map(parseJsonl(await res.text()).map((r) => [r.docId as string, r]));
   }
 
   /** An active document of `batchId` at or past `step`, and the worker process folding it. */
@@ -199,7 +166,7 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
     // What `kvfold run` gives for every document (one thread, as the workers use): the reference.
     const io = inputs();
     const out = join(dir, 'expected.jsonl');
-    const reference = startKvfold(
+    reference = startKvfold(
       ['run', io.docs, io.tar, io.zip, io.term, io.stop, io.limits, '--model', model, '--ask', QUESTION, '--chunk-size', String(CHUNK_SIZE), '--checkpoint-every', String(CHECKPOINT_EVERY), '--max-new-tokens', String(MAX_NEW_TOKENS), '--threads', '1', '--store', `file://${join(dir, 'local-store')}`, '--out', out, '--json'],
       { env: { LOG_LEVEL: 'warn' } },
     );
@@ -233,10 +200,11 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
       KVFOLD_STALLED_INTERVAL_MS: String(STALLED_INTERVAL_MS),
       KVFOLD_STOP_GRACE_MS: String(GRACE_MS),
     };
-    [api] = await Promise.all([startApi('api', sharedEnv), ensureWorkers(2)]);
+    api = await startApi('api', sharedEnv);
   });
 
   after(async () => {
+    reference?.child.kill('SIGKILL');
     await Promise.all(processes.map((p) => p.destroy()));
     if (LOG_DIR) for (const p of processes) await writeFile(join(LOG_DIR, `${p.name}-${p.child.pid}.log`), p.tail(Number.POSITIVE_INFINITY));
     await queues.documents.obliterate({ force: true }).catch(() => {});
@@ -255,8 +223,8 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
     const started = Date.now();
     const w = startApp('worker', 'worker-no-redis', { ...workerEnv, REDIS_URL: url });
     processes.push(w);
-    const exit = await waitFor('the worker to exit', () => w.gone && w.exited, REDIS_DOWN_EXIT_MS, () => w.tail());
-    const { code } = await exit;
+    await waitFor('the worker to exit', () => w.gone, REDIS_DOWN_EXIT_MS, () => w.tail());
+    const { code } = await w.exited;
     assert.notEqual(code, 0);
     assert.ok(Date.now() - started < REDIS_DOWN_EXIT_MS);
     assert.match(w.stderr, new RegExp(`^kvfold worker: Redis at ${url} is not reachable: .*; start Redis or set REDIS_URL \\[KVF_REDIS_UNREACHABLE\\]$`, 'm'));
@@ -265,11 +233,11 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
   it('one corpus (a folder, a .tar.gz, a .zip) enqueued through REST and again through the CLI is one batch; the escaping entry is refused', async () => {
     const io = inputs();
     const files = [
-      ...Object.keys(MAIN_DIR).map((p) => ({ path: join(dir, p), name: p })),
+      ...namedFiles(MAIN_DIR),
       { path: io.tar, name: 'logs.tar.gz' },
       { path: io.zip, name: 'bundle.zip' },
     ];
-    const created = await postBatch(files, spec());
+    const created = await rest(api).postBatch(files, spec());
     mainBatch = created.id as string;
     assert.equal(created.documents, 5);
     assert.equal(created.added, 6); // five documents and the batch's parent job
@@ -288,15 +256,20 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
     assert.equal(second.id, mainBatch);
     assert.equal(second.added, 0);
     assert.equal(second.documents, 5);
+    // No worker runs yet: the five jobs of the first enqueue wait, and nothing else came.
     const jobs = await queues.documents.getJobs(['prioritized', 'waiting', 'active', 'completed', 'failed']);
-    assert.equal(jobs.filter((j) => j.data.batchId === mainBatch).length, 5);
+    assert.deepEqual(
+      jobs.map((j) => j.data.batchId),
+      Array(5).fill(mainBatch),
+    );
   });
 
   it('SIGKILL mid-fold: the stalled job resumes from its checkpoint on another worker, no document is folded twice, results equal `kvfold run`', async () => {
+    await ensureWorkers(2);
     const target = await waitFor(`a document of ${mainBatch} past step ${FAULT_AFTER_STEP}`, () => foldPast(mainBatch, FAULT_AFTER_STEP), START_TIMEOUT_MS, logs);
     target.worker.signal('SIGKILL');
     assert.equal((await target.worker.exited).signal, 'SIGKILL');
-    const [, status] = await Promise.all([ensureWorkers(2), waitForBatch(mainBatch)]);
+    const [, status] = await Promise.all([ensureWorkers(2), rest(api).waitForBatch(mainBatch, BATCH_TIMEOUT_MS, logs)]);
     assert.deepEqual((status as { counts: object }).counts, { total: 5, waiting: 0, active: 0, completed: 5, failed: 0, cancelled: 0 });
 
     const r = await kvfold(['results', mainBatch], { env: { KVFOLD_API_URL: api, KVFOLD_API_KEY: KEY } });
@@ -319,10 +292,7 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
 
   it('SIGTERM: the worker commits, hands the job back without consuming an attempt and exits 0; the next worker resumes', async () => {
     await ensureWorkers(2);
-    const created = await postBatch(
-      Object.keys(TERM_DIR).map((p) => ({ path: join(dir, p), name: p })),
-      spec(),
-    );
+    const created = await rest(api).postBatch(namedFiles(TERM_DIR), spec());
     const batchId = created.id as string;
     const target = await waitFor(`the document of ${batchId} past step ${FAULT_AFTER_STEP}`, () => foldPast(batchId, FAULT_AFTER_STEP), START_TIMEOUT_MS, logs);
     const signalled = Date.now();
@@ -337,8 +307,8 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
     assert.equal(job.attemptsMade, 0, 'handing back consumed no attempt');
     assert.ok(['waiting', 'prioritized', 'active'].includes(await job.getState()), 'the job is back in the queue (or already taken again)');
 
-    await waitForBatch(batchId);
-    const results = await resultsOf(batchId);
+    await rest(api).waitForBatch(batchId, BATCH_TIMEOUT_MS, logs);
+    const results = await rest(api).results(batchId);
     const result = results.get(target.docId) as Result;
     assert.ok((result.resumedFromStep as number) > 0, `resumed from step ${result.resumedFromStep}`);
     assert.equal(result.attempts, 1);
@@ -349,10 +319,7 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
 
   it('a worker paused past its lock is fenced: after SIGCONT its commit fails with KVF_CKPT_FENCED, the manifest stays loadable, the result is right', async () => {
     await ensureWorkers(2);
-    const created = await postBatch(
-      Object.keys(STOP_DIR).map((p) => ({ path: join(dir, p), name: p })),
-      spec(),
-    );
+    const created = await rest(api).postBatch(namedFiles(STOP_DIR), spec());
     const batchId = created.id as string;
     const target = await waitFor(`the document of ${batchId} past step ${FAULT_AFTER_STEP}`, () => foldPast(batchId, FAULT_AFTER_STEP), START_TIMEOUT_MS, logs);
     const paused = target.worker;
@@ -385,8 +352,8 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
     assert.ok(loaded.step > 0);
     assert.match(loaded.manifest.writerId, new RegExp(`:${successor.pid}$`), 'the successor holds the document');
 
-    await waitForBatch(batchId);
-    const results = await resultsOf(batchId);
+    await rest(api).waitForBatch(batchId, BATCH_TIMEOUT_MS, logs);
+    const results = await rest(api).results(batchId);
     assert.ok((results.get(target.docId)?.resumedFromStep as number) > 0);
     await assertMatchesLocalRun(results, results.keys());
     assertFoldedOnce(results.keys());
@@ -396,14 +363,11 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
 
   it('bad input through the API: a document over the token limit fails alone with its reason; the rest complete', async () => {
     await ensureWorkers(2);
-    const created = await postBatch(
-      Object.keys(LIMIT_DIR).map((p) => ({ path: join(dir, p), name: p })),
-      { ...spec(), maxTokensPerDocument: TOKEN_LIMIT },
-    );
+    const created = await rest(api).postBatch(namedFiles(LIMIT_DIR), { ...spec(), maxTokensPerDocument: TOKEN_LIMIT });
     const batchId = created.id as string;
-    const status = await waitForBatch(batchId);
+    const status = await rest(api).waitForBatch(batchId, BATCH_TIMEOUT_MS, logs);
     assert.deepEqual((status as { counts: object }).counts, { total: 3, waiting: 0, active: 0, completed: 2, failed: 1, cancelled: 0 });
-    const results = await resultsOf(batchId);
+    const results = await rest(api).results(batchId);
     const failed = [...results.values()].filter((r) => r.status === 'failed');
     assert.deepEqual(
       failed.map((r) => [r.paths, (r.error as { code: string }).code]),
@@ -443,10 +407,10 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
     await waitFor('the API to be ready again', () => fetch(`${base}/readyz`).then((r) => r.ok, () => false), START_TIMEOUT_MS, logs);
 
     const name = 'limits/short-1.txt';
-    const created = await postBatch([{ path: join(dir, name), name }], spec(), base);
+    const created = await rest(base).postBatch([{ path: join(dir, name), name }], spec());
     const batchId = created.id as string;
-    await waitForBatch(batchId, base);
-    const results = await resultsOf(batchId, base);
+    await rest(base).waitForBatch(batchId, BATCH_TIMEOUT_MS, logs);
+    const results = await rest(base).results(batchId);
     assert.equal(results.size, 1);
     await assertMatchesLocalRun(results, results.keys());
     assert.ok(!worker.gone);

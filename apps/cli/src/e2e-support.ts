@@ -4,8 +4,10 @@
  * deadlines; corpus text and archives; and the fields on which two runs' results must agree.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { openAsBlob } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import assert from 'node:assert/strict';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { APP_MAINS } from './app-process.ts';
@@ -60,7 +62,8 @@ export class AppProcess {
       this.stderr += d.toString('utf8');
     });
     this.exited = new Promise((done) => {
-      this.child.once('exit', (code, signal) => done({ code, signal }));
+      // 'close', not 'exit': by then every line it wrote has been read.
+      this.child.once('close', (code, signal) => done({ code, signal }));
       this.child.once('error', (err) => {
         this.stderr += `${err.message}\n`;
         done({ code: null, signal: null });
@@ -182,4 +185,50 @@ export function parseJsonl(text: string): Record<string, unknown>[] {
     .split('\n')
     .filter((l) => l.trim() !== '')
     .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** The REST calls the tests make, with plain fetch and FormData, checking status codes. */
+export class RestClient {
+  constructor(
+    readonly base: string,
+    readonly key: string,
+  ) {}
+
+  /** multipart POST /v1/batches: the spec, then each file as a part named `name`. */
+  async postBatch(files: ReadonlyArray<{ path: string; name: string }>, spec: object): Promise<Record<string, unknown>> {
+    const form = new FormData();
+    form.append('spec', JSON.stringify(spec));
+    for (const f of files) form.append('file', await openAsBlob(f.path), f.name);
+    const res = await fetch(`${this.base}/v1/batches`, { method: 'POST', headers: { 'x-api-key': this.key }, body: form });
+    assert.equal(res.status, 202, await res.clone().text());
+    return (await res.json()) as Record<string, unknown>;
+  }
+
+  async status(batchId: string): Promise<Record<string, unknown>> {
+    const res = await fetch(`${this.base}/v1/batches/${batchId}`, { headers: { 'x-api-key': this.key } });
+    assert.equal(res.status, 200, await res.clone().text());
+    return (await res.json()) as Record<string, unknown>;
+  }
+
+  /** Polls the status until `completed`; fails at once on `failed` or `cancelled`. */
+  waitForBatch(batchId: string, timeoutMs: number, context?: () => string): Promise<Record<string, unknown>> {
+    return waitFor(
+      `batch ${batchId} to complete`,
+      async () => {
+        const status = await this.status(batchId);
+        if (status.state === 'failed' || status.state === 'cancelled') assert.fail(`batch ${batchId} ended ${status.state}\n${context?.() ?? ''}`);
+        return status.state === 'completed' && status;
+      },
+      timeoutMs,
+      context,
+    );
+  }
+
+  /** The finalized results.jsonl, by document id. */
+  async results(batchId: string): Promise<Map<string, Record<string, unknown>>> {
+    const res = await fetch(`${this.base}/v1/batches/${batchId}/results`, { headers: { 'x-api-key': this.key } });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-kvfold-results'), 'final');
+    return new Map(parseJsonl(await res.text()).map((r) => [r.docId as string, r]));
+  }
 }
