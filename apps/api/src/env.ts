@@ -6,40 +6,28 @@
  */
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { JobsError, JobsErrorCode, formatIssuePath, loadEnv } from '@kvfold/jobs';
+import { envInteger, envOptional, loadEnvWith } from '@kvfold/jobs';
 import type { Env } from '@kvfold/jobs';
 import { z } from 'zod';
 
 const MiB = 1024 * 1024;
 
-const unsetIfEmpty = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
-const intText = (min: number, fallback: number) =>
-  z.preprocess(
-    unsetIfEmpty,
-    z
-      .string()
-      .regex(/^[0-9]+$/, { error: `must be an integer >= ${min}` })
-      .transform(Number)
-      .refine((n) => n >= min, { error: `must be an integer >= ${min}` })
-      .default(fallback),
-  );
-
 /** Variables only the API reads. */
 export const ApiEnvSchema = z.object({
   /** TCP port to listen on. */
-  KVFOLD_API_PORT: intText(0, 8080),
+  KVFOLD_API_PORT: envInteger(0, 8080),
   /** Address to bind; 0.0.0.0 in a container, loopback by default. */
-  KVFOLD_API_HOST: z.preprocess(unsetIfEmpty, z.string().default('127.0.0.1')),
+  KVFOLD_API_HOST: envOptional(z.string().default('127.0.0.1')),
   /** Largest JSON request body, bytes (batch specs are small). */
-  KVFOLD_API_BODY_LIMIT: intText(1024, 1 * MiB),
+  KVFOLD_API_BODY_LIMIT: envInteger(1024, 1 * MiB),
   /** Largest multipart upload (all files together), bytes. */
-  KVFOLD_API_UPLOAD_LIMIT: intText(1024, 1024 * MiB),
+  KVFOLD_API_UPLOAD_LIMIT: envInteger(1024, 1024 * MiB),
   /** Most files in one multipart upload (a bigger corpus goes up as an archive). */
-  KVFOLD_API_UPLOAD_MAX_FILES: intText(1, 10_000),
+  KVFOLD_API_UPLOAD_MAX_FILES: envInteger(1, 10_000),
   /** Requests per minute per API key (or per address, for requests without a valid key). */
-  KVFOLD_API_RATE_LIMIT: intText(1, 600),
+  KVFOLD_API_RATE_LIMIT: envInteger(1, 600),
   /** Folder where uploads are spooled before ingest; the OS temp folder when unset. */
-  KVFOLD_API_SPOOL_DIR: z.preprocess(unsetIfEmpty, z.string().optional()),
+  KVFOLD_API_SPOOL_DIR: envOptional(z.string().optional()),
 });
 
 /** The API's parsed configuration. */
@@ -50,11 +38,6 @@ export type ApiEnv = Env & z.output<typeof ApiEnvSchema> & { readonly KVFOLD_STO
  * same embedded store `kvfold run` uses). Throws `KVF_ENV_INVALID` listing every bad variable.
  */
 export function loadApiEnv(source: Readonly<Record<string, string | undefined>> = process.env, cwd = process.cwd()): ApiEnv {
-  const shared = loadEnv(source);
-  const own = ApiEnvSchema.safeParse(source);
-  if (!own.success) {
-    const lines = own.error.issues.map((issue) => `  ${formatIssuePath(issue.path)}: ${issue.message}`);
-    throw new JobsError(JobsErrorCode.EnvInvalid, `invalid environment:\n${lines.join('\n')}`, { cause: own.error });
-  }
-  return { ...shared, ...own.data, KVFOLD_STORE: shared.KVFOLD_STORE ?? pathToFileURL(resolve(cwd, '.kvfold/store')).href };
+  const env = loadEnvWith(ApiEnvSchema, source);
+  return { ...env, KVFOLD_STORE: env.KVFOLD_STORE ?? pathToFileURL(resolve(cwd, '.kvfold/store')).href };
 }

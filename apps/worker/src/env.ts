@@ -1,59 +1,40 @@
 /**
  * The worker's configuration, from the environment, validated at start. Shared variables
  * (REDIS_URL, KVFOLD_STORE, S3 settings, KVFOLD_QUEUE_PREFIX, LOG_LEVEL, KVFOLD_WORKER_CONCURRENCY,
- * KVFOLD_DEVICE, KVFOLD_MODEL_CACHE) come from @kvfold/jobs' loadEnv; the worker's own are below.
- * This is the only file of the app that reads `process.env`.
+ * KVFOLD_DEVICE, KVFOLD_MODEL_CACHE) come from @kvfold/jobs; the worker's own are below. This is
+ * the only file of the app that reads `process.env`.
  */
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { type Env, EnvSchema, formatIssuePath, JobsError, JobsErrorCode } from '@kvfold/jobs';
+import { type Env, envInteger, envOptional, loadEnvWith } from '@kvfold/jobs';
 import { z } from 'zod';
-
-const unsetIfEmpty = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
-const intText = (min: number, fallback: number) =>
-  z.preprocess(
-    unsetIfEmpty,
-    z
-      .string()
-      .regex(/^[0-9]+$/, { error: `must be an integer >= ${min}` })
-      .transform(Number)
-      .refine((n) => n >= min, { error: `must be an integer >= ${min}` })
-      .default(fallback),
-  );
 
 export const WorkerEnvSchema = z.object({
   /** Port of the health endpoint (GET /healthz, /readyz); 0 picks a free one; unset disables it. */
-  KVFOLD_WORKER_HEALTH_PORT: z.preprocess(unsetIfEmpty, z.string().regex(/^[0-9]+$/, { error: 'must be a port number' }).transform(Number).optional()),
+  KVFOLD_WORKER_HEALTH_PORT: envOptional(z.string().regex(/^[0-9]+$/, { error: 'must be a port number' }).transform(Number).optional()),
   /**
    * Time from SIGTERM to exit, ms. Kubernetes and spot hosts give 30 s; the active step finishes,
    * its checkpoint is committed and the job handed back well inside it, or the process exits anyway.
    */
-  KVFOLD_STOP_GRACE_MS: intText(1000, 28_000),
+  KVFOLD_STOP_GRACE_MS: envInteger(1000, 28_000),
   /** BullMQ job lock, ms; renewed at half of it while a fold runs. */
-  KVFOLD_LOCK_DURATION_MS: intText(1000, 30_000),
+  KVFOLD_LOCK_DURATION_MS: envInteger(1000, 30_000),
   /**
    * How often this worker requeues jobs whose lock expired (their worker crashed or hung), ms.
    * A dead worker's job waits up to about lock duration + this before another worker resumes it.
    */
-  KVFOLD_STALLED_INTERVAL_MS: intText(100, 30_000),
+  KVFOLD_STALLED_INTERVAL_MS: envInteger(100, 30_000),
   /** ONNX Runtime intra-op threads; unset uses every core. */
-  KVFOLD_THREADS: z.preprocess(unsetIfEmpty, z.string().regex(/^[1-9][0-9]*$/, { error: 'must be an integer >= 1' }).transform(Number).optional()),
+  KVFOLD_THREADS: envOptional(z.string().regex(/^[1-9][0-9]*$/, { error: 'must be an integer >= 1' }).transform(Number).optional()),
 });
 
 export type WorkerEnv = Env & z.output<typeof WorkerEnvSchema> & { readonly KVFOLD_STORE: string; readonly KVFOLD_MODEL_CACHE: string };
 
 export function loadWorkerEnv(source: Readonly<Record<string, string | undefined>> = process.env, cwd = process.cwd()): WorkerEnv {
-  const shared = EnvSchema.safeParse(source);
-  const own = WorkerEnvSchema.safeParse(source);
-  if (!shared.success || !own.success) {
-    const issues = [...(shared.error?.issues ?? []), ...(own.error?.issues ?? [])];
-    const lines = issues.map((issue) => `  ${formatIssuePath(issue.path)}: ${issue.message}`);
-    throw new JobsError(JobsErrorCode.EnvInvalid, `invalid environment:\n${lines.join('\n')}`);
-  }
+  const env = loadEnvWith(WorkerEnvSchema, source);
   return {
-    ...shared.data,
-    ...own.data,
-    KVFOLD_STORE: shared.data.KVFOLD_STORE ?? pathToFileURL(resolve(cwd, '.kvfold/store')).href,
-    KVFOLD_MODEL_CACHE: shared.data.KVFOLD_MODEL_CACHE ?? resolve(cwd, '.kvfold/models-cache'),
+    ...env,
+    KVFOLD_STORE: env.KVFOLD_STORE ?? pathToFileURL(resolve(cwd, '.kvfold/store')).href,
+    KVFOLD_MODEL_CACHE: env.KVFOLD_MODEL_CACHE ?? resolve(cwd, '.kvfold/models-cache'),
   };
 }

@@ -117,3 +117,33 @@ export function loadEnv(source: Readonly<Record<string, string | undefined>> = p
   const lines = result.error.issues.map((issue) => `  ${formatIssuePath(issue.path)}: ${issue.message}`);
   throw new JobsError(JobsErrorCode.EnvInvalid, `invalid environment:\n${lines.join('\n')}`, { cause: result.error });
 }
+
+/** An integer variable written in decimal, at least `min`, with a default; empty counts as unset. */
+export function envInteger(min: number, fallback: number) {
+  return optional(
+    z
+      .string()
+      .regex(/^[0-9]+$/, { error: `must be an integer >= ${min}` })
+      .transform(Number)
+      .refine((n) => n >= min, { error: `must be an integer >= ${min}` })
+      .default(fallback),
+  );
+}
+
+/** An optional variable: empty counts as unset. */
+export function envOptional<T extends z.ZodType>(schema: T) {
+  return optional(schema);
+}
+
+/**
+ * Parses the shared variables and an app's own (`schema`) together, and throws one
+ * `KVF_ENV_INVALID` error listing every bad variable of both.
+ */
+export function loadEnvWith<S extends z.ZodType>(schema: S, source: Readonly<Record<string, string | undefined>> = process.env): Env & z.output<S> {
+  const shared = EnvSchema.safeParse(source);
+  const own = schema.safeParse(source);
+  if (shared.success && own.success) return { ...shared.data, ...(own.data as object) } as Env & z.output<S>;
+  const issues = [...(shared.error?.issues ?? []), ...(own.error?.issues ?? [])];
+  const lines = issues.map((issue) => `  ${formatIssuePath(issue.path)}: ${issue.message}`);
+  throw new JobsError(JobsErrorCode.EnvInvalid, `invalid environment:\n${lines.join('\n')}`);
+}

@@ -20,7 +20,7 @@ export { CORPUS_INDEX_VERSION, CorpusDocument, CorpusIndex, ShardRef } from './c
 export { BatchId, BatchJob, DocumentJob } from './document-job.ts';
 export type { DocumentJobInput } from './document-job.ts';
 export { Answer, DocumentResult, Timings } from './document-result.ts';
-export { EnvSchema, loadEnv } from './env.ts';
+export { EnvSchema, envInteger, envOptional, loadEnv, loadEnvWith } from './env.ts';
 export type { Env } from './env.ts';
 export { JobsError, JobsErrorCode } from './errors.ts';
 export {

@@ -3,7 +3,6 @@
  * a real API that `kvfold serve` starts on a free port, over real Redis and a filesystem store.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -13,8 +12,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BatchRegistry, DocumentResult, createQueues, createRedis, documentResultKey, redisOptionsFromUrl } from '@kvfold/jobs';
 import { FsObjectStore } from '@kvfold/storage';
+import { kvfold as run, startKvfold } from '../test-support.ts';
 
-const MAIN = new URL('../main.ts', import.meta.url).pathname;
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const KEY = 'cli-test-key';
 
@@ -27,21 +26,7 @@ async function freePort(): Promise<number> {
   return address.port;
 }
 
-function kvfold(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => {
-      stdout += d;
-    });
-    p.stderr.on('data', (d: Buffer) => {
-      stderr += d;
-    });
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const kvfold = (args: string[], env: Record<string, string> = {}) => run(args, { env });
 
 describe('kvfold distributed commands (real API, Redis and store)', () => {
   let dir = '';
@@ -57,10 +42,9 @@ describe('kvfold distributed commands (real API, Redis and store)', () => {
     dir = await mkdtemp(join(tmpdir(), 'kvfold-cli-dist-'));
     const port = await freePort();
     api = `http://127.0.0.1:${port}`;
-    server = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--port', String(port), '--host', '127.0.0.1'], {
-      env: { ...process.env, REDIS_URL, KVFOLD_QUEUE_PREFIX: prefix, KVFOLD_STORE: `file://${join(dir, 'store')}`, KVFOLD_API_KEYS: KEY, LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
+    server = startKvfold(['serve', '--port', String(port), '--host', '127.0.0.1'], {
+      env: { REDIS_URL, KVFOLD_QUEUE_PREFIX: prefix, KVFOLD_STORE: `file://${join(dir, 'store')}`, KVFOLD_API_KEYS: KEY, LOG_LEVEL: 'warn' },
+    }).child;
     for (let i = 0; ; i++) {
       const up = await fetch(`${api}/healthz`).then((r) => r.ok, () => false);
       if (up) break;
