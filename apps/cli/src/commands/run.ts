@@ -59,7 +59,7 @@ export function registerRun(program: Command): void {
     const log = cliLogger(process.env.LOG_LEVEL ? env.LOG_LEVEL : undefined);
     const store = openStore(opts.store, storeOptionsFromEnv(env));
     await checkStore(store);
-    const models = new ModelCache({ cacheDir: resolve('.kvfold/models-cache'), storeOptions: storeOptionsFromEnv(env), device: opts.device, ...(opts.threads ? { threads: opts.threads } : {}) });
+    const models = new ModelCache({ cacheDir: env.KVFOLD_MODEL_CACHE ?? resolve('.kvfold/models-cache'), storeOptions: storeOptionsFromEnv(env), device: opts.device, ...(opts.threads ? { threads: opts.threads } : {}) });
     let stopRequested = false;
     const stop = () => {
       if (!stopRequested) process.stderr.write('kvfold: stopping after the current step (checkpoint kept); run again to resume\n');
