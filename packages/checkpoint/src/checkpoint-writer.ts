@@ -52,8 +52,15 @@ export interface WriterStats {
   manifestBytes: number;
 }
 
-/** How many times `openCheckpoint` re-reads and retries when another attempt claims concurrently. */
-const CLAIM_ATTEMPTS = 5;
+/**
+ * How many times `openCheckpoint` re-reads and retries when the manifest changes under it — another
+ * attempt claiming, or a stale writer still committing every few steps. Retries back off with
+ * jitter (CLAIM_BACKOFF_MS doubling to CLAIM_BACKOFF_MAX_MS), so a newcomer lands its claim between
+ * a busy writer's commits and that writer is fenced at its next one.
+ */
+const CLAIM_ATTEMPTS = 40;
+const CLAIM_BACKOFF_MS = 5;
+const CLAIM_BACKOFF_MAX_MS = 200;
 /** Checkpoint cadence when none is given: DESIGN.md's "every N steps" with N = 8. */
 const DEFAULT_EVERY_STEPS = 8;
 
@@ -112,6 +119,8 @@ export async function openCheckpoint(store: ObjectStore, options: OpenCheckpoint
     } catch (err) {
       if (!(err instanceof PreconditionFailedError)) throw err;
       // Another attempt claimed or committed between our read and our write: read again.
+      const ceiling = Math.min(CLAIM_BACKOFF_MAX_MS, CLAIM_BACKOFF_MS * 2 ** attempt);
+      await new Promise((r) => setTimeout(r, Math.random() * ceiling));
     }
   }
   const now = await readManifest(store, options).catch(() => null);
