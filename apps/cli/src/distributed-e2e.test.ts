@@ -10,7 +10,10 @@
  * stalled and resumes from its checkpoint elsewhere) and no document is folded to completion twice;
  * a worker paused past its lock is fenced off its document's checkpoint; SIGTERM hands a job back
  * with its checkpoint and without consuming an attempt; bad input fails alone; every folded result
- * equals what `kvfold run` gives for the same documents; a worker started with Redis down says so.
+ * equals what `kvfold run` gives for the same documents; a worker started with Redis down says so;
+ * a worker and the API started on a private redis-server carry on after it restarts.
+ *
+ * Set KVFOLD_E2E_LOG_DIR to keep every process's output. Needs Redis, GNU tar and the zip CLI.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -27,7 +30,7 @@ import { kvfold, startKvfold } from './test-support.ts';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const KEY = 'e2e-key';
 const MAIN = new URL('./main.ts', import.meta.url).pathname;
-/** Set to a folder to keep every process's full output there (for a failure on CI). */
+/** A folder to keep every process's full output in (to read after a failure on CI). */
 const LOG_DIR = process.env.KVFOLD_E2E_LOG_DIR;
 
 /** Tokens per fold step: with a byte-level tokenizer a 6 KB document takes ~190 steps, seconds on a loaded core. */
@@ -37,7 +40,7 @@ const CHECKPOINT_EVERY = 8;
 /** A short answer keeps generation cheap; answers are compared token for token. */
 const MAX_NEW_TOKENS = 8;
 const QUESTION = 'Which word comes up most?';
-/** A fault is injected once a fold is past three committed checkpoints (plus slack for the third upload). */
+/** A fault is injected once a fold is past its third checkpoint step (that upload may still be in flight). */
 const FAULT_AFTER_STEP = 3 * CHECKPOINT_EVERY + 2;
 /** Worker lock: short, so a dead or paused worker's job is taken over in seconds; renewed every half of it. */
 const LOCK_MS = 4000;
