@@ -79,7 +79,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     skipOnError: true,
     keyGenerator: (request) => (request.apiKeyId ? `key:${request.apiKeyId}` : `ip:${request.ip}:${presentedKey(request) ? 'bad' : 'none'}`),
     errorResponseBuilder: (_request, context) =>
-      new ApiError(429, ApiErrorCode.RateLimited, `rate limit exceeded: ${context.max} requests per ${context.after}; retry in ${Math.ceil(context.ttl / 1000)} s`),
+      new ApiError(429, ApiErrorCode.RateLimited, `rate limit exceeded: ${context.max} requests per ${Math.round(limits.rateLimitWindowMs / 1000)} s; retry in ${Math.ceil(context.ttl / 1000)} s`),
   });
   await app.register(multipart, {
     preservePath: true,
