@@ -16,6 +16,8 @@ const run = promisify(execFile);
 
 /** How often a condition is polled: often enough to catch a fold between checkpoints. */
 export const POLL_MS = 50;
+/** How often a batch's status is polled through the API: well inside its default rate limit (600 a minute). */
+export const STATUS_POLL_MS = 250;
 
 /** A free TCP port on loopback (closed again before it is returned). */
 export async function freePort(): Promise<number> {
@@ -27,14 +29,20 @@ export async function freePort(): Promise<number> {
   return address.port;
 }
 
-/** Polls `probe` until it returns a value other than undefined/false, or fails after `timeoutMs` naming `what`. */
-export async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs: number, context?: () => string): Promise<T> {
+/** Polls `probe` every `intervalMs` until it returns a value other than undefined/false, or fails after `timeoutMs` naming `what`. */
+export async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs: number,
+  context?: () => string,
+  intervalMs = POLL_MS,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
     if (value !== undefined && value !== false) return value;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${context ? `\n${context()}` : ''}`);
-    await new Promise((r) => setTimeout(r, POLL_MS));
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
 
@@ -221,6 +229,7 @@ export class RestClient {
       },
       timeoutMs,
       context,
+      STATUS_POLL_MS,
     );
   }
 
