@@ -31,7 +31,8 @@ export async function runCli(argv: readonly string[]): Promise<number> {
   const program = buildProgram();
   try {
     await program.parseAsync([...argv]);
-    return 0;
+    // A command that finished but wants a non-zero status (e.g. `run` stopped early) sets exitCode.
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode; // commander already printed the message
     return reportError(err, Boolean(process.env.KVFOLD_DEBUG));

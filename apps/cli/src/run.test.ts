@@ -6,12 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { startTestS3Server, type TestS3Server } from '@kvfold/storage/testing';
-import { kvfold, type RunResult } from './test-support.ts';
+import { kvfold, type RunResult, startKvfold } from './test-support.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'kvfold-run-test-'));
 const model = join(root, 'tiny');
@@ -144,3 +144,37 @@ test('rejected S3 credentials are reported as such', async () => {
   assert.equal(r.code, 1);
   assert.match(r.stderr, /KVF_STORE_CREDENTIALS/);
 });
+
+test('Ctrl-C stops a run after the current step with a checkpoint; the next run resumes there', async () => {
+  const big = join(root, 'big');
+  mkdirSync(big);
+  writeFileSync(join(big, 'long.txt'), Array.from({ length: 300 }, (_, i) => `Line ${i} of a document long enough to interrupt.`).join('\n'));
+  const store = join(root, 'interrupt-store');
+  const args = ['run', big, '--model', model, '--store', store, '--chunk-size', '16', '--checkpoint-every', '4', '--json', '--out', join(root, 'interrupted.jsonl')];
+  const first = startKvfold(args);
+  const checkpoints = join(store, 'checkpoints');
+  const deadline = Date.now() + 60_000;
+  while (!(existsSync(checkpoints) && readdirSync(checkpoints).length > 0 && manifestStep(checkpoints) >= 8)) {
+    assert.ok(Date.now() < deadline, 'no checkpoint within 60 s');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  first.child.kill('SIGINT');
+  const stopped = await first.done;
+  assert.equal(stopped.code, 130, stopped.stderr);
+  assert.match(stopped.stderr, /stopping after the current step/);
+  assert.equal((JSON.parse(stopped.stdout) as Summary).stopped, true);
+
+  const second = json<Summary>(await kvfold(args));
+  assert.equal(second.foldedNow, 1);
+  const [result] = lines(join(root, 'interrupted.jsonl')) as (ResultLine & { resumedFromStep: number })[];
+  assert.ok((result?.resumedFromStep ?? 0) >= 8, `resumed from ${result?.resumedFromStep}`);
+});
+
+function manifestStep(checkpoints: string): number {
+  try {
+    const doc = readdirSync(checkpoints)[0] as string;
+    return JSON.parse(readFileSync(join(checkpoints, doc, 'manifest.json'), 'utf8')).step as number;
+  } catch {
+    return 0;
+  }
+}
