@@ -1,5 +1,5 @@
 /** Entry of the REST service: read the environment, build, listen, stop cleanly on SIGTERM/SIGINT. */
-import { checkRedis, createQueues, createRedis, redisOptionsFromUrl } from '@kvfold/jobs';
+import { checkRedis, createQueues, createRedis, redisOptionsFromUrl, storeOptionsFromEnv } from '@kvfold/jobs';
 import { checkStore, openStore } from '@kvfold/storage';
 import { pino } from 'pino';
 import { buildApi } from './app.ts';
@@ -7,10 +7,7 @@ import { loadApiEnv } from './env.ts';
 
 const env = loadApiEnv();
 const logger = pino({ level: env.LOG_LEVEL, name: 'kvfold-api' });
-const credentials = env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY } : undefined;
-const store = openStore(env.KVFOLD_STORE, {
-  s3: { region: env.KVFOLD_S3_REGION, forcePathStyle: env.KVFOLD_S3_FORCE_PATH_STYLE, ...(env.KVFOLD_S3_ENDPOINT ? { endpoint: env.KVFOLD_S3_ENDPOINT } : {}), ...(credentials ? { credentials } : {}) },
-});
+const store = openStore(env.KVFOLD_STORE, storeOptionsFromEnv(env));
 await checkRedis(env.REDIS_URL);
 await checkStore(store);
 if (env.KVFOLD_API_KEYS.length === 0) logger.warn('KVFOLD_API_KEYS is empty: every keyed route answers 401');

@@ -4,8 +4,8 @@
  * checkpoint and hand their jobs back; the process exits within KVFOLD_STOP_GRACE_MS.
  */
 import type { AddressInfo } from 'node:net';
-import { BatchRegistry, checkRedis, createRedis, FoldMetrics, redactRedisUrl } from '@kvfold/jobs';
-import { ModelCache, startQueueWorker, storeOptionsFromEnv } from '@kvfold/runner';
+import { BatchRegistry, checkRedis, createRedis, FoldMetrics, redactRedisUrl, storeOptionsFromEnv } from '@kvfold/jobs';
+import { ModelCache, startQueueWorker } from '@kvfold/runner';
 import { checkStore, openStore } from '@kvfold/storage';
 import { pino } from 'pino';
 import { loadWorkerEnv } from './env.ts';

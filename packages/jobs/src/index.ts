@@ -70,3 +70,4 @@ export {
   documentResultsPrefix,
 } from './result-keys.ts';
 export { ResultLine, ResultStub } from './result-line.ts';
+export { storeOptionsFromEnv } from './store-config.ts';

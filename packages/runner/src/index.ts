@@ -5,7 +5,6 @@ export { measureFold, syntheticText } from './measure-fold.ts';
 export type { FoldMeasurement } from './measure-fold.ts';
 export { foldResumable, DEFAULT_CHECKPOINT_PREFIX } from './resumable-fold.ts';
 export type { CheckpointReport, CheckpointSettings, ResumableFoldInput, ResumableFoldResult } from './resumable-fold.ts';
-export { storeOptionsFromEnv } from './store-config.ts';
 export { resolvePolicy } from './policy-options.ts';
 export type { PolicyChoice, ResolvedPolicy } from './policy-options.ts';
 export * from './niah/index.ts';

@@ -1,16 +1,9 @@
 /** `kvfold fold`: read a text, fold it through a model chunk by chunk, answer questions. */
+import { storeOptionsFromEnv } from '@kvfold/jobs';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { type Device, type LoadedModel, loadModel } from '@kvfold/onnx';
-import {
-  type FoldDocumentResult,
-  foldDocument,
-  foldResumable,
-  type Query,
-  resolvePolicy,
-  type ResumableFoldResult,
-  storeOptionsFromEnv,
-} from '@kvfold/runner';
+import { type FoldDocumentResult, foldDocument, foldResumable, type Query, resolvePolicy, type ResumableFoldResult } from '@kvfold/runner';
 import { checkStore, openStore } from '@kvfold/storage';
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';

@@ -1,6 +1,7 @@
 /** `kvfold models build|list`: build the zoo's models as ONNX folders. */
+import { storeOptionsFromEnv } from '@kvfold/jobs';
 import { MODEL_NAMES, modelSpec, writeModelFolder } from '@kvfold/model-zoo';
-import { pushModel, storeOptionsFromEnv } from '@kvfold/runner';
+import { pushModel } from '@kvfold/runner';
 import { cliEnv } from '../env.ts';
 import { type Command, Option } from 'commander';
 import { CliError } from '../cli-error.ts';

@@ -1,9 +1,9 @@
 /** `kvfold run`: fold a whole corpus locally — filesystem store, in-process, no servers. */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { batchResultsKey } from '@kvfold/jobs';
+import { batchResultsKey, storeOptionsFromEnv } from '@kvfold/jobs';
 import type { Device } from '@kvfold/onnx';
-import { ModelCache, runLocal, storeOptionsFromEnv } from '@kvfold/runner';
+import { ModelCache, runLocal } from '@kvfold/runner';
 import { checkStore, openStore } from '@kvfold/storage';
 import { type Command, Option } from 'commander';
 import { cliEnv } from '../env.ts';

@@ -1,5 +1,5 @@
 /** Store settings from the apps' parsed environment: the one mapping of KVFOLD_S3_* onto the S3 adapter. */
-import type { Env } from '@kvfold/jobs';
+import type { Env } from './env.ts';
 import type { OpenStoreOptions } from '@kvfold/storage';
 
 export function storeOptionsFromEnv(env: Env): OpenStoreOptions {
