@@ -1,7 +1,7 @@
 /** `kvfold fold`: read a text, fold it through a model chunk by chunk, answer questions. */
-import { storeOptionsFromEnv } from '@kvfold/jobs';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { storeOptionsFromEnv } from '@kvfold/jobs';
 import { type Device, type LoadedModel, loadModel } from '@kvfold/onnx';
 import { type FoldDocumentResult, foldDocument, foldResumable, type Query, resolvePolicy, type ResumableFoldResult } from '@kvfold/runner';
 import { checkStore, openStore } from '@kvfold/storage';

@@ -113,7 +113,7 @@ export function reportMarkdown(input: NiahReportInput): string {
     `- model: \`${input.modelDir}\`${input.modelFingerprint ? ` (${input.modelFingerprint})` : ''}`,
     `- protocol: ${input.protocol}; KV policy: ${describePolicy(grid)}`,
     `- needles per haystack: ${grid.needlesPerHaystack}${grid.needlesPerHaystack > 1 ? ' (every needle asked from the same folded state)' : ' (the paper’s protocol)'}; trials per cell: ${grid.trials}; seed ${grid.seed}`,
-    `- exact match: **${pct(total)}** over ${total.trials} trials, ${folds} folds; max chain depth ${Math.max(0, ...trials.map((t) => t.chainDepth))}`,
+    `- exact match: **${pct(total)}** over ${total.trials} trials, ${folds} fold${folds === 1 ? '' : 's'}; max chain depth ${Math.max(0, ...trials.map((t) => t.chainDepth))}`,
     `- time: folds ${foldSeconds.toFixed(0)} s, questions ${askSeconds.toFixed(0)} s; peak RSS ${Math.max(0, ...trials.map((t) => t.peakRssMiB)).toFixed(0)} MiB`,
     ...(input.command ? [`- command: \`${input.command}\``] : []),
     '',
