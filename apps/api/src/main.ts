@@ -1,15 +1,23 @@
 /** Entry of the REST service: read the environment, build, listen, stop cleanly on SIGTERM/SIGINT. */
-import { checkRedis, createQueues, createRedis, redisOptionsFromUrl, storeOptionsFromEnv } from '@kvfold/jobs';
+import { checkRedis, createQueues, createRedis, exitWithStartError, redisOptionsFromUrl, storeOptionsFromEnv } from '@kvfold/jobs';
 import { checkStore, openStore } from '@kvfold/storage';
 import { pino } from 'pino';
 import { buildApi } from './app.ts';
 import { loadApiEnv } from './env.ts';
 
-const env = loadApiEnv();
+const cannotStart = (err: unknown): never => exitWithStartError('kvfold api', err);
+
+const env = (() => {
+  try {
+    return loadApiEnv();
+  } catch (err) {
+    return cannotStart(err);
+  }
+})();
 const logger = pino({ level: env.LOG_LEVEL, name: 'kvfold-api' });
 const store = openStore(env.KVFOLD_STORE, storeOptionsFromEnv(env));
-await checkRedis(env.REDIS_URL);
-await checkStore(store);
+await checkRedis(env.REDIS_URL).catch(cannotStart);
+await checkStore(store).catch(cannotStart);
 if (env.KVFOLD_API_KEYS.length === 0) logger.warn('KVFOLD_API_KEYS is empty: every keyed route answers 401');
 
 const redis = createRedis(env.REDIS_URL);
@@ -24,7 +32,7 @@ const app = await buildApi({
   ...(env.KVFOLD_API_SPOOL_DIR ? { spoolDir: env.KVFOLD_API_SPOOL_DIR } : {}),
 });
 
-const address = await app.listen({ port: env.KVFOLD_API_PORT, host: env.KVFOLD_API_HOST });
+const address = await app.listen({ port: env.KVFOLD_API_PORT, host: env.KVFOLD_API_HOST }).catch(cannotStart);
 logger.info({ address, store: store.uri }, 'kvfold api listening');
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {

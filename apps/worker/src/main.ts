@@ -4,25 +4,20 @@
  * checkpoint and hand their jobs back; the process exits within KVFOLD_STOP_GRACE_MS.
  */
 import type { AddressInfo } from 'node:net';
-import { BatchRegistry, checkRedis, createRedis, FoldMetrics, redactRedisUrl, storeOptionsFromEnv } from '@kvfold/jobs';
+import { BatchRegistry, checkRedis, createRedis, FoldMetrics, redactRedisUrl, storeOptionsFromEnv, exitWithStartError } from '@kvfold/jobs';
 import { ModelCache, startQueueWorker } from '@kvfold/runner';
 import { checkStore, openStore } from '@kvfold/storage';
 import { pino } from 'pino';
 import { loadWorkerEnv } from './env.ts';
 import { startHealthServer } from './health.ts';
 
-/** A start that cannot succeed (bad environment, Redis or the store unreachable) ends with one line naming the cause. */
-function cannotStart(err: unknown): never {
-  const { message, code } = err as { message?: string; code?: unknown };
-  process.stderr.write(`kvfold worker: ${message ?? String(err)}${typeof code === 'string' ? ` [${code}]` : ''}\n`);
-  process.exit(1);
-}
+const cannotStart = (err: unknown): never => exitWithStartError('kvfold worker', err);
 
 const env = (() => {
   try {
     return loadWorkerEnv();
   } catch (err) {
-    cannotStart(err);
+    return cannotStart(err);
   }
 })();
 const log = pino({ level: env.LOG_LEVEL, name: 'kvfold-worker' });

@@ -71,3 +71,4 @@ export {
 } from './result-keys.ts';
 export { ResultLine, ResultStub } from './result-line.ts';
 export { storeOptionsFromEnv } from './store-config.ts';
+export { exitWithStartError } from './startup.ts';

@@ -17,7 +17,8 @@ import {
   BatchJob,
   type BatchRegistry,
   DocumentJob,
-  type DocumentResult,
+  DocumentResult,
+  documentResultKey,
   type FoldMetrics,
   JOB_NAMES,
   QUEUE_NAMES,
@@ -77,6 +78,13 @@ export function startQueueWorker(deps: QueueWorkerDeps): QueueWorker {
       if (await registry.isCancelled(data.batchId)) {
         await registry.recordDocumentDone(data.batchId, { docId: data.docId, status: 'cancelled', tokens: 0, bytes: data.bytes });
         throw new BatchCancelledError(data.batchId, data.docId);
+      }
+      // A result already stored (a delivery after a finished attempt whose lock had lapsed) is the
+      // answer: BullMQ delivers at least once, and a document is folded to completion once.
+      const stored = await readStoredResult(store, data);
+      if (stored) {
+        jlog.info('result already stored; not folding again');
+        return stored;
       }
       const outcome = await processDocument(
         data,
@@ -157,6 +165,14 @@ export function startQueueWorker(deps: QueueWorkerDeps): QueueWorker {
       await Promise.all([documents.close(), batches.close()]);
     },
   };
+}
+
+/** The completed result stored for this document of this batch, or null. */
+async function readStoredResult(store: ObjectStore, job: DocumentJob): Promise<DocumentResult | null> {
+  const key = documentResultKey(job.batchId, job.docId);
+  if (!(await store.head(key))) return null;
+  const parsed = DocumentResult.safeParse(JSON.parse(Buffer.from(await store.getBytes(key)).toString('utf8')));
+  return parsed.success && parsed.data.status === 'completed' ? parsed.data : null;
 }
 
 /** `bull:<prefix>:<queue>:<batchId>-<docId>` (the child's key) -> docId. */
