@@ -3,7 +3,7 @@ import type { KvStorage } from '@kvfold/fold-core';
 import { type Device, loadModel } from '@kvfold/onnx';
 import { DEFAULT_REFERENCE_LIMIT_MIB, driftDocument, driftMarkdown, measureDrift, modelDims, niahModel, writeDrift } from '@kvfold/runner';
 import { type Command, InvalidArgumentError } from 'commander';
-import { parseTokenCount, positiveInt } from '../options.ts';
+import { nonNegativeInt, parseTokenCount, positiveInt } from '../options.ts';
 import { progressBar } from '../progress.ts';
 
 interface DriftOptions {
@@ -28,7 +28,7 @@ export function registerDrift(program: Command): void {
     .requiredOption('--chunk-size <n>', 'tokens per fold step', positiveInt('--chunk-size'))
     .option('--kv <storage>', 'KV storage of the fold: f32 or int8', parseKv, 'f32')
     .option('--reference-limit-mib <n>', 'bound on the single-pass reference’s estimated memory; longer documents get a reference for their longest prefix that fits', positiveInt('--reference-limit-mib'), DEFAULT_REFERENCE_LIMIT_MIB)
-    .option('--seed <n>', 'seed of the document', positiveIntOrZero, 0)
+    .option('--seed <n>', 'seed of the document', nonNegativeInt('--seed'), 0)
     .option('--out <dir>', 'write drift.md, drift.json and drift.svg here')
     .option('--device <device>', 'execution provider: cpu, webgpu or cuda', parseDevice, 'cpu')
     .option('--threads <n>', 'ONNX Runtime intra-op threads', positiveInt('--threads'))
@@ -66,10 +66,4 @@ function parseKv(value: string): KvStorage {
 function parseDevice(value: string): Device {
   if (value === 'cpu' || value === 'webgpu' || value === 'cuda') return value;
   throw new InvalidArgumentError(`--device must be cpu, webgpu or cuda, got "${value}".`);
-}
-
-function positiveIntOrZero(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`--seed must be an integer >= 0, got "${value}".`);
-  return n;
 }

@@ -5,7 +5,6 @@
  */
 import { type AnyKvPolicy, chainDepth, createPolicy, type DecoderModel, foldAll, generate, stepCount } from '@kvfold/fold-core';
 import { type LoadedModel, ropeInverseFrequencies } from '@kvfold/onnx';
-import { NiahError } from './errors.ts';
 import { checkGrid, type NiahGrid, type PlannedHaystack, planHaystacks } from './grid.ts';
 import { type Haystack, writeHaystack } from './haystack.ts';
 import type { NiahProtocol, NiahTokenizer, ProtocolName } from './protocol.ts';
@@ -169,7 +168,6 @@ async function askHaystack(
       peakRssMiB: round(process.resourceUsage().maxRSS / 1024),
     });
   }
-  if (out.length === 0) throw new NiahError('KVF_NIAH_BAD_GRID', `haystack ${planned.index} of length ${planned.length} holds no needle`);
   return out;
 }
 
