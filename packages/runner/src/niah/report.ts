@@ -102,17 +102,19 @@ export function reportMarkdown(input: NiahReportInput): string {
   const { grid, trials } = input;
   const total = tally(trials, () => 'all').get('all') ?? { trials: 0, exact: 0 };
   const { chunkSizes } = axes(trials);
-  const folds = new Set(trials.map((t) => `${t.length}|${t.haystack}|${t.chunkSize}`)).size;
+  const foldOf = (t: NiahTrial) => `${t.seed ?? 0}|${t.length}|${t.haystack}|${t.chunkSize}`;
+  const folds = new Set(trials.map(foldOf)).size;
   const foldMs = new Map<string, number>();
-  for (const t of trials) foldMs.set(`${t.length}|${t.haystack}|${t.chunkSize}`, t.timings.foldMs);
+  for (const t of trials) foldMs.set(foldOf(t), t.timings.foldMs);
   const foldSeconds = [...foldMs.values()].reduce((a, b) => a + b, 0) / 1000;
+  const seeds = [...new Set(trials.map((t) => t.seed ?? grid.seed))].sort((a, b) => a - b);
   const askSeconds = trials.reduce((a, t) => a + t.timings.askMs, 0) / 1000;
   const out = [
     '# Needle in a haystack',
     '',
     `- model: \`${input.modelDir}\`${input.modelFingerprint ? ` (${input.modelFingerprint})` : ''}`,
     `- protocol: ${input.protocol}; KV policy: ${describePolicy(grid)}`,
-    `- needles per haystack: ${grid.needlesPerHaystack}${grid.needlesPerHaystack > 1 ? ' (every needle asked from the same folded state)' : ' (the paper’s protocol)'}; trials per cell: ${grid.trials}; seed ${grid.seed}`,
+    `- needles per haystack: ${grid.needlesPerHaystack}${grid.needlesPerHaystack > 1 ? ' (every needle asked from the same folded state)' : ' (the paper’s protocol)'}; trials per cell: up to ${grid.trials}; seed${seeds.length > 1 ? 's' : ''} ${seeds.join(', ')}`,
     `- exact match: **${pct(total)}** over ${total.trials} trials, ${folds} fold${folds === 1 ? '' : 's'}; max chain depth ${Math.max(0, ...trials.map((t) => t.chainDepth))}`,
     `- time: folds ${foldSeconds.toFixed(0)} s, questions ${askSeconds.toFixed(0)} s; peak RSS ${Math.max(0, ...trials.map((t) => t.peakRssMiB)).toFixed(0)} MiB`,
     ...(input.command ? [`- command: \`${input.command}\``] : []),
