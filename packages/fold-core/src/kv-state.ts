@@ -142,6 +142,20 @@ export function assertRowsFit(layout: KvLayout, rows: KvRows): void {
   });
 }
 
+/**
+ * What each state made by `appendRows` was made from: a weak reference to the base state and the
+ * rows appended to it. Lets a model adapter that keeps the last step's cache on its side (a worker
+ * thread, a GPU) prove that the next past is exactly that cache, and skip sending it again.
+ */
+const ORIGINS = new WeakMap<KvState, { readonly base: WeakRef<KvState>; readonly rows: KvRows }>();
+
+/** The base state and rows `state` was appended from, when it came from `appendRows` and its base is alive. */
+export function appendedFrom(state: KvState): { readonly base: KvState; readonly rows: KvRows } | undefined {
+  const origin = ORIGINS.get(state);
+  const base = origin?.base.deref();
+  return origin && base ? { base, rows: origin.rows } : undefined;
+}
+
 /** A new state with `rows` appended after the existing rows; positions continue. */
 export function appendRows(state: KvState, rows: KvRows): KvState {
   const { layout } = state;
@@ -153,13 +167,15 @@ export function appendRows(state: KvState, rows: KvRows): KvState {
       value: concatRows(layout.dtype, layout.kvHeads, layout.headDim, l.value, state.length, add.value, rows.rows),
     };
   });
-  return {
+  const next: KvState = {
     layout,
     length: state.length + rows.rows,
     nextPosition: state.nextPosition + rows.rows,
     tokensSeen: state.tokensSeen + rows.rows,
     layers,
   };
+  ORIGINS.set(next, { base: new WeakRef(state), rows });
+  return next;
 }
 
 /** Rows [from, to) of every layer, e.g. the rows a checkpoint segment stores. */

@@ -96,3 +96,22 @@ test('greedy answers after a fold equal the answers after one single pass, for e
   }
   assert.equal(folded.state.length, 200, 'generation does not grow the folded state');
 });
+
+test('a continuing fold sends its cache to the session thread once, not every step', async () => {
+  const before = { ...model.decoder.stats };
+  const r = await foldAll(model.decoder, tokens, { chunkSize: 64 });
+  const steps = model.decoder.stats.steps - before.steps;
+  const kept = model.decoder.stats.pastKept - before.pastKept;
+  assert.equal(steps, 4);
+  assert.equal(kept, 3, 'every step after the first feeds the kept cache');
+  // A query continues from the fold's last step (kept); the next query starts over from the same
+  // folded state, which the session thread no longer holds, so that past is sent.
+  const q = model.tokenizer.encodeContinuation(' KV');
+  const mid = { ...model.decoder.stats };
+  await generate(model.decoder, r.state, q, { maxNewTokens: 3 });
+  assert.equal(model.decoder.stats.pastKept - mid.pastKept, 3);
+  const mid2 = { ...model.decoder.stats };
+  await generate(model.decoder, r.state, q, { maxNewTokens: 3 });
+  assert.equal(model.decoder.stats.steps - mid2.steps, 3);
+  assert.equal(model.decoder.stats.pastKept - mid2.pastKept, 2);
+});

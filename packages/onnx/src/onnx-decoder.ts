@@ -5,7 +5,7 @@
  * leaves symbolic come from config.json. Exports with and without `position_ids` both work.
  */
 import { Worker } from 'node:worker_threads';
-import type { DecoderModel, KvState, ModelLayout, StepInput, StepOutput } from '@kvfold/fold-core';
+import { appendedFrom, type DecoderModel, type KvRows, type KvState, type ModelLayout, type StepInput, type StepOutput } from '@kvfold/fold-core';
 import { ModelError } from './errors.ts';
 import type { ModelFolder } from './model-folder.ts';
 import type { Device, IoMeta, IoNames, WorkerReply, WorkerRequest } from './protocol.ts';
@@ -25,6 +25,15 @@ export class OnnxDecoder implements DecoderModel {
   private nextId = 0;
   private readonly pending = new Map<number, { resolve: (r: StepReply) => void; reject: (e: Error) => void }>();
   private closed = false;
+  /**
+   * The worker keeps the cache of the last step (its past plus its new rows). When the next past is
+   * provably that cache — `appendRows(lastPast, lastRows)` — it is not sent again: a fold moves its
+   * growing cache across threads once instead of every step.
+   */
+  private lastPast: WeakRef<KvState> | null = null;
+  private lastRows: KvRows | null = null;
+  /** Steps run, and how many of them fed the worker's kept cache instead of sending the past. */
+  readonly stats = { steps: 0, pastKept: 0 };
 
   private constructor(
     private readonly worker: Worker,
@@ -85,6 +94,11 @@ export class OnnxDecoder implements DecoderModel {
     if (n === 0) throw new RangeError('a step needs at least one token');
     checkState(input.past, layout);
     const id = this.nextId++;
+    const origin = appendedFrom(input.past);
+    const kept = this.lastRows !== null && origin !== undefined && origin.rows === this.lastRows && origin.base === this.lastPast?.deref();
+    this.lastRows = null;
+    this.stats.steps++;
+    if (kept) this.stats.pastKept++;
     const req: WorkerRequest = {
       type: 'step',
       id,
@@ -95,14 +109,21 @@ export class OnnxDecoder implements DecoderModel {
       kvHeads: layout.kvHeads,
       headDim: layout.headDim,
       kvType: layout.dtype,
-      past: input.past.layers.map((l) => ({ key: l.key, value: l.value })),
+      past: kept ? null : input.past.layers.map((l) => ({ key: l.key, value: l.value })),
       logits: input.logits,
     };
     const reply = await new Promise<StepReply>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.worker.postMessage(req);
     });
-    return { logits: reply.logits, rows: { rows: n, layers: reply.rows } };
+    const rows: KvRows = { rows: n, layers: reply.rows };
+    // The worker runs requests in order, so its kept cache is the latest request's: only that
+    // reply may claim it (steps of concurrent folds on one model then simply send their past).
+    if (id === this.nextId - 1) {
+      this.lastPast = new WeakRef(input.past);
+      this.lastRows = rows;
+    }
+    return { logits: reply.logits, rows };
   }
 
   /** Ends the session and its worker thread. */

@@ -23,7 +23,11 @@ export type WorkerRequest =
       kvHeads: number;
       headDim: number;
       kvType: 'float32' | 'float16';
-      past: { key: Float32Array | Uint16Array; value: Float32Array | Uint16Array }[]; // [layers][kvHeads, past, headDim]
+      /**
+       * The past, or null when it is exactly the cache the worker kept from the previous step
+       * (that step's past plus its new rows), which the worker then feeds itself.
+       */
+      past: { key: Float32Array | Uint16Array; value: Float32Array | Uint16Array }[] | null; // [layers][kvHeads, past, headDim]
       logits: 'all' | 'last' | 'none';
     }
   | { type: 'close' };

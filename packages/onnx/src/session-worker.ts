@@ -12,6 +12,8 @@ import type { WorkerReply, WorkerRequest } from './protocol.ts';
 if (!parentPort) throw new Error('session-worker must run in a worker thread');
 const port = parentPort;
 let session: ort.InferenceSession | null = null;
+/** The `present` tensors of the last step: the next step's past when the fold continues from it. */
+let kept: { key: ort.Tensor; value: ort.Tensor }[] | null = null;
 
 function reply(message: WorkerReply, transfer: ArrayBuffer[] = []): void {
   port.postMessage(message, transfer);
@@ -50,12 +52,23 @@ port.on('message', async (req: WorkerRequest) => {
       feeds[req.names.positionIds] = new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt(req.position + i)), [1, n]);
     }
     const shape = [1, req.kvHeads, req.pastLength, req.headDim];
-    req.past.forEach((layer, i) => {
-      const names = req.names.pastKeyValues[i] as { key: string; value: string };
-      feeds[names.key] = new ort.Tensor(req.kvType, layer.key, shape);
-      feeds[names.value] = new ort.Tensor(req.kvType, layer.value, shape);
-    });
+    if (req.past === null) {
+      if (!kept || kept[0]?.key.dims[2] !== req.pastLength) throw new Error('the kept cache does not match the requested past');
+      kept.forEach((layer, i) => {
+        const names = req.names.pastKeyValues[i] as { key: string; value: string };
+        feeds[names.key] = layer.key;
+        feeds[names.value] = layer.value;
+      });
+    } else {
+      req.past.forEach((layer, i) => {
+        const names = req.names.pastKeyValues[i] as { key: string; value: string };
+        feeds[names.key] = new ort.Tensor(req.kvType, layer.key, shape);
+        feeds[names.value] = new ort.Tensor(req.kvType, layer.value, shape);
+      });
+    }
+    kept = null;
     const out = await session.run(feeds);
+    kept = req.names.presents.map((names) => ({ key: out[names.key] as ort.Tensor, value: out[names.value] as ort.Tensor }));
 
     // New rows: present[:, :, past:, :] per layer.
     const transfer: ArrayBuffer[] = [];
@@ -73,7 +86,7 @@ port.on('message', async (req: WorkerRequest) => {
     const logits =
       req.logits === 'all' ? all.slice() : req.logits === 'last' ? all.slice((n - 1) * vocab, n * vocab) : new Float32Array(0);
     transfer.push(logits.buffer as ArrayBuffer);
-    for (const t of Object.values(out)) t.dispose?.();
+    out[req.names.logits]?.dispose?.();
     reply({ type: 'result', id: req.id, logits, rows, ms: performance.now() - started }, transfer);
   } catch (err) {
     reply({ type: 'error', id: req.type === 'step' ? req.id : -1, message: (err as Error).message ?? String(err) });
