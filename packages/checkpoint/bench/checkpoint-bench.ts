@@ -70,7 +70,7 @@ async function segmentRoundTrip(name: string, store: ObjectStore, state: KvState
   await time(async () => {
     await writer.commit(state, 1);
     await writer.flush();
-  }).then(([, s]) => record(name, 'writer commit (hash pass + encode + write + manifest)', bytes, s));
+  }).then(([, s]) => record(name, 'writer commit (encode + sha256 + write + manifest)', bytes, s));
   await time(() => loadCheckpoint(store, loc)).then(([, s]) => record(name, 'loadCheckpoint (read + verify + assemble)', bytes, s));
   await writer.finalize();
   await store.delete('bench/raw.kvf');

@@ -3,8 +3,9 @@
  * last committed checkpoint: the fold behind `kvfold fold --checkpoint`, `kvfold run` and the
  * queue worker.
  *
- * The checkpoint holds the policy's view of the state (the rows the model attends to) and, as an
- * opaque extra, the last token's logits so per-chunk NLL continues across a resume. Uploads overlap
+ * The checkpoint holds the policy's view of the state (the rows the model attends to) and, when
+ * per-chunk NLL is measured, the last token's logits as an opaque extra, so NLL continues across a
+ * resume. Uploads overlap
  * the fold with at most one segment in flight (CheckpointWriter). A stop request (`shouldStop`)
  * ends the fold after the current step with a checkpoint committed, so a preempted worker loses
  * nothing; a crash loses at most one checkpoint interval.
@@ -85,7 +86,8 @@ export async function foldResumable<S = KvState>(input: ResumableFoldInput<S>): 
     return stopRequested;
   };
   const commit = async (s: FoldStep<S>) => {
-    await writer.commit(policy.view(s.state), s.step, { extra: bytesOf(s.lastLogits) });
+    // The last logits ride along only when per-chunk NLL is measured: nothing else needs them.
+    await writer.commit(policy.view(s.state), s.step, input.nll ? { extra: bytesOf(s.lastLogits) } : {});
     lastCommitted = s.step;
   };
   const result = await foldDocument<S>({

@@ -39,10 +39,10 @@ export function registerBench(program: Command): void {
     .command('checkpoint')
     .description('fold slowdown with checkpoints every N steps against none, same document, each run in its own process')
     .option('--model <dir>', 'model folder (default: tiny-llama, built into a temporary folder)')
-    .option('--tokens <n>', 'document length', (v) => parseTokenCount('--tokens', v), 16384)
-    .option('--chunk-size <n>', 'tokens per fold step', positiveInt('--chunk-size'), 128)
+    .option('--tokens <n>', 'document length', (v) => parseTokenCount('--tokens', v), 32768)
+    .option('--chunk-size <n>', 'tokens per fold step', positiveInt('--chunk-size'), 256)
     .option('--every <n>', 'steps between checkpoints', positiveInt('--every'), 8)
-    .option('--repeats <n>', 'runs of each configuration (the median is reported)', positiveInt('--repeats'), 3)
+    .option('--repeats <n>', 'runs of each configuration (the median is reported)', positiveInt('--repeats'), 5)
     .option('--store <uri>', 'checkpoint store (default: a temporary folder)')
     .option('--out <file>', 'JSON result file', 'bench-results/checkpoint.json')
     .action(async (opts: CheckpointBenchOptions) => runCheckpointBench(opts));

@@ -48,12 +48,10 @@ const grid = (over: Partial<NiahGrid> = {}): NiahGrid => ({
 const refusal = (code: string, message: RegExp) => (err: unknown) => err instanceof NiahError && err.code === code && message.test(err.message);
 
 describe('recall model, full fold', () => {
-  // 8K, not the paper's 16K: a 16K recall fold takes ~10 s on two idle cores and ~50 s on busy
-  // ones, which would take the whole budget of this file. 8K with chunk 256 already puts the
-  // depth-0 needle 31 chunks back, where StreamingLLM's retrieval falls to 0% in the paper.
-  // One fold holds the three depths' needles (fold once, ask many).
-  test('8K, depths 0/0.5/1, chunk 256: every needle is answered exactly (3 needles from one folded state)', async () => {
-    const run = await runNiah(niahModel(recall), grid({ lengths: [8192], needlesPerHaystack: 3 }));
+  // The CI grid of the paper's table: 16K, chunk 256 (a ~10 s fold on two idle cores). One fold
+  // holds the three depths' needles (fold once, ask many).
+  test('16K, depths 0/0.5/1, chunk 256: every needle is answered exactly (3 needles from one folded state)', async () => {
+    const run = await runNiah(niahModel(recall), grid({ lengths: [16384], needlesPerHaystack: 3 }));
     assert.equal(run.protocol, 'recall');
     assert.equal(run.trials.length, 3);
     assert.deepEqual(
@@ -64,7 +62,7 @@ describe('recall model, full fold', () => {
         [1, true, true],
       ],
     );
-    assert.equal(run.trials[0]?.chainDepth, 31); // 8192 - 2 question - 4 answer tokens = 32 steps of 256
+    assert.equal(run.trials[0]?.chainDepth, 63); // 16384 - 2 question - 4 answer tokens = 64 steps of 256
     assert.equal(run.trials[2]?.chainDepth, 0);
   });
 
@@ -76,8 +74,8 @@ describe('recall model, full fold', () => {
 });
 
 describe('recall model, StreamingLLM (sink 4, window 1024)', () => {
-  test('8K: needles at depths 0.25 and 0.5 are evicted and lost; a needle inside the window is still found', async () => {
-    const run = await runNiah(niahModel(recall), grid({ lengths: [8192], depths: [0.25, 0.5, 1], needlesPerHaystack: 3, policy: { kind: 'streaming', sink: 4, window: 1024 } }));
+  test('16K: needles at depths 0.25 and 0.5 are evicted and lost; a needle inside the window is still found', async () => {
+    const run = await runNiah(niahModel(recall), grid({ lengths: [16384], depths: [0.25, 0.5, 1], needlesPerHaystack: 3, policy: { kind: 'streaming', sink: 4, window: 1024 } }));
     const byDepth = new Map(run.trials.map((t) => [t.depth, t]));
     for (const d of [0.25, 0.5]) {
       assert.equal(byDepth.get(d)?.inWindow, false);
