@@ -15,10 +15,11 @@ import { pipeline } from 'node:stream/promises';
 import { ApiClient, DEFAULT_API_URL, isTerminal } from '@kvfold/jobs';
 import type { BatchStatus, CreatedBatch } from '@kvfold/jobs';
 import cliProgress from 'cli-progress';
-import { type Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { runApp } from '../app-process.ts';
 import { CliError } from '../cli-error.ts';
-import { collect, positiveInt } from '../options.ts';
+import { collect, nonNegativeInt, positiveInt } from '../options.ts';
+import { policyChoice } from '../fold-options.ts';
 
 /** The variables these commands read. */
 export interface DistributedEnv {
@@ -43,14 +44,6 @@ interface ApiOptions {
 const DEFAULT_WATCH_INTERVAL_MS = 1000;
 
 /** The API's entry point, relative to this file: apps/cli/src/commands -> apps/api/src/main.ts. */
-
-/** `--policy full` or `--policy streaming:<window>` or `streaming:<sink>:<window>`. */
-function parsePolicy(value: string): { kind: 'full' } | { kind: 'streaming'; window: number; sink?: number } {
-  if (value === 'full') return { kind: 'full' };
-  const m = /^streaming:(?:(\d+):)?(\d+)$/.exec(value);
-  if (!m) throw new InvalidArgumentError(`--policy must be full, streaming:<window> or streaming:<sink>:<window>, got "${value}".`);
-  return { kind: 'streaming', window: Number(m[2]), ...(m[1] !== undefined ? { sink: Number(m[1]) } : {}) };
-}
 
 function oneOf(name: string, values: readonly string[]) {
   return (value: string): string => {
@@ -85,7 +78,9 @@ interface EnqueueOptions extends ApiOptions {
   ask: string[];
   chunkSize?: number;
   checkpointEvery?: number;
-  policy?: ReturnType<typeof parsePolicy>;
+  policy: 'full' | 'streaming';
+  sink?: number;
+  window?: number;
   kvCodec?: string;
   maxNewTokens?: number;
   group?: string;
@@ -102,7 +97,7 @@ async function enqueue(env: DistributedEnv, corpus: string[], opts: EnqueueOptio
     ...(opts.ask.length > 0 ? { queries: opts.ask } : {}),
     ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
     ...(opts.checkpointEvery ? { checkpointEvery: opts.checkpointEvery } : {}),
-    ...(opts.policy ? { policy: opts.policy } : {}),
+    policy: policyChoice({ policy: opts.policy, kv: 'f32', ...(opts.sink !== undefined ? { sink: opts.sink } : {}), ...(opts.window !== undefined ? { window: opts.window } : {}) }).spec,
     ...(opts.kvCodec ? { kvCodec: opts.kvCodec } : {}),
     ...(opts.maxNewTokens ? { maxNewTokens: opts.maxNewTokens } : {}),
     ...(opts.group ? { grouping: opts.group } : {}),
@@ -238,7 +233,9 @@ export function registerDistributed(program: Command, env: DistributedEnv = dist
     .option('--ask <text>', 'a question to answer for every document (repeatable)', collect, [])
     .option('--chunk-size <n>', 'tokens per fold step', positiveInt('--chunk-size'))
     .option('--checkpoint-every <n>', 'fold steps between checkpoints', positiveInt('--checkpoint-every'))
-    .option('--policy <policy>', 'full, streaming:<window> or streaming:<sink>:<window>', parsePolicy)
+    .addOption(new Option('--policy <policy>', 'what the KV accumulator keeps').choices(['full', 'streaming']).default('full'))
+    .option('--sink <n>', 'streaming: attention-sink tokens kept (default 4)', nonNegativeInt('--sink'))
+    .option('--window <n>', 'streaming: most recent tokens kept', positiveInt('--window'))
     .option('--kv-codec <codec>', 'checkpoint codec: f32, f16 or int8', oneOf('--kv-codec', ['f32', 'f16', 'int8']))
     .option('--max-new-tokens <n>', 'tokens generated per answer', positiveInt('--max-new-tokens'))
     .option('--group <how>', 'file: one document per file; directory: one per folder', oneOf('--group', ['file', 'directory']))
