@@ -13,7 +13,7 @@ export { ModelCache, pushModel } from './model-cache.ts';
 export type { ModelCacheOptions, ModelRefValue } from './model-cache.ts';
 export { processDocument, DOCUMENT_ERRORS } from './process-document.ts';
 export type { ProcessControl, ProcessDeps, ProcessOutcome } from './process-document.ts';
-export { runLocal, readResult } from './run-local.ts';
+export { runLocal } from './run-local.ts';
 export type { LocalRunInput, LocalRunResult } from './run-local.ts';
 export { finalizeBatch, FinalizeStubCode } from './finalize-batch.ts';
 export type { FinalizeBatchInput, FinalizeBatchResult } from './finalize-batch.ts';

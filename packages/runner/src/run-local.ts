@@ -4,7 +4,7 @@
  * processDocument() as the distributed system, without Redis or S3. Running it again skips
  * documents whose result is stored and resumes the one that was interrupted.
  */
-import { BatchSpec, type BatchSpecInput, type DocumentJob, type DocumentResult, deriveBatchId, documentResultKey, foldSettingsOf } from '@kvfold/jobs';
+import { BatchSpec, type BatchSpecInput, type DocumentJob, deriveBatchId, documentResultKey, foldSettingsOf } from '@kvfold/jobs';
 import { type IngestReport, ingest, uploadCorpus } from '@kvfold/producer';
 import type { ObjectStore } from '@kvfold/storage';
 import type { Logger } from 'pino';
@@ -80,10 +80,4 @@ export async function runLocal(input: LocalRunInput): Promise<LocalRunResult> {
   }
   const results = stopped ? null : await finalizeBatch({ store, batchId, documentIds: order.map((d) => d.docId) });
   return { batchId, corpusId: corpus.corpusId, documents: order.length, skipped, completed, failed, stopped, report: corpus.report, results };
-}
-
-/** Reads a document result back (e.g. for printing). */
-export async function readResult(store: ObjectStore, batchId: string, docId: string): Promise<DocumentResult> {
-  const text = Buffer.from(await store.getBytes(documentResultKey(batchId, docId))).toString('utf8');
-  return JSON.parse(text) as DocumentResult;
 }
