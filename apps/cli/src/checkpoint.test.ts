@@ -34,7 +34,7 @@ const foldArgs = (store: string, extra: string[] = []) => ['fold', doc, '--model
 const s3Env = () => ({
   KVFOLD_S3_ENDPOINT: s3.endpoint,
   KVFOLD_S3_FORCE_PATH_STYLE: 'true',
-  KVFOLD_S3_CONDITIONAL_WRITES: 'false',
+  KVFOLD_S3_CONDITIONAL_WRITES: String(s3.settings.conditionalWrites),
   AWS_ACCESS_KEY_ID: 'S3RVER',
   AWS_SECRET_ACCESS_KEY: 'S3RVER',
 });

@@ -196,8 +196,7 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
       KVFOLD_STORE: s3.uri('e2e'),
       KVFOLD_S3_ENDPOINT: s3.endpoint,
       KVFOLD_S3_FORCE_PATH_STYLE: 'true',
-      // s3rver ignores If-Match / If-None-Match; fencing then rests on the generation re-read.
-      KVFOLD_S3_CONDITIONAL_WRITES: 'false',
+      KVFOLD_S3_CONDITIONAL_WRITES: String(s3.settings.conditionalWrites),
       AWS_ACCESS_KEY_ID: 'S3RVER',
       AWS_SECRET_ACCESS_KEY: 'S3RVER',
       KVFOLD_API_KEYS: KEY,

@@ -106,7 +106,7 @@ test('a model pushed to an S3 store is fetched, verified and gives the same resu
   const env = {
     KVFOLD_S3_ENDPOINT: s3.endpoint,
     KVFOLD_S3_FORCE_PATH_STYLE: 'true',
-    KVFOLD_S3_CONDITIONAL_WRITES: 'false',
+    KVFOLD_S3_CONDITIONAL_WRITES: String(s3.settings.conditionalWrites),
     AWS_ACCESS_KEY_ID: 'S3RVER',
     AWS_SECRET_ACCESS_KEY: 'S3RVER',
   };

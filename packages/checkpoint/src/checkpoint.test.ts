@@ -67,7 +67,9 @@ async function foldWith(store: ObjectStore, opts: OpenCheckpointOptions, states:
   return writer;
 }
 
-for (const backend of ['fs', 's3'] as const) {
+// 's3-unconditional': a backend that ignores If-Match / If-None-Match, declared as such, so the
+// writer's own re-read is all that fences.
+for (const backend of ['fs', 's3', 's3-unconditional'] as const) {
   describe(`checkpoints on ${backend}`, () => {
     let dir: string;
     let s3: TestS3Server | undefined;
@@ -77,8 +79,8 @@ for (const backend of ['fs', 's3'] as const) {
 
     before(async () => {
       dir = await mkdtemp(join(tmpdir(), 'kvfold-ckpt-'));
-      if (backend === 's3') {
-        s3 = await startTestS3Server();
+      if (backend !== 'fs') {
+        s3 = await startTestS3Server({ conditionalWrites: backend === 's3' });
         store = s3.store('root');
       } else {
         store = new FsObjectStore(dir);
@@ -236,6 +238,40 @@ for (const backend of ['fs', 's3'] as const) {
       assertSameState((await loadCheckpoint(store, opts))?.state as KvState, states[23] as KvState);
       await assert.rejects(a.writer.finalize(), CheckpointFencedError, 'a stale writer cannot delete either');
       assert.ok(await loadCheckpoint(store, opts));
+    });
+
+    test('a writer paused between its ownership check and its manifest write cannot overwrite a takeover', async () => {
+      const states = foldStates(LAYOUT32, 16, 4, 16);
+      const opts = doc();
+      let armed = false;
+      let release: () => void = () => {};
+      const gate = new Promise<void>((r) => { release = r; });
+      let reached: () => void = () => {};
+      const atManifest = new Promise<void>((r) => { reached = r; });
+      // Stands in for a process stopped (SIGSTOP, a long GC pause) after its re-read, before its write.
+      const pausing = new (class extends Wrapped {
+        override async put(key: string, body: Body, o?: PutOptions) {
+          if (armed && key.endsWith('/manifest.json')) {
+            reached();
+            await gate;
+          }
+          return store.put(key, body, o);
+        }
+      })(store);
+      const a = await openCheckpoint(pausing, { ...opts, writerId: 'attempt-1' });
+      await a.writer.commit(states[7] as KvState, 8);
+      await a.writer.flush();
+      armed = true;
+      await a.writer.commit(states[15] as KvState, 16);
+      await atManifest;
+      const b = await openCheckpoint(store, { ...opts, writerId: 'attempt-2' });
+      release();
+      await assert.rejects(a.writer.flush(), CheckpointFencedError);
+      const stored = await loadCheckpoint(store, opts);
+      assert.deepEqual([stored?.manifest.writerId, stored?.manifest.generation, stored?.step], ['attempt-2', b.writer.generation, 8]);
+      await b.writer.commit(states[15] as KvState, 16);
+      await b.writer.flush();
+      assertSameState((await loadCheckpoint(store, opts))?.state as KvState, states[15] as KvState);
     });
 
     test('failing segment writes never leave a manifest pointing at a missing segment', async () => {

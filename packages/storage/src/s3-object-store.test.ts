@@ -115,19 +115,54 @@ describe('S3ObjectStore on s3rver', () => {
     }
   });
 
-  test('s3rver ignores conditional headers: declared with conditionalWrites false, checked by HEAD first', async () => {
-    // Experiment: with the headers sent and nothing else, s3rver lets both writes through.
-    const trusting = s3.store('cond-trusting', { conditionalWrites: true });
-    await trusting.put('k', enc('a'), { ifNoneMatch: '*' });
-    await trusting.put('k', enc('b'), { ifNoneMatch: '*' });
-    assert.equal(dec(await trusting.getBytes('k')), 'b');
-    // Declared honestly, the adapter refuses a sequential conflicting write itself.
-    assert.equal(store.conditionalWrites, false);
+  test('conditional writes are enforced by the server: the adapter sends the headers and maps the refusals', async () => {
+    assert.equal(store.conditionalWrites, true);
     const { etag } = await store.put('cond/k', enc('a'), { ifNoneMatch: '*' });
     await assert.rejects(store.put('cond/k', enc('b'), { ifNoneMatch: '*' }), PreconditionFailedError);
     await assert.rejects(store.put('cond/k', enc('b'), { ifMatch: '"0000"' }), PreconditionFailedError);
-    await store.put('cond/k', enc('c'), { ifMatch: etag });
+    await assert.rejects(store.put('cond/absent', enc('b'), { ifMatch: etag }), PreconditionFailedError);
+    assert.equal(await store.head('cond/absent'), null);
+    const { etag: next } = await store.put('cond/k', enc('c'), { ifMatch: etag });
+    assert.notEqual(next, etag);
     assert.equal(dec(await store.getBytes('cond/k')), 'c');
+    // No HEAD went before the writes: the server alone decided.
+    assert.equal(s3.requests.filter((r) => r.startsWith('HEAD ') && r.includes('/cond/k')).length, 0);
+  });
+
+  test('conditional writes racing on one key: exactly one of 16 creates and one of 16 replaces wins', async () => {
+    const creates = await Promise.allSettled(
+      Array.from({ length: 16 }, (_, i) => store.put('race/k', enc(`create-${i}`), { ifNoneMatch: '*' })),
+    );
+    assert.equal(creates.filter((r) => r.status === 'fulfilled').length, 1);
+    for (const r of creates) if (r.status === 'rejected') assert.ok(r.reason instanceof PreconditionFailedError, String(r.reason));
+    const { etag } = (await store.head('race/k')) as { etag: string };
+    const replaces = await Promise.allSettled(
+      Array.from({ length: 16 }, (_, i) => store.put('race/k', enc(`replace-${i}`), { ifMatch: etag })),
+    );
+    const won = replaces.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
+    assert.equal(won.length, 1);
+    assert.equal(dec(await store.getBytes('race/k')), `replace-${won[0]}`);
+  });
+
+  test('a backend without conditional writes: declared with conditionalWrites false, the adapter checks by HEAD first', async () => {
+    const plain = await startTestS3Server({ conditionalWrites: false });
+    try {
+      // Experiment: with the headers sent and nothing else, such a backend lets both writes through.
+      const trusting = plain.store('cond-trusting', { conditionalWrites: true });
+      await trusting.put('k', enc('a'), { ifNoneMatch: '*' });
+      await trusting.put('k', enc('b'), { ifNoneMatch: '*' });
+      assert.equal(dec(await trusting.getBytes('k')), 'b');
+      // Declared honestly, the adapter refuses a sequential conflicting write itself.
+      const honest = plain.store('cond');
+      assert.equal(honest.conditionalWrites, false);
+      const { etag } = await honest.put('k', enc('a'), { ifNoneMatch: '*' });
+      await assert.rejects(honest.put('k', enc('b'), { ifNoneMatch: '*' }), PreconditionFailedError);
+      await assert.rejects(honest.put('k', enc('b'), { ifMatch: '"0000"' }), PreconditionFailedError);
+      await honest.put('k', enc('c'), { ifMatch: etag });
+      assert.equal(dec(await honest.getBytes('k')), 'c');
+    } finally {
+      await plain.stop();
+    }
   });
 
   test('an unknown access key is a credentials error naming the URI', async () => {

@@ -22,7 +22,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { Readable } from 'node:stream';
 import { bodyStream, collect } from './body.ts';
-import { PreconditionFailedError } from './errors.ts';
+import { ObjectNotFoundError, PreconditionFailedError } from './errors.ts';
 import { assertKey, assertRange } from './keys.ts';
 import type { Body, ByteRange, ObjectInfo, ObjectStore, PutOptions } from './object-store.ts';
 import { mapS3Error, type S3ErrorContext } from './s3-errors.ts';
@@ -141,7 +141,12 @@ export class S3ObjectStore implements ObjectStore {
       const done = await upload.done();
       return { etag: done.ETag ?? '' };
     } catch (err) {
-      throw mapS3Error(err, ctx);
+      const mapped = mapS3Error(err, ctx);
+      // S3 answers If-Match on a missing key with 404 NoSuchKey: for the caller, a failed condition.
+      if (mapped instanceof ObjectNotFoundError && options.ifMatch !== undefined) {
+        throw new PreconditionFailedError(this.uri, key, `expected etag ${options.ifMatch}, it does not exist`, { cause: err });
+      }
+      throw mapped;
     }
   }
 

@@ -3,10 +3,18 @@
  * directory, for this package's tests and other packages' (`@kvfold/storage/testing`).
  *
  * What s3rver 3.7 does and does not do, verified against it: it stores PutObject bodies with a
- * known length and multipart uploads byte-exactly and accepts checksum headers; it ignores
- * If-None-Match / If-Match on writes (hence `conditionalWrites: false` in `settings`); it rejects
- * an unknown access key id (403 InvalidAccessKeyId) but does not verify SigV4 signatures, so a
- * wrong secret with the right key id is accepted.
+ * known length and multipart uploads byte-exactly and accepts checksum headers; it rejects an
+ * unknown access key id (403 InvalidAccessKeyId) but does not verify SigV4 signatures, so a wrong
+ * secret with the right key id is accepted. On its own it ignores If-None-Match / If-Match on
+ * writes and writes objects in place, so a reader can see half a body.
+ *
+ * Two things are added in front of its router so that it behaves as S3 does where our code relies
+ * on it. Requests on one object are serialized (each holds the key until its response closes), so
+ * a write is atomic to readers and to other writers. And, unless `conditionalWrites: false`, the
+ * conditional headers are enforced as S3 does: `If-None-Match: *` on an existing key and an
+ * `If-Match` etag other than the current one answer 412 PreconditionFailed, `If-Match` on a missing
+ * key 404 NoSuchKey. With `conditionalWrites: false` the headers are ignored, like a backend that
+ * predates conditional writes, and `settings` says so.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -14,11 +22,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { S3ObjectStore, type S3Settings } from './s3-object-store.ts';
 
-/** The slice of s3rver's (untyped, CommonJS) API used here. */
+/** The slice of s3rver's (untyped, CommonJS; a Koa application) API used here. */
 interface S3rverInstance {
   run(): Promise<{ port: number }>;
   close(): Promise<void>;
   httpServer: import('node:http').Server;
+  /** Koa's middleware list, composed when `run` starts listening; the router is last. */
+  middleware: KoaMiddleware[];
+  store: { getMetadata(bucket: string, key: string): Promise<{ etag: string }> };
+}
+type KoaMiddleware = (ctx: KoaContext, next: () => Promise<void>) => Promise<void>;
+interface KoaContext {
+  method: string;
+  path: string;
+  query: Record<string, unknown>;
+  status: number;
+  body: unknown;
+  res: import('node:http').ServerResponse;
+  get(header: string): string;
 }
 type S3rverClass = new (options: Record<string, unknown>) => S3rverInstance;
 
@@ -41,8 +62,14 @@ export interface TestS3Server {
   stop(): Promise<void>;
 }
 
+export interface TestS3ServerOptions {
+  bucket?: string;
+  /** Enforce If-None-Match / If-Match on writes, as S3 does. Default true. */
+  conditionalWrites?: boolean;
+}
+
 /** Starts s3rver with one empty bucket. */
-export async function startTestS3Server(options: { bucket?: string } = {}): Promise<TestS3Server> {
+export async function startTestS3Server(options: TestS3ServerOptions = {}): Promise<TestS3Server> {
   const S3rver = createRequire(import.meta.url)('s3rver') as S3rverClass;
   const bucket = options.bucket ?? 'kvfold-test';
   const directory = await mkdtemp(join(tmpdir(), 'kvfold-s3rver-'));
@@ -53,6 +80,8 @@ export async function startTestS3Server(options: { bucket?: string } = {}): Prom
     directory,
     configureBuckets: [{ name: bucket }],
   });
+  const conditionalWrites = options.conditionalWrites ?? true;
+  server.middleware.splice(server.middleware.length - 1, 0, objectSemantics(server, conditionalWrites));
   const { port } = await server.run();
   const requests: string[] = [];
   server.httpServer.on('request', (req: import('node:http').IncomingMessage) => {
@@ -64,7 +93,7 @@ export async function startTestS3Server(options: { bucket?: string } = {}): Prom
     region: 'us-east-1',
     forcePathStyle: true,
     credentials: TEST_S3_CREDENTIALS,
-    conditionalWrites: false,
+    conditionalWrites,
   };
   const opened: S3ObjectStore[] = [];
   return {
@@ -83,5 +112,51 @@ export async function startTestS3Server(options: { bucket?: string } = {}): Prom
       await server.close();
       await rm(directory, { recursive: true, force: true });
     },
+  };
+}
+
+/** The S3 behaviour added in front of s3rver's router: see the module comment. */
+function objectSemantics(server: S3rverInstance, conditionalWrites: boolean): KoaMiddleware {
+  const tails = new Map<string, Promise<void>>();
+  return async (ctx, next) => {
+    const slash = ctx.path.indexOf('/', 1);
+    const isPart = ctx.query.partNumber !== undefined;
+    if (slash < 0 || slash === ctx.path.length - 1 || isPart) return next(); // a bucket-level request or one part
+    const bucket = decodeURIComponent(ctx.path.slice(1, slash));
+    const key = decodeURIComponent(ctx.path.slice(slash + 1));
+    const id = `${bucket}/${key}`;
+    // Take the key: wait for the request before this one to close, and hold it until this one does.
+    const before = tails.get(id) ?? Promise.resolve();
+    let release = () => {};
+    const mine = new Promise<void>((done) => {
+      release = done;
+    });
+    tails.set(id, mine);
+    ctx.res.once('close', () => {
+      release();
+      if (tails.get(id) === mine) tails.delete(id);
+    });
+    await before;
+    const writes = ctx.method === 'PUT' || (ctx.method === 'POST' && ctx.query.uploadId !== undefined);
+    if (conditionalWrites && writes) {
+      const ifNoneMatch = ctx.get('if-none-match');
+      const ifMatch = ctx.get('if-match');
+      if (ifNoneMatch || ifMatch) {
+        const current = await server.store.getMetadata(bucket, key).then(
+          (m) => m.etag,
+          () => null,
+        );
+        const bare = (etag: string) => etag.replace(/^W\//, '').replace(/"/g, '');
+        const refuse = (status: number, code: string, message: string) => {
+          ctx.status = status;
+          ctx.body = { Error: { Code: code, Message: message, Key: key } };
+        };
+        if (ifMatch && current === null) return refuse(404, 'NoSuchKey', 'The specified key does not exist.');
+        if ((ifNoneMatch === '*' && current !== null) || (ifMatch && ifMatch !== '*' && bare(ifMatch) !== bare(current ?? ''))) {
+          return refuse(412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold');
+        }
+      }
+    }
+    await next();
   };
 }
