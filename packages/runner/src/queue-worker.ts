@@ -26,7 +26,7 @@ import {
 } from '@kvfold/jobs';
 import { readCorpusIndex } from '@kvfold/producer';
 import type { ObjectStore } from '@kvfold/storage';
-import { UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import { ErrorCode, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import { finalizeBatch } from './finalize-batch.ts';
 import type { ModelCache } from './model-cache.ts';
@@ -151,7 +151,16 @@ export function startQueueWorker(deps: QueueWorkerDeps): QueueWorker {
   );
 
   for (const w of [documents, batches]) {
-    w.on('error', (err) => log.error({ err }, 'queue worker error'));
+    w.on('error', (err) => {
+      // A job whose lock this process lost (it was paused or cut off past the lock duration) belongs
+      // to the worker that took it over, which records its outcome; BullMQ refuses ours, as it should.
+      const code = (err as { code?: unknown }).code;
+      if (code === ErrorCode.JobLockNotExist || code === ErrorCode.JobLockMismatch) {
+        log.warn({ err: err.message }, 'this worker lost the job to another; its outcome is recorded there');
+        return;
+      }
+      log.error({ err }, 'queue worker error');
+    });
   }
   documents.on('failed', (job, err) => log.warn({ jobId: job?.id, err: err.message }, 'document job failed'));
 
