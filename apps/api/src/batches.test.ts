@@ -50,6 +50,7 @@ describe('batches (inject, real Redis, FsObjectStore)', () => {
   let api: TestApi;
   let worker: Worker;
   let batchId = '';
+  let storedCorpusBatch = '';
   const token = randomUUID();
   const status = async (): Promise<BatchStatus> => {
     const res = await api.app.inject({ method: 'GET', url: `/v1/batches/${batchId}`, headers: api.headers });
@@ -108,6 +109,7 @@ describe('batches (inject, real Redis, FsObjectStore)', () => {
     const res = await api.app.inject({ method: 'POST', url: '/v1/batches', headers: api.headers, payload: { ...spec, corpus, queries: ['Another question?'] } });
     assert.equal(res.statusCode, 202, res.body);
     assert.notEqual(res.json().id, batchId);
+    storedCorpusBatch = res.json().id;
     assert.equal(res.json().documents, 8);
     const again = await api.app.inject({ method: 'POST', url: '/v1/batches', headers: api.headers, payload: { ...spec, corpus: [`${api.store.uri}/${corpus[0]}`], queries: ['Another question?'] } });
     assert.equal(again.json().id, res.json().id, 'the same corpus by URI is the same batch');
@@ -203,6 +205,33 @@ describe('batches (inject, real Redis, FsObjectStore)', () => {
     const res = await api.app.inject({ method: 'POST', url: `/v1/batches/${other}/cancel`, headers: api.headers });
     assert.equal(res.statusCode, 409);
     assert.equal(res.json().error.code, 'KVF_API_CONFLICT');
+    completedBatch = other;
+  });
+
+  let completedBatch = '';
+  it('lists every batch newest first with its status, a page at a time', async () => {
+    const list = async (query: string) => {
+      const res = await api.app.inject({ method: 'GET', url: `/v1/batches${query}`, headers: api.headers });
+      assert.equal(res.statusCode, 200, res.body);
+      return res.json() as { batches: BatchStatus[]; nextCursor: string | null };
+    };
+    const first = await list('?limit=2');
+    assert.deepEqual(first.batches.map((b) => [b.id, b.state]), [[completedBatch, 'completed'], [storedCorpusBatch, 'cancelled']]);
+    assert.ok(first.nextCursor);
+    const second = await list(`?limit=2&cursor=${encodeURIComponent(first.nextCursor)}`);
+    assert.deepEqual(second.batches.map((b) => [b.id, b.state, b.counts.total]), [[batchId, 'cancelled', 8]]);
+    assert.equal(second.nextCursor, null);
+    assert.deepEqual((await list('')).batches.map((b) => b.id), [completedBatch, storedCorpusBatch, batchId], 'default page size holds all three');
+  });
+
+  it('answers 400 naming the query field, and 401 without a key', async () => {
+    for (const [query, field] of [['?limit=0', 'limit'], ['?limit=many', 'limit'], ['?limit=101', 'limit'], ['?page=2', 'page'], ['?cursor=xyz', 'cursor']] as const) {
+      const res = await api.app.inject({ method: 'GET', url: `/v1/batches${query}`, headers: api.headers });
+      assert.equal(res.statusCode, 400, query);
+      assert.ok(res.json().error.message.includes(field), `${query}: ${res.json().error.message}`);
+    }
+    const anonymous = await api.app.inject({ method: 'GET', url: '/v1/batches' });
+    assert.equal(anonymous.statusCode, 401);
   });
 });
 

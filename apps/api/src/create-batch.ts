@@ -43,10 +43,10 @@ export interface CreatedBatchBody {
   readonly report: { readonly skipped: SkippedEntry[]; readonly refused: RefusedEntry[] };
 }
 
-/** Parses a spec (JSON value) with `schema`, answering 400 with every bad field named. */
-export function parseSpec<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
+/** Parses a spec (JSON value) or a query with `schema`, answering 400 with every bad field named. */
+export function parseSpec<S extends z.ZodType>(schema: S, value: unknown, what: 'batch spec' | 'query' = 'batch spec'): z.output<S> {
   const parsed = schema.safeParse(value);
-  if (!parsed.success) throw apiErrors.badRequest(`invalid batch spec: ${formatZodError(parsed.error)}`);
+  if (!parsed.success) throw apiErrors.badRequest(`invalid ${what}: ${formatZodError(parsed.error)}`);
   return parsed.data;
 }
 

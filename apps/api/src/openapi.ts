@@ -5,7 +5,7 @@
  */
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { ApiErrorBody, BatchStatus, CancelledBatch, CreatedBatch, DocumentResult } from '@kvfold/jobs';
+import { ApiErrorBody, BatchList, BatchListQuery, BatchStatus, CancelledBatch, CreatedBatch, DocumentResult } from '@kvfold/jobs';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { UploadSpec } from './create-batch.ts';
@@ -41,6 +41,12 @@ export const routeSchemas = {
       },
     },
     response: { 202: { description: 'accepted', ...openApiSchema(CreatedBatch) }, ...errors(400, 401, 413, 415, 429) },
+  },
+  listBatches: {
+    summary: 'Batches, newest first, a page at a time (pass nextCursor back as cursor)',
+    tags: ['batches'],
+    querystring: openApiSchema(BatchListQuery, 'input'),
+    response: { 200: { description: 'one page', ...openApiSchema(BatchList) }, ...errors(400, 401, 429) },
   },
   getBatch: {
     summary: 'Batch status: state, per-document counts, token progress, ETA',

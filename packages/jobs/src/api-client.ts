@@ -3,6 +3,7 @@
  * API and the CLI cannot drift apart. No dependency beyond the platform's fetch.
  */
 import { z } from 'zod';
+import { MAX_BATCH_PAGE } from './batch-registry.ts';
 import { BATCH_STATES } from './batch-state.ts';
 import { BatchStatus } from './batch-status.ts';
 
@@ -26,6 +27,21 @@ export type CreatedBatch = z.output<typeof CreatedBatch>;
 /** Answer of `POST /v1/batches/:id/cancel` (202). */
 export const CancelledBatch = z.object({ id: z.string(), state: z.enum(BATCH_STATES), removed: z.int().min(0) });
 export type CancelledBatch = z.output<typeof CancelledBatch>;
+
+/** Query of `GET /v1/batches`: page size and the previous page's cursor. */
+export const BatchListQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(MAX_BATCH_PAGE).default(20),
+  cursor: z.string().min(1).optional(),
+});
+export type BatchListQuery = z.output<typeof BatchListQuery>;
+
+/** Answer of `GET /v1/batches`: statuses, newest batch first. */
+export const BatchList = z.object({
+  batches: z.array(BatchStatus),
+  /** Pass as `cursor` for the next page; null on the last. */
+  nextCursor: z.string().nullable(),
+});
+export type BatchList = z.output<typeof BatchList>;
 
 /** The body of every 4xx/5xx answer. */
 export const ApiErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
@@ -68,6 +84,15 @@ export class ApiClient {
   /** Uploads files and a spec (multipart) and creates the batch. */
   async createBatch(form: FormData): Promise<CreatedBatch> {
     return CreatedBatch.parse(await this.#json('POST', '/v1/batches', form));
+  }
+
+  /** One page of batches, newest first. */
+  async listBatches(query: { limit?: number; cursor?: string } = {}): Promise<BatchList> {
+    const params = new URLSearchParams();
+    if (query.limit !== undefined) params.set('limit', String(query.limit));
+    if (query.cursor !== undefined) params.set('cursor', query.cursor);
+    const qs = params.size > 0 ? `?${params}` : '';
+    return BatchList.parse(await this.#json('GET', `/v1/batches${qs}`));
   }
 
   /** The batch's status. */

@@ -93,6 +93,33 @@ describe('BatchRegistry (real Redis)', () => {
     assert.deepEqual((await registry.get(batchId))?.counters, { completed: 1, failed: 0, cancelled: 0, removed: 1, tokens: 40, bytes: 300 });
     await assert.rejects(registry.recordDocumentDone(batchId, { docId: docA, status: 'completed', tokens: -1, bytes: 1 }), /tokens must be an integer >= 0/);
   });
+
+  it('lists batches newest first in pages whose cursors hold under ties and new arrivals; delete unlists', async () => {
+    const id = (n: number) => `b${n.toString(16).padStart(32, '0')}`;
+    const at = (n: number) => `2026-03-0${1 + Math.floor(n / 3)}T00:00:00.000Z`; // three batches per instant
+    for (let n = 1; n <= 7; n++) await registry.create({ ...sampleRecord(id(n)), createdAt: at(n) });
+    // Later instants first; within one instant, the larger id first.
+    const newestFirst = [7, 6, 5, 4, 3, 2, 1].map(id);
+    const first = await registry.list({ limit: 3 });
+    assert.deepEqual(first.ids, newestFirst.slice(0, 3));
+    assert.ok(first.nextCursor);
+    await registry.create({ ...sampleRecord(id(8)), createdAt: '2026-04-01T00:00:00.000Z' }); // arrives between pages
+    const seen = [...first.ids];
+    let cursor: string | null = first.nextCursor;
+    while (cursor) {
+      const page = await registry.list({ limit: 3, after: cursor });
+      seen.push(...page.ids);
+      cursor = page.nextCursor;
+    }
+    assert.deepEqual(seen, newestFirst, 'every batch once, in order; the newcomer waits for page one');
+    assert.deepEqual((await registry.list({ limit: 1 })).ids, [id(8)]);
+    assert.deepEqual(await registry.list({ limit: 100, after: `${'0'.repeat(15)}:${id(1)}` }), { ids: [], nextCursor: null }, 'nothing is older than the epoch');
+
+    await registry.delete(id(8));
+    assert.deepEqual((await registry.list({ limit: 1 })).ids, [newestFirst[0]]);
+    await assert.rejects(registry.list({ limit: 0 }), /limit must be an integer 1\.\.100, got 0/);
+    await assert.rejects(registry.list({ limit: 5, after: 'page-2' }), /cursor "page-2" is not one this API gave out/);
+  });
 });
 
 describe('FoldMetrics (real Redis)', () => {

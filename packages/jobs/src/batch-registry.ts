@@ -6,6 +6,8 @@
  *     <prefix>:registry:batch:<batchId>        HASH  record (JSON), state, updatedAt,
  *                                                     cancelRequestedAt, n.<outcome>, tokens, bytes
  *     <prefix>:registry:batch:<batchId>:docs   HASH  docId -> outcome (each document counted once)
+ *     <prefix>:registry:batches                ZSET  every batch as `<createdAt ms, 15 digits>:<batchId>`,
+ *                                                     all at score 0, so lexical order is creation order
  *
  * Every mutation is one Lua script, so concurrent workers and API replicas never lose an update
  * and BullMQ's at-least-once delivery never counts a document twice.
@@ -28,10 +30,11 @@ export interface BatchEntry {
   readonly counters: BatchCounters;
 }
 
-/** Creates the hash when absent; returns 1 when created. */
+/** Creates the hash when absent and lists it in the index KEYS[2]; returns 1 when created. */
 const CREATE = `
 if redis.call('HSETNX', KEYS[1], 'record', ARGV[1]) == 1 then
   redis.call('HSET', KEYS[1], 'state', ARGV[2], 'updatedAt', ARGV[3])
+  redis.call('ZADD', KEYS[2], 0, ARGV[4])
   return 1
 end
 return 0`;
@@ -69,6 +72,16 @@ redis.call('HINCRBY', KEYS[1], 'tokens', ARGV[3])
 redis.call('HINCRBY', KEYS[1], 'bytes', ARGV[4])
 return 1`;
 
+/** One page of batch ids, newest first. */
+export interface BatchPage {
+  readonly ids: readonly string[];
+  /** Pass as `after` for the next page; null on the last. */
+  readonly nextCursor: string | null;
+}
+
+/** Largest page `list` returns. */
+export const MAX_BATCH_PAGE = 100;
+
 /** Options of {@link BatchRegistry}. */
 export interface BatchRegistryOptions {
   /** The queue prefix the batch's jobs live under (default `{kvfold}`). */
@@ -100,7 +113,7 @@ export class BatchRegistry {
    */
   async create(input: BatchRecordInput, state: BatchState = 'validating'): Promise<{ created: boolean; entry: BatchEntry }> {
     const record = BatchRecord.parse(input);
-    const created = await this.#redis.eval(CREATE, 1, this.key(record.id), JSON.stringify(record), state, this.#stamp());
+    const created = await this.#redis.eval(CREATE, 2, this.key(record.id), this.#indexKey(), JSON.stringify(record), state, this.#stamp(), indexMember(record));
     const entry = await this.get(record.id);
     if (!entry) throw new JobsError(JobsErrorCode.BatchNotFound, `batch ${record.id} vanished right after it was created`);
     return { created: created === 1, entry };
@@ -181,10 +194,36 @@ export class BatchRegistry {
     return counted === 1;
   }
 
-  /** Deletes a batch's registry keys (tests and retention jobs). */
+  /**
+   * Batch ids, newest first, `limit` (1..MAX_BATCH_PAGE) at a time; `after` is the previous page's
+   * `nextCursor`. Paging is stable while batches are created: new ones only appear on page one.
+   */
+  async list(options: { limit: number; after?: string }): Promise<BatchPage> {
+    const { limit, after } = options;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_BATCH_PAGE) {
+      throw new JobsError(JobsErrorCode.InvalidInput, `limit must be an integer 1..${MAX_BATCH_PAGE}, got ${limit}`);
+    }
+    if (after !== undefined && !INDEX_MEMBER.test(after)) {
+      throw new JobsError(JobsErrorCode.InvalidInput, `cursor ${JSON.stringify(after)} is not one this API gave out (pass nextCursor from the previous page)`);
+    }
+    const members = await this.#redis.zrevrangebylex(this.#indexKey(), after === undefined ? '+' : `(${after}`, '-', 'LIMIT', 0, limit + 1);
+    const page = members.slice(0, limit);
+    return {
+      ids: page.map((m) => m.slice(m.indexOf(':') + 1)),
+      nextCursor: members.length > limit ? (page.at(-1) ?? null) : null,
+    };
+  }
+
+  /** Deletes a batch's registry keys and its index entry (tests and retention jobs). */
   async delete(batchId: string): Promise<void> {
     const key = this.key(batchId);
+    const entry = await this.get(batchId);
+    if (entry) await this.#redis.zrem(this.#indexKey(), indexMember(entry.record));
     await this.#redis.del(key, `${key}:docs`);
+  }
+
+  #indexKey(): string {
+    return `${this.prefix}:registry:batches`;
   }
 
   #stamp(): string {
@@ -192,6 +231,12 @@ export class BatchRegistry {
   }
 }
 
+
+/** A batch's entry in the index: creation time, zero-padded so lexical order is time order, then its id. */
+function indexMember(record: { id: string; createdAt: string }): string {
+  return `${String(Date.parse(record.createdAt)).padStart(15, '0')}:${record.id}`;
+}
+const INDEX_MEMBER = /^\d{15}:b[0-9a-f]{32}$/;
 
 function notFound(batchId: string): JobsError {
   return new JobsError(JobsErrorCode.BatchNotFound, `no batch ${batchId} in the registry (check the id)`);

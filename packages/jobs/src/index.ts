@@ -38,12 +38,12 @@ export type { KvfoldQueues } from './queues.ts';
 export { DEFAULT_REDIS_CHECK_TIMEOUT_MS, checkRedis } from './redis-check.ts';
 export { DEFAULT_REDIS_PORT, redactRedisUrl, redisOptionsFromUrl } from './redis-url.ts';
 export { formatIssuePath, formatZodError, parseOrThrow } from './zod-format.ts';
-export { ApiClient, ApiClientError, ApiClientErrorCode, ApiErrorBody, CancelledBatch, CreatedBatch, DEFAULT_API_URL } from './api-client.ts';
+export { ApiClient, ApiClientError, ApiClientErrorCode, ApiErrorBody, BatchList, BatchListQuery, CancelledBatch, CreatedBatch, DEFAULT_API_URL } from './api-client.ts';
 export type { ApiClientOptions } from './api-client.ts';
 export { BatchRecord, DocumentOutcomeStatus, IngestSummary } from './batch-record.ts';
 export type { BatchCounters, BatchRecordInput, DocumentOutcome } from './batch-record.ts';
-export { BatchRegistry } from './batch-registry.ts';
-export type { BatchEntry, BatchRegistryOptions } from './batch-registry.ts';
+export { BatchRegistry, MAX_BATCH_PAGE } from './batch-registry.ts';
+export type { BatchEntry, BatchPage, BatchRegistryOptions } from './batch-registry.ts';
 export {
   BATCH_STATES,
   BATCH_TRANSITIONS,

@@ -1,10 +1,10 @@
 /**
- * Batch routes: create (JSON or multipart upload), status, cancel.
+ * Batch routes: create (JSON or multipart upload), list, status, cancel.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BatchId, readBatchStatus } from '@kvfold/jobs';
+import { BatchId, BatchListQuery, readBatchStatus } from '@kvfold/jobs';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { cancelBatch } from '../cancel-batch.ts';
 import { UploadSpec, createBatch, parseSpec, parseSpecText, uploadInputs } from '../create-batch.ts';
@@ -51,6 +51,14 @@ export async function batchRoutes(app: FastifyInstance, opts: BatchRoutesOptions
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  app.get('/v1/batches', { schema: routeSchemas.listBatches }, async (request) => {
+    const query = parseSpec(BatchListQuery, request.query ?? {}, 'query');
+    const page = await ctx.registry.list({ limit: query.limit, ...(query.cursor ? { after: query.cursor } : {}) });
+    const statuses = await Promise.all(page.ids.map((id) => readBatchStatus(ctx, id)));
+    // A batch removed between the index read and its status read is left out.
+    return { batches: statuses.filter((s) => s !== null), nextCursor: page.nextCursor };
   });
 
   app.get('/v1/batches/:id', { schema: routeSchemas.getBatch }, async (request) => {

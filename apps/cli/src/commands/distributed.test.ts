@@ -90,6 +90,25 @@ describe('kvfold distributed commands (real API, Redis and store)', () => {
     assert.deepEqual(JSON.parse(json.stdout).counts, { total: 3, waiting: 3, active: 0, completed: 0, failed: 0, cancelled: 0 });
   });
 
+  it('batches lists the newest first, a page at a time, or every page with --all', async () => {
+    const other = await client('enqueue', join(dir, 'corpus', 'single.md'), '--model', 'file:///models/tiny');
+    assert.equal(other.code, 0, other.stderr);
+    const newest = other.stdout.trim();
+    const page = await client('batches', '--limit', '1');
+    assert.equal(page.code, 0, page.stderr);
+    assert.match(page.stdout, new RegExp(`^${newest} queued 0/1 documents [^\n]*\n$`));
+    const more = /^kvfold: more batches: kvfold batches --cursor (\S+) \(or --all\)\n$/.exec(page.stderr);
+    assert.ok(more, page.stderr);
+    const next = await client('batches', '--limit', '1', '--cursor', more[1] as string);
+    assert.match(next.stdout, new RegExp(`^${batchId} queued 0/3 documents`));
+    const all = await client('batches', '--limit', '1', '--all', '--json');
+    assert.equal(all.code, 0, all.stderr);
+    const pages = all.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as { batches: { id: string }[]; nextCursor: string | null });
+    assert.deepEqual(pages.map((p) => p.batches.map((b) => b.id)), [[newest], [batchId]]);
+    assert.equal(pages.at(-1)?.nextCursor, null);
+    await client('cancel', newest);
+  });
+
   it('results writes the JSONL written so far, to stdout or --out', async () => {
     const empty = await client('results', batchId);
     assert.deepEqual([empty.code, empty.stdout], [0, '']);

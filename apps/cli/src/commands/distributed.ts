@@ -1,5 +1,5 @@
 /**
- * The distributed commands: `kvfold enqueue | status | results | cancel` talk to the REST API
+ * The distributed commands: `kvfold enqueue | batches | status | results | cancel` talk to the REST API
  * (apps/api) over HTTP; `kvfold serve` starts that API as a child process. Apps never import each
  * other, so `serve` runs `apps/api/src/main.ts` (found relative to this file in the repository)
  * with the same Node and tsx as this CLI, passing --port/--host as KVFOLD_API_PORT/KVFOLD_API_HOST
@@ -197,6 +197,29 @@ function progressBar() {
   };
 }
 
+interface BatchesOptions extends ApiOptions {
+  limit?: number;
+  cursor?: string;
+  all?: boolean;
+  json?: boolean;
+}
+
+async function batches(env: DistributedEnv, opts: BatchesOptions): Promise<void> {
+  const api = client(env, opts);
+  let cursor = opts.cursor;
+  for (;;) {
+    const page = await api.listBatches({ ...(opts.limit ? { limit: opts.limit } : {}), ...(cursor ? { cursor } : {}) });
+    if (opts.json) process.stdout.write(`${JSON.stringify(page)}\n`);
+    else for (const b of page.batches) process.stdout.write(`${statusLine(b)}\n`);
+    if (page.nextCursor === null) return;
+    if (!opts.all) {
+      process.stderr.write(`kvfold: more batches: kvfold batches --cursor ${page.nextCursor} (or --all)\n`);
+      return;
+    }
+    cursor = page.nextCursor;
+  }
+}
+
 async function results(env: DistributedEnv, batchId: string, opts: ApiOptions & { out?: string }): Promise<void> {
   const body = await client(env, opts).results(batchId);
   if (opts.out) await pipeline(body, createWriteStream(opts.out));
@@ -224,7 +247,7 @@ function withApi(command: Command): Command {
     .option('--api-key <key>', 'API key (default KVFOLD_API_KEY)');
 }
 
-/** Adds enqueue, status, results, cancel and serve to `program`. */
+/** Adds enqueue, batches, status, results, cancel and serve to `program`. */
 export function registerDistributed(program: Command, env: DistributedEnv = distributedEnv()): void {
   withApi(program.command('enqueue'))
     .description('upload files, folders and archives to the API and fold them as one batch; prints the batch id')
@@ -241,6 +264,14 @@ export function registerDistributed(program: Command, env: DistributedEnv = dist
     .option('--group <how>', 'file: one document per file; directory: one per folder', oneOf('--group', ['file', 'directory']))
     .option('--json', 'print the API answer as JSON')
     .action((corpus: string[], opts: EnqueueOptions) => enqueue(env, corpus, opts));
+
+  withApi(program.command('batches'))
+    .description('list batches, newest first, with their state and progress')
+    .option('--limit <n>', 'batches per page (1..100, default 20)', positiveInt('--limit'))
+    .option('--cursor <cursor>', 'continue from where the previous page ended')
+    .option('--all', 'follow the pages to the oldest batch')
+    .option('--json', 'print each page as the API answers it (one line per page)')
+    .action((opts: BatchesOptions) => batches(env, opts));
 
   withApi(program.command('status'))
     .description("print a batch's state, document counts, token progress and ETA")
