@@ -6,6 +6,7 @@ import multipart from '@fastify/multipart';
 import rateLimit from '@fastify/rate-limit';
 import { BatchRegistry, FoldMetrics } from '@kvfold/jobs';
 import type { KvfoldQueues, Redis } from '@kvfold/jobs';
+import type { EnqueueOptions } from '@kvfold/producer';
 import type { ObjectStore } from '@kvfold/storage';
 import Fastify from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
@@ -45,6 +46,8 @@ export interface ApiDeps {
   readonly limits?: ApiLimits;
   /** Where uploads are spooled (default: the OS temp folder). */
   readonly spoolDir?: string;
+  /** Retry and retention of the document jobs it enqueues (the producer's defaults otherwise). */
+  readonly enqueue?: EnqueueOptions;
 }
 
 /** Builds the app; `await app.ready()` (or listen) before use, `app.close()` after. */
@@ -87,7 +90,13 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
   await registerOpenApi(app);
 
-  const ctx = { store: deps.store, queues: deps.queues, registry, ...(deps.spoolDir ? { spoolDir: deps.spoolDir } : {}) };
+  const ctx = {
+    store: deps.store,
+    queues: deps.queues,
+    registry,
+    ...(deps.spoolDir ? { spoolDir: deps.spoolDir } : {}),
+    ...(deps.enqueue ? { enqueue: deps.enqueue } : {}),
+  };
   await app.register(batchRoutes, { ctx, uploadBytes: limits.uploadBytes });
   await app.register(resultRoutes, { store: deps.store, registry });
   await app.register(operationRoutes, { redis: deps.redis, store: deps.store, metrics });

@@ -235,6 +235,21 @@ describe('batches (inject, real Redis, FsObjectStore)', () => {
   });
 });
 
+describe('retention of finished document jobs', () => {
+  it('enqueues with the retention the API was configured with', async () => {
+    const api = await startTestApi({ enqueue: { keepCompletedS: 60, keepFailedS: 600 } });
+    try {
+      const body = multipartBody({ 'a.txt': 'kept an hour at most\n' }, spec);
+      const res = await api.app.inject({ method: 'POST', url: '/v1/batches', headers: { ...api.headers, ...body.headers }, payload: body.payload });
+      assert.equal(res.statusCode, 202, res.body);
+      const [job] = await api.queues.documents.getJobs(['prioritized', 'waiting']);
+      assert.deepEqual([job?.opts.removeOnComplete, job?.opts.removeOnFail], [{ age: 60 }, { age: 600 }]);
+    } finally {
+      await api.close();
+    }
+  });
+});
+
 describe('uploads: bad input', () => {
   let api: TestApi;
   before(async () => {

@@ -11,7 +11,7 @@ import {
 } from '@kvfold/jobs';
 import type { BatchRegistry, BatchState, CorpusIndex, IngestSummary, KvfoldQueues } from '@kvfold/jobs';
 import { enqueueBatch, ingest, readCorpusIndex, uploadCorpus } from '@kvfold/producer';
-import type { IngestReport, RefusedEntry, SkippedEntry } from '@kvfold/producer';
+import type { EnqueueOptions, IngestReport, RefusedEntry, SkippedEntry } from '@kvfold/producer';
 import { ObjectNotFoundError } from '@kvfold/storage';
 import type { ObjectStore } from '@kvfold/storage';
 import type { FastifyBaseLogger } from 'fastify';
@@ -32,6 +32,7 @@ export interface BatchContext {
   readonly log: FastifyBaseLogger;
   /** Where ingest spools shards. */
   readonly spoolDir?: string;
+  readonly enqueue?: EnqueueOptions;
 }
 
 /** The 202 answer. */
@@ -148,7 +149,7 @@ export async function createBatch(
   if (created || entry.state === 'validating') {
     try {
       await ctx.store.put(batchSpecKey(batchId), new Uint8Array(Buffer.from(`${JSON.stringify(full, null, 1)}\n`)), { contentType: 'application/json' });
-      added = (await enqueueBatch(ctx.queues, full, indexes)).added;
+      added = (await enqueueBatch(ctx.queues, full, indexes, ctx.enqueue)).added;
       state = await ctx.registry.setState(batchId, 'queued');
     } catch (err) {
       await ctx.registry.setState(batchId, 'failed');

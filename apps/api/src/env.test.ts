@@ -12,6 +12,7 @@ describe('loadApiEnv', () => {
     assert.equal(env.KVFOLD_API_RATE_LIMIT, 600);
     assert.equal(env.KVFOLD_STORE, 'file:///srv/kvfold/.kvfold/store');
     assert.deepEqual(env.KVFOLD_API_KEYS, []);
+    assert.deepEqual([env.KVFOLD_JOB_KEEP_COMPLETED_S, env.KVFOLD_JOB_KEEP_FAILED_S], [86_400, 604_800]);
   });
 
   it('parses the API variables and the shared ones', () => {
@@ -21,12 +22,13 @@ describe('loadApiEnv', () => {
 
   it('names every bad variable in one KVF_ENV_INVALID error', () => {
     assert.throws(
-      () => loadApiEnv({ KVFOLD_API_PORT: 'eighty', KVFOLD_API_RATE_LIMIT: '0' }),
+      () => loadApiEnv({ KVFOLD_API_PORT: 'eighty', KVFOLD_API_RATE_LIMIT: '0', KVFOLD_JOB_KEEP_FAILED_S: '-1' }),
       (err: unknown) =>
         err instanceof JobsError &&
         err.code === 'KVF_ENV_INVALID' &&
         /KVFOLD_API_PORT: must be an integer >= 0/.test(err.message) &&
-        /KVFOLD_API_RATE_LIMIT: must be an integer >= 1/.test(err.message),
+        /KVFOLD_API_RATE_LIMIT: must be an integer >= 1/.test(err.message) &&
+        /KVFOLD_JOB_KEEP_FAILED_S: must be an integer >= 0/.test(err.message),
     );
   });
 });

@@ -26,6 +26,10 @@ export const ApiEnvSchema = z.object({
   KVFOLD_API_UPLOAD_MAX_FILES: envInteger(1, 10_000),
   /** Requests per minute per API key (or per address, for requests without a valid key). */
   KVFOLD_API_RATE_LIMIT: envInteger(1, 600),
+  /** Seconds a completed document job stays in Redis (Bull Board) before removal; results stay in the store. */
+  KVFOLD_JOB_KEEP_COMPLETED_S: envInteger(0, 24 * 3600),
+  /** Seconds a failed document job stays in Redis; the batch keeps the failure reason regardless. */
+  KVFOLD_JOB_KEEP_FAILED_S: envInteger(0, 7 * 24 * 3600),
   /** Folder where uploads are spooled before ingest; the OS temp folder when unset. */
   KVFOLD_API_SPOOL_DIR: envOptional(z.string().optional()),
 });

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BatchRegistry, createQueues, createRedis, redisOptionsFromUrl } from '@kvfold/jobs';
 import type { KvfoldQueues, Redis } from '@kvfold/jobs';
+import type { EnqueueOptions } from '@kvfold/producer';
 import { FsObjectStore } from '@kvfold/storage';
 import type { ObjectStore } from '@kvfold/storage';
 import type { FastifyInstance } from 'fastify';
@@ -31,7 +32,7 @@ export interface TestApi {
 }
 
 /** Builds an API over a fresh prefix and (unless given) a fresh FsObjectStore. */
-export async function startTestApi(options: { limits?: ApiLimits; store?: ObjectStore } = {}): Promise<TestApi> {
+export async function startTestApi(options: { limits?: ApiLimits; store?: ObjectStore; enqueue?: EnqueueOptions } = {}): Promise<TestApi> {
   const dir = await mkdtemp(join(tmpdir(), 'kvfold-api-test-'));
   const store = options.store ?? new FsObjectStore(join(dir, 'store'));
   const redis = createRedis(REDIS_URL);
@@ -44,6 +45,7 @@ export async function startTestApi(options: { limits?: ApiLimits; store?: Object
     apiKeys: [API_KEY, 'second-key'],
     spoolDir: dir,
     ...(options.limits ? { limits: options.limits } : {}),
+    ...(options.enqueue ? { enqueue: options.enqueue } : {}),
   });
   await app.ready();
   return {

@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadCheckpoint } from '@kvfold/checkpoint';
-import { createQueues, createRedis, documentJobId, foldProgressOf, redisOptionsFromUrl } from '@kvfold/jobs';
+import { createQueues, createRedis, documentJobId, documentResultKey, foldProgressOf, redisOptionsFromUrl } from '@kvfold/jobs';
 import { type TestS3Server, startTestS3Server } from '@kvfold/storage/testing';
 import { AppProcess, RestClient, comparable, freePort, makeTarGz, makeZip, parseJsonl, prose, startApp, waitFor, writeTree } from './e2e-support.ts';
 import { kvfold, startKvfold } from './test-support.ts';
@@ -299,6 +299,9 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
       'resumed once, by a worker other than the one killed',
     );
     assertFoldedOnce(results.keys());
+    // BullMQ keeps a summary and the result's key on the job, not the result.
+    const job = await queues.documents.getJob(documentJobId(mainBatch, target.docId));
+    assert.deepEqual(job?.returnvalue, { status: 'completed', tokens: killed.tokens, result: documentResultKey(mainBatch, target.docId) });
   });
 
   it('SIGTERM: the worker commits, hands the job back without consuming an attempt and exits 0; the next worker resumes', async () => {

@@ -122,4 +122,39 @@ describe('enqueueBatch (real Redis)', () => {
     const failures = await parent.getIgnoredChildrenFailures();
     assert.deepEqual(Object.values(failures), ['document too long']);
   });
+
+  it('finished document jobs leave Redis after their retention; the batch still counts them and keeps the failures', async () => {
+    const result = await enqueueBatch(queues, spec, index, { attempts: 1, keepCompletedS: 1, keepFailedS: 1 });
+    const worker = new Worker(queues.documents.name, null, { connection: redisOptionsFromUrl(REDIS_URL), prefix: queues.prefix, autorun: false });
+    const token = randomUUID();
+    // BullMQ prunes a finished set when the next job finishes into it: finish two, wait past the age, finish two.
+    const finish = async (n: number) => {
+      const job = await worker.getNextJob(token);
+      assert.ok(job);
+      if (n % 2 === 0) await job.moveToCompleted({ n }, token, false);
+      else await job.moveToFailed(new UnrecoverableError(`failure ${n}`), token, false);
+      return job.id as string;
+    };
+    try {
+      const early = [await finish(0), await finish(1)];
+      await new Promise((r) => setTimeout(r, 1_100));
+      const late = [await finish(2), await finish(3)];
+      for (const id of early) assert.equal(await queues.documents.getJob(id), undefined, `${id} was removed`);
+      for (const id of late) assert.ok(await queues.documents.getJob(id), `${id} is kept until its own age passes`);
+    } finally {
+      await worker.close();
+    }
+    const parent = await queues.batches.getJob(result.parentJobId);
+    assert.ok(parent);
+    assert.equal(await parent.getState(), 'waiting');
+    const deps = await parent.getDependenciesCount();
+    assert.deepEqual([deps.processed, deps.ignored], [2, 2]);
+    assert.deepEqual(Object.values(await parent.getIgnoredChildrenFailures()).sort(), ['failure 1', 'failure 3']);
+  });
+
+  it('takes the retention of finished jobs from the options, a day (completed) and a week (failed) by default', async () => {
+    const defaults = await enqueueBatch(queues, spec, index);
+    const job = await queues.documents.getJob(defaults.jobIds[0] as string);
+    assert.deepEqual([job?.opts.removeOnComplete, job?.opts.removeOnFail], [{ age: 86_400 }, { age: 604_800 }]);
+  });
 });

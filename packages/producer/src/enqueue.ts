@@ -24,6 +24,13 @@ export interface EnqueueOptions {
   readonly attempts?: number;
   /** First retry delay; doubles each attempt (default 10 s). */
   readonly backoffMs?: number;
+  /**
+   * Seconds a completed document job stays in Redis (for Bull Board and operators) before BullMQ
+   * removes it (default a day). Its result lives in the store; the batch's counts live on the parent.
+   */
+  readonly keepCompletedS?: number;
+  /** Seconds a failed document job stays in Redis (default a week); the parent keeps its reason. */
+  readonly keepFailedS?: number;
 }
 
 /** What was enqueued. */
@@ -38,6 +45,8 @@ export interface EnqueueResult {
 
 const DEFAULT_ATTEMPTS = 3;
 const DEFAULT_BACKOFF_MS = 10_000;
+const DEFAULT_KEEP_COMPLETED_S = 24 * 3600;
+const DEFAULT_KEEP_FAILED_S = 7 * 24 * 3600;
 
 /**
  * Enqueues `spec` over `corpora`. Documents are deduplicated across corpora by content id and given
@@ -90,6 +99,8 @@ export async function enqueueBatch(
       ignoreDependencyOnFailure: true,
       attempts,
       backoff: { type: 'exponential', delay: backoffMs },
+      removeOnComplete: { age: options.keepCompletedS ?? DEFAULT_KEEP_COMPLETED_S },
+      removeOnFail: { age: options.keepFailedS ?? DEFAULT_KEEP_FAILED_S },
     },
   }));
   const parentData: BatchJob = {

@@ -18,4 +18,4 @@ export type { LocalRunInput, LocalRunResult } from './run-local.ts';
 export { finalizeBatch, FinalizeStubCode } from './finalize-batch.ts';
 export type { FinalizeBatchInput, FinalizeBatchResult } from './finalize-batch.ts';
 export { startQueueWorker } from './queue-worker.ts';
-export type { QueueWorker, QueueWorkerDeps } from './queue-worker.ts';
+export type { DocumentJobReturn, QueueWorker, QueueWorkerDeps } from './queue-worker.ts';

@@ -69,7 +69,7 @@ export function startQueueWorker(deps: QueueWorkerDeps): QueueWorker {
   const connection = { ...redisOptionsFromUrl(deps.redisUrl), maxRetriesPerRequest: null };
   const locks = { lockDuration: deps.lockDurationMs ?? DEFAULT_LOCK_MS, stalledInterval: deps.stalledIntervalMs ?? DEFAULT_STALLED_INTERVAL_MS };
 
-  const documents = new Worker<DocumentJob, DocumentResult>(
+  const documents = new Worker<DocumentJob, DocumentJobReturn>(
     QUEUE_NAMES.documents,
     async (job, token) => {
       const data = DocumentJob.parse(job.data);
@@ -84,7 +84,7 @@ export function startQueueWorker(deps: QueueWorkerDeps): QueueWorker {
       const stored = await readStoredResult(store, data);
       if (stored) {
         jlog.info('result already stored; not folding again');
-        return stored;
+        return jobReturn(stored);
       }
       const outcome = await processDocument(
         data,
@@ -109,7 +109,7 @@ export function startQueueWorker(deps: QueueWorkerDeps): QueueWorker {
           await registry.recordDocumentDone(data.batchId, { docId: data.docId, status: result.status, tokens: result.tokens, bytes: data.bytes });
           await metrics.recordDocument(result.status);
           if (result.status === 'failed') throw new UnrecoverableError(`${result.error?.code}: ${result.error?.message}`);
-          return result;
+          return jobReturn(result);
         }
         case 'cancelled':
           await registry.recordDocumentDone(data.batchId, { docId: data.docId, status: 'cancelled', tokens: 0, bytes: data.bytes });
@@ -174,6 +174,22 @@ export function startQueueWorker(deps: QueueWorkerDeps): QueueWorker {
       await Promise.all([documents.close(), batches.close()]);
     },
   };
+}
+
+/**
+ * What a document job returns to BullMQ, which keeps it on the job and in its batch's parent: a
+ * summary and where the result is, not the result (whose paths and answers can be large, and
+ * which the store already holds).
+ */
+export interface DocumentJobReturn {
+  readonly status: DocumentResult['status'];
+  readonly tokens: number;
+  /** Store key of the DocumentResult. */
+  readonly result: string;
+}
+
+function jobReturn(result: DocumentResult): DocumentJobReturn {
+  return { status: result.status, tokens: result.tokens, result: documentResultKey(result.batchId, result.docId) };
 }
 
 /** The completed result stored for this document of this batch, or null. */
