@@ -67,6 +67,9 @@ describe('operational routes', () => {
     assert.ok(create.requestBody.content['multipart/form-data'].schema.properties.spec);
     assert.ok(create.responses['202'].content['application/json'].schema.properties.report);
     assert.ok(doc.paths['/v1/batches/{id}'].get.responses['200'].content['application/json'].schema.properties.progress);
+    const list = doc.paths['/v1/batches'].get;
+    assert.deepEqual(list.parameters.map((p: { name: string; in: string }) => `${p.in}:${p.name}`).sort(), ['query:cursor', 'query:limit']);
+    assert.ok(list.responses['200'].content['application/json'].schema.properties.nextCursor);
     assert.ok(doc.components.securitySchemes.apiKey);
     const ui = await api.app.inject({ method: 'GET', url: '/docs/', headers: api.headers });
     assert.equal(ui.statusCode, 200);
