@@ -354,7 +354,7 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
     );
     assert.equal((fenced.err as { code?: string }).code, 'KVF_CKPT_FENCED');
     // BullMQ refuses the fenced attempt's outcome (the job's lock is the successor's), and says so as a warning.
-    await waitFor('BullMQ to refuse the paused worker’s outcome', () => paused.logged('this worker lost the job to another').length > 0, START_TIMEOUT_MS, logs);
+    await waitFor('BullMQ to refuse the paused worker’s outcome', () => paused.logged('this worker lost the job to another; its outcome is recorded there').length > 0, START_TIMEOUT_MS, logs);
     assert.equal(paused.logged('queue worker error').length, 0, paused.tail());
 
     // The successor still folds: its manifest is intact and loads with every segment.

@@ -151,9 +151,13 @@ export function startQueueWorker(deps: QueueWorkerDeps): QueueWorker {
   );
 
   for (const w of [documents, batches]) {
+    // A process paused or cut off past the lock duration loses its jobs' locks: another worker may
+    // take them over, and checkpoint fencing stops this attempt at its next commit. BullMQ reports
+    // that as errors; they are expected, so they are warnings here, said once.
+    w.on('lockRenewalFailed', (jobIds) => log.warn({ jobIds }, 'could not renew job locks; another worker may take these jobs over'));
     w.on('error', (err) => {
-      // A job whose lock this process lost (it was paused or cut off past the lock duration) belongs
-      // to the worker that took it over, which records its outcome; BullMQ refuses ours, as it should.
+      if (err.message.startsWith('could not renew lock for job ')) return; // said by lockRenewalFailed
+      // The job belongs to the worker that took it over, which records its outcome; BullMQ refuses ours.
       const code = (err as { code?: unknown }).code;
       if (code === ErrorCode.JobLockNotExist || code === ErrorCode.JobLockMismatch) {
         log.warn({ err: err.message }, 'this worker lost the job to another; its outcome is recorded there');
