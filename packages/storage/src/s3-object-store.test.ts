@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
@@ -142,6 +143,29 @@ describe('S3ObjectStore on s3rver', () => {
     const won = replaces.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
     assert.equal(won.length, 1);
     assert.equal(dec(await store.getBytes('race/k')), `replace-${won[0]}`);
+  });
+
+  test('a write whose body is still arriving holds up no reader: readers see the old version until it completes', async () => {
+    const slow = s3.store('slow');
+    await slow.put('k', enc('old'));
+    const path = `/${s3.bucket}${new URL(slow.uri).pathname.replace(/\/?$/, '/')}k`;
+    const request = httpRequest(`${s3.endpoint}${path}`, { method: 'PUT', headers: { 'content-length': 10 } });
+    const answered = new Promise<number>((done, fail) => {
+      request.on('response', (res) => {
+        res.resume();
+        done(res.statusCode ?? 0);
+      });
+      request.on('error', fail);
+    });
+    request.write('01234');
+    while (!s3.requests.includes(`PUT ${path}`)) await new Promise((r) => setTimeout(r, 5)); // the server has it
+    const read = await Promise.race([slow.getBytes('k'), new Promise<null>((r) => setTimeout(() => r(null), 5_000))]);
+    if (!read) request.destroy(); // so that a failure here does not leave the server waiting
+    assert.ok(read, 'the read was not held up by the unfinished write');
+    assert.equal(dec(read), 'old');
+    request.end('56789');
+    assert.equal(await answered, 200);
+    assert.equal(dec(await slow.getBytes('k')), '0123456789');
   });
 
   test('a backend without conditional writes: declared with conditionalWrites false, the adapter checks by HEAD first', async () => {

@@ -9,17 +9,20 @@
  * writes and writes objects in place, so a reader can see half a body.
  *
  * Two things are added in front of its router so that it behaves as S3 does where our code relies
- * on it. Requests on one object are serialized (each holds the key until its response closes), so
- * a write is atomic to readers and to other writers. And, unless `conditionalWrites: false`, the
- * conditional headers are enforced as S3 does: `If-None-Match: *` on an existing key and an
- * `If-Match` etag other than the current one answer 412 PreconditionFailed, `If-Match` on a missing
- * key 404 NoSuchKey. With `conditionalWrites: false` the headers are ignored, like a backend that
- * predates conditional writes, and `settings` says so.
+ * on it. Requests on one object are serialized (each holds the key until its response closes; a
+ * write takes it only once its body has arrived), so a write is atomic to readers and to other
+ * writers. And, unless `conditionalWrites: false`, the conditional headers are enforced as S3
+ * does: `If-None-Match: *` on an existing key and an `If-Match` etag other than the current one
+ * answer 412 PreconditionFailed, `If-Match` on a missing key 404 NoSuchKey. With
+ * `conditionalWrites: false` the headers are ignored, like a backend that predates conditional
+ * writes, and `settings` says so.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
+import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { S3ObjectStore, type S3Settings } from './s3-object-store.ts';
 
 /** The slice of s3rver's (untyped, CommonJS; a Koa application) API used here. */
@@ -38,6 +41,7 @@ interface KoaContext {
   query: Record<string, unknown>;
   status: number;
   body: unknown;
+  req: IncomingMessage;
   res: import('node:http').ServerResponse;
   get(header: string): string;
 }
@@ -125,6 +129,14 @@ function objectSemantics(server: S3rverInstance, conditionalWrites: boolean): Ko
     const bucket = decodeURIComponent(ctx.path.slice(1, slash));
     const key = decodeURIComponent(ctx.path.slice(slash + 1));
     const id = `${bucket}/${key}`;
+    const writes = ctx.method === 'PUT' || (ctx.method === 'POST' && ctx.query.uploadId !== undefined);
+    if (writes) {
+      // Receive the whole body before taking the key, so a slow or stopped sender holds up nobody:
+      // as on S3, readers see the previous version until the write is complete.
+      const chunks: Buffer[] = [];
+      for await (const chunk of ctx.req) chunks.push(chunk as Buffer);
+      ctx.req = Object.assign(Readable.from(chunks), { headers: ctx.req.headers }) as unknown as IncomingMessage;
+    }
     // Take the key: wait for the request before this one to close, and hold it until this one does.
     const before = tails.get(id) ?? Promise.resolve();
     let release = () => {};
@@ -137,7 +149,6 @@ function objectSemantics(server: S3rverInstance, conditionalWrites: boolean): Ko
       if (tails.get(id) === mine) tails.delete(id);
     });
     await before;
-    const writes = ctx.method === 'PUT' || (ctx.method === 'POST' && ctx.query.uploadId !== undefined);
     if (conditionalWrites && writes) {
       const ifNoneMatch = ctx.get('if-none-match');
       const ifMatch = ctx.get('if-match');
