@@ -94,6 +94,18 @@ describe('BatchRegistry (real Redis)', () => {
     await assert.rejects(registry.recordDocumentDone(batchId, { docId: docA, status: 'completed', tokens: -1, bytes: 1 }), /tokens must be an integer >= 0/);
   });
 
+  it('an ended batch drops its per-document set, keeps its counters and counts no late delivery', async () => {
+    await registry.create(sampleRecord(), 'in_progress');
+    await registry.recordDocumentDone(batchId, { docId: docA, status: 'completed', tokens: 40, bytes: 100 });
+    assert.equal(await redis.exists(`${registry.key(batchId)}:docs`), 1);
+    assert.equal(await registry.finish(batchId), 'completed');
+    assert.equal(await redis.exists(`${registry.key(batchId)}:docs`), 0);
+    assert.equal(await registry.recordDocumentDone(batchId, { docId: docA, status: 'completed', tokens: 40, bytes: 100 }), false);
+    assert.equal(await registry.recordDocumentDone(batchId, { docId: docB, status: 'failed', tokens: 0, bytes: 200 }), false);
+    assert.equal(await redis.exists(`${registry.key(batchId)}:docs`), 0);
+    assert.deepEqual((await registry.get(batchId))?.counters, { completed: 1, failed: 0, cancelled: 0, removed: 0, tokens: 40, bytes: 100 });
+  });
+
   it('lists batches newest first in pages whose cursors hold under ties and new arrivals; delete unlists', async () => {
     const id = (n: number) => `b${n.toString(16).padStart(32, '0')}`;
     const at = (n: number) => `2026-03-0${1 + Math.floor(n / 3)}T00:00:00.000Z`; // three batches per instant

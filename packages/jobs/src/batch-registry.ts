@@ -5,7 +5,8 @@
  *
  *     <prefix>:registry:batch:<batchId>        HASH  record (JSON), state, updatedAt,
  *                                                     cancelRequestedAt, n.<outcome>, tokens, bytes
- *     <prefix>:registry:batch:<batchId>:docs   HASH  docId -> outcome (each document counted once)
+ *     <prefix>:registry:batch:<batchId>:docs   HASH  docId -> outcome (each document counted once;
+ *                                                     dropped when the batch ends, counters stay)
  *     <prefix>:registry:batches                ZSET  every batch as `<createdAt ms, 15 digits>:<batchId>`,
  *                                                     all at score 0, so lexical order is creation order
  *
@@ -15,7 +16,7 @@
 import type { Redis } from 'ioredis';
 import { BatchRecord, DocumentOutcomeStatus } from './batch-record.ts';
 import type { BatchCounters, BatchRecordInput, DocumentOutcome } from './batch-record.ts';
-import { BATCH_STATES, predecessorsOf } from './batch-state.ts';
+import { BATCH_STATES, TERMINAL_STATES, predecessorsOf } from './batch-state.ts';
 import type { BatchState } from './batch-state.ts';
 import { JobsError, JobsErrorCode } from './errors.ts';
 import { DEFAULT_QUEUE_PREFIX } from './queues.ts';
@@ -63,9 +64,16 @@ redis.call('HSETNX', KEYS[1], 'cancelRequestedAt', ARGV[1])
 redis.call('HSET', KEYS[1], 'state', 'cancelling', 'updatedAt', ARGV[1])
 return 'cancelling'`;
 
-/** Counts a document once: KEYS[1] batch hash, KEYS[2] docs hash. Returns 1 when counted now. */
+/**
+ * Counts a document once: KEYS[1] batch hash, KEYS[2] docs hash; ARGV[5..] the terminal states, in
+ * which nothing more is counted. Returns 1 when counted now.
+ */
 const RECORD_DOCUMENT = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return -1 end
+for i = 5, #ARGV do
+  if ARGV[i] == state then return 0 end
+end
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[1], 'n.' .. ARGV[2], 1)
 redis.call('HINCRBY', KEYS[1], 'tokens', ARGV[3])
@@ -161,7 +169,10 @@ export class BatchRegistry {
    * `completed` otherwise. Returns the state after.
    */
   async finish(batchId: string): Promise<BatchState> {
-    return this.setState(batchId, (await this.isCancelled(batchId)) ? 'cancelled' : 'completed');
+    const state = await this.setState(batchId, (await this.isCancelled(batchId)) ? 'cancelled' : 'completed');
+    // An ended batch counts nothing more, so the per-document dedup set has done its work.
+    if (TERMINAL_STATES.has(state)) await this.#redis.del(`${this.key(batchId)}:docs`);
+    return state;
   }
 
   /**
@@ -182,14 +193,15 @@ export class BatchRegistry {
 
   /**
    * Counts one document's outcome into the batch counters, once per document however often it is
-   * called. Returns true when counted by this call. Throws `KVF_BATCH_NOT_FOUND` for an unknown batch.
+   * called, and not at all once the batch has ended (a delivery after the end is a duplicate).
+   * Returns true when counted by this call. Throws `KVF_BATCH_NOT_FOUND` for an unknown batch.
    */
   async recordDocumentDone(batchId: string, outcome: DocumentOutcome): Promise<boolean> {
     const status = DocumentOutcomeStatus.parse(outcome.status);
     const tokens = wholeCount(outcome.tokens, 'tokens');
     const bytes = wholeCount(outcome.bytes, 'bytes');
     const key = this.key(batchId);
-    const counted = await this.#redis.eval(RECORD_DOCUMENT, 2, key, `${key}:docs`, outcome.docId, status, tokens, bytes);
+    const counted = await this.#redis.eval(RECORD_DOCUMENT, 2, key, `${key}:docs`, outcome.docId, status, tokens, bytes, ...TERMINAL_STATES);
     if (counted === -1) throw notFound(batchId);
     return counted === 1;
   }
