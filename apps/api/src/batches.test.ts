@@ -9,7 +9,7 @@ import { BatchCancelledError, DocumentJob, DocumentResult, batchResultsKey, docu
 import type { BatchStatus } from '@kvfold/jobs';
 import { UnrecoverableError, Worker } from 'bullmq';
 import type { Job } from 'bullmq';
-import { tarBytes, zipBytes } from './test-archives.ts';
+import { rawTar, rawZip } from '@kvfold/producer/testing';
 import { REDIS_URL, multipartBody, startTestApi } from './testing.ts';
 import type { TestApi } from './testing.ts';
 
@@ -21,9 +21,9 @@ function corpusFiles(): Record<string, string | Uint8Array> {
     'project/a.txt': 'alpha document\n',
     'project/sub/b.md': '# beta document\n',
     'notes.txt': 'gamma notes\n',
-    'logs.tar.gz': tarBytes({ 'day1.log': 'delta log line\n', 'day2.log': 'epsilon log line\n' }, true),
-    'bundle.zip': zipBytes({ 'z1.txt': 'zeta text\n', 'dir/z2.txt': 'eta text\n' }),
-    'evil.tar': tarBytes({ '../escape.txt': 'theta escaping\n', 'fine.txt': 'iota fine\n' }),
+    'logs.tar.gz': rawTar([{ path: 'day1.log', body: 'delta log line\n' }, { path: 'day2.log', body: 'epsilon log line\n' }], true),
+    'bundle.zip': rawZip([{ name: 'z1.txt', body: 'zeta text\n' }, { name: 'dir/z2.txt', body: 'eta text\n' }]),
+    'evil.tar': rawTar([{ path: '../escape.txt', body: 'theta escaping\n' }, { path: 'fine.txt', body: 'iota fine\n' }]),
     'image.bin': new Uint8Array([0, 1, 2, 0, 255, 0, 7, 0]),
   };
 }

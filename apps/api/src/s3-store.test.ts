@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { DocumentJob, DocumentResult, documentResultKey } from '@kvfold/jobs';
 import { startTestS3Server } from '@kvfold/storage/testing';
 import type { TestS3Server } from '@kvfold/storage/testing';
-import { tarBytes } from './test-archives.ts';
+import { rawTar } from '@kvfold/producer/testing';
 import { multipartBody, startTestApi } from './testing.ts';
 import type { TestApi } from './testing.ts';
 
@@ -21,7 +21,7 @@ describe('API on an S3 store (s3rver)', () => {
   });
 
   it('uploads a corpus into the bucket, enqueues it and serves a result written there', async () => {
-    const body = multipartBody({ 'docs.tar.gz': tarBytes({ 'one.txt': 'first\n', 'two.txt': 'second\n' }, true) }, { model: 'file:///m' });
+    const body = multipartBody({ 'docs.tar.gz': rawTar([{ path: 'one.txt', body: 'first\n' }, { path: 'two.txt', body: 'second\n' }], true) }, { model: 'file:///m' });
     const res = await api.app.inject({ method: 'POST', url: '/v1/batches', headers: { ...api.headers, ...body.headers }, payload: body.payload });
     assert.equal(res.statusCode, 202, res.body);
     const { id, documents } = res.json();

@@ -145,10 +145,18 @@ function estimateEta(active: readonly ActiveDocument[], remainingTokens: number,
   return Math.round(Math.max(0, remainingTokens) / rate);
 }
 
-/** The queue's view of one batch: its parent job, dependency counts and active documents. */
-export async function observeBatch(queues: Pick<KvfoldQueues, 'batches' | 'documents'>, batchId: string): Promise<QueueObservation> {
+/**
+ * The queue's view of one batch: its parent job, dependency counts and active documents.
+ * `activeJobs` is the documents queue's active list when the caller already has it (one read
+ * serves a page of batches).
+ */
+export async function observeBatch(
+  queues: Pick<KvfoldQueues, 'batches' | 'documents'>,
+  batchId: string,
+  activeJobs?: readonly Job[],
+): Promise<QueueObservation> {
   const parent = await queues.batches.getJob(batchJobId(batchId));
-  const active = (await queues.documents.getActive()).filter((job: Job) => job.id?.startsWith(`${batchId}-`));
+  const active = (activeJobs ?? (await queues.documents.getActive())).filter((job: Job) => job.id?.startsWith(`${batchId}-`));
   if (!parent) return { parent: 'missing', completed: 0, failed: 0, active: active.map(activeDocument) };
   const [state, deps] = await Promise.all([parent.getState(), parent.getDependenciesCount()]);
   return {
@@ -176,11 +184,11 @@ function activeDocument(job: Job): ActiveDocument {
 export async function readBatchStatus(
   deps: { readonly registry: BatchRegistry; readonly queues: Pick<KvfoldQueues, 'batches' | 'documents'> },
   batchId: string,
-  nowMs: number = Date.now(),
+  options: { nowMs?: number; activeJobs?: readonly Job[] } = {},
 ): Promise<BatchStatus | null> {
   const entry = await deps.registry.get(batchId);
   if (!entry) return null;
-  const status = summarizeBatch(entry, await observeBatch(deps.queues, batchId), nowMs);
+  const status = summarizeBatch(entry, await observeBatch(deps.queues, batchId, options.activeJobs), options.nowMs ?? Date.now());
   if (status.state === entry.state) return status;
   const state = await deps.registry.setState(batchId, status.state);
   return { ...status, state };

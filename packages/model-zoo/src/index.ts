@@ -7,7 +7,7 @@ export type { WriteModelOptions, WrittenModel } from './model-folder.ts';
 export { tinyLlamaSpec, DEFAULT_SEED } from './tiny-llama.ts';
 export type { TinyLlamaOptions } from './tiny-llama.ts';
 export { byteLevelTokenizer } from './byte-tokenizer.ts';
-export { SeededRandom } from './rng.ts';
+export { SeededRandom, seededRandom } from './rng.ts';
 export { MODEL_NAMES, modelSpec } from './registry.ts';
 export type { ModelName } from './registry.ts';
 export * from './recall/index.ts';

@@ -1,6 +1,6 @@
 /**
  * Test-only helpers: write real archives, including hostile ones no honest tool would make.
- * Not exported from the package.
+ * `rawTar` and `rawZip` are also offered to other packages' tests as `@kvfold/producer/testing`.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -25,7 +25,7 @@ import {
   redisOptionsFromUrl,
 } from '@kvfold/jobs';
 import { readCorpusIndex } from '@kvfold/producer';
-import type { ObjectStore } from '@kvfold/storage';
+import { ObjectNotFoundError, type ObjectStore } from '@kvfold/storage';
 import { ErrorCode, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import { finalizeBatch } from './finalize-batch.ts';
@@ -198,9 +198,12 @@ function jobReturn(result: DocumentResult): DocumentJobReturn {
 
 /** The completed result stored for this document of this batch, or null. */
 async function readStoredResult(store: ObjectStore, job: DocumentJob): Promise<DocumentResult | null> {
-  const key = documentResultKey(job.batchId, job.docId);
-  if (!(await store.head(key))) return null;
-  const parsed = DocumentResult.safeParse(JSON.parse(Buffer.from(await store.getBytes(key)).toString('utf8')));
+  const bytes = await store.getBytes(documentResultKey(job.batchId, job.docId)).catch((err: unknown) => {
+    if (err instanceof ObjectNotFoundError) return null;
+    throw err;
+  });
+  if (!bytes) return null;
+  const parsed = DocumentResult.safeParse(JSON.parse(Buffer.from(bytes).toString('utf8')));
   return parsed.success && parsed.data.status === 'completed' ? parsed.data : null;
 }
 

@@ -56,7 +56,8 @@ export async function batchRoutes(app: FastifyInstance, opts: BatchRoutesOptions
   app.get('/v1/batches', { schema: routeSchemas.listBatches }, async (request) => {
     const query = parseSpec(BatchListQuery, request.query ?? {}, 'query');
     const page = await ctx.registry.list({ limit: query.limit, ...(query.cursor ? { after: query.cursor } : {}) });
-    const statuses = await Promise.all(page.ids.map((id) => readBatchStatus(ctx, id)));
+    const activeJobs = page.ids.length > 0 ? await ctx.queues.documents.getActive() : [];
+    const statuses = await Promise.all(page.ids.map((id) => readBatchStatus(ctx, id, { activeJobs })));
     // A batch removed between the index read and its status read is left out.
     return { batches: statuses.filter((s) => s !== null), nextCursor: page.nextCursor };
   });

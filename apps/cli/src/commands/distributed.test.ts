@@ -6,25 +6,16 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BatchRegistry, DocumentResult, createQueues, createRedis, documentResultKey, redisOptionsFromUrl } from '@kvfold/jobs';
 import { FsObjectStore } from '@kvfold/storage';
+import { freePort } from '../e2e-support.ts';
 import { kvfold as run, startKvfold } from '../test-support.ts';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const KEY = 'cli-test-key';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  assert.ok(address && typeof address === 'object');
-  return address.port;
-}
 
 const kvfold = (args: string[], env: Record<string, string> = {}) => run(args, { env });
 

@@ -9,6 +9,7 @@
  */
 import { BOS_ID, EOS_ID, FIRST_NEEDLE_ID, KEY_ID, type RecallLayout, tokenClass } from './layout.ts';
 import { recallVocabulary } from './tokenizer.ts';
+import { seededRandom } from '../rng.ts';
 
 /** How to write one trial. */
 export interface TrialOptions {
@@ -39,17 +40,6 @@ export interface RecallTrial {
   readonly answer: number[];
 }
 
-/** A 32-bit generator (mulberry32) for filler choice; trials must be reproducible from a seed. */
-function fillerStream(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 /** Writes a trial: seeded filler haystack, the needle at `depth`, the question at the end. */
 export function recallTrial(layout: RecallLayout, options: TrialOptions): RecallTrial {
@@ -67,7 +57,7 @@ export function recallTrial(layout: RecallLayout, options: TrialOptions): Recall
     throw new RangeError(`recall trial: prompt plus answer exceed the model's ${layout.maxPositions} positions`);
   }
   if (!(options.depth >= 0 && options.depth <= 1)) throw new RangeError(`recall trial: depth ${options.depth} is not in [0, 1]`);
-  const next = fillerStream(options.seed ?? 0);
+  const next = seededRandom(options.seed ?? 0); // filler choice: trials are reproducible from a seed
   const filler = () => layout.firstFillerId + Math.floor(next() * layout.fillerTokens);
   const keyPosition = start + Math.round(options.depth * (haystack - (k + 1)));
   const answer = options.needle.map((v) => FIRST_NEEDLE_ID + v);

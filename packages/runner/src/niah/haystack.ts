@@ -8,7 +8,7 @@
  */
 import { NiahError } from './errors.ts';
 import type { Needle, NiahProtocol } from './protocol.ts';
-import { seededRandom } from './rng.ts';
+import { seededRandom } from '@kvfold/model-zoo';
 
 /** Filler units between two needles of one cluster, so neighbours never touch. */
 export const CLUSTER_GAP_UNITS = 1;

@@ -1,16 +1,4 @@
-/** A small seeded generator, so every haystack is reproducible from the grid's seed. */
-
-/** mulberry32: a 32-bit generator returning floats in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+/** Seed mixing and shuffling for the NIAH grid, so every haystack is reproducible from the grid's seed. */
 
 /** Mixes integers into one 32-bit seed (FNV-1a over their 32-bit words). */
 export function mixSeed(...parts: readonly number[]): number {
