@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BatchRegistry, createQueues, createRedis, redisOptionsFromUrl } from '@kvfold/jobs';
 import type { KvfoldQueues, Redis } from '@kvfold/jobs';
+import { dropTestQueues } from '@kvfold/jobs/testing';
 import type { EnqueueOptions } from '@kvfold/producer';
 import { FsObjectStore } from '@kvfold/storage';
 import type { ObjectStore } from '@kvfold/storage';
@@ -58,11 +59,7 @@ export async function startTestApi(options: { limits?: ApiLimits; store?: Object
     headers: { 'x-api-key': API_KEY },
     async close() {
       await app.close();
-      await queues.documents.obliterate({ force: true });
-      await queues.batches.obliterate({ force: true });
-      await queues.close();
-      const keys = await redis.keys(`${queues.prefix}:*`);
-      if (keys.length > 0) await redis.del(...keys);
+      await dropTestQueues(queues, redis);
       await redis.quit();
       await rm(dir, { recursive: true, force: true });
     },

@@ -6,6 +6,7 @@ import { JobsError } from './errors.ts';
 import { QUEUE_NAMES, createQueues } from './queues.ts';
 import { checkRedis } from './redis-check.ts';
 import { redactRedisUrl, redisOptionsFromUrl } from './redis-url.ts';
+import { dropTestQueues } from './testing.ts';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -92,9 +93,7 @@ describe('createQueues', () => {
       assert.equal(node.job.id, 'p1');
       assert.equal(await queues.batches.getJobCountByTypes('waiting-children'), 1);
     } finally {
-      await queues.documents.obliterate({ force: true });
-      await queues.batches.obliterate({ force: true });
-      await queues.close();
+      await dropTestQueues(queues);
     }
   });
 });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { DocumentJob, createQueues, deriveBatchId, documentJobId, redisOptionsFromUrl, BatchSpec } from '@kvfold/jobs';
 import type { CorpusIndex, KvfoldQueues } from '@kvfold/jobs';
+import { dropTestQueues } from '@kvfold/jobs/testing';
 import { FsObjectStore } from '@kvfold/storage';
 import { UnrecoverableError, Worker } from 'bullmq';
 import { enqueueBatch } from './enqueue.ts';
@@ -36,9 +37,7 @@ describe('enqueueBatch (real Redis)', () => {
     queues = createQueues(redisOptionsFromUrl(REDIS_URL), `test-${randomUUID()}`);
   });
   afterEach(async () => {
-    await queues.documents.obliterate({ force: true });
-    await queues.batches.obliterate({ force: true });
-    await queues.close();
+    await dropTestQueues(queues);
   });
 
   it('creates one parent and one child per document with deterministic ids', async () => {

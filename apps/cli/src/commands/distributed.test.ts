@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BatchRegistry, DocumentResult, createQueues, createRedis, documentResultKey, redisOptionsFromUrl } from '@kvfold/jobs';
+import { dropTestQueues } from '@kvfold/jobs/testing';
 import { FsObjectStore } from '@kvfold/storage';
 import { freePort } from '../e2e-support.ts';
 import { kvfold as run, startKvfold } from '../test-support.ts';
@@ -51,12 +52,7 @@ describe('kvfold distributed commands (real API, Redis and store)', () => {
   after(async () => {
     server.kill('SIGTERM');
     await new Promise((r) => server.once('exit', r));
-    const queues = createQueues(redisOptionsFromUrl(REDIS_URL), prefix);
-    await queues.documents.obliterate({ force: true });
-    await queues.batches.obliterate({ force: true });
-    await queues.close();
-    const keys = await redis.keys(`${prefix}:*`);
-    if (keys.length > 0) await redis.del(...keys);
+    await dropTestQueues(createQueues(redisOptionsFromUrl(REDIS_URL), prefix), redis);
     await redis.quit();
     await rm(dir, { recursive: true, force: true });
   });
