@@ -84,6 +84,8 @@ export function startQueueWorker(deps: QueueWorkerDeps): QueueWorker {
       const stored = await readStoredResult(store, data);
       if (stored) {
         jlog.info('result already stored; not folding again');
+        // The attempt that stored it may have died before counting it; counting is idempotent.
+        await registry.recordDocumentDone(data.batchId, { docId: data.docId, status: 'completed', tokens: stored.tokens, bytes: data.bytes });
         return jobReturn(stored);
       }
       const outcome = await processDocument(
