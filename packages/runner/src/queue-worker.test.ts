@@ -1,7 +1,7 @@
 /**
- * The queue worker in-process on real Redis and a filesystem store: a document whose result is
- * already stored (an earlier attempt wrote it and died before BullMQ heard) is not folded again,
- * is counted in the registry, and its job returns the summary.
+ * The queue worker in-process on real Redis, a filesystem store and a real tiny-llama: a document
+ * whose result is already stored (an earlier attempt wrote it and died before BullMQ heard) is not
+ * folded again but is counted; a batch cancelled mid-fold stops its document at a step.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -20,8 +20,9 @@ import {
   documentResultKey,
   redisOptionsFromUrl,
 } from '@kvfold/jobs';
-import type { KvfoldQueues, Redis } from '@kvfold/jobs';
+import type { BatchSpecInput, KvfoldQueues, Redis } from '@kvfold/jobs';
 import { dropTestQueues } from '@kvfold/jobs/testing';
+import { tinyLlamaSpec, writeModelFolder } from '@kvfold/model-zoo';
 import { enqueueBatch, ingest, uploadCorpus } from '@kvfold/producer';
 import { FsObjectStore } from '@kvfold/storage';
 import { pino } from 'pino';
@@ -47,21 +48,21 @@ describe('startQueueWorker (real Redis, FsObjectStore)', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('a stored result is the answer: no fold, counted once, the job returns its summary', async () => {
+  /** Uploads one document, enqueues it as a batch over `model` and registers the batch. */
+  async function oneDocumentBatch(name: string, text: string, model: string, extra: Partial<BatchSpecInput> = {}) {
     const store = new FsObjectStore(join(dir, 'store'));
-    await mkdir(join(dir, 'corpus'));
-    await writeFile(join(dir, 'corpus', 'a.txt'), 'a document folded by an attempt that died afterwards\n');
-    const { index, indexKey } = await uploadCorpus(store, ingest([join(dir, 'corpus')]));
-    // No model exists at this URI: a fold would fail the document.
-    const spec = { corpus: [indexKey], model: `file://${join(dir, 'no-model')}`, queries: ['q?'] };
-    const { batchId } = await enqueueBatch(queues, spec, index);
+    await mkdir(join(dir, name), { recursive: true });
+    await writeFile(join(dir, name, 'doc.txt'), text);
+    const { index, indexKey } = await uploadCorpus(store, ingest([join(dir, name)]));
+    const spec = { corpus: [indexKey], model, queries: ['q?'], ...extra };
+    const { batchId } = await enqueueBatch(queues, spec, index, { attempts: 1 });
     const registry = new BatchRegistry(redis, { prefix });
     const doc = index.documents[0];
     assert.ok(doc);
     await registry.create(
       {
         id: batchId,
-        spec: { ...spec },
+        spec,
         createdAt: new Date().toISOString(),
         documents: 1,
         totalBytes: doc.bytes,
@@ -71,6 +72,41 @@ describe('startQueueWorker (real Redis, FsObjectStore)', () => {
       },
       'queued',
     );
+    return { store, batchId, doc, registry };
+  }
+
+  /** Runs a queue worker, with its log lines captured, until `done` holds. */
+  async function workUntil(store: FsObjectStore, registry: BatchRegistry, done: () => Promise<boolean>, during?: () => Promise<void>) {
+    const lines: ({ msg?: string } & Record<string, unknown>)[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const models = new ModelCache({ cacheDir: join(dir, 'models-cache') });
+    const worker = startQueueWorker({
+      redisUrl: REDIS_URL,
+      prefix,
+      store,
+      models,
+      registry,
+      metrics: new FoldMetrics(redis, { prefix }),
+      log,
+      concurrency: 1,
+    });
+    try {
+      await worker.ready();
+      await during?.();
+      for (let i = 0; !(await done()); i++) {
+        assert.ok(i < 1200, `timed out: ${JSON.stringify(lines.slice(-5))}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } finally {
+      await worker.stop();
+      await models.close();
+    }
+    return lines;
+  }
+
+  it('a stored result is the answer: no fold, counted once, the job returns its summary', async () => {
+    // No model exists at this URI: a fold would fail the document.
+    const { store, batchId, doc, registry } = await oneDocumentBatch('stored', 'a document folded by an attempt that died afterwards\n', `file://${join(dir, 'no-model')}`);
     const stored = DocumentResult.parse({
       batchId,
       docId: doc.docId,
@@ -88,27 +124,7 @@ describe('startQueueWorker (real Redis, FsObjectStore)', () => {
     });
     await store.put(documentResultKey(batchId, doc.docId), new TextEncoder().encode(JSON.stringify(stored)));
 
-    const lines: { msg?: string }[] = [];
-    const log = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
-    const worker = startQueueWorker({
-      redisUrl: REDIS_URL,
-      prefix,
-      store,
-      models: new ModelCache({ cacheDir: join(dir, 'models-cache') }),
-      registry,
-      metrics: new FoldMetrics(redis, { prefix }),
-      log,
-      concurrency: 1,
-    });
-    try {
-      await worker.ready();
-      for (let i = 0; (await registry.get(batchId))?.state !== 'completed'; i++) {
-        assert.ok(i < 400, `the batch did not complete: ${JSON.stringify(lines.slice(-5))}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    } finally {
-      await worker.stop();
-    }
+    const lines = await workUntil(store, registry, async () => (await registry.get(batchId))?.state === 'completed');
     assert.equal(lines.filter((l) => l.msg === 'result already stored; not folding again').length, 1);
     const job = await queues.documents.getJob(documentJobId(batchId, doc.docId));
     assert.deepEqual(job?.returnvalue, { status: 'completed', tokens: 53, result: documentResultKey(batchId, doc.docId) });
@@ -116,5 +132,34 @@ describe('startQueueWorker (real Redis, FsObjectStore)', () => {
     assert.deepEqual([counters?.completed, counters?.tokens, counters?.bytes], [1, 53, doc.bytes]);
     const results = Buffer.from(await store.getBytes(batchResultsKey(batchId))).toString('utf8');
     assert.deepEqual(JSON.parse(results.trim()), stored);
+  });
+
+  it('a batch cancelled mid-fold stops its document at a step: counted cancelled, no result, the job failed for good', async () => {
+    const model = join(dir, 'tiny-llama');
+    await writeModelFolder(tinyLlamaSpec(), model);
+    const text = 'A long document that takes several seconds to fold in chunks of sixteen. '.repeat(1200);
+    const { store, batchId, doc, registry } = await oneDocumentBatch('cancel', text, model, { chunkSize: 16 });
+    const jobId = documentJobId(batchId, doc.docId);
+    const lines = await workUntil(
+      store,
+      registry,
+      async () => (await queues.documents.getJob(jobId))?.failedReason !== undefined,
+      async () => {
+        // Cancel once the fold is under way, as `POST /v1/batches/:id/cancel` does.
+        for (let i = 0; !(await queues.documents.getJob(jobId))?.progress; i++) {
+          assert.ok(i < 600, 'the fold did not start');
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        await registry.requestCancel(batchId);
+      },
+    );
+    const job = await queues.documents.getJob(jobId);
+    assert.match(job?.failedReason ?? '', /KVF_BATCH_CANCELLED: document [0-9a-f]{64} stopped because batch b[0-9a-f]{32} was cancelled/);
+    assert.equal(job?.attemptsMade, 1);
+    const progress = job?.progress as { step: number; totalSteps: number };
+    assert.ok(progress.step < progress.totalSteps, `stopped at step ${progress.step} of ${progress.totalSteps}`);
+    assert.equal((await registry.get(batchId))?.counters.cancelled, 1);
+    assert.equal(await store.head(documentResultKey(batchId, doc.docId)), null, 'no result for a cancelled document');
+    assert.equal(lines.filter((l) => l.msg === 'document folded').length, 0);
   });
 });
