@@ -149,25 +149,27 @@ function objectSemantics(server: S3rverInstance, conditionalWrites: boolean): Ko
       if (tails.get(id) === mine) tails.delete(id);
     });
     await before;
-    if (conditionalWrites && writes) {
-      const ifNoneMatch = ctx.get('if-none-match');
-      const ifMatch = ctx.get('if-match');
-      if (ifNoneMatch || ifMatch) {
-        const current = await server.store.getMetadata(bucket, key).then(
-          (m) => m.etag,
-          () => null,
-        );
-        const bare = (etag: string) => etag.replace(/^W\//, '').replace(/"/g, '');
-        const refuse = (status: number, code: string, message: string) => {
-          ctx.status = status;
-          ctx.body = { Error: { Code: code, Message: message, Key: key } };
-        };
-        if (ifMatch && current === null) return refuse(404, 'NoSuchKey', 'The specified key does not exist.');
-        if ((ifNoneMatch === '*' && current !== null) || (ifMatch && ifMatch !== '*' && bare(ifMatch) !== bare(current ?? ''))) {
-          return refuse(412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold');
-        }
-      }
+    const refusal = conditionalWrites && writes ? await preconditionFailure(server, bucket, key, ctx.get('if-match'), ctx.get('if-none-match')) : null;
+    if (refusal) {
+      ctx.status = refusal.status;
+      ctx.body = { Error: { Code: refusal.code, Message: refusal.message, Key: key } };
+      return;
     }
     await next();
   };
+}
+
+/** How S3 refuses a conditional write to `key` given its current etag, or null when it may go ahead. */
+async function preconditionFailure(server: S3rverInstance, bucket: string, key: string, ifMatch: string, ifNoneMatch: string) {
+  if (!ifMatch && !ifNoneMatch) return null;
+  const current = await server.store.getMetadata(bucket, key).then(
+    (m) => m.etag,
+    () => null,
+  );
+  const bare = (etag: string) => etag.replace(/^W\//, '').replace(/"/g, '');
+  if (ifMatch && current === null) return { status: 404, code: 'NoSuchKey', message: 'The specified key does not exist.' };
+  if ((ifNoneMatch === '*' && current !== null) || (ifMatch && ifMatch !== '*' && bare(ifMatch) !== bare(current ?? ''))) {
+    return { status: 412, code: 'PreconditionFailed', message: 'At least one of the pre-conditions you specified did not hold' };
+  }
+  return null;
 }
