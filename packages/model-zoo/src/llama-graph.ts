@@ -10,10 +10,21 @@
  *            present.{i}.key              float [batch, kvHeads, past + seq, headDim]
  *            present.{i}.value            float [batch, kvHeads, past + seq, headDim]
  *
- * Attention is causal over cache indices (query i sees cache rows 0..past+i) and masked by
- * attention_mask; RoPE angles come from position_ids, or, in an export without them, from the
- * cache index (past + i). Grouped-query attention never copies K/V: queries are regrouped as
- * [batch, kvHeads, groups, seq, headDim] and broadcast against [batch, kvHeads, 1, T, headDim].
+ * Lengths come from attention_mask (its length is past + seq), never from the past tensors, so a
+ * runtime may pass a past buffer with spare rows beyond the valid ones (see `attention`). RoPE
+ * angles come from position_ids, or, in an export without them, from the cache index (past + i).
+ * Outputs are written by the nodes that compute them: no Identity copies.
+ *
+ * Two ways to compute attention, both exact:
+ *
+ *   gqa     onnxruntime's GroupQueryAttention (com.microsoft), as the onnxruntime-genai model
+ *           builder writes it: one fused op per layer that appends the chunk's keys and values to the
+ *           cache and attends causally, with the scores never leaving the kernel. Its past may be a
+ *           buffer longer than the valid rows (seqlens from attention_mask). The kernel
+ *           parallelises over heads.
+ *   matmul  the plain optimum form: present = Concat(past, new), MatMul/Softmax attention with an
+ *           additive mask built once per step and shared by every layer. Its MatMuls parallelise
+ *           within a head, which is what a single-head model needs; it also serves float16 caches.
  */
 import { DataType, GraphBuilder, type SerializedModel, type SerializeOptions } from './onnx-graph.ts';
 import type { LlamaConfig, LlamaWeights, WeightTensor } from './llama-spec.ts';
@@ -24,15 +35,28 @@ export const OPSET = 17;
 /** Score for masked positions: float32's lowest finite value, as transformers uses. */
 const MASKED_SCORE = -3.4028234663852886e38;
 
+export type AttentionKind = 'gqa' | 'matmul';
+
 export interface LlamaGraphOptions {
   /** Whether the graph takes `position_ids` (most exports) or derives positions from the cache length. */
   readonly positionIds: boolean;
   /**
    * dtype of past_key_values / present (default float32). With float16 the cache is stored in half
    * precision, as fp16 exports do; attention still computes in float32 on the rounded keys/values,
-   * in the single pass and the fold alike.
+   * in the single pass and the fold alike (matmul attention only).
    */
   readonly kvDtype?: 'float32' | 'float16';
+  /** How attention is computed (default: `defaultAttention`). */
+  readonly attention?: AttentionKind;
+}
+
+/**
+ * gqa for models with several query heads; matmul for a single query head, where the fused
+ * kernel would run on one core (it parallelises over heads) and for float16 caches (the fused op
+ * takes query, keys and cache in one dtype).
+ */
+export function defaultAttention(config: LlamaConfig, kvDtype: 'float32' | 'float16' = 'float32'): AttentionKind {
+  return config.num_attention_heads > 1 && kvDtype === 'float32' ? 'gqa' : 'matmul';
 }
 
 /** Builds the decoder graph for a config and its weights. */
@@ -44,9 +68,15 @@ export function buildLlamaGraph(
 ): SerializedModel {
   const c = config;
   const D = c.head_dim;
-  const groups = c.num_attention_heads / c.num_key_value_heads;
+  const H = c.num_attention_heads;
+  const KV = c.num_key_value_heads;
+  const groups = H / KV;
   if (!Number.isInteger(groups)) {
-    throw new RangeError(`num_attention_heads ${c.num_attention_heads} is not a multiple of num_key_value_heads ${c.num_key_value_heads}`);
+    throw new RangeError(`num_attention_heads ${H} is not a multiple of num_key_value_heads ${KV}`);
+  }
+  const attention = options.attention ?? defaultAttention(c, options.kvDtype);
+  if (attention === 'gqa' && options.kvDtype === 'float16') {
+    throw new RangeError('GroupQueryAttention takes query, keys and cache in one dtype: build float16 caches with matmul attention');
   }
   const g = new GraphBuilder('llama_decoder');
   const w = (name: string): WeightTensor => {
@@ -54,10 +84,12 @@ export function buildLlamaGraph(
     if (!t) throw new Error(`weights lack ${name}`);
     return t;
   };
-  /** A Linear weight [out, in] stored transposed as a MatMul initializer [in, out]. */
-  const linear = (name: string): string => {
-    const t = w(name);
-    return g.float(name, [t.shape[1] as number, t.shape[0] as number], transpose(t));
+  /** x · Wᵀ (+ b when the checkpoint has a bias): a Linear weight [out, in] stored as a MatMul initializer [in, out]. */
+  const linear = (x: string, name: string): string => {
+    const t = w(`${name}.weight`);
+    const y = g.node('MatMul', [x, g.float(`${name}.weight`, [t.shape[1] as number, t.shape[0] as number], transpose(t))]);
+    const bias = weights.get(`${name}.bias`);
+    return bias ? g.node('Add', [y, g.float(`${name}.bias`, bias.shape, bias.data)]) : y;
   };
   const plain = (name: string): string => {
     const t = w(name);
@@ -72,98 +104,130 @@ export function buildLlamaGraph(
     : null;
   const kvType = options.kvDtype === 'float16' ? DataType.FLOAT16 : DataType.FLOAT;
   const past = Array.from({ length: c.num_hidden_layers }, (_, i) => ({
-    key: g.input({ name: `past_key_values.${i}.key`, elemType: kvType, shape: [B, c.num_key_value_heads, 'past_sequence_length', D] }),
-    value: g.input({ name: `past_key_values.${i}.value`, elemType: kvType, shape: [B, c.num_key_value_heads, 'past_sequence_length', D] }),
+    key: g.input({ name: `past_key_values.${i}.key`, elemType: kvType, shape: [B, KV, 'past_sequence_length', D] }),
+    value: g.input({ name: `past_key_values.${i}.value`, elemType: kvType, shape: [B, KV, 'past_sequence_length', D] }),
   }));
+  const presentShape = [B, KV, 'total_sequence_length', D];
+  for (let i = 0; i < c.num_hidden_layers; i++) {
+    g.output({ name: `present.${i}.key`, elemType: kvType, shape: presentShape });
+    g.output({ name: `present.${i}.value`, elemType: kvType, shape: presentShape });
+  }
   /** To the cache's dtype and back (identity for float32). */
   const toKv = (x: string) => (kvType === DataType.FLOAT ? x : g.node('Cast', [x], { to: kvType }));
   const fromKv = (x: string) => (kvType === DataType.FLOAT ? x : g.node('Cast', [x], { to: DataType.FLOAT }));
 
-  // --- lengths and masks -------------------------------------------------------------------
-  const zero = g.ints([0], true);
+  // --- lengths, from attention_mask [B, past + seq] ----------------------------------------------
   const one = g.ints([1], true);
-  const pastLen = g.node('Gather', [g.node('Shape', [past[0]?.key ?? '']), g.ints([2], true)], { axis: 0 }); // scalar
   const seqLen = g.node('Gather', [g.node('Shape', [inputIds]), one], { axis: 0 }); // scalar
-  const totalLen = g.node('Add', [pastLen, seqLen]);
+  const totalLen = g.node('Gather', [g.node('Shape', [attentionMask]), one], { axis: 0 }); // scalar
+  const pastLen = g.node('Sub', [totalLen, seqLen]); // scalar
   const queryIndex = g.node('Range', [pastLen, totalLen, one]); // [S] cache index of each query
-  const keyIndex = g.node('Range', [zero, totalLen, one]); // [T]
-  const causal = g.node('LessOrEqual', [
-    g.node('Unsqueeze', [keyIndex, g.ints([0])]), // [1, T]
-    g.node('Unsqueeze', [queryIndex, g.ints([1])]), // [S, 1]
-  ]); // [S, T]
-  const padding = g.node('Unsqueeze', [g.node('Cast', [attentionMask], { to: DataType.BOOL }), g.ints([1, 2, 3])]); // [B,1,1,1,T]
-  const allowed = g.node('And', [causal, padding]); // [B, 1, 1, S, T]
-  const maskedScore = g.scalar(MASKED_SCORE);
 
-  // --- rotary embedding: cos/sin [B, 1, S, D] ----------------------------------------------
+  // --- rotary embedding: cos/sin [B, S, 1, D], applied in [B, S, heads, D] ---------------------------
   const positions = positionInput ?? g.node('Unsqueeze', [queryIndex, g.ints([0])]); // [B|1, S]
   const invFreq = g.float('rope.inv_freq', [1, 1, D / 2], ropeInverseFrequencies(c.rope_theta, D));
   const freqs = g.node('Mul', [g.node('Unsqueeze', [g.node('Cast', [positions], { to: DataType.FLOAT }), g.ints([2])]), invFreq]); // [B, S, D/2]
-  const angles = g.node('Unsqueeze', [g.node('Concat', [freqs, freqs], { axis: -1 }), g.ints([1])]); // [B, 1, S, D]
+  const angles = g.node('Unsqueeze', [g.node('Concat', [freqs, freqs], { axis: -1 }), g.ints([2])]); // [B, S, 1, D]
   const cos = g.node('Cos', [angles]);
   const sin = g.node('Sin', [angles]);
   const half = g.ints([D / 2]);
-  const rope = (x: string): string => {
-    // x: [B, heads, S, D] -> x * cos + rotate_half(x) * sin
-    const x1 = g.node('Slice', [x, g.ints([0]), half, g.ints([-1])]);
-    const x2 = g.node('Slice', [x, half, g.ints([D]), g.ints([-1])]);
+  /** [B, S, heads * D] -> RoPE (HF rotate_half) -> [B, S, heads, D] */
+  const rope = (x: string, heads: number): string => {
+    const x4 = g.node('Reshape', [x, g.ints([0, 0, heads, D])]);
+    const x1 = g.node('Slice', [x4, g.ints([0]), half, g.ints([-1])]);
+    const x2 = g.node('Slice', [x4, half, g.ints([D]), g.ints([-1])]);
     const rotated = g.node('Concat', [g.node('Neg', [x2]), x1], { axis: -1 });
-    return g.node('Add', [g.node('Mul', [x, cos]), g.node('Mul', [rotated, sin])]);
+    return g.node('Add', [g.node('Mul', [x4, cos]), g.node('Mul', [rotated, sin])]);
   };
+  const flatHeads = (x: string, heads: number) => g.node('Reshape', [x, g.ints([0, 0, heads * D])]); // [B, S, heads, D] -> [B, S, heads*D]
+  const headsFirst = (x: string) => g.node('Transpose', [x], { perm: [0, 2, 1, 3] }); // [B, S, h, D] -> [B, h, S, D]
 
   const eps = g.scalar(c.rms_norm_eps);
   const rmsNorm = (x: string, weight: string): string => {
     const meanSquare = g.node('ReduceMean', [g.node('Mul', [x, x])], { axes: [-1], keepdims: 1 });
     return g.node('Mul', [g.node('Div', [x, g.node('Sqrt', [g.node('Add', [meanSquare, eps])])]), weight]);
   };
-  const scale = g.scalar(1 / Math.sqrt(D));
-  const headsShape = (heads: number) => g.ints([0, 0, heads, D]); // [B, S, heads*D] -> [B, S, heads, D]
+  const scale = 1 / Math.sqrt(D);
 
-  // --- decoder layers -------------------------------------------------------------------------
+  // --- attention, per kind ---------------------------------------------------------------------
+  /** Returns [B, S, heads*D] for q [B, S, H*D] (not yet rotated), k [B, S, KV*D], v [B, S, KV*D]. */
+  let attend: (i: number, q: string, k: string, v: string) => string;
+  if (attention === 'gqa') {
+    // seqlens_k = valid keys per batch row minus one; total_sequence_length = past + seq. Both
+    // int32, from attention_mask, so past may have spare rows.
+    const seqlensK = g.node('Cast', [g.node('Sub', [g.node('ReduceSum', [attentionMask, g.ints([1])], { keepdims: 0 }), g.ints([1])])], { to: DataType.INT32 }); // [B]
+    const totalInt = g.node('Cast', [totalLen], { to: DataType.INT32 }); // scalar
+    attend = (i, q, k, v) => {
+      const layerPast = past[i] as { key: string; value: string };
+      const [out] = g.nodeOutputs(
+        'GroupQueryAttention',
+        [flatHeads(rope(q, H), H), flatHeads(rope(k, KV), KV), v, layerPast.key, layerPast.value, seqlensK, totalInt],
+        { num_heads: H, kv_num_heads: KV, scale: { float: scale } },
+        [`attn_${i}`, `present.${i}.key`, `present.${i}.value`],
+        'com.microsoft',
+      );
+      return out as string;
+    };
+  } else {
+    // Additive mask [B, 1, 1, S, T], built once per step: 0 where query s may see key t (t <= its
+    // cache index, and attention_mask set), the lowest float where not.
+    const keyIndex = g.node('Range', [g.ints([0], true), totalLen, one]); // [T]
+    const causal = g.node('LessOrEqual', [
+      g.node('Unsqueeze', [keyIndex, g.ints([0])]), // [1, T]
+      g.node('Unsqueeze', [queryIndex, g.ints([1])]), // [S, 1]
+    ]); // [S, T]
+    const padding = g.node('Unsqueeze', [g.node('Cast', [attentionMask], { to: DataType.BOOL }), g.ints([1, 2, 3])]); // [B,1,1,1,T]
+    const mask = g.node('Where', [g.node('And', [causal, padding]), g.scalar(0), g.scalar(MASKED_SCORE)]); // [B,1,1,S,T]
+    const qScale = g.scalar(scale);
+    attend = (i, q, k, v) => {
+      const layerPast = past[i] as { key: string; value: string };
+      // Queries regrouped [B, KV, G, S, D] broadcast against [B, KV, 1, T, D]: GQA without copying K/V.
+      const q5 = g.node('Reshape', [headsFirst(g.node('Mul', [rope(q, H), qScale])), g.ints([0, KV, groups, -1, D])]);
+      const presentK = g.node('Concat', [layerPast.key, toKv(headsFirst(rope(k, KV)))], { axis: 2 }, `present.${i}.key`); // [B, KV, T, D]
+      const vHeads = headsFirst(g.node('Reshape', [v, g.ints([0, 0, KV, D])]));
+      const presentV = g.node('Concat', [layerPast.value, toKv(vHeads)], { axis: 2 }, `present.${i}.value`);
+      const k5 = g.node('Unsqueeze', [fromKv(presentK), g.ints([2])]); // [B, KV, 1, T, D]
+      const v5 = g.node('Unsqueeze', [fromKv(presentV), g.ints([2])]); // [B, KV, 1, T, D]
+      const scores = g.node('MatMul', [q5, g.node('Transpose', [k5], { perm: [0, 1, 2, 4, 3] })]); // [B, KV, G, S, T]
+      const probs = g.node('Softmax', [g.node('Add', [scores, mask])], { axis: -1 });
+      const out = g.node('MatMul', [probs, v5]); // [B, KV, G, S, D]
+      return g.node('Reshape', [g.node('Transpose', [g.node('Reshape', [out, g.ints([0, H, -1, D])])], { perm: [0, 2, 1, 3] }), g.ints([0, 0, H * D])]);
+    };
+  }
+
+  // --- decoder layers ---------------------------------------------------------------------------
   let h = g.node('Gather', [plain('model.embed_tokens.weight'), inputIds], { axis: 0 }); // [B, S, hidden]
   for (let i = 0; i < c.num_hidden_layers; i++) {
     const p = `model.layers.${i}`;
-    const layerPast = past[i] as { key: string; value: string };
     const x = rmsNorm(h, plain(`${p}.input_layernorm.weight`));
-    const project = (name: string, heads: number) =>
-      g.node('Transpose', [g.node('Reshape', [g.node('MatMul', [x, linear(`${p}.self_attn.${name}.weight`)]), headsShape(heads)])], {
-        perm: [0, 2, 1, 3],
-      }); // [B, heads, S, D]
-    const q = rope(project('q_proj', c.num_attention_heads));
-    const k = rope(project('k_proj', c.num_key_value_heads));
-    const v = project('v_proj', c.num_key_value_heads);
-    const presentK = g.node('Concat', [layerPast.key, toKv(k)], { axis: 2 }, `present.${i}.key.out`); // [B, kvH, T, D]
-    const presentV = g.node('Concat', [layerPast.value, toKv(v)], { axis: 2 }, `present.${i}.value.out`);
-    g.output({ name: `present.${i}.key`, elemType: kvType, shape: [B, c.num_key_value_heads, 'total_sequence_length', D] }, presentK);
-    g.output({ name: `present.${i}.value`, elemType: kvType, shape: [B, c.num_key_value_heads, 'total_sequence_length', D] }, presentV);
-
-    const q5 = g.node('Reshape', [q, g.ints([0, c.num_key_value_heads, groups, -1, D])]); // [B, kvH, G, S, D]
-    const k5 = g.node('Unsqueeze', [fromKv(presentK), g.ints([2])]); // [B, kvH, 1, T, D]
-    const v5 = g.node('Unsqueeze', [fromKv(presentV), g.ints([2])]); // [B, kvH, 1, T, D]
-    const scores = g.node('Mul', [g.node('MatMul', [q5, g.node('Transpose', [k5], { perm: [0, 1, 2, 4, 3] })]), scale]); // [B, kvH, G, S, T]
-    const probs = g.node('Softmax', [g.node('Where', [allowed, scores, maskedScore])], { axis: -1 });
-    const attn = g.node('MatMul', [probs, v5]); // [B, kvH, G, S, D]
-    const merged = g.node('Reshape', [
-      g.node('Transpose', [g.node('Reshape', [attn, g.ints([0, c.num_attention_heads, -1, D])])], { perm: [0, 2, 1, 3] }),
-      g.ints([0, 0, c.num_attention_heads * D]),
-    ]); // [B, S, heads*D]
-    h = g.node('Add', [h, g.node('MatMul', [merged, linear(`${p}.self_attn.o_proj.weight`)])]);
+    const q = linear(x, `${p}.self_attn.q_proj`); // [B, S, H*D]
+    const k = linear(x, `${p}.self_attn.k_proj`); // [B, S, KV*D]
+    const v = linear(x, `${p}.self_attn.v_proj`); // [B, S, KV*D]
+    h = g.node('Add', [h, linear(attend(i, q, k, v), `${p}.self_attn.o_proj`)]);
 
     const y = rmsNorm(h, plain(`${p}.post_attention_layernorm.weight`));
-    const gate = g.node('MatMul', [y, linear(`${p}.mlp.gate_proj.weight`)]);
-    const up = g.node('MatMul', [y, linear(`${p}.mlp.up_proj.weight`)]);
+    const gate = linear(y, `${p}.mlp.gate_proj`);
+    const up = linear(y, `${p}.mlp.up_proj`);
     const act = g.node('Mul', [g.node('Mul', [gate, g.node('Sigmoid', [gate])]), up]);
-    h = g.node('Add', [h, g.node('MatMul', [act, linear(`${p}.mlp.down_proj.weight`)])]);
+    h = g.node('Add', [h, linear(act, `${p}.mlp.down_proj`)]);
   }
 
   const final = rmsNorm(h, plain('model.norm.weight'));
-  const logits = c.tie_word_embeddings
-    ? g.node('Reshape', [
+  if (c.tie_word_embeddings) {
+    g.node(
+      'Reshape',
+      [
         g.node('Gemm', [g.node('Reshape', [final, g.ints([-1, c.hidden_size])]), 'model.embed_tokens.weight'], { transB: 1 }),
         g.node('Concat', [g.node('Shape', [inputIds]), g.ints([c.vocab_size])], { axis: 0 }),
-      ])
-    : g.node('MatMul', [final, linear('lm_head.weight')]);
-  g.output({ name: 'logits', elemType: DataType.FLOAT, shape: [B, 'sequence_length', c.vocab_size] }, logits);
+      ],
+      {},
+      'logits',
+    );
+  } else {
+    const head = w('lm_head.weight');
+    g.node('MatMul', [final, g.float('lm_head.weight', [head.shape[1] as number, head.shape[0] as number], transpose(head))], {}, 'logits');
+  }
+  g.output({ name: 'logits', elemType: DataType.FLOAT, shape: [B, 'sequence_length', c.vocab_size] });
   return g.serialize(OPSET, serialize);
 }
 

@@ -9,7 +9,7 @@
  */
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { buildLlamaGraph } from './llama-graph.ts';
+import { type AttentionKind, buildLlamaGraph, defaultAttention } from './llama-graph.ts';
 import type { LlamaSpec } from './llama-spec.ts';
 
 export interface WriteModelOptions {
@@ -19,6 +19,8 @@ export interface WriteModelOptions {
   readonly kvDtype?: 'float32' | 'float16';
   /** Initializers of at least this many bytes go to `onnx/model.onnx_data` (default 1024, onnx's own default). */
   readonly externalThreshold?: number;
+  /** How the graph computes attention (default: GroupQueryAttention, or MatMul/Softmax for one query head; see llama-graph.ts). */
+  readonly attention?: AttentionKind;
 }
 
 export const DEFAULT_EXTERNAL_THRESHOLD = 1024;
@@ -30,10 +32,11 @@ export interface WrittenModel {
 
 export async function writeModelFolder(spec: LlamaSpec, outDir: string, options: WriteModelOptions = {}): Promise<WrittenModel> {
   const dir = resolve(outDir);
+  const attention = options.attention ?? defaultAttention(spec.config, options.kvDtype);
   const { model, externalData } = buildLlamaGraph(
     spec.config,
     spec.weights,
-    { positionIds: options.positionIds ?? true, ...(options.kvDtype ? { kvDtype: options.kvDtype } : {}) },
+    { positionIds: options.positionIds ?? true, attention, ...(options.kvDtype ? { kvDtype: options.kvDtype } : {}) },
     { externalThreshold: options.externalThreshold ?? DEFAULT_EXTERNAL_THRESHOLD, externalName: 'model.onnx_data' },
   );
   const config = {
@@ -51,7 +54,7 @@ export async function writeModelFolder(spec: LlamaSpec, outDir: string, options:
     ['generation_config.json', json(spec.generationConfig)],
     ['tokenizer.json', json(spec.tokenizer)],
     ['tokenizer_config.json', json(spec.tokenizerConfig)],
-    ['README.md', `# ${spec.name}\n\n${spec.description}\n\nBuilt by \`kvfold models build ${spec.name}\`.\n`],
+    ['README.md', `# ${spec.name}\n\n${spec.description}\n\nAttention: ${ATTENTION_NOTES[attention]}. Built by \`kvfold models build ${spec.name}\`.\n`],
     ['onnx/model.onnx', model],
   ];
   if (externalData) files.push(['onnx/model.onnx_data', externalData]);
@@ -68,6 +71,11 @@ export async function writeModelFolder(spec: LlamaSpec, outDir: string, options:
   await rename(staging, dir);
   return { dir, files: files.map(([n]) => n) };
 }
+
+const ATTENTION_NOTES: Record<AttentionKind, string> = {
+  gqa: "onnxruntime's GroupQueryAttention (com.microsoft)",
+  matmul: 'MatMul/Softmax with an additive mask (plain ONNX ops)',
+};
 
 function json(value: unknown): string {
   return `${JSON.stringify(value, null, 2)}\n`;

@@ -69,6 +69,8 @@ export class GraphBuilder {
   private readonly inputs: GraphIo[] = [];
   private readonly outputs: GraphIo[] = [];
   private counter = 0;
+  /** Operator domains used besides the ONNX one (each gets an opset import at version 1). */
+  private readonly domains = new Set<string>();
 
   constructor(private readonly name: string) {}
 
@@ -77,22 +79,35 @@ export class GraphBuilder {
     return io.name;
   }
 
-  output(io: GraphIo, from: string): void {
-    this.node('Identity', [from], {}, io.name);
+  /**
+   * Declares a graph output. The value is best produced by a node named after the output (`outName`
+   * of `node`), so the runtime writes it in place; a different `from` adds an Identity, which copies.
+   */
+  output(io: GraphIo, from: string = io.name): void {
+    if (from !== io.name) this.node('Identity', [from], {}, io.name);
     this.outputs.push(io);
   }
 
-  /** Adds a node and returns the name of its (first) output. */
+  /** Adds a node and returns the name of its first output. */
   node(op: string, inputs: readonly string[], attrs: Record<string, AttrValue> = {}, outName?: string): string {
-    const out = outName ?? `${op.toLowerCase()}_${this.counter++}`;
+    return this.nodeOutputs(op, inputs, attrs, [outName ?? `${op.toLowerCase()}_${this.counter++}`])[0] as string;
+  }
+
+  /**
+   * Adds a node with several outputs (`outNames`, '' for an omitted optional output) in `domain`
+   * (default: the ONNX domain; e.g. `com.microsoft` for onnxruntime's contrib ops).
+   */
+  nodeOutputs(op: string, inputs: readonly string[], attrs: Record<string, AttrValue>, outNames: readonly string[], domain = ''): string[] {
+    if (domain) this.domains.add(domain);
     this.nodes.push({
       opType: op,
+      ...(domain ? { domain } : {}),
       name: `${op}_${this.counter++}`,
       input: [...inputs],
-      output: [out],
+      output: [...outNames],
       attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
     });
-    return out;
+    return [...outNames];
   }
 
   /** Adds a float32 initializer. */
@@ -150,7 +165,7 @@ export class GraphBuilder {
     const model = onnx.ModelProto.create({
       irVersion: 8,
       producerName: 'kvfold-model-zoo',
-      opsetImport: [{ domain: '', version: opset }],
+      opsetImport: [{ domain: '', version: opset }, ...[...this.domains].sort().map((domain) => ({ domain, version: 1 }))],
       graph: {
         name: this.name,
         node: this.nodes,
