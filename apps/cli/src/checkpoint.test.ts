@@ -170,7 +170,11 @@ test('two writers racing on one document: the stale one fails cleanly and the ne
   const store = join(root, 'race-store');
   const a = startKvfold(foldArgs(store));
   await waitFor('writer A to commit', async () => fsManifestStep(store) >= 8);
+  // A stops (a long GC pause, a SIGSTOP) while B takes the document over and finishes it; A then
+  // wakes up with commits still to make, and its next one meets B's newer generation.
+  a.child.kill('SIGSTOP');
   const b = parse(await kvfold(foldArgs(store)));
+  a.child.kill('SIGCONT');
   const ra = await a.done;
   assert.equal(ra.code, 1, 'the stale writer must fail');
   assert.match(ra.stderr, /KVF_CKPT_FENCED/);

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
-import { appendRows, emptyKv, type KvLayout, type KvState, kvBytes, kvRowBytes } from '@kvfold/fold-core';
+import { HostKvCache, type KvLayout, kvRowBytes } from '@kvfold/fold-core';
 import { FsObjectStore, type ObjectStore } from '@kvfold/storage';
 import { startTestS3Server } from '@kvfold/storage/testing';
 import { decodeSegment, encodeSegment, loadCheckpoint, openCheckpoint } from '../src/index.ts';
@@ -28,15 +28,22 @@ const { values: args } = parseArgs({
 const mb = Number(args.mb);
 const s3mb = Number(args['s3-mb'] ?? Math.min(mb, 64));
 
-/** A state of about `mb` MiB with random bits (the f32 codec copies bits; values do not matter). */
-function bigState(sizeMb: number): KvState {
-  const rows = Math.max(1, Math.round((sizeMb * MiB) / kvRowBytes(LAYOUT)));
+/** Random rows for every layer (the f32 codec copies bits; values do not matter). */
+function randomRows(rows: number) {
   const n = LAYOUT.kvHeads * rows * LAYOUT.headDim;
   const layers = Array.from({ length: LAYOUT.layers }, () => ({
     key: randomFillSync(new Float32Array(n)), // [kvHeads, rows, headDim]
     value: randomFillSync(new Float32Array(n)), // [kvHeads, rows, headDim]
   }));
-  return { layout: LAYOUT, length: rows, nextPosition: rows, tokensSeen: rows, layers };
+  return { rows, layers };
+}
+
+/** A cache of about `mb` MiB of random bits. */
+function bigState(sizeMb: number): HostKvCache {
+  const rows = Math.max(1, Math.round((sizeMb * MiB) / kvRowBytes(LAYOUT)));
+  const cache = new HostKvCache(LAYOUT, rows);
+  cache.buffer.append(randomRows(rows));
+  return cache;
 }
 
 async function time<T>(fn: () => Promise<T>): Promise<[T, number]> {
@@ -56,9 +63,10 @@ const rows: Row[] = [];
 const record = (store: string, what: string, bytes: number, seconds: number) =>
   rows.push({ store, what, mb: bytes / MiB, seconds, mbPerS: bytes / MiB / seconds });
 
-async function segmentRoundTrip(name: string, store: ObjectStore, state: KvState): Promise<void> {
-  const bytes = kvBytes(state);
-  await time(() => store.put('bench/raw.kvf', Readable.from(encodeSegment(state, { codec: 'f32' })))).then(([, s]) =>
+async function segmentRoundTrip(name: string, store: ObjectStore, state: HostKvCache): Promise<void> {
+  const bytes = state.bytes;
+  const segment = { layout: LAYOUT, rowFrom: 0, rows: state.buffer.read(0, state.length), nextPosition: state.nextPosition, tokensSeen: state.tokensSeen };
+  await time(() => store.put('bench/raw.kvf', Readable.from(encodeSegment(segment, { codec: 'f32' })))).then(([, s]) =>
     record(name, 'encode+write segment', bytes, s),
   );
   await time(async () => decodeSegment(await store.get('bench/raw.kvf'), 'bench/raw.kvf')).then(([, s]) =>
@@ -66,12 +74,13 @@ async function segmentRoundTrip(name: string, store: ObjectStore, state: KvState
   );
   const loc = { prefix: 'bench', docKey: `doc-${name}` };
   const fingerprints = { model: 'bench', tokenizer: 'bench', chunkSize: 512, policy: 'full', codec: 'f32' as const };
-  const { writer } = await openCheckpoint(store, { ...loc, fingerprints, layout: LAYOUT, appendOnly: true, fresh: true });
+  const { writer } = await openCheckpoint(store, { ...loc, fingerprints, layout: LAYOUT, appendOnly: true, fresh: true, into: new HostKvCache(LAYOUT) });
   await time(async () => {
     await writer.commit(state, 1);
     await writer.flush();
   }).then(([, s]) => record(name, 'writer commit (encode + sha256 + write + manifest)', bytes, s));
-  await time(() => loadCheckpoint(store, loc)).then(([, s]) => record(name, 'loadCheckpoint (read + verify + assemble)', bytes, s));
+  const into = new HostKvCache(LAYOUT, state.length);
+  await time(() => loadCheckpoint(store, loc, into)).then(([, s]) => record(name, 'loadCheckpoint (read + verify + load into a cache)', bytes, s));
   await writer.finalize();
   await store.delete('bench/raw.kvf');
 }
@@ -80,27 +89,22 @@ async function uploadRatio(store: ObjectStore, finalMb: number): Promise<{ final
   const rowsPerStep = Math.max(1, Math.round((finalMb * MiB) / kvRowBytes(LAYOUT) / DOC_STEPS));
   const fingerprints = { model: 'bench', tokenizer: 'bench', chunkSize: rowsPerStep, policy: 'full', codec: 'f32' as const };
   const loc = { prefix: 'bench', docKey: 'ratio' };
-  const { writer } = await openCheckpoint(store, { ...loc, fingerprints, layout: LAYOUT, appendOnly: true, fresh: true, everySteps: EVERY });
-  let state = emptyKv(LAYOUT);
-  const n = LAYOUT.kvHeads * rowsPerStep * LAYOUT.headDim;
+  const { writer } = await openCheckpoint(store, { ...loc, fingerprints, layout: LAYOUT, appendOnly: true, fresh: true, everySteps: EVERY, into: new HostKvCache(LAYOUT) });
+  const state = new HostKvCache(LAYOUT, rowsPerStep * DOC_STEPS);
   for (let step = 1; step <= DOC_STEPS; step++) {
-    const layers = Array.from({ length: LAYOUT.layers }, () => ({
-      key: randomFillSync(new Float32Array(n)),
-      value: randomFillSync(new Float32Array(n)),
-    }));
-    state = appendRows(state, { rows: rowsPerStep, layers });
+    state.buffer.append(randomRows(rowsPerStep));
     if (writer.due(step)) await writer.commit(state, step);
   }
   await writer.flush();
   const uploaded = writer.stats.segmentBytes + writer.stats.manifestBytes;
   await writer.finalize();
-  return { finalBytes: kvBytes(state), uploaded, ratio: uploaded / kvBytes(state) };
+  return { finalBytes: state.bytes, uploaded, ratio: uploaded / state.bytes };
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'kvfold-bench-'));
 try {
   const state = bigState(mb);
-  const bytes = kvBytes(state);
+  const bytes = state.bytes;
   const fs = new FsObjectStore(join(dir, 'store'));
   // Baseline: the same number of bytes copied by the kernel, in the same run and directory.
   const src = join(dir, 'plain.bin');

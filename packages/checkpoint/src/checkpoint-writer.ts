@@ -15,18 +15,28 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { KvLayout, KvState } from '@kvfold/fold-core';
+import type { KvCache, KvLayout, KvPositions, KvRows } from '@kvfold/fold-core';
+import { sameGeometry } from '@kvfold/fold-core';
 import { PreconditionFailedError, type ObjectStore } from '@kvfold/storage';
 import { CheckpointFencedError, checkpointErrors } from './errors.ts';
 import { type DocLocation, docFolder, extraKey, manifestKey, segmentKey, objectUri } from './keys.ts';
-import { encodeSegment } from './kvf-encode.ts';
+import { encodeSegment, type KvSegment } from './kvf-encode.ts';
 import type { KvCodec } from './kvf-format.ts';
 import { type Expected, type LoadedCheckpoint, loadSegments, readManifest, assertSameSettings } from './load-checkpoint.ts';
 import { type Fingerprints, type Manifest, MANIFEST_FORMAT_VERSION, type SegmentEntry, serializeManifest } from './manifest.ts';
 
+/** What a commit reads its rows from: a fold's cache. */
+export interface KvSource extends KvPositions {
+  readonly layout: KvLayout;
+  readonly length: number;
+  read(from: number, to: number): Promise<KvRows>;
+}
+
 export interface OpenCheckpointOptions extends DocLocation {
   readonly fingerprints: Fingerprints;
   readonly layout: KvLayout;
+  /** The (empty) cache a stored checkpoint is loaded into, to resume from; left empty when there is none. */
+  readonly into: KvCache;
   /** true: each commit stores the rows added since the last one; false: a full snapshot. */
   readonly appendOnly: boolean;
   /** Ignore any stored checkpoint (other settings, damaged, newer format) and start over. */
@@ -39,7 +49,7 @@ export interface OpenCheckpointOptions extends DocLocation {
 
 export interface OpenedCheckpoint {
   readonly writer: CheckpointWriter;
-  /** What to continue from; null to start from the beginning. */
+  /** What was loaded into the cache to continue from; null to start from the beginning. */
   readonly resume: LoadedCheckpoint | null;
   readonly warnings: readonly string[];
 }
@@ -72,7 +82,9 @@ const DEFAULT_EVERY_STEPS = 8;
 export async function openCheckpoint(store: ObjectStore, options: OpenCheckpointOptions): Promise<OpenedCheckpoint> {
   const writerId = options.writerId ?? randomUUID();
   const expected: Expected = { fingerprints: options.fingerprints, layout: options.layout };
+  const start = options.into.mark();
   for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
+    await options.into.rewind(start); // a retry reloads what is stored now
     let stored: Awaited<ReturnType<typeof readManifest>> = null;
     let storedEtag: string | null = null;
     let oldGeneration = 0;
@@ -88,7 +100,7 @@ export async function openCheckpoint(store: ObjectStore, options: OpenCheckpoint
       oldGeneration = stored.manifest.generation;
       if (!options.fresh) {
         assertSameSettings(objectUri(store, manifestKey(options)), stored.manifest, expected);
-        resume = await loadSegments(store, options, stored);
+        resume = await loadSegments(store, options, stored, options.into);
       }
     }
     const claim: Manifest = {
@@ -113,7 +125,7 @@ export async function openCheckpoint(store: ObjectStore, options: OpenCheckpoint
         bytes,
         storedEtag === null ? { ifNoneMatch: '*', contentType: 'application/json' } : { ifMatch: storedEtag, contentType: 'application/json' },
       );
-      const writer = new CheckpointWriter(store, options, claim, etag, resume?.state.length ?? 0, options.everySteps ?? DEFAULT_EVERY_STEPS);
+      const writer = new CheckpointWriter(store, options, claim, etag, resume?.rows ?? 0, options.everySteps ?? DEFAULT_EVERY_STEPS);
       writer.stats.manifestBytes += bytes.length;
       return { writer, resume, warnings: resume?.warnings ?? [] };
     } catch (err) {
@@ -174,15 +186,23 @@ export class CheckpointWriter {
   }
 
   /**
-   * Starts committing `state` as of fold step `step` and returns once the previous commit has
-   * finished (at most one is in flight). `extra` is an opaque blob stored beside it (e.g. the last
-   * logits). Throws the previous commit's error, if it failed.
+   * Starts committing the cache as of fold step `step` and returns once the previous commit has
+   * finished (at most one is in flight). The rows the segment needs — those added since the last
+   * commit, or all of them for a snapshot — are read before it returns, so the fold may go on
+   * changing the cache. `extra` is an opaque blob stored beside it (e.g. the last logits). Throws
+   * the previous commit's error, if it failed.
    */
-  async commit(state: KvState, step: number, options: { extra?: Uint8Array } = {}): Promise<void> {
+  async commit(source: KvSource, step: number, options: { extra?: Uint8Array } = {}): Promise<void> {
     await this.#settle();
-    this.#checkState(state, step);
+    this.#checkSource(source, step);
     this.#startedStep = step;
-    const running = this.#write(state, step, options.extra);
+    const from = this.#appendOnly ? this.#rows : 0;
+    const to = source.length;
+    const segment: KvSegment | null =
+      !this.#appendOnly || to > from
+        ? { layout: source.layout, rowFrom: from, rows: await source.read(from, to), nextPosition: source.nextPosition, tokensSeen: source.tokensSeen }
+        : null;
+    const running = this.#write(segment, to, source.tokensSeen, step, options.extra);
     this.#inflight = running.then(
       () => {},
       (err: unknown) => {
@@ -226,29 +246,27 @@ export class CheckpointWriter {
     }
   }
 
-  #checkState(state: KvState, step: number): void {
-    const a = state.layout;
+  #checkSource(source: KvSource, step: number): void {
+    const a = source.layout;
     const b = this.#manifest.layout;
-    if (a.layers !== b.layers || a.kvHeads !== b.kvHeads || a.headDim !== b.headDim || a.dtype !== b.dtype) {
-      throw checkpointErrors.badState(`state layout ${a.layers}x${a.kvHeads}x${a.headDim} ${a.dtype} is not the checkpoint's`);
+    if (!sameGeometry(a, b)) {
+      throw checkpointErrors.badState(`cache layout ${a.layers}x${a.kvHeads}x${a.headDim} ${a.dtype} is not the checkpoint's`);
     }
     if (!Number.isInteger(step) || step <= this.#manifest.step) {
       throw checkpointErrors.badState(`step ${step} is not after the last committed step ${this.#manifest.step}`);
     }
-    if (this.#appendOnly && state.length < this.#rows) {
+    if (this.#appendOnly && source.length < this.#rows) {
       throw checkpointErrors.badState(
-        `state has ${state.length} rows, fewer than the ${this.#rows} already checkpointed; an append-only writer needs a growing cache (open with appendOnly false)`,
+        `the cache has ${source.length} rows, fewer than the ${this.#rows} already checkpointed; an append-only writer needs a growing cache (open with appendOnly false)`,
       );
     }
   }
 
-  async #write(state: KvState, step: number, extra: Uint8Array | undefined): Promise<void> {
+  async #write(segment: KvSegment | null, rows: number, tokens: number, step: number, extra: Uint8Array | undefined): Promise<void> {
     const m = this.#manifest;
-    const from = this.#appendOnly ? this.#rows : 0;
-    const to = state.length;
     let segments: SegmentEntry[] = [...m.segments];
-    if (!this.#appendOnly || to > from) {
-      const entry = await this.#putSegment(state, from, to, this.#appendOnly ? m.step : 0, step, this.#appendOnly ? m.tokens : 0);
+    if (segment) {
+      const entry = await this.#putSegment(segment, this.#appendOnly ? m.step : 0, step, this.#appendOnly ? m.tokens : 0);
       segments = this.#appendOnly ? [...segments, entry] : [entry];
     }
     let extraEntry: Manifest['extra'] = null;
@@ -262,14 +280,14 @@ export class CheckpointWriter {
     const next: Manifest = {
       ...m,
       step,
-      tokens: state.tokensSeen,
+      tokens,
       segments,
       extra: extraEntry,
       final: false,
       updatedAt: new Date().toISOString(),
     };
     await this.#commitManifest(next);
-    this.#rows = to;
+    this.#rows = rows;
     this.stats.commits++;
     // Objects only the replaced manifest referenced (an old snapshot, an old extra blob).
     const keep = new Set([...next.segments.map((s) => s.key), ...(next.extra ? [next.extra.key] : [])]);
@@ -277,12 +295,14 @@ export class CheckpointWriter {
     await Promise.all(dropped.map((k) => this.#store.delete(k).catch(() => {})));
   }
 
-  async #putSegment(state: KvState, from: number, to: number, stepFrom: number, stepTo: number, tokensFrom: number): Promise<SegmentEntry> {
+  async #putSegment(segment: KvSegment, stepFrom: number, stepTo: number, tokensFrom: number): Promise<SegmentEntry> {
     // One encoding pass: the segment (the rows since the last checkpoint, not the whole cache) is
     // held while its trailer — the sha256 that names it — is learned, then uploaded from memory.
     const chunks: Uint8Array[] = [];
     let bytes = 0;
-    for await (const chunk of encodeSegment(state, { codec: this.#codec, from, to })) {
+    const from = segment.rowFrom;
+    const to = from + segment.rows.rows;
+    for await (const chunk of encodeSegment(segment, { codec: this.#codec })) {
       chunks.push(chunk);
       bytes += chunk.length;
     }
@@ -290,7 +310,7 @@ export class CheckpointWriter {
     const key = segmentKey(this.#loc, stepFrom, stepTo, sha);
     await this.#store.put(key, Readable.from(chunks, { objectMode: false }));
     this.stats.segmentBytes += bytes;
-    return { key, sha256: sha, bytes, rows: [from, to], steps: [stepFrom, stepTo], tokens: [tokensFrom, state.tokensSeen] };
+    return { key, sha256: sha, bytes, rows: [from, to], steps: [stepFrom, stepTo], tokens: [tokensFrom, segment.tokensSeen] };
   }
 
   /** Fails with CheckpointFencedError unless the stored manifest is still this writer's. */

@@ -7,14 +7,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { kvBytes, type KvState } from '@kvfold/fold-core';
+import { HostKvCache } from '@kvfold/fold-core';
 import { type Body, FsObjectStore, type ObjectStore, type PutOptions } from '@kvfold/storage';
 import { startTestS3Server, type TestS3Server } from '@kvfold/storage/testing';
 import { deleteCheckpoint, openCheckpoint, type OpenCheckpointOptions } from './checkpoint-writer.ts';
+import type { DocLocation } from './keys.ts';
 import { CheckpointError, CheckpointFencedError, FingerprintMismatchError } from './errors.ts';
 import { loadFinalState } from './final-state.ts';
 import { manifestKey } from './keys.ts';
-import { loadCheckpoint } from './load-checkpoint.ts';
+import { type Expected, loadCheckpoint } from './load-checkpoint.ts';
 import type { Fingerprints } from './manifest.ts';
 import { assertSameState, foldStates, LAYOUT32 } from './test-kv.ts';
 
@@ -57,11 +58,33 @@ async function keysUnder(store: ObjectStore, prefix: string): Promise<string[]> 
   return out;
 }
 
+type DocOptions = Omit<OpenCheckpointOptions, 'into'>;
+
+/** Opens a checkpoint with a fresh cache to resume into; returns the cache too. */
+async function open(store: ObjectStore, opts: DocOptions) {
+  const cache = new HostKvCache(opts.layout);
+  return { ...(await openCheckpoint(store, { ...opts, into: cache })), cache };
+}
+
+/** Loads a checkpoint into a fresh cache; null when there is none. */
+async function load(store: ObjectStore, opts: DocLocation & { layout?: DocOptions['layout'] }, expect?: Expected) {
+  const cache = new HostKvCache(opts.layout ?? LAYOUT32);
+  const loaded = await loadCheckpoint(store, opts, cache, expect);
+  return loaded && { ...loaded, cache };
+}
+
+/** Loads a kept final state into a fresh cache; null when there is none. */
+async function loadFinal(store: ObjectStore, loc: DocLocation, settings: Parameters<typeof loadFinalState>[2]) {
+  const cache = new HostKvCache(LAYOUT32);
+  const loaded = await loadFinalState(store, loc, settings, cache);
+  return loaded && { ...loaded, cache };
+}
+
 /** Folds `states` from step 1, committing every EVERY steps; returns the writer. */
-async function foldWith(store: ObjectStore, opts: OpenCheckpointOptions, states: KvState[], fromStep = 0) {
-  const { writer } = await openCheckpoint(store, opts);
+async function foldWith(store: ObjectStore, opts: DocOptions, states: HostKvCache[], fromStep = 0) {
+  const { writer } = await open(store, opts);
   for (let step = fromStep + 1; step <= states.length; step++) {
-    if (writer.due(step) || step === states.length) await writer.commit(states[step - 1] as KvState, step);
+    if (writer.due(step) || step === states.length) await writer.commit(states[step - 1]!, step);
   }
   await writer.flush();
   return writer;
@@ -95,42 +118,42 @@ for (const backend of ['fs', 's3', 's3-unconditional'] as const) {
       const states = foldStates(LAYOUT32, 37, 16, 11);
       const opts = doc();
       const writer = await foldWith(store, opts, states);
-      const final = states.at(-1) as KvState;
-      const loaded = await loadCheckpoint(store, opts, { fingerprints: FP, layout: LAYOUT32 });
+      const final = states.at(-1)!;
+      const loaded = await load(store, opts, { fingerprints: FP, layout: LAYOUT32 });
       assert.ok(loaded);
-      assertSameState(loaded.state, final);
+      await assertSameState(loaded.cache, final);
       assert.deepEqual([loaded.step, loaded.tokens, loaded.warnings, loaded.fellBackFrom], [37, final.tokensSeen, [], null]);
       assert.equal(loaded.manifest.segments.length, 5); // steps 8, 16, 24, 32, 37
       assert.deepEqual(loaded.manifest.segments.map((s) => s.steps), [[0, 8], [8, 16], [16, 24], [24, 32], [32, 37]]);
-      const ratio = writer.stats.segmentBytes / kvBytes(final);
+      const ratio = writer.stats.segmentBytes / final.bytes;
       assert.ok(ratio >= 1 && ratio < 1.01, `segment bytes / cache bytes = ${ratio}`);
     });
 
     test('a resumed fold continues from the checkpoint and ends bit-identical to an uninterrupted one', async () => {
       const states = foldStates(LAYOUT32, 20, 8, 5);
       const opts = doc();
-      const first = await openCheckpoint(store, opts);
-      for (let step = 1; step <= 13; step++) if (first.writer.due(step)) await first.writer.commit(states[step - 1] as KvState, step);
+      const first = await open(store, opts);
+      for (let step = 1; step <= 13; step++) if (first.writer.due(step)) await first.writer.commit(states[step - 1]!, step);
       await first.writer.flush(); // "crash" after step 13: last checkpoint is step 8
-      const second = await openCheckpoint(store, opts);
+      const second = await open(store, opts);
       assert.equal(second.resume?.step, 8);
-      assertSameState(second.resume?.state as KvState, states[7] as KvState);
+      await assertSameState(second.cache, states[7]!);
       assert.ok(second.writer.generation > first.writer.generation);
       for (let step = 9; step <= 20; step++) {
-        if (second.writer.due(step) || step === 20) await second.writer.commit(states[step - 1] as KvState, step);
+        if (second.writer.due(step) || step === 20) await second.writer.commit(states[step - 1]!, step);
       }
       await second.writer.flush();
-      assertSameState((await loadCheckpoint(store, opts))?.state as KvState, states[19] as KvState);
+      await assertSameState((await load(store, opts))?.cache, states[19]!);
     });
 
     test('a non-append-only writer stores one full snapshot per commit and drops the previous', async () => {
       const states = foldStates(LAYOUT32, 24, 4, 6);
       const opts = { ...doc(), appendOnly: false, fingerprints: { ...FP, policy: 'window-64' } };
       const writer = await foldWith(store, opts, states);
-      const loaded = await loadCheckpoint(store, opts);
+      const loaded = await load(store, opts);
       assert.equal(loaded?.manifest.segments.length, 1);
       assert.deepEqual(loaded?.manifest.segments[0]?.rows, [0, 96]);
-      assertSameState(loaded?.state as KvState, states[23] as KvState);
+      await assertSameState(loaded?.cache, states[23]!);
       const segs = await keysUnder(store, `ckpt/${opts.docKey}/segments/`);
       assert.deepEqual(segs, [loaded?.manifest.segments[0]?.key]);
       assert.equal(writer.stats.commits, 3);
@@ -140,16 +163,16 @@ for (const backend of ['fs', 's3', 's3-unconditional'] as const) {
       const states = foldStates(LAYOUT32, 32, 4, 8);
       const opts = doc();
       await foldWith(store, opts, states);
-      const before = await loadCheckpoint(store, opts);
+      const before = await load(store, opts);
       const victim = before?.manifest.segments[2];
       assert.ok(victim);
       const bytes = Uint8Array.from(await store.getBytes(victim.key));
       bytes[bytes.length - 100] = (bytes[bytes.length - 100] as number) ^ 0xff;
       await store.put(victim.key, bytes);
-      const loaded = await loadCheckpoint(store, opts);
+      const loaded = await load(store, opts);
       assert.ok(loaded);
       assert.equal(loaded.step, 16);
-      assertSameState(loaded.state, states[15] as KvState);
+      await assertSameState(loaded.cache, states[15]!);
       assert.deepEqual(loaded.fellBackFrom && [loaded.fellBackFrom.fromStep, loaded.fellBackFrom.toStep, loaded.fellBackFrom.segment], [32, 16, victim.key]);
       assert.match(loaded.warnings[0] ?? '', /sha256 mismatch.*resuming from step 16/);
     });
@@ -158,18 +181,18 @@ for (const backend of ['fs', 's3', 's3-unconditional'] as const) {
       const states = foldStates(LAYOUT32, 24, 4, 9);
       const opts = doc();
       await foldWith(store, opts, states);
-      const victim = (await loadCheckpoint(store, opts))?.manifest.segments[1];
+      const victim = (await load(store, opts))?.manifest.segments[1];
       assert.ok(victim);
       await store.delete(victim.key);
-      const loaded = await loadCheckpoint(store, opts);
+      const loaded = await load(store, opts);
       assert.equal(loaded?.step, 8);
       assert.match(loaded?.warnings[0] ?? '', /no object/);
-      const { writer, resume, warnings } = await openCheckpoint(store, opts);
+      const { writer, resume, warnings } = await open(store, opts);
       assert.equal(resume?.step, 8);
       assert.equal(warnings.length, 1);
-      for (const step of [16, 24]) await writer.commit(states[step - 1] as KvState, step);
+      for (const step of [16, 24]) await writer.commit(states[step - 1]!, step);
       await writer.flush();
-      assertSameState((await loadCheckpoint(store, opts))?.state as KvState, states[23] as KvState);
+      await assertSameState((await load(store, opts))?.cache, states[23]!);
     });
 
     test('a manifest with a newer formatVersion is refused with a message; fresh starts over', async () => {
@@ -179,11 +202,11 @@ for (const backend of ['fs', 's3', 's3-unconditional'] as const) {
       const m = JSON.parse(new TextDecoder().decode(await store.getBytes(key)));
       await store.put(key, new TextEncoder().encode(JSON.stringify({ ...m, formatVersion: 2, newField: 1 })));
       const isVersion = (e: unknown) => e instanceof CheckpointError && e.code === 'KVF_CKPT_VERSION' && /format version 2/.test(e.message) && e.message.includes(key);
-      await assert.rejects(loadCheckpoint(store, opts), isVersion);
-      await assert.rejects(openCheckpoint(store, opts), isVersion);
-      const { resume } = await openCheckpoint(store, { ...opts, fresh: true });
+      await assert.rejects(load(store, opts), isVersion);
+      await assert.rejects(open(store, opts), isVersion);
+      const { resume } = await open(store, { ...opts, fresh: true });
       assert.equal(resume, null);
-      assert.equal((await loadCheckpoint(store, opts))?.manifest.formatVersion, 1);
+      assert.equal((await load(store, opts))?.manifest.formatVersion, 1);
     });
 
     test('other settings are refused naming the field; fresh ignores the old checkpoint', async () => {
@@ -197,7 +220,7 @@ for (const backend of ['fs', 's3', 's3-unconditional'] as const) {
         ['codec', 'f16'],
       ];
       for (const [field, value] of changes) {
-        await assert.rejects(openCheckpoint(store, { ...opts, fingerprints: { ...FP, [field]: value } }), (e: unknown) => {
+        await assert.rejects(open(store, { ...opts, fingerprints: { ...FP, [field]: value } }), (e: unknown) => {
           assert.ok(e instanceof FingerprintMismatchError, String(e));
           assert.equal(e.field, field);
           assert.equal(e.code, 'KVF_CKPT_FINGERPRINT');
@@ -205,39 +228,39 @@ for (const backend of ['fs', 's3', 's3-unconditional'] as const) {
           return true;
         });
       }
-      await assert.rejects(openCheckpoint(store, { ...opts, layout: { ...LAYOUT32, kvHeads: 4 } }), (e: unknown) => e instanceof FingerprintMismatchError && e.field === 'layout');
-      const fresh = await openCheckpoint(store, { ...opts, fingerprints: { ...FP, model: 'sha256:model-b' }, fresh: true });
+      await assert.rejects(open(store, { ...opts, layout: { ...LAYOUT32, kvHeads: 4 } }), (e: unknown) => e instanceof FingerprintMismatchError && e.field === 'layout');
+      const fresh = await open(store, { ...opts, fingerprints: { ...FP, model: 'sha256:model-b' }, fresh: true });
       assert.equal(fresh.resume, null);
       const states = foldStates(LAYOUT32, 8, 3, 3);
-      await fresh.writer.commit(states[7] as KvState, 8);
+      await fresh.writer.commit(states[7]!, 8);
       await fresh.writer.flush();
-      const loaded = await loadCheckpoint(store, opts, { fingerprints: { ...FP, model: 'sha256:model-b' } });
-      assertSameState(loaded?.state as KvState, states[7] as KvState);
+      const loaded = await load(store, opts, { fingerprints: { ...FP, model: 'sha256:model-b' } });
+      await assertSameState(loaded?.cache, states[7]!);
     });
 
     test('a stale writer is fenced after a takeover; the stored manifest stays intact and loadable', async () => {
       const states = foldStates(LAYOUT32, 24, 4, 12);
       const opts = doc();
-      const a = await openCheckpoint(store, { ...opts, writerId: 'attempt-1' });
-      await a.writer.commit(states[7] as KvState, 8);
+      const a = await open(store, { ...opts, writerId: 'attempt-1' });
+      await a.writer.commit(states[7]!, 8);
       await a.writer.flush();
-      const b = await openCheckpoint(store, { ...opts, writerId: 'attempt-2' });
+      const b = await open(store, { ...opts, writerId: 'attempt-2' });
       assert.equal(b.resume?.step, 8);
-      await a.writer.commit(states[15] as KvState, 16); // starts; fails in the background
+      await a.writer.commit(states[15]!, 16); // starts; fails in the background
       await assert.rejects(a.writer.flush(), (e: unknown) => {
         assert.ok(e instanceof CheckpointFencedError, String(e));
         assert.equal(e.code, 'KVF_CKPT_FENCED');
         assert.deepEqual([e.ownGeneration, e.storedGeneration], [a.writer.generation, b.writer.generation]);
         return true;
       });
-      await assert.rejects(a.writer.commit(states[23] as KvState, 24), CheckpointFencedError, 'fencing is permanent');
-      const mid = await loadCheckpoint(store, opts);
+      await assert.rejects(a.writer.commit(states[23]!, 24), CheckpointFencedError, 'fencing is permanent');
+      const mid = await load(store, opts);
       assert.deepEqual([mid?.manifest.writerId, mid?.step, mid?.warnings.length], ['attempt-2', 8, 0]);
-      await b.writer.commit(states[23] as KvState, 24);
+      await b.writer.commit(states[23]!, 24);
       await b.writer.flush();
-      assertSameState((await loadCheckpoint(store, opts))?.state as KvState, states[23] as KvState);
+      await assertSameState((await load(store, opts))?.cache, states[23]!);
       await assert.rejects(a.writer.finalize(), CheckpointFencedError, 'a stale writer cannot delete either');
-      assert.ok(await loadCheckpoint(store, opts));
+      assert.ok(await load(store, opts));
     });
 
     test('a writer paused between its ownership check and its manifest write cannot overwrite a takeover', async () => {
@@ -258,39 +281,39 @@ for (const backend of ['fs', 's3', 's3-unconditional'] as const) {
           return store.put(key, body, o);
         }
       })(store);
-      const a = await openCheckpoint(pausing, { ...opts, writerId: 'attempt-1' });
-      await a.writer.commit(states[7] as KvState, 8);
+      const a = await open(pausing, { ...opts, writerId: 'attempt-1' });
+      await a.writer.commit(states[7]!, 8);
       await a.writer.flush();
       armed = true;
-      await a.writer.commit(states[15] as KvState, 16);
+      await a.writer.commit(states[15]!, 16);
       await atManifest;
-      const b = await openCheckpoint(store, { ...opts, writerId: 'attempt-2' });
+      const b = await open(store, { ...opts, writerId: 'attempt-2' });
       release();
       await assert.rejects(a.writer.flush(), CheckpointFencedError);
-      const stored = await loadCheckpoint(store, opts);
+      const stored = await load(store, opts);
       assert.deepEqual([stored?.manifest.writerId, stored?.manifest.generation, stored?.step], ['attempt-2', b.writer.generation, 8]);
-      await b.writer.commit(states[15] as KvState, 16);
+      await b.writer.commit(states[15]!, 16);
       await b.writer.flush();
-      assertSameState((await loadCheckpoint(store, opts))?.state as KvState, states[15] as KvState);
+      await assertSameState((await load(store, opts))?.cache, states[15]!);
     });
 
     test('failing segment writes never leave a manifest pointing at a missing segment', async () => {
       const states = foldStates(LAYOUT32, 24, 4, 13);
       const opts = doc();
       const faulty = new FailingPuts(store, /\/segments\//, 1); // the second segment write fails
-      const { writer } = await openCheckpoint(faulty, opts);
-      await writer.commit(states[7] as KvState, 8);
-      await writer.commit(states[15] as KvState, 16);
+      const { writer } = await open(faulty, opts);
+      await writer.commit(states[7]!, 8);
+      await writer.commit(states[15]!, 16);
       await assert.rejects(writer.flush(), /ENOSPC/);
-      const loaded = await loadCheckpoint(store, opts);
+      const loaded = await load(store, opts);
       assert.deepEqual([loaded?.step, loaded?.warnings], [8, []]);
-      assertSameState(loaded?.state as KvState, states[7] as KvState);
+      await assertSameState(loaded?.cache, states[7]!);
       // The error surfaced once; with space back, the writer carries on from its last commit.
       faulty.okPuts = 100;
-      await writer.commit(states[23] as KvState, 24);
+      await writer.commit(states[23]!, 24);
       await writer.flush();
-      const done = await loadCheckpoint(store, opts);
-      assertSameState(done?.state as KvState, states[23] as KvState);
+      const done = await load(store, opts);
+      await assertSameState(done?.cache, states[23]!);
       assert.deepEqual(done?.manifest.segments.map((s) => s.steps), [[0, 8], [8, 24]]);
     });
 
@@ -298,13 +321,13 @@ for (const backend of ['fs', 's3', 's3-unconditional'] as const) {
       const states = foldStates(LAYOUT32, 16, 4, 14);
       const opts = doc();
       const faulty = new FailingPuts(store, /manifest\.json$/, 2); // claim + first commit succeed
-      const { writer } = await openCheckpoint(faulty, opts);
-      await writer.commit(states[7] as KvState, 8);
-      await writer.commit(states[15] as KvState, 16);
+      const { writer } = await open(faulty, opts);
+      await writer.commit(states[7]!, 8);
+      await writer.commit(states[15]!, 16);
       await assert.rejects(writer.flush(), /ENOSPC/);
-      const loaded = await loadCheckpoint(store, opts);
+      const loaded = await load(store, opts);
       assert.equal(loaded?.step, 8);
-      assertSameState(loaded?.state as KvState, states[7] as KvState);
+      await assertSameState(loaded?.cache, states[7]!);
     });
 
     test('commit returns while its upload runs, and at most one segment is in flight', async () => {
@@ -326,21 +349,22 @@ for (const backend of ['fs', 's3', 's3-unconditional'] as const) {
           try { return await store.put(key, body, o); } finally { inFlight--; }
         }
       })(store);
-      const { writer } = await openCheckpoint(slow, opts);
-      await writer.commit(states[7] as KvState, 8); // returns although the upload cannot finish yet
+      const { writer } = await open(slow, opts);
+      await writer.commit(states[7]!, 8); // returns although the upload cannot finish yet
       await putReached;
       assert.equal(inFlight, 1, 'the segment upload runs in the background');
-      const second = writer.commit(states[15] as KvState, 16);
+      const second = writer.commit(states[15]!, 16);
       let secondReturned = false;
       void second.then(() => { secondReturned = true; });
-      await new Promise((r) => setTimeout(r, 50));
+      // A real round trip to the store: a commit that did not wait would have returned meanwhile.
+      await store.head(manifestKey(opts));
       assert.equal(secondReturned, false, 'the second commit waits for the first');
       release();
       await second;
       gate = Promise.resolve();
       await writer.flush();
       assert.equal(maxInFlight, 1);
-      assertSameState((await loadCheckpoint(store, opts))?.state as KvState, states[15] as KvState);
+      await assertSameState((await load(store, opts))?.cache, states[15]!);
     });
 
     test('finalize removes everything; keepFinal keeps just the final state, loadable by settings', async () => {
@@ -349,20 +373,20 @@ for (const backend of ['fs', 's3', 's3-unconditional'] as const) {
       const w1 = await foldWith(store, gone, states);
       await w1.finalize();
       assert.deepEqual(await keysUnder(store, `ckpt/${gone.docKey}/`), []);
-      assert.equal(await loadCheckpoint(store, gone), null);
+      assert.equal(await load(store, gone), null);
 
       const kept = doc();
       const w2 = await foldWith(store, kept, states);
       await store.put(`ckpt/${kept.docKey}/segments/orphan-from-a-stale-attempt.kvf`, new Uint8Array(3));
       await w2.finalize({ keepFinal: true });
       const left = await keysUnder(store, `ckpt/${kept.docKey}/`);
-      const m = (await loadCheckpoint(store, kept))?.manifest;
+      const m = (await load(store, kept))?.manifest;
       assert.deepEqual(left.sort(), [manifestKey(kept), ...(m?.segments.map((s) => s.key) ?? [])].sort());
-      const final = await loadFinalState(store, kept, { fingerprints: FP, layout: LAYOUT32 });
-      assertSameState(final?.state as KvState, states[15] as KvState);
-      assert.equal(await loadFinalState(store, kept, { fingerprints: { ...FP, model: 'other' } }), null);
-      assert.equal(await loadFinalState(store, gone, { fingerprints: FP }), null);
-      await assert.rejects(w2.commit(states[15] as KvState, 17), (e: unknown) => e instanceof CheckpointError && e.code === 'KVF_CKPT_WRITER_CLOSED');
+      const final = await loadFinal(store, kept, { fingerprints: FP, layout: LAYOUT32 });
+      await assertSameState(final?.cache, states[15]!);
+      assert.equal(await loadFinal(store, kept, { fingerprints: { ...FP, model: 'other' } }), null);
+      assert.equal(await loadFinal(store, gone, { fingerprints: FP }), null);
+      await assert.rejects(w2.commit(states[15]!, 17), (e: unknown) => e instanceof CheckpointError && e.code === 'KVF_CKPT_WRITER_CLOSED');
       await deleteCheckpoint(store, kept);
       assert.deepEqual(await keysUnder(store, `ckpt/${kept.docKey}/`), []);
     });
@@ -370,15 +394,15 @@ for (const backend of ['fs', 's3', 's3-unconditional'] as const) {
     test('an extra blob rides along with its step and is dropped on fallback', async () => {
       const states = foldStates(LAYOUT32, 16, 4, 17);
       const opts = doc();
-      const { writer } = await openCheckpoint(store, opts);
-      await writer.commit(states[7] as KvState, 8, { extra: new Uint8Array([1, 2, 3]) });
-      await writer.commit(states[15] as KvState, 16, { extra: new Uint8Array([4, 5, 6, 7]) });
+      const { writer } = await open(store, opts);
+      await writer.commit(states[7]!, 8, { extra: new Uint8Array([1, 2, 3]) });
+      await writer.commit(states[15]!, 16, { extra: new Uint8Array([4, 5, 6, 7]) });
       await writer.flush();
-      assert.deepEqual([...((await loadCheckpoint(store, opts))?.extra ?? [])], [4, 5, 6, 7]);
+      assert.deepEqual([...((await load(store, opts))?.extra ?? [])], [4, 5, 6, 7]);
       assert.equal((await keysUnder(store, `ckpt/${opts.docKey}/extra/`)).length, 1, 'the step-8 blob was dropped');
-      const last = (await loadCheckpoint(store, opts))?.manifest.segments[1];
+      const last = (await load(store, opts))?.manifest.segments[1];
       await store.delete(last?.key as string);
-      const fellBack = await loadCheckpoint(store, opts);
+      const fellBack = await load(store, opts);
       assert.deepEqual([fellBack?.step, fellBack?.extra], [8, null]);
     });
   });

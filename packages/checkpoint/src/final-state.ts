@@ -1,21 +1,22 @@
 /**
  * "Fold once, ask many": finding a document's kept final state by its settings.
  */
-import type { KvLayout } from '@kvfold/fold-core';
+import type { KvCache, KvLayout } from '@kvfold/fold-core';
 import type { ObjectStore } from '@kvfold/storage';
 import type { DocLocation } from './keys.ts';
 import { assertSameSettings, type LoadedCheckpoint, loadSegments, readManifest } from './load-checkpoint.ts';
 import type { Fingerprints } from './manifest.ts';
 
 /**
- * The final state kept by `finalize({ keepFinal: true })` for this document and these settings,
- * or null when there is none, it was made with other settings, or any of it is damaged (a
- * partial state must not pass for a finished fold).
+ * Loads the final state kept by `finalize({ keepFinal: true })` for this document and these
+ * settings into an empty cache; null (and the cache left empty) when there is none, it was made
+ * with other settings, or any of it is damaged (a partial state must not pass for a finished fold).
  */
 export async function loadFinalState(
   store: ObjectStore,
   loc: DocLocation,
   settings: { fingerprints: Fingerprints; layout?: KvLayout },
+  into: KvCache,
 ): Promise<LoadedCheckpoint | null> {
   const stored = await readManifest(store, loc).catch(() => null);
   if (!stored?.manifest.final) return null;
@@ -24,6 +25,9 @@ export async function loadFinalState(
   } catch {
     return null;
   }
-  const loaded = await loadSegments(store, loc, stored);
-  return loaded.fellBackFrom ? null : loaded;
+  const empty = into.mark();
+  const loaded = await loadSegments(store, loc, stored, into);
+  if (!loaded.fellBackFrom) return loaded;
+  await into.rewind(empty);
+  return null;
 }

@@ -19,7 +19,7 @@ export {
   type KvCodec,
   type SegmentHeader,
 } from './kvf-format.ts';
-export { type EncodeOptions, encodeSegment, segmentBytes } from './kvf-encode.ts';
+export { type EncodeOptions, encodeSegment, type KvSegment, segmentBytes } from './kvf-encode.ts';
 export { type DecodedSegment, decodeSegment } from './kvf-decode.ts';
 export {
   type Fingerprints,
@@ -43,6 +43,7 @@ export {
   deleteCheckpoint,
   type OpenCheckpointOptions,
   type OpenedCheckpoint,
+  type KvSource,
   openCheckpoint,
   type WriterStats,
 } from './checkpoint-writer.ts';

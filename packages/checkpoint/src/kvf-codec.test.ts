@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { emptyKv, appendRows, type KvState } from '@kvfold/fold-core';
+import { HostKvCache, type KvRows } from '@kvfold/fold-core';
 import { collect } from '@kvfold/storage';
 import { CheckpointError } from './errors.ts';
 import { f16BitsToF32, f32ToF16Bits } from './half.ts';
@@ -13,8 +13,17 @@ import { encodeSegment, segmentBytes } from './kvf-encode.ts';
 import type { KvCodec } from './kvf-format.ts';
 import { assertSameState, foldStates, LAYOUT16, LAYOUT32, randomRows, rng } from './test-kv.ts';
 
-async function encode(state: KvState, codec: KvCodec, from?: number, to?: number): Promise<Uint8Array> {
-  return collect(encodeSegment(state, { codec, ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}) }));
+/** Encodes rows [from, to) of a cache (default: all) as one segment. */
+async function encode(state: HostKvCache, codec: KvCodec, from = 0, to = state.length): Promise<Uint8Array> {
+  const segment = { layout: state.layout, rowFrom: from, rows: state.buffer.read(from, to), nextPosition: state.nextPosition, tokensSeen: state.tokensSeen };
+  return collect(encodeSegment(segment, { codec }));
+}
+
+/** A cache holding one rows block. */
+function cacheOf(layout: HostKvCache['layout'], rows: KvRows): HostKvCache {
+  const c = new HostKvCache(layout, rows.rows);
+  c.buffer.append(rows);
+  return c;
 }
 
 /** Feeds bytes to the decoder in small uneven chunks, as a network stream would. */
@@ -22,8 +31,12 @@ async function* chunked(bytes: Uint8Array, size = 7): AsyncGenerator<Uint8Array>
   for (let i = 0; i < bytes.length; i += size) yield bytes.subarray(i, i + size);
 }
 
-const asState = (s: KvState, rows: Awaited<ReturnType<typeof decodeSegment>>): KvState =>
-  appendRows({ ...emptyKv(s.layout) }, rows.rows);
+/** The decoded segment as a cache, at the positions its header records. */
+const asState = (s: HostKvCache, back: Awaited<ReturnType<typeof decodeSegment>>): HostKvCache => {
+  const c = new HostKvCache(s.layout, back.rows.rows);
+  c.buffer.append(back.rows, { nextPosition: back.header.nextPosition, tokensSeen: back.header.tokensSeen });
+  return c;
+};
 
 const corrupt = (e: unknown, ...mentions: string[]) => {
   assert.ok(e instanceof CheckpointError, String(e));
@@ -54,16 +67,17 @@ describe('half precision', () => {
 
 describe('KVF codec', () => {
   const [, , s3] = foldStates(LAYOUT32, 3, 5, 7); // 15 rows
-  const state = s3 as KvState;
+  const state = s3!;
+  const stateRows = state.buffer.read(0, state.length);
 
   test('f32 is bit-exact, for the whole state and for a row range, through a chunked stream', async () => {
     const all = await encode(state, 'f32');
-    assert.equal(all.length, segmentBytes(state, 'f32', 15));
+    assert.equal(all.length, segmentBytes(state.layout, 'f32', 15));
     const back = await decodeSegment(chunked(all), 'seg');
-    assertSameState({ ...asState(state, back), nextPosition: state.nextPosition, tokensSeen: state.tokensSeen }, state);
+    await assertSameState(asState(state, back), state);
     const part = await decodeSegment(chunked(await encode(state, 'f32', 5, 12), 1000), 'seg');
     assert.deepEqual([part.header.rowFrom, part.header.rowTo, part.rows.rows], [5, 12, 7]);
-    const l1 = state.layers[1];
+    const l1 = stateRows.layers[1];
     // head 1, row 5 of the state is head 1, row 0 of the segment: [kvHeads, rows, headDim]
     assert.deepEqual(
       [...(part.rows.layers[1]!.value as Float32Array).subarray(7 * 8, 7 * 8 + 8)],
@@ -72,22 +86,22 @@ describe('KVF codec', () => {
   });
 
   test('f16 is bit-exact for a float16 state', async () => {
-    const s16 = foldStates(LAYOUT16, 2, 6, 3)[1] as KvState;
+    const s16 = foldStates(LAYOUT16, 2, 6, 3)[1]!;
     const back = await decodeSegment(chunked(await encode(s16, 'f16'), 64), 'seg');
-    assertSameState({ ...asState(s16, back), nextPosition: s16.nextPosition, tokensSeen: s16.tokensSeen }, s16);
+    await assertSameState(asState(s16, back), s16);
     const viaF32 = await decodeSegment(chunked(await encode(s16, 'f32')), 'seg');
-    assertSameState({ ...asState(s16, viaF32), nextPosition: s16.nextPosition, tokensSeen: s16.tokensSeen }, s16);
+    await assertSameState(asState(s16, viaF32), s16);
   });
 
   test('f16 of a float32 state: exact where representable, else within half an f16 ulp', async () => {
     const rows = randomRows(LAYOUT32, 4, rng(9));
     const k0 = rows.layers[0]?.key as Float32Array;
     k0.set([0.5, -2, 1024, 2 ** -20, 65504]); // representable in f16
-    const s = appendRows(emptyKv(LAYOUT32), rows);
+    const s = cacheOf(LAYOUT32, rows);
     const back = await decodeSegment(chunked(await encode(s, 'f16')), 'seg');
     const got = back.rows.layers[0]?.key as Float32Array;
     assert.deepEqual([...got.subarray(0, 5)], [0.5, -2, 1024, 2 ** -20, 65504]);
-    s.layers.forEach((l, i) => {
+    rows.layers.forEach((l, i) => {
       for (const [orig, dec] of [
         [l.key, back.rows.layers[i]?.key],
         [l.value, back.rows.layers[i]?.value],
@@ -106,7 +120,7 @@ describe('KVF codec', () => {
     const { kvHeads, headDim } = LAYOUT32;
     const rows = state.length;
     let worst = 0;
-    state.layers.forEach((l, li) => {
+    stateRows.layers.forEach((l, li) => {
       const pairs: [Float32Array, Float32Array][] = [
         [l.key as Float32Array, back.rows.layers[li]?.key as Float32Array],
         [l.value as Float32Array, back.rows.layers[li]?.value as Float32Array],
@@ -135,7 +149,7 @@ describe('KVF codec', () => {
   test('int8 refuses non-finite values, naming where', async () => {
     const rows = randomRows(LAYOUT32, 2, rng(4));
     (rows.layers[2]?.value as Float32Array)[3] = Number.POSITIVE_INFINITY;
-    const s = appendRows(emptyKv(LAYOUT32), rows);
+    const s = cacheOf(LAYOUT32, rows);
     await assert.rejects(encode(s, 'int8'), (e: unknown) => e instanceof CheckpointError && e.code === 'KVF_CKPT_BAD_STATE' && /layer 2 V/.test(e.message));
   });
 

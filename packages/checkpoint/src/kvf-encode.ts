@@ -1,39 +1,43 @@
 /**
  * Streaming KVF encoder: yields a segment as chunks (header, then each layer's K and V blocks,
  * then the sha256 trailer), so at most one layer's block is ever converted in memory. With the
- * f32 codec on a float32 state covering all of its rows, blocks are views of the state itself.
+ * f32 codec on float32 rows, blocks are views of the rows themselves.
  */
 import { createHash } from 'node:crypto';
-import type { KvData, KvState } from '@kvfold/fold-core';
-import { sliceRowsOf } from '@kvfold/fold-core';
+import type { KvData, KvLayout, KvPositions, KvRows } from '@kvfold/fold-core';
+import { assertRowsFit } from '@kvfold/fold-core';
 import { checkpointErrors } from './errors.ts';
 import { f16ArrayToF32, f32ArrayToF16 } from './half.ts';
 import { quantizeInt8, readerOf } from './int8.ts';
 import { assertLittleEndian, encodeHeader, type KvCodec, payloadBytesOf } from './kvf-format.ts';
 
+/** Rows of a cache to store: rows [rowFrom, rowFrom + rows.rows), and the positions once they are in. */
+export interface KvSegment extends KvPositions {
+  readonly layout: KvLayout;
+  readonly rowFrom: number;
+  readonly rows: KvRows;
+}
+
 export interface EncodeOptions {
   readonly codec: KvCodec;
-  /** First row of the state to store. Default 0. */
-  readonly from?: number;
-  /** End of the row range (exclusive). Default `state.length`. */
-  readonly to?: number;
 }
 
 /** Bytes a segment of `rows` rows will take, header and trailer included. */
-export function segmentBytes(state: Pick<KvState, 'layout'>, codec: KvCodec, rows: number): number {
-  return 80 + payloadBytesOf({ codec, ...state.layout }, rows) + 32;
+export function segmentBytes(layout: KvLayout, codec: KvCodec, rows: number): number {
+  return 80 + payloadBytesOf({ codec, ...layout }, rows) + 32;
 }
 
-/** Encodes rows [from, to) of a state as a KVF segment, chunk by chunk. */
-export async function* encodeSegment(state: KvState, options: EncodeOptions): AsyncGenerator<Uint8Array> {
+/** Encodes a segment, chunk by chunk. */
+export async function* encodeSegment(segment: KvSegment, options: EncodeOptions): AsyncGenerator<Uint8Array> {
   assertLittleEndian();
-  const { layout } = state;
-  const from = options.from ?? 0;
-  const to = options.to ?? state.length;
-  if (!(Number.isInteger(from) && Number.isInteger(to) && 0 <= from && from <= to && to <= state.length)) {
-    throw checkpointErrors.badState(`row range [${from}, ${to}) is outside a state of ${state.length} rows`);
+  const { layout, rows, rowFrom } = segment;
+  try {
+    assertRowsFit(layout, rows);
+  } catch (err) {
+    throw checkpointErrors.badState((err as Error).message);
   }
-  const rows = to - from;
+  if (!Number.isInteger(rowFrom) || rowFrom < 0) throw checkpointErrors.badState(`a segment cannot start at row ${rowFrom}`);
+  const n = rows.rows;
   const hash = createHash('sha256');
   const emit = (bytes: Uint8Array) => {
     hash.update(bytes);
@@ -47,41 +51,26 @@ export async function* encodeSegment(state: KvState, options: EncodeOptions): As
       kvHeads: layout.kvHeads,
       headDim: layout.headDim,
       maxPositions: layout.maxPositions,
-      rowFrom: from,
-      rowTo: to,
-      nextPosition: state.nextPosition,
-      tokensSeen: state.tokensSeen,
-      payloadBytes: payloadBytesOf({ codec: options.codec, ...layout }, rows),
+      rowFrom,
+      rowTo: rowFrom + n,
+      nextPosition: segment.nextPosition,
+      tokensSeen: segment.tokensSeen,
+      payloadBytes: payloadBytesOf({ codec: options.codec, ...layout }, n),
     }),
   );
-  for (let l = 0; l < layout.layers; l++) {
-    const layer = state.layers[l];
-    if (!layer) throw checkpointErrors.badState(`state has ${state.layers.length} layers, its layout says ${layout.layers}`);
+  for (const [l, layer] of rows.layers.entries()) {
     for (const [kind, data] of [
       ['K', layer.key],
       ['V', layer.value],
     ] as const) {
-      const part =
-        from === 0 && to === state.length
-          ? data
-          : sliceRowsOf(data, layout.dtype, layout.kvHeads, state.length, layout.headDim, from, to); // [kvHeads, rows, headDim]
-      for (const block of encodeBlock(part, options.codec, layout.kvHeads, rows, layout.headDim, `layer ${l} ${kind}`)) {
-        yield emit(block);
-      }
+      for (const block of encodeBlock(data, options.codec, layout.kvHeads, n, layout.headDim, `layer ${l} ${kind}`)) yield emit(block);
     }
   }
   yield new Uint8Array(hash.digest());
 }
 
 /** One K or V tensor [kvHeads, rows, headDim] in the codec's bytes (int8: scales then values). */
-function encodeBlock(
-  data: KvData,
-  codec: KvCodec,
-  kvHeads: number,
-  rows: number,
-  headDim: number,
-  what: string,
-): Uint8Array[] {
+function encodeBlock(data: KvData, codec: KvCodec, kvHeads: number, rows: number, headDim: number, what: string): Uint8Array[] {
   if (codec === 'f32') {
     const values = data instanceof Float32Array ? data : f16ArrayToF32(data);
     return [bytesOf(values)];

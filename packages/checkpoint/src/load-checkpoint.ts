@@ -1,11 +1,12 @@
 /**
  * Reading a checkpoint back: the manifest (with its etag, for the next conditional write), then
- * every segment, verified (sha256 and decode) and copied into one preallocated state. A missing
- * or damaged segment ends the state there: the longest valid prefix is returned with a warning,
- * never an exception. Wrong settings and newer formats are refused.
+ * every segment, verified (sha256 and decode) and appended to a cache one segment at a time, so
+ * no second copy of the cache is ever held. A missing or damaged segment ends the load there: the
+ * cache holds the longest valid prefix, reported with a warning, never an exception. Wrong
+ * settings and newer formats are refused.
  */
-import type { KvData, KvLayout, KvState } from '@kvfold/fold-core';
-import { allocKv, emptyKv, sliceRowsOf } from '@kvfold/fold-core';
+import type { KvCache, KvLayout } from '@kvfold/fold-core';
+import { describeLayout, sameGeometry } from '@kvfold/fold-core';
 import { ObjectNotFoundError, type ObjectStore } from '@kvfold/storage';
 import { createHash } from 'node:crypto';
 import { checkpointErrors, FingerprintMismatchError, type FingerprintField } from './errors.ts';
@@ -31,12 +32,12 @@ export interface FallBack {
 }
 
 export interface LoadedCheckpoint extends StoredManifest {
-  /** The rebuilt state (the valid prefix, when `fellBackFrom` is set). */
-  readonly state: KvState;
-  /** Fold steps completed and tokens read by `state`. */
+  /** Rows appended to the cache (the valid prefix, when `fellBackFrom` is set). */
+  readonly rows: number;
+  /** Fold steps completed and tokens read by what was loaded. */
   readonly step: number;
   readonly tokens: number;
-  /** The segments `state` was built from: all of the manifest's, or a prefix. */
+  /** The segments loaded: all of the manifest's, or a prefix. */
   readonly segments: readonly SegmentEntry[];
   /** The caller's blob of `step`; null when absent, damaged, or from a later step than `step`. */
   readonly extra: Uint8Array | null;
@@ -80,49 +81,37 @@ export function assertSameSettings(where: string, m: Manifest, expected: Expecte
     const wanted = String(expected.fingerprints[f as keyof Fingerprints]);
     if (stored !== wanted) throw new FingerprintMismatchError(where, f, stored, wanted);
   }
-  if (expected.layout) {
-    const a = m.layout;
-    const b = expected.layout;
-    const show = (l: typeof a) => `${l.layers}x${l.kvHeads}x${l.headDim} ${l.dtype}`;
-    if (a.layers !== b.layers || a.kvHeads !== b.kvHeads || a.headDim !== b.headDim || a.dtype !== b.dtype) {
-      throw new FingerprintMismatchError(where, 'layout', show(a), show(b));
-    }
+  if (expected.layout && !sameGeometry(m.layout, expected.layout)) {
+    throw new FingerprintMismatchError(where, 'layout', describeLayout(m.layout), describeLayout(expected.layout));
   }
 }
 
 /**
- * Loads a document's checkpoint; null when it has none. Throws KVF_CKPT_VERSION for a newer
- * manifest, KVF_CKPT_CORRUPT for an unreadable manifest, FingerprintMismatchError when `expect`
- * differs. Damaged or missing segments do not throw: see `fellBackFrom` and `warnings`.
+ * Loads a document's checkpoint into an empty cache; null when it has none. Throws
+ * KVF_CKPT_VERSION for a newer manifest, KVF_CKPT_CORRUPT for an unreadable manifest,
+ * FingerprintMismatchError when `expect` differs. Damaged or missing segments do not throw: see
+ * `fellBackFrom` and `warnings`.
  */
-export async function loadCheckpoint(
-  store: ObjectStore,
-  loc: DocLocation,
-  expect?: Expected,
-): Promise<LoadedCheckpoint | null> {
+export async function loadCheckpoint(store: ObjectStore, loc: DocLocation, into: KvCache, expect?: Expected): Promise<LoadedCheckpoint | null> {
   const stored = await readManifest(store, loc);
   if (!stored) return null;
   const where = objectUri(store, manifestKey(loc));
   if (expect) assertSameSettings(where, stored.manifest, expect);
-  return loadSegments(store, loc, stored);
+  return loadSegments(store, loc, stored, into);
 }
 
-/** Rebuilds the state a manifest describes. */
-export async function loadSegments(store: ObjectStore, loc: DocLocation, stored: StoredManifest): Promise<LoadedCheckpoint> {
+/** Appends the rows a manifest describes to an empty cache, segment by segment. */
+export async function loadSegments(store: ObjectStore, loc: DocLocation, stored: StoredManifest, into: KvCache): Promise<LoadedCheckpoint> {
   const { manifest: m } = stored;
   const layout: KvLayout = { ...m.layout };
-  const total = m.segments.at(-1)?.rows[1] ?? 0;
-  const per = layout.kvHeads * layout.headDim;
-  const keys: KvData[] = [];
-  const values: KvData[] = [];
-  for (let l = 0; l < layout.layers; l++) {
-    keys.push(allocKv(layout.dtype, per * total)); // [kvHeads, total, headDim]
-    values.push(allocKv(layout.dtype, per * total)); // [kvHeads, total, headDim]
+  if (into.length !== 0) throw checkpointErrors.badState(`a checkpoint loads into an empty cache; this one holds ${into.length} rows`);
+  if (!sameGeometry(into.layout, layout)) {
+    throw checkpointErrors.badState(`cache layout ${describeLayout(into.layout)} is not the checkpoint's ${describeLayout(layout)}`);
   }
+  await into.reserve(m.segments.at(-1)?.rows[1] ?? 0);
   let rows = 0;
   let step = 0;
   let tokens = 0;
-  let positions = { nextPosition: 0, tokensSeen: 0 };
   let fellBackFrom: FallBack | null = null;
   const used: SegmentEntry[] = [];
   for (const seg of m.segments) {
@@ -138,15 +127,10 @@ export async function loadSegments(store: ObjectStore, loc: DocLocation, stored:
       if (h.layers !== layout.layers || h.kvHeads !== layout.kvHeads || h.headDim !== layout.headDim || h.dtype !== layout.dtype) {
         throw checkpointErrors.corrupt(name, 'its shape disagrees with the manifest layout');
       }
-      const n = h.rowTo - h.rowFrom;
-      decoded.rows.layers.forEach((src, l) => {
-        copyRows(src.key, keys[l] as KvData, layout.kvHeads, layout.headDim, n, total, h.rowFrom);
-        copyRows(src.value, values[l] as KvData, layout.kvHeads, layout.headDim, n, total, h.rowFrom);
-      });
+      await into.append(decoded.rows, { nextPosition: h.nextPosition, tokensSeen: h.tokensSeen });
       rows = h.rowTo;
       step = seg.steps[1];
       tokens = seg.tokens[1];
-      positions = { nextPosition: h.nextPosition, tokensSeen: h.tokensSeen };
       used.push(seg);
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
@@ -165,19 +149,8 @@ export async function loadSegments(store: ObjectStore, loc: DocLocation, stored:
         `(${fellBackFrom.reason}); resuming from step ${fellBackFrom.toStep}, the longest valid prefix`,
     );
   }
-  const trim = (d: KvData) => (rows === total ? d : sliceRowsOf(d, layout.dtype, layout.kvHeads, total, layout.headDim, 0, rows));
-  const state: KvState =
-    rows === 0
-      ? { ...emptyKv(layout), nextPosition: positions.nextPosition, tokensSeen: positions.tokensSeen }
-      : {
-          layout,
-          length: rows,
-          nextPosition: positions.nextPosition,
-          tokensSeen: positions.tokensSeen,
-          layers: keys.map((k, l) => ({ key: trim(k), value: trim(values[l] as KvData) })),
-        };
   const extra = fellBackFrom ? null : await loadExtra(store, m, warnings);
-  return { ...stored, state, step, tokens, segments: used, extra, warnings, fellBackFrom };
+  return { ...stored, rows, step, tokens, segments: used, extra, warnings, fellBackFrom };
 
   function where(mf: Manifest) {
     return objectUri(store, manifestKey({ ...loc, docKey: mf.docKey }));
@@ -195,11 +168,4 @@ async function loadExtra(store: ObjectStore, m: Manifest, warnings: string[]): P
     warnings.push(`extra blob ${objectUri(store, m.extra.key)} is unreadable (${(err as Error).message}); it is ignored`);
   }
   return null;
-}
-
-/** Copies a [kvHeads, n, headDim] block into rows [at, at + n) of a [kvHeads, total, headDim] tensor. */
-function copyRows(src: KvData, dst: KvData, kvHeads: number, headDim: number, n: number, total: number, at: number): void {
-  for (let h = 0; h < kvHeads; h++) {
-    dst.set(src.subarray(h * n * headDim, (h + 1) * n * headDim), (h * total + at) * headDim);
-  }
 }

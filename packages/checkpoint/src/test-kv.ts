@@ -1,9 +1,9 @@
 /**
- * Test support: random KV states built with fold-core's own `emptyKv` / `appendRows`, and
- * bit-level comparison of states.
+ * Test support: random KV rows, the caches a fold would hold after each step (fold-core's own
+ * HostKvCache), and bit-level comparison of caches.
  */
 import assert from 'node:assert/strict';
-import { appendRows, emptyKv, type KvData, type KvLayout, type KvRows, type KvState } from '@kvfold/fold-core';
+import { HostKvCache, type KvCache, type KvData, type KvLayout, type KvRows } from '@kvfold/fold-core';
 import { f32ToF16Bits } from './half.ts';
 
 /** A small deterministic PRNG (mulberry32), so failures reproduce. */
@@ -31,29 +31,30 @@ export function randomRows(layout: KvLayout, rows: number, next: () => number, s
   return { rows, layers: Array.from({ length: layout.layers }, () => ({ key: make(), value: make() })) };
 }
 
-/** The states after each of `steps` steps of `rowsPerStep` random rows. */
-export function foldStates(layout: KvLayout, steps: number, rowsPerStep: number, seed = 1): KvState[] {
+/** The caches after each of `steps` steps of `rowsPerStep` random rows (each its own cache). */
+export function foldStates(layout: KvLayout, steps: number, rowsPerStep: number, seed = 1): HostKvCache[] {
   const next = rng(seed);
-  const out: KvState[] = [];
-  let s = emptyKv(layout);
-  for (let i = 0; i < steps; i++) {
-    s = appendRows(s, randomRows(layout, rowsPerStep, next));
-    out.push(s);
-  }
-  return out;
+  const stepRows = Array.from({ length: steps }, () => randomRows(layout, rowsPerStep, next));
+  return stepRows.map((_, i) => {
+    const cache = new HostKvCache(layout, (i + 1) * rowsPerStep);
+    for (const rows of stepRows.slice(0, i + 1)) cache.buffer.append(rows);
+    return cache;
+  });
 }
 
-/** Asserts two states are identical bit for bit. */
-export function assertSameState(actual: KvState, expected: KvState): void {
+/** Asserts two caches hold identical rows and positions, bit for bit. */
+export async function assertSameState(actual: KvCache | undefined, expected: KvCache): Promise<void> {
+  assert.ok(actual, 'a cache was loaded');
   assert.deepEqual(
-    { length: actual.length, nextPosition: actual.nextPosition, tokensSeen: actual.tokensSeen, layout: actual.layout },
-    { length: expected.length, nextPosition: expected.nextPosition, tokensSeen: expected.tokensSeen, layout: expected.layout },
+    { length: actual.length, nextPosition: actual.nextPosition, tokensSeen: actual.tokensSeen },
+    { length: expected.length, nextPosition: expected.nextPosition, tokensSeen: expected.tokensSeen },
   );
-  expected.layers.forEach((l, i) => {
-    const a = actual.layers[i];
-    assert.ok(a, `layer ${i} present`);
-    assert.ok(Buffer.from(bytes(a.key)).equals(Buffer.from(bytes(l.key))), `layer ${i} K bit-exact`);
-    assert.ok(Buffer.from(bytes(a.value)).equals(Buffer.from(bytes(l.value))), `layer ${i} V bit-exact`);
+  const [a, e] = [await actual.read(0, actual.length), await expected.read(0, expected.length)];
+  e.layers.forEach((l, i) => {
+    const x = a.layers[i];
+    assert.ok(x, `layer ${i} present`);
+    assert.ok(Buffer.from(bytes(x.key)).equals(Buffer.from(bytes(l.key))), `layer ${i} K bit-exact`);
+    assert.ok(Buffer.from(bytes(x.value)).equals(Buffer.from(bytes(l.value))), `layer ${i} V bit-exact`);
   });
 }
 

@@ -1,38 +1,39 @@
 /**
  * The fold: a left fold over a document's chunks with the KV cache as the accumulator.
  *
- *     state_0 = empty cache
- *     state_t = policy.admit(state_{t-1}, kv(chunk_t | state_{t-1}))   positions continue
+ *     cache_0 = empty
+ *     cache_t = policy(cache_{t-1} ++ kv(chunk_t | cache_{t-1}))     positions continue
  *
- * `fold` is an async generator yielding after every step, so a caller can report progress,
- * checkpoint, or stop; to resume, pass the state and step it stopped at as `from`.
+ * The model appends each chunk's rows to the cache in place; the loop only decides the chunk,
+ * scores it, lets the policy act, and reports. `fold` is an async generator yielding after every
+ * step, so a caller can report progress, checkpoint, or stop; to resume, fill a cache with the
+ * rows of step k (a checkpoint) and pass `from: { step: k }`.
  */
-import { chunkSpan, stepCount } from './chunks.ts';
-import type { KvState } from './kv-state.ts';
+import { chunkSpan, stepCount, tokensAfter } from './chunks.ts';
+import type { KvCache } from './kv-cache.ts';
 import type { DecoderModel, LogitsMode } from './model.ts';
 import { tokenNll } from './nll.ts';
 import { fullPolicy, type KvPolicy } from './policy.ts';
 
-/** Where a fold starts: the state after `step` steps, and (for NLL) the logits of its last token. */
-export interface FoldStart<S = KvState> {
+/** Where a resumed fold starts: the steps already done (the cache holds their state) and, for NLL, the logits of the last token. */
+export interface FoldStart {
   readonly step: number;
-  readonly state: S;
   /** Logits [vocab] of the last token folded so far; lets per-chunk NLL score the next chunk's first token. */
   readonly lastLogits?: Float32Array;
 }
 
-export interface FoldOptions<S = KvState> {
+export interface FoldOptions {
   readonly chunkSize: number;
   /** What the accumulator keeps (default: full). */
-  readonly policy?: KvPolicy<S>;
+  readonly policy?: KvPolicy;
   /** Compute per-chunk NLL (needs every position's logits). */
   readonly nll?: boolean;
   /** Keep every position's logits of each step in the yielded info (exactness checks). */
   readonly keepLogits?: boolean;
-  readonly from?: FoldStart<S>;
+  readonly from?: FoldStart;
 }
 
-export interface FoldStep<S = KvState> {
+export interface FoldStep {
   /** Steps done, this one included (1-based count). */
   readonly step: number;
   readonly totalSteps: number;
@@ -40,54 +41,56 @@ export interface FoldStep<S = KvState> {
   readonly tokens: number;
   /** Rows in the cache after this step. */
   readonly kvLength: number;
-  /** Bytes the accumulator holds after this step. */
+  /** Bytes of the rows the cache holds after this step. */
   readonly kvBytes: number;
   /** The token range of this step's chunk. */
   readonly start: number;
   readonly end: number;
   /**
-   * Mean NLL (nats/token) of this chunk's tokens given everything before them. The document's
-   * first token has no prediction and is left out; so is a resumed chunk's first token when the
-   * start carried no logits.
+   * Mean NLL (nats/token) of this chunk's tokens given everything before them, when NLL is asked
+   * and the chunk has a token to score. The document's first token has no prediction and is left
+   * out; so is a resumed chunk's first token when the start carried no logits.
    */
   readonly nll?: number;
-  /** Tokens the NLL averages over. */
+  /** Tokens the NLL averages over (0: nothing to score, and no `nll`). */
   readonly nllTokens?: number;
   /** [chunk, vocab] logits when `keepLogits`. */
   readonly logits?: Float32Array;
   /** Logits [vocab] of the chunk's last token. */
   readonly lastLogits: Float32Array;
-  readonly state: S;
   /** Milliseconds the model step took. */
   readonly stepMs: number;
+  /** Bytes the model adapter's code copied for this step. */
+  readonly copiedBytes: number;
 }
 
-export async function* fold<S = KvState>(model: DecoderModel, tokens: Int32Array, options: FoldOptions<S>): AsyncGenerator<FoldStep<S>, S> {
+export async function* fold(model: DecoderModel, cache: KvCache, tokens: Int32Array, options: FoldOptions): AsyncGenerator<FoldStep, void> {
   const { chunkSize } = options;
-  const policy = options.policy ?? (fullPolicy as unknown as KvPolicy<S>);
+  const policy = options.policy ?? fullPolicy;
   const total = tokens.length;
   const totalSteps = stepCount(total, chunkSize);
   const vocab = model.layout.vocabSize;
-  const from = options.from;
-  if (from && (from.step < 0 || from.step > totalSteps)) {
-    throw new RangeError(`cannot resume at step ${from.step}: the fold has ${totalSteps} steps`);
+  const first = options.from?.step ?? 0;
+  if (!Number.isInteger(first) || first < 0 || first > totalSteps) {
+    throw new RangeError(`cannot resume at step ${first}: the fold has ${totalSteps} steps`);
   }
-  let state = from?.state ?? policy.init(model.layout);
-  let lastLogits = from?.lastLogits;
+  const expected = tokensAfter(first, total, chunkSize);
+  if (cache.tokensSeen !== expected) {
+    throw new RangeError(`the cache has read ${cache.tokensSeen} tokens, but step ${first} of this fold follows ${expected}; start from an empty cache or the checkpoint of that step`);
+  }
+  let lastLogits = options.from?.lastLogits;
   const wantAll = options.nll || options.keepLogits;
   const mode: LogitsMode = wantAll ? 'all' : 'last';
 
-  for (let t = from?.step ?? 0; t < totalSteps; t++) {
+  for (let t = first; t < totalSteps; t++) {
     const { start, end } = chunkSpan(t, total, chunkSize);
     const chunk = tokens.subarray(start, end);
-    const began = performance.now();
-    const past = policy.view(state);
-    const out = await model.step({ tokens: chunk, past, position: past.nextPosition, logits: mode });
-    const stepMs = performance.now() - began;
     const n = end - start;
+    const began = performance.now();
+    const out = await model.step({ tokens: chunk, cache, logits: mode });
+    const stepMs = performance.now() - began;
 
-    let nll: number | undefined;
-    let nllTokens: number | undefined;
+    let scored: { nll: number; nllTokens: number } | { nllTokens: 0 } | undefined;
     if (options.nll) {
       let sum = 0;
       let count = 0;
@@ -99,49 +102,41 @@ export async function* fold<S = KvState>(model: DecoderModel, tokens: Int32Array
         sum += tokenNll(out.logits, i, vocab, chunk[i + 1] as number);
         count++;
       }
-      nll = count ? sum / count : Number.NaN;
-      nllTokens = count;
+      scored = count ? { nll: sum / count, nllTokens: count } : { nllTokens: 0 };
     }
     lastLogits = wantAll ? out.logits.slice((n - 1) * vocab, n * vocab) : out.logits;
-    state = policy.admit(state, out.rows);
+    await policy.afterStep(cache, n);
     yield {
       step: t + 1,
       totalSteps,
       tokens: end,
-      kvLength: policy.length(state),
-      kvBytes: policy.bytes(state),
+      kvLength: cache.length,
+      kvBytes: cache.bytes,
       start,
       end,
       lastLogits,
-      state,
       stepMs,
-      ...(nll !== undefined ? { nll, nllTokens } : {}),
+      copiedBytes: out.copiedBytes,
+      ...scored,
       ...(options.keepLogits ? { logits: out.logits } : {}),
     };
   }
-  return state;
 }
 
-/** What `foldAll` keeps of each step: everything but the state. */
-export type FoldStepInfo = Omit<FoldStep<unknown>, 'state'>;
-
-/** Runs a fold to the end and returns the final state, the last logits, and each step's info. */
-export async function foldAll<S = KvState>(
+/** Runs a fold to the end; returns the last logits and each step's info. */
+export async function foldAll(
   model: DecoderModel,
+  cache: KvCache,
   tokens: Int32Array,
-  options: FoldOptions<S>,
-  onStep?: (step: FoldStep<S>) => void,
-): Promise<{ state: S; lastLogits: Float32Array | undefined; steps: FoldStepInfo[] }> {
-  const steps: FoldStepInfo[] = [];
-  const policy = options.policy ?? (fullPolicy as unknown as KvPolicy<S>);
-  let state = options.from?.state ?? policy.init(model.layout);
+  options: FoldOptions,
+  onStep?: (step: FoldStep) => void,
+): Promise<{ lastLogits: Float32Array | undefined; steps: FoldStep[] }> {
+  const steps: FoldStep[] = [];
   let lastLogits = options.from?.lastLogits;
-  for await (const s of fold(model, tokens, options)) {
+  for await (const s of fold(model, cache, tokens, options)) {
     onStep?.(s);
-    const { state: next, ...info } = s;
-    steps.push(info);
-    state = next;
+    steps.push(s);
     lastLogits = s.lastLogits;
   }
-  return { state, lastLogits, steps };
+  return { lastLogits, steps };
 }

@@ -1,12 +1,11 @@
 /** Picks a KV policy from its description: the one place that knows every sibling. */
-import { int8Policy } from './int8.ts';
-import type { KvState } from './kv-state.ts';
+import { int8Policy } from './int8-policy.ts';
 import { fullPolicy, type KvPolicy } from './policy.ts';
-import { streamingPolicy } from './streaming.ts';
+import { streamingPolicy } from './streaming-policy.ts';
 
 export type PolicySpec = { readonly kind: 'full' } | { readonly kind: 'streaming'; readonly sink: number; readonly window: number };
 
-/** How the accumulator stores K/V: as the model produces it, or int8 with per-channel scales. */
+/** What the cache holds: the rows as the model produced them, or rounded through int8. */
 export type KvStorage = 'f32' | 'int8';
 
 export interface PolicyContext {
@@ -14,11 +13,8 @@ export interface PolicyContext {
   readonly invFreq?: Float64Array;
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: each sibling has its own state type; callers pass it back unchanged.
-export type AnyKvPolicy = KvPolicy<any>;
-
-export function createPolicy(spec: PolicySpec, kv: KvStorage = 'f32', context: PolicyContext = {}): AnyKvPolicy {
-  if (spec.kind === 'full') return kv === 'int8' ? int8Policy() : (fullPolicy as KvPolicy<KvState>);
+export function createPolicy(spec: PolicySpec, kv: KvStorage = 'f32', context: PolicyContext = {}): KvPolicy {
+  if (spec.kind === 'full') return kv === 'int8' ? int8Policy() : fullPolicy;
   if (spec.kind === 'streaming') {
     if (kv === 'int8') throw new RangeError('the int8 KV cache is available with the full policy only');
     if (!context.invFreq) throw new RangeError('the streaming policy needs the model’s RoPE frequencies');

@@ -1,39 +1,33 @@
 /**
- * KV policies decide what the accumulator keeps after each step and how it is stored.
- *
- * A policy owns a state type `S`: `admit` folds a step's new rows into it and `view` gives the
- * cache the next step attends to, in the layout the model takes. Siblings, picked by `createPolicy`:
+ * KV policies decide what the accumulator keeps after each fold step. The cache does the work in
+ * place (`evict`, `quantize`); a policy only decides. Siblings, picked by `createPolicy`:
  *
  *   full       keeps every row; the fold is exact (its cache equals a single pass's cache)
- *   streaming  StreamingLLM: the first `sink` rows plus the most recent `window` (streaming.ts)
- *   int8       every row, stored as int8 with per-channel scales, dequantized per step (int8.ts)
+ *   streaming  StreamingLLM: the first `sink` rows plus the most recent `window` (streaming-policy.ts)
+ *   int8       every row, each full group of rows rounded through int8 in place (int8-policy.ts)
+ *
+ * Policies act between fold steps only: a question and its answer extend the folded cache and are
+ * rewound afterwards, so every question reads the same folded state.
  */
-import { appendRows, emptyKv, type KvLayout, type KvRows, type KvState, kvBytes } from './kv-state.ts';
+import type { KvCache } from './kv-cache.ts';
 
-export interface KvPolicy<S = KvState> {
+export interface KvPolicy {
+  /** Stable description for fingerprints, e.g. `full`, `full+int8`, `streaming(sink=4,window=1024)`. */
   readonly name: string;
-  /** True when every state extends the previous one, so checkpoints can be append-only segments. */
+  /** True when every step only appends, so checkpoints can be append-only segments. */
   readonly appendOnly: boolean;
-  init(layout: KvLayout): S;
-  /** The state after admitting a step's new rows (`rows.rows` tokens at positions from `nextPosition`). */
-  admit(state: S, rows: KvRows): S;
-  /** The cache the next step attends to. */
-  view(state: S): KvState;
-  /** Bytes the state holds. */
-  bytes(state: S): number;
-  /** Rows held. */
-  length(state: S): number;
-  /** The policy's state holding exactly the rows of `kv` (e.g. read back from a checkpoint). */
-  restore(kv: KvState): S;
+  /**
+   * Rows the cache must hold to fold `tokens` tokens in chunks of `chunkSize` and then read `extra`
+   * more (the longest question plus its answer): what a fold reserves up front.
+   */
+  rows(tokens: number, chunkSize: number, extra: number): number;
+  /** Runs after a fold step appended `added` rows. */
+  afterStep(cache: KvCache, added: number): Promise<void>;
 }
 
-export const fullPolicy: KvPolicy<KvState> = {
+export const fullPolicy: KvPolicy = {
   name: 'full',
   appendOnly: true,
-  init: emptyKv,
-  admit: appendRows,
-  view: (s) => s,
-  bytes: kvBytes,
-  length: (s) => s.length,
-  restore: (s) => s,
+  rows: (tokens, _chunkSize, extra) => tokens + extra,
+  afterStep: async () => {},
 };

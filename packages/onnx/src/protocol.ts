@@ -1,51 +1,58 @@
-/** Messages between an OnnxDecoder and its session worker thread. */
+/** Messages between an OnnxDecoder (main thread) and its session thread. */
+import type { KvMark, KvPositions, KvRows, LogitsMode } from '@kvfold/fold-core';
+import type { FoldPlan } from './fold-graph.ts';
+import type { IoMeta, ShapeConfig } from './io-names.ts';
 
-export interface IoNames {
-  readonly inputIds: string;
-  readonly attentionMask: string | null;
-  readonly positionIds: string | null;
-  readonly pastKeyValues: readonly { key: string; value: string }[]; // [layers]
-  readonly presents: readonly { key: string; value: string }[]; // [layers]
-  readonly logits: string;
-}
+export type { IoMeta, IoNames } from './io-names.ts';
 
 export type Device = 'cpu' | 'webgpu' | 'cuda';
 
-export type WorkerRequest =
-  | { type: 'init'; onnxPath: string; device: Device; threads?: number }
-  | {
-      type: 'step';
-      id: number;
-      names: IoNames;
-      tokens: Int32Array; // [n]
-      position: number;
-      pastLength: number;
-      kvHeads: number;
-      headDim: number;
-      kvType: 'float32' | 'float16';
-      /**
-       * The past, or null when it is exactly the cache the worker kept from the previous step
-       * (that step's past plus its new rows), which the worker then feeds itself.
-       */
-      past: { key: Float32Array | Uint16Array; value: Float32Array | Uint16Array }[] | null; // [layers][kvHeads, past, headDim]
-      logits: 'all' | 'last' | 'none';
-    }
-  | { type: 'close' };
+/** Which graph a session runs: the fold graph where it can be derived (`auto`), or the export as it is. */
+export type FoldGraphChoice = 'auto' | 'standard';
 
-export interface IoMeta {
-  readonly name: string;
-  readonly type: string;
-  readonly shape: readonly (number | string)[];
+/** A cache's counters after an operation, mirrored by its handle on the main thread. */
+export interface CacheState extends KvPositions {
+  readonly length: number;
+  readonly capacity: number;
 }
 
-export type WorkerReply =
-  | { type: 'ready'; inputs: IoMeta[]; outputs: IoMeta[] }
+export type CacheOp =
+  | { readonly op: 'create'; readonly capacity: number }
+  | { readonly op: 'reserve'; readonly rows: number }
+  | { readonly op: 'read'; readonly from: number; readonly to: number }
+  | { readonly op: 'append'; readonly rows: KvRows; readonly positions?: KvPositions }
+  | { readonly op: 'rewind'; readonly mark: KvMark }
+  | { readonly op: 'evict'; readonly from: number; readonly count: number; readonly invFreq: Float64Array }
+  | { readonly op: 'quantize'; readonly from: number; readonly to: number }
+  | { readonly op: 'release' };
+
+export type WorkerRequest =
   | {
-      type: 'result';
-      id: number;
-      logits: Float32Array;
-      rows: { key: Float32Array | Uint16Array; value: Float32Array | Uint16Array }[]; // [layers][kvHeads, n, headDim]
-      ms: number;
+      readonly type: 'init';
+      readonly id: number;
+      readonly onnxPath: string;
+      readonly device: Device;
+      readonly threads?: number;
+      readonly config: ShapeConfig;
+      readonly foldGraph: FoldGraphChoice;
     }
-  | { type: 'error'; id: number; message: string }
-  | { type: 'closed' };
+  | { readonly type: 'cache'; readonly id: number; readonly cacheId: number; readonly op: CacheOp }
+  | { readonly type: 'step'; readonly id: number; readonly cacheId: number; readonly tokens: Int32Array; readonly logits: LogitsMode }
+  | { readonly type: 'close'; readonly id: number };
+
+export type WorkerReply =
+  | { readonly type: 'ready'; readonly id: number; readonly inputs: IoMeta[]; readonly outputs: IoMeta[]; readonly plan: FoldPlan }
+  | { readonly type: 'done'; readonly id: number; readonly state: CacheState; readonly rows?: KvRows }
+  | {
+      readonly type: 'result';
+      readonly id: number;
+      readonly logits: Float32Array;
+      readonly state: CacheState;
+      /** Bytes the session thread's own code copied: inputs built, rows appended, logits taken. */
+      readonly copiedBytes: number;
+      /** Bytes onnxruntime-node copied out of the session for the outputs fetched. */
+      readonly outputBytes: number;
+      readonly ms: number;
+    }
+  | { readonly type: 'error'; readonly id: number; readonly message: string; readonly code?: string; readonly kind: 'kv' | 'model' | 'range' | 'other' }
+  | { readonly type: 'closed'; readonly id: number };

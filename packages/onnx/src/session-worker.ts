@@ -1,104 +1,244 @@
 /**
- * The worker thread that owns an ONNX Runtime session.
+ * The session thread: owns an ONNX Runtime session and the KV caches of the folds run on it.
  *
- * onnxruntime-node runs `session.run` synchronously on the calling thread; a fold step can take
- * seconds. Running the session here keeps the process's event loop free: timers fire, BullMQ locks
- * renew, health checks answer and signals are handled while a step runs.
+ * onnxruntime-node runs `session.run` synchronously on the calling thread, and a fold step can
+ * take seconds; running the session here keeps the process's event loop free (timers fire, BullMQ
+ * locks renew, health checks answer, signals are handled). The caches live here too, next to the
+ * session that reads and extends them: a step sends tokens in and logits out, never the cache.
  */
+import { readFile } from 'node:fs/promises';
+import { freemem } from 'node:os';
+import { dirname } from 'node:path';
 import { parentPort } from 'node:worker_threads';
+import { type KvData, KvBuffer, KvCacheError, type LogitsMode, formatBytes } from '@kvfold/fold-core';
 import * as ort from 'onnxruntime-node';
-import type { WorkerReply, WorkerRequest } from './protocol.ts';
+import { deriveFoldGraph, type FoldPlan, readGraph } from './fold-graph.ts';
+import { discover, type IoNames } from './io-names.ts';
+import { ModelError } from './errors.ts';
+import type { CacheOp, CacheState, WorkerReply, WorkerRequest } from './protocol.ts';
 
 if (!parentPort) throw new Error('session-worker must run in a worker thread');
 const port = parentPort;
-let session: ort.InferenceSession | null = null;
-/** The `present` tensors of the last step: the next step's past when the fold continues from it. */
-let kept: { key: ort.Tensor; value: ort.Tensor }[] | null = null;
+
+/** Share of the memory the OS reports available that one cache allocation may take. */
+const MEMORY_HEADROOM = 0.9;
+
+interface Session {
+  readonly ort: ort.InferenceSession;
+  readonly names: IoNames;
+  readonly plan: FoldPlan;
+  readonly layout: ReturnType<typeof discover>['layout'];
+  /** Output names a step fetches. */
+  readonly fetches: readonly string[];
+}
+
+let session: Session | null = null;
+const caches = new Map<number, KvBuffer>();
+/** Ones for attention_mask, shared by every step: a step feeds a view of its first (past + n). */
+let ones = new BigInt64Array(0);
+/** Tensors over each cache's arrays, for pasts fed as the whole buffer; rebuilt when the buffer grows. */
+const bufferTensors = new WeakMap<KvBuffer, { generation: number; tensors: { key: ort.Tensor; value: ort.Tensor }[] }>();
 
 function reply(message: WorkerReply, transfer: ArrayBuffer[] = []): void {
   port.postMessage(message, transfer);
 }
 
+function stateOf(b: KvBuffer): CacheState {
+  return { length: b.length, nextPosition: b.nextPosition, tokensSeen: b.tokensSeen, capacity: b.capacity };
+}
+
 port.on('message', async (req: WorkerRequest) => {
   try {
     if (req.type === 'init') {
-      session = await ort.InferenceSession.create(req.onnxPath, {
+      const read = readGraph(await readFile(req.onnxPath));
+      const { names, layout } = discover(req.onnxPath, req.config, read.inputs, read.outputs);
+      const inputs = read.inputs;
+      const outputs = read.outputs;
+      const graph =
+        req.foldGraph === 'standard' || req.device !== 'cpu'
+          ? { plan: { kind: 'standard', reason: req.foldGraph === 'standard' ? 'asked for' : `device ${req.device}` } as FoldPlan, model: read.bytes }
+          : deriveFoldGraph(read, names, layout);
+      const created = await ort.InferenceSession.create(graph.model, {
         executionProviders: [req.device],
         graphOptimizationLevel: 'all',
         ...(req.threads ? { intraOpNumThreads: req.threads, interOpNumThreads: 1 } : {}),
+        // The graph is loaded from memory: external weights resolve against the model's own folder.
+        extra: { session: { model_external_initializers_file_folder_path: dirname(req.onnxPath) } },
       });
-      reply({
-        type: 'ready',
-        inputs: session.inputMetadata.map(meta),
-        outputs: session.outputMetadata.map(meta),
-      });
+      const fetches =
+        graph.plan.kind === 'in-place'
+          ? [names.logits, ...graph.plan.layers.flatMap((l) => [l.rows.key, l.rows.value])]
+          : [names.logits, ...names.presents.flatMap((p) => [p.key, p.value])];
+      session = { ort: created, names, plan: graph.plan, layout, fetches };
+      reply({ type: 'ready', id: req.id, inputs, outputs, plan: graph.plan });
       return;
     }
     if (req.type === 'close') {
-      await session?.release();
+      caches.clear();
+      await session?.ort.release();
       session = null;
-      reply({ type: 'closed' });
+      reply({ type: 'closed', id: req.id });
       return;
     }
-    if (!session) throw new Error('session is not initialised');
+    const s = session;
+    if (!s) throw new Error('the session is not initialised');
+    if (req.type === 'cache') {
+      const { buffer, rows } = cacheOp(s, req.cacheId, req.op);
+      reply({ type: 'done', id: req.id, state: stateOf(buffer), ...(rows ? { rows } : {}) }, rows ? rows.layers.flatMap((l) => [l.key.buffer, l.value.buffer] as ArrayBuffer[]) : []);
+      return;
+    }
+    const buffer = cacheOf(req.cacheId);
     const started = performance.now();
-    const feeds: Record<string, ort.Tensor> = {};
-    const n = req.tokens.length;
-    const total = req.pastLength + n;
-    const ids = BigInt64Array.from(req.tokens, (t) => BigInt(t));
-    feeds[req.names.inputIds] = new ort.Tensor('int64', ids, [1, n]);
-    if (req.names.attentionMask) feeds[req.names.attentionMask] = new ort.Tensor('int64', new BigInt64Array(total).fill(1n), [1, total]);
-    if (req.names.positionIds) {
-      feeds[req.names.positionIds] = new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt(req.position + i)), [1, n]);
-    }
-    const shape = [1, req.kvHeads, req.pastLength, req.headDim];
-    if (req.past === null) {
-      if (!kept || kept[0]?.key.dims[2] !== req.pastLength) throw new Error('the kept cache does not match the requested past');
-      kept.forEach((layer, i) => {
-        const names = req.names.pastKeyValues[i] as { key: string; value: string };
-        feeds[names.key] = layer.key;
-        feeds[names.value] = layer.value;
-      });
-    } else {
-      req.past.forEach((layer, i) => {
-        const names = req.names.pastKeyValues[i] as { key: string; value: string };
-        feeds[names.key] = new ort.Tensor(req.kvType, layer.key, shape);
-        feeds[names.value] = new ort.Tensor(req.kvType, layer.value, shape);
-      });
-    }
-    kept = null;
-    const out = await session.run(feeds);
-    kept = req.names.presents.map((names) => ({ key: out[names.key] as ort.Tensor, value: out[names.value] as ort.Tensor }));
-
-    // New rows: present[:, :, past:, :] per layer.
-    const transfer: ArrayBuffer[] = [];
-    const rows = req.names.presents.map((names) => {
-      const slice = (name: string) => {
-        const data = out[name]?.data as Float32Array | Uint16Array;
-        const rowsOut = newRows(data, req.kvHeads, req.pastLength, total, req.headDim);
-        transfer.push(rowsOut.buffer as ArrayBuffer);
-        return rowsOut;
-      };
-      return { key: slice(names.key), value: slice(names.value) };
-    });
-    const all = out[req.names.logits]?.data as Float32Array;
-    const vocab = all.length / n;
-    const logits =
-      req.logits === 'all' ? all.slice() : req.logits === 'last' ? all.slice((n - 1) * vocab, n * vocab) : new Float32Array(0);
-    transfer.push(logits.buffer as ArrayBuffer);
-    out[req.names.logits]?.dispose?.();
-    reply({ type: 'result', id: req.id, logits, rows, ms: performance.now() - started }, transfer);
+    const r = await step(s, buffer, req.tokens, req.logits);
+    reply(
+      { type: 'result', id: req.id, logits: r.logits, state: stateOf(buffer), copiedBytes: r.copiedBytes, outputBytes: r.outputBytes, ms: performance.now() - started },
+      r.logits.byteLength ? [r.logits.buffer as ArrayBuffer] : [],
+    );
   } catch (err) {
-    reply({ type: 'error', id: req.type === 'step' ? req.id : -1, message: (err as Error).message ?? String(err) });
+    const e = err as Error & { code?: string };
+    const kind = err instanceof KvCacheError ? 'kv' : err instanceof ModelError ? 'model' : err instanceof RangeError ? 'range' : 'other';
+    reply({ type: 'error', id: req.id, message: e.message ?? String(err), kind, ...(e.code ? { code: e.code } : {}) });
   }
 });
 
-function meta(m: ort.InferenceSession.ValueMetadata) {
-  return m.isTensor ? { name: m.name, type: m.type as string, shape: [...m.shape] } : { name: m.name, type: 'non-tensor', shape: [] };
+function cacheOf(id: number): KvBuffer {
+  const b = caches.get(id);
+  if (!b) throw new KvCacheError('KVF_KV_RELEASED', `KV cache ${id} was released or never created`);
+  return b;
 }
 
-/** Rows [from, to) of a [1, heads, to, dim] tensor as a fresh [heads, to - from, dim] array. */
-function newRows(data: Float32Array | Uint16Array, heads: number, from: number, to: number, dim: number): Float32Array | Uint16Array {
+function cacheOp(s: Session, cacheId: number, op: CacheOp): { buffer: KvBuffer; rows?: ReturnType<KvBuffer['read']> } {
+  if (op.op === 'create') {
+    const buffer = new KvBuffer({ layers: s.layout.layers, kvHeads: s.layout.kvHeads, headDim: s.layout.headDim, dtype: s.layout.dtype, maxPositions: s.layout.maxPositions }, op.capacity, {
+      guard: memoryGuard,
+    });
+    caches.set(cacheId, buffer);
+    ensureOnes(buffer.capacity);
+    return { buffer };
+  }
+  const buffer = cacheOf(cacheId);
+  switch (op.op) {
+    case 'reserve':
+      buffer.reserve(op.rows);
+      ensureOnes(buffer.capacity);
+      return { buffer };
+    case 'read':
+      return { buffer, rows: buffer.read(op.from, op.to) };
+    case 'append':
+      buffer.append(op.rows, op.positions);
+      return { buffer };
+    case 'rewind':
+      buffer.rewind(op.mark);
+      return { buffer };
+    case 'evict':
+      buffer.evict(op.from, op.count, op.invFreq);
+      return { buffer };
+    case 'quantize':
+      buffer.quantize(op.from, op.to);
+      return { buffer };
+    case 'release':
+      caches.delete(cacheId);
+      return { buffer };
+  }
+}
+
+/** Refuses an allocation the machine cannot hold, before the OS kills the process for it. */
+function memoryGuard(bytes: number, rows: number): void {
+  const cgroup = process.constrainedMemory?.() ?? 0;
+  const available = Math.min(freemem(), cgroup > 0 ? cgroup - process.memoryUsage.rss() : Number.POSITIVE_INFINITY);
+  if (bytes > available * MEMORY_HEADROOM) {
+    throw new KvCacheError(
+      'KVF_KV_NO_MEMORY',
+      `a KV cache of ${rows} rows needs ${formatBytes(bytes)}, but ${formatBytes(Math.max(0, available))} of memory is available; fold shorter documents, use the streaming policy, or run on a machine with more memory`,
+    );
+  }
+}
+
+function ensureOnes(n: number): void {
+  if (ones.length < n) ones = new BigInt64Array(Math.max(n, ones.length * 2)).fill(1n);
+}
+
+/** Runs one chunk against a cache and appends its rows. */
+async function step(s: Session, buffer: KvBuffer, tokens: Int32Array, mode: LogitsMode): Promise<{ logits: Float32Array; copiedBytes: number; outputBytes: number }> {
+  const { names, layout, plan } = s;
+  const { kvHeads, headDim, dtype } = layout;
+  const n = tokens.length;
+  if (n === 0) throw new RangeError('a step needs at least one token');
+  const copiedBefore = buffer.copiedBytes;
+  if (plan.kind === 'in-place') buffer.ensureRoom(n);
+  const past = buffer.length;
+  const total = past + n;
+  ensureOnes(total);
+  let copied = 2 * n * 8; // input ids and position ids
+  const feeds: Record<string, ort.Tensor> = {
+    [names.inputIds]: new ort.Tensor('int64', BigInt64Array.from(tokens, (t) => BigInt(t)), [1, n]),
+  };
+  if (names.attentionMask) feeds[names.attentionMask] = new ort.Tensor('int64', ones.subarray(0, total), [1, total]);
+  if (names.positionIds) {
+    feeds[names.positionIds] = new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt(buffer.nextPosition + i)), [1, n]);
+  }
+  const whole = plan.kind === 'in-place' ? wholeBufferTensors(buffer) : null;
+  names.pastKeyValues.forEach((pkv, l) => {
+    const feed = plan.kind === 'in-place' ? (plan.layers[l]?.past ?? 'prefix') : 'exact';
+    const { key, value } = buffer.layer(l);
+    if (feed === 'capacity' || feed === 'sliced') {
+      const t = whole?.[l] as { key: ort.Tensor; value: ort.Tensor };
+      feeds[pkv.key] = t.key;
+      feeds[pkv.value] = t.value;
+    } else if (kvHeads === 1 || past === 0) {
+      // One KV head: the valid rows are the buffer's first rows, contiguous. Fed as a view.
+      feeds[pkv.key] = new ort.Tensor(dtype, key.subarray(0, past * headDim), [1, kvHeads, past, headDim]);
+      feeds[pkv.value] = new ort.Tensor(dtype, value.subarray(0, past * headDim), [1, kvHeads, past, headDim]);
+    } else {
+      // A standard graph with several KV heads wants [kvHeads, past, D] packed: a copy of the cache.
+      const rows = buffer.read(0, past).layers[l] as { key: KvData; value: KvData };
+      feeds[pkv.key] = new ort.Tensor(dtype, rows.key, [1, kvHeads, past, headDim]);
+      feeds[pkv.value] = new ort.Tensor(dtype, rows.value, [1, kvHeads, past, headDim]);
+    }
+  });
+  const out = await s.ort.run(feeds, s.fetches as string[]);
+  let outputBytes = 0;
+  for (const name of s.fetches) outputBytes += (out[name]?.data as ArrayBufferView | undefined)?.byteLength ?? 0;
+
+  if (plan.kind === 'in-place') {
+    plan.layers.forEach((lp, l) => {
+      buffer.writeLayer(l, out[lp.rows.key]?.data as KvData, out[lp.rows.value]?.data as KvData, n, lp.order);
+    });
+  } else {
+    buffer.ensureRoom(n);
+    names.presents.forEach((p, l) => {
+      buffer.writeLayer(l, newRows(out[p.key]?.data as KvData, kvHeads, past, total, headDim), newRows(out[p.value]?.data as KvData, kvHeads, past, total, headDim), n, 'heads-first');
+    });
+    copied += n * buffer.rowBytes; // the rows sliced out of the presents before they are written
+  }
+  buffer.advance(n);
+
+  const all = out[names.logits]?.data as Float32Array;
+  const vocab = all.length / n;
+  let logits: Float32Array;
+  if (mode === 'all') logits = all;
+  else if (mode === 'last') {
+    logits = all.slice((n - 1) * vocab, n * vocab);
+    copied += vocab * 4;
+  } else logits = new Float32Array(0);
+  return { logits, copiedBytes: copied + buffer.copiedBytes - copiedBefore, outputBytes };
+}
+
+function wholeBufferTensors(buffer: KvBuffer): { key: ort.Tensor; value: ort.Tensor }[] {
+  const kept = bufferTensors.get(buffer);
+  if (kept && kept.generation === buffer.generation) return kept.tensors;
+  const { layers, kvHeads, headDim, dtype } = buffer.layout;
+  const dims = [1, kvHeads, buffer.capacity, headDim];
+  const tensors = Array.from({ length: layers }, (_, l) => {
+    const { key, value } = buffer.layer(l);
+    return { key: new ort.Tensor(dtype, key, dims), value: new ort.Tensor(dtype, value, dims) };
+  });
+  bufferTensors.set(buffer, { generation: buffer.generation, tensors });
+  return tensors;
+}
+
+/** Rows [from, to) of a [1, heads, to, dim] present as a fresh [heads, to - from, dim] array. */
+function newRows(data: KvData, heads: number, from: number, to: number, dim: number): KvData {
   const n = to - from;
   const out = data instanceof Float32Array ? new Float32Array(heads * n * dim) : new Uint16Array(heads * n * dim);
   for (let h = 0; h < heads; h++) {

@@ -6,11 +6,12 @@ import {
   type DecoderModel,
   type FoldStart,
   type FoldStep,
-  type KvPolicy,
-  type KvState,
   fold,
   fullPolicy,
   generate,
+  generationRows,
+  type KvCache,
+  type KvPolicy,
   stepCount,
   tokensAfter,
 } from '@kvfold/fold-core';
@@ -20,7 +21,7 @@ export interface Query {
   readonly tokens: Int32Array;
 }
 
-export interface FoldDocumentInput<S = KvState> {
+export interface FoldDocumentInput {
   readonly model: DecoderModel;
   readonly tokens: Int32Array;
   readonly chunkSize: number;
@@ -29,10 +30,15 @@ export interface FoldDocumentInput<S = KvState> {
   readonly stopTokens: readonly number[];
   readonly decode: (ids: readonly number[]) => string;
   readonly nll?: boolean;
-  readonly policy?: KvPolicy<S>;
-  readonly from?: FoldStart<S>;
+  readonly policy?: KvPolicy;
+  /**
+   * The cache to fold into (already holding step `from.step` when resuming). Default: a new one,
+   * sized by `foldCacheRows` and released at the end.
+   */
+  readonly cache?: KvCache;
+  readonly from?: FoldStart;
   /** Called after every step; may await (a checkpoint upload, a progress report). */
-  readonly onStep?: (step: FoldStep<S>) => void | Promise<void>;
+  readonly onStep?: (step: FoldStep) => void | Promise<void>;
   /** Checked before each step: when it returns true the fold stops early and `stoppedAt` is set. */
   readonly shouldStop?: () => boolean;
 }
@@ -52,7 +58,7 @@ export interface ChunkNll {
   readonly tokens: number;
 }
 
-export interface FoldDocumentResult<S = KvState> {
+export interface FoldDocumentResult {
   readonly tokens: number;
   readonly chunkSize: number;
   readonly steps: number;
@@ -64,17 +70,31 @@ export interface FoldDocumentResult<S = KvState> {
   readonly nll?: ChunkNll[];
   /** Set when `shouldStop` ended the fold before its last step. */
   readonly stoppedAt?: number;
-  readonly state: S;
   readonly lastLogits: Float32Array | undefined;
   readonly timings: { readonly foldMs: number; readonly generateMs: number; readonly tokensPerSecond: number };
 }
 
-export async function foldDocument<S = KvState>(input: FoldDocumentInput<S>): Promise<FoldDocumentResult<S>> {
+/** Rows a cache needs to fold `tokens` in chunks of `chunkSize` and then answer every query. */
+export function foldCacheRows(policy: KvPolicy, tokens: number, chunkSize: number, queries: readonly Query[], maxNewTokens: number): number {
+  const answer = Math.max(0, ...queries.map((q) => generationRows(q.tokens.length, maxNewTokens)));
+  return policy.rows(tokens, chunkSize, answer);
+}
+
+export async function foldDocument(input: FoldDocumentInput): Promise<FoldDocumentResult> {
   const { model, tokens, chunkSize } = input;
-  const policy = input.policy ?? (fullPolicy as unknown as KvPolicy<S>);
+  const policy = input.policy ?? fullPolicy;
+  const cache = input.cache ?? (await model.createCache({ capacity: foldCacheRows(policy, tokens.length, chunkSize, input.queries, input.maxNewTokens) }));
+  try {
+    return await foldInto(input, policy, cache);
+  } finally {
+    if (!input.cache) await cache.release();
+  }
+}
+
+async function foldInto(input: FoldDocumentInput, policy: KvPolicy, cache: KvCache): Promise<FoldDocumentResult> {
+  const { model, tokens, chunkSize } = input;
   const totalSteps = stepCount(tokens.length, chunkSize);
   const startStep = input.from?.step ?? 0;
-  let state = input.from?.state;
   let lastLogits = input.from?.lastLogits;
   const nll: ChunkNll[] = [];
   let stepsRun = 0;
@@ -82,13 +102,12 @@ export async function foldDocument<S = KvState>(input: FoldDocumentInput<S>): Pr
 
   const foldStarted = performance.now();
   if (!(startStep < totalSteps && input.shouldStop?.())) {
-    for await (const s of fold(model, tokens, {
+    for await (const s of fold(model, cache, tokens, {
       chunkSize,
       policy,
       ...(input.nll ? { nll: true } : {}),
       ...(input.from ? { from: input.from } : {}),
     })) {
-      state = s.state;
       lastLogits = s.lastLogits;
       stepsRun++;
       if (s.nll !== undefined) nll.push({ step: s.step, start: s.start, end: s.end, nll: s.nll, tokens: s.nllTokens ?? 0 });
@@ -102,14 +121,13 @@ export async function foldDocument<S = KvState>(input: FoldDocumentInput<S>): Pr
     stoppedAt = startStep;
   }
   const foldMs = performance.now() - foldStarted;
-  const folded = state ?? policy.init(model.layout);
   const foldedTokens = tokensAfter(startStep + stepsRun, tokens.length, chunkSize) - tokensAfter(startStep, tokens.length, chunkSize);
 
   const answers: Answer[] = [];
   const genStarted = performance.now();
   if (stoppedAt === undefined) {
     for (const q of input.queries) {
-      const g = await generate(model, folded, q.tokens, { maxNewTokens: input.maxNewTokens, stopTokens: input.stopTokens, policy });
+      const g = await generate(model, cache, q.tokens, { maxNewTokens: input.maxNewTokens, stopTokens: input.stopTokens });
       answers.push({ query: q.text, text: input.decode(g.tokenIds), tokenIds: g.tokenIds, stopReason: g.stopReason });
     }
   }
@@ -119,12 +137,11 @@ export async function foldDocument<S = KvState>(input: FoldDocumentInput<S>): Pr
     chunkSize,
     steps: totalSteps,
     stepsRun,
-    kvLength: policy.length(folded),
-    kvBytes: policy.bytes(folded),
+    kvLength: cache.length,
+    kvBytes: cache.bytes,
     answers,
     ...(input.nll ? { nll } : {}),
     ...(stoppedAt !== undefined ? { stoppedAt } : {}),
-    state: folded,
     lastLogits,
     timings: { foldMs, generateMs, tokensPerSecond: foldMs > 0 ? (foldedTokens / foldMs) * 1000 : 0 },
   };

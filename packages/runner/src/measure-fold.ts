@@ -4,7 +4,6 @@
  */
 import { foldAll } from '@kvfold/fold-core';
 import type { LoadedModel } from '@kvfold/onnx';
-import { kvBytes } from '@kvfold/fold-core';
 
 export interface FoldMeasurement {
   readonly tokens: number;
@@ -35,9 +34,12 @@ export async function measureFold(model: LoadedModel, tokens: number, chunkSize:
   let ids = model.tokenizer.encodeDocument(syntheticText(tokens * 4));
   while (ids.length < tokens) ids = model.tokenizer.encodeDocument(syntheticText(tokens * 8));
   ids = ids.slice(0, tokens);
+  const cache = await model.decoder.createCache({ capacity: tokens });
   const started = performance.now();
-  const { state, steps } = await foldAll(model.decoder, ids, { chunkSize });
+  const { steps } = await foldAll(model.decoder, cache, ids, { chunkSize });
   const foldMs = performance.now() - started;
+  const kvBytes = cache.bytes;
+  await cache.release();
   return {
     tokens,
     chunkSize,
@@ -45,6 +47,6 @@ export async function measureFold(model: LoadedModel, tokens: number, chunkSize:
     foldMs,
     tokensPerSecond: (tokens / foldMs) * 1000,
     peakRssMiB: process.resourceUsage().maxRSS / 1024,
-    kvBytes: kvBytes(state),
+    kvBytes,
   };
 }

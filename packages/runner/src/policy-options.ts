@@ -2,7 +2,7 @@
  * The fold settings a user picks (policy, KV storage, checkpoint codec), turned into fold-core
  * policies for a loaded model, with the string that identifies them in checkpoint fingerprints.
  */
-import { type AnyKvPolicy, createPolicy, type KvStorage, type PolicySpec } from '@kvfold/fold-core';
+import { createPolicy, type KvPolicy, type KvStorage, type PolicySpec } from '@kvfold/fold-core';
 import { type LoadedModel, ropeInverseFrequencies } from '@kvfold/onnx';
 
 export interface PolicyChoice {
@@ -11,7 +11,7 @@ export interface PolicyChoice {
 }
 
 export interface ResolvedPolicy {
-  readonly policy: AnyKvPolicy;
+  readonly policy: KvPolicy;
   /** Stable description, e.g. `full`, `full+int8`, `streaming(sink=4,window=1024)`. */
   readonly name: string;
 }
@@ -19,6 +19,5 @@ export interface ResolvedPolicy {
 export function resolvePolicy(model: LoadedModel, choice: PolicyChoice): ResolvedPolicy {
   const invFreq = choice.spec.kind === 'streaming' ? ropeInverseFrequencies(model.folder) : undefined;
   const policy = createPolicy(choice.spec, choice.kv, invFreq ? { invFreq } : {});
-  const base = choice.spec.kind === 'full' ? 'full' : `streaming(sink=${choice.spec.sink},window=${choice.spec.window})`;
-  return { policy, name: choice.kv === 'int8' ? `${base}+int8` : base };
+  return { policy, name: policy.name };
 }

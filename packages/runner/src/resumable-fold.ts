@@ -3,18 +3,19 @@
  * last committed checkpoint: the fold behind `kvfold fold --checkpoint`, `kvfold run` and the
  * queue worker.
  *
- * The checkpoint holds the policy's view of the state (the rows the model attends to) and, when
- * per-chunk NLL is measured, the last token's logits as an opaque extra, so NLL continues across a
- * resume. Uploads overlap
- * the fold with at most one segment in flight (CheckpointWriter). A stop request (`shouldStop`)
- * ends the fold after the current step with a checkpoint committed, so a preempted worker loses
- * nothing; a crash loses at most one checkpoint interval.
+ * The checkpoint holds the cache's rows as the model attends to them (each commit the rows added
+ * since the last one, read from the cache where the model keeps it) and, when per-chunk NLL is
+ * measured, the last token's logits as an opaque extra, so NLL continues across a resume. A resume
+ * loads the stored rows into the fold's cache segment by segment. Uploads overlap the fold with
+ * at most one segment in flight (CheckpointWriter). A stop request (`shouldStop`) ends the fold
+ * after the current step with a checkpoint committed, so a preempted worker loses nothing; a
+ * crash loses at most one checkpoint interval.
  */
 import { type KvCodec, openCheckpoint } from '@kvfold/checkpoint';
-import type { FoldStep, KvLayout, KvState } from '@kvfold/fold-core';
-import { fullPolicy, type KvPolicy, stepCount } from '@kvfold/fold-core';
+import type { FoldStep, KvCache, KvLayout } from '@kvfold/fold-core';
+import { fullPolicy, stepCount } from '@kvfold/fold-core';
 import type { ObjectStore } from '@kvfold/storage';
-import { type FoldDocumentInput, type FoldDocumentResult, foldDocument } from './fold-document.ts';
+import { type FoldDocumentInput, type FoldDocumentResult, foldCacheRows, foldDocument } from './fold-document.ts';
 
 export interface CheckpointSettings {
   readonly store: ObjectStore;
@@ -30,7 +31,7 @@ export interface CheckpointSettings {
   readonly writerId?: string;
 }
 
-export interface ResumableFoldInput<S> extends Omit<FoldDocumentInput<S>, 'from'> {
+export interface ResumableFoldInput extends Omit<FoldDocumentInput, 'from' | 'cache'> {
   readonly checkpoint: CheckpointSettings;
   readonly fingerprints: { readonly model: string; readonly tokenizer: string };
   /** The policy as a string for the checkpoint's fingerprints, e.g. `full` or `streaming(sink=4,window=1024)`. */
@@ -47,7 +48,7 @@ export interface CheckpointReport {
   readonly warnings: readonly string[];
 }
 
-export interface ResumableFoldResult<S> extends FoldDocumentResult<S> {
+export interface ResumableFoldResult extends FoldDocumentResult {
   /** Step the fold resumed from (0: from the start). Equal to `steps` when a kept final state was reused. */
   readonly resumedFromStep: number;
   readonly checkpoint: CheckpointReport;
@@ -57,10 +58,20 @@ export interface ResumableFoldResult<S> extends FoldDocumentResult<S> {
 
 export const DEFAULT_CHECKPOINT_PREFIX = 'checkpoints';
 
-export async function foldResumable<S = KvState>(input: ResumableFoldInput<S>): Promise<ResumableFoldResult<S>> {
-  const policy = input.policy ?? (fullPolicy as unknown as KvPolicy<S>);
-  const { checkpoint: ck } = input;
+export async function foldResumable(input: ResumableFoldInput): Promise<ResumableFoldResult> {
+  const policy = input.policy ?? fullPolicy;
   const totalSteps = stepCount(input.tokens.length, input.chunkSize);
+  const cache = await input.model.createCache({ capacity: foldCacheRows(policy, input.tokens.length, input.chunkSize, input.queries, input.maxNewTokens) });
+  try {
+    return await foldWithCheckpoints(input, cache, totalSteps);
+  } finally {
+    await cache.release();
+  }
+}
+
+async function foldWithCheckpoints(input: ResumableFoldInput, cache: KvCache, totalSteps: number): Promise<ResumableFoldResult> {
+  const policy = input.policy ?? fullPolicy;
+  const { checkpoint: ck } = input;
   const opened = await openCheckpoint(ck.store, {
     prefix: ck.prefix ?? DEFAULT_CHECKPOINT_PREFIX,
     docKey: ck.docKey,
@@ -68,6 +79,7 @@ export async function foldResumable<S = KvState>(input: ResumableFoldInput<S>): 
     layout: kvLayoutOf(input.model.layout),
     appendOnly: policy.appendOnly,
     everySteps: ck.everySteps,
+    into: cache,
     ...(ck.fresh ? { fresh: true } : {}),
     ...(ck.writerId ? { writerId: ck.writerId } : {}),
   });
@@ -85,24 +97,17 @@ export async function foldResumable<S = KvState>(input: ResumableFoldInput<S>): 
     if (!stopRequested && input.shouldStop?.()) stopRequested = true;
     return stopRequested;
   };
-  const commit = async (s: FoldStep<S>) => {
+  const commit = async (s: FoldStep) => {
     // The last logits ride along only when per-chunk NLL is measured: nothing else needs them.
-    await writer.commit(policy.view(s.state), s.step, input.nll ? { extra: bytesOf(s.lastLogits) } : {});
+    await writer.commit(cache, s.step, input.nll ? { extra: bytesOf(s.lastLogits) } : {});
     lastCommitted = s.step;
   };
-  const result = await foldDocument<S>({
+  const result = await foldDocument({
     ...input,
     policy,
+    cache,
     shouldStop,
-    ...(resume
-      ? {
-          from: {
-            step: resume.step,
-            state: policy.restore(resume.state),
-            ...(resume.extra ? { lastLogits: floatsOf(resume.extra) } : {}),
-          },
-        }
-      : {}),
+    ...(resume ? { from: { step: resume.step, ...(resume.extra ? { lastLogits: floatsOf(resume.extra) } : {}) } } : {}),
     onStep: async (s) => {
       await input.onStep?.(s);
       const stopping = s.step < totalSteps && shouldStop();

@@ -95,7 +95,7 @@ async function foldCommand(model: LoadedModel, text: string, opts: FoldOptions, 
     onStep: (s: { step: number; tokens: number }) =>
       bar.update(s.step, { tokens: s.tokens, rate: Math.round((s.tokens / (performance.now() - t1)) * 1000) }),
   };
-  let result: FoldDocumentResult<unknown> | ResumableFoldResult<unknown>;
+  let result: FoldDocumentResult | ResumableFoldResult;
   if (opts.checkpoint) {
     const store = openStore(opts.checkpoint, storeOptionsFromEnv(cliEnv()));
     await checkStore(store);

@@ -16,7 +16,7 @@
  * any way of computing those positions' logits in less memory reads a cache written by an earlier
  * pass, and that is a fold, the very thing under test.
  */
-import { createPolicy, type DecoderModel, emptyKv, fold, type KvStorage, kvRowBytes, type ModelLayout } from '@kvfold/fold-core';
+import { createPolicy, type DecoderModel, fold, type KvStorage, kvRowBytes, type ModelLayout } from '@kvfold/fold-core';
 import { NiahError } from '../niah/errors.ts';
 
 /** Score tensors a plain attention graph holds per layer at once: scores, masked scores, softmax. */
@@ -95,33 +95,39 @@ export async function measureDrift(input: DriftInput): Promise<DriftResult> {
   }
   const vocab = dims.vocabSize;
   const refStarted = performance.now();
-  const ref = await model.step({ tokens: tokens.subarray(0, E), past: emptyKv(model.layout), position: 0, logits: 'all' });
+  const refCache = await model.createCache({ capacity: E });
+  const ref = await model.step({ tokens: tokens.subarray(0, E), cache: refCache, logits: 'all' }).finally(() => refCache.release());
   const refMs = performance.now() - refStarted;
   const policy = createPolicy({ kind: 'full' }, kv);
   const steps: DriftStep[] = [];
+  const cache = await model.createCache({ capacity: L });
   const foldStarted = performance.now();
-  for await (const s of fold(model, tokens, { chunkSize, policy, keepLogits: true })) {
-    const logits = s.logits as Float32Array; // [chunk, vocab]
-    let row: DriftStep = { step: s.step, start: s.start, end: s.end };
-    if (s.end <= E) {
-      let maxAbs = 0;
-      let klSum = 0;
-      let maxKl = 0;
-      let agree = 0;
-      for (let i = 0; i < s.end - s.start; i++) {
-        const r = ref.logits.subarray((s.start + i) * vocab, (s.start + i + 1) * vocab);
-        const f = logits.subarray(i * vocab, (i + 1) * vocab);
-        const d = compareRows(r, f);
-        maxAbs = Math.max(maxAbs, d.maxAbs);
-        klSum += d.kl;
-        maxKl = Math.max(maxKl, d.kl);
-        if (d.sameArgmax) agree++;
+  try {
+    for await (const s of fold(model, cache, tokens, { chunkSize, policy, keepLogits: true })) {
+      const logits = s.logits as Float32Array; // [chunk, vocab]
+      let row: DriftStep = { step: s.step, start: s.start, end: s.end };
+      if (s.end <= E) {
+        let maxAbs = 0;
+        let klSum = 0;
+        let maxKl = 0;
+        let agree = 0;
+        for (let i = 0; i < s.end - s.start; i++) {
+          const r = ref.logits.subarray((s.start + i) * vocab, (s.start + i + 1) * vocab);
+          const f = logits.subarray(i * vocab, (i + 1) * vocab);
+          const d = compareRows(r, f);
+          maxAbs = Math.max(maxAbs, d.maxAbs);
+          klSum += d.kl;
+          maxKl = Math.max(maxKl, d.kl);
+          if (d.sameArgmax) agree++;
+        }
+        const n = s.end - s.start;
+        row = { ...row, maxAbs, meanKl: klSum / n, maxKl, argmaxAgreement: agree / n };
       }
-      const n = s.end - s.start;
-      row = { ...row, maxAbs, meanKl: klSum / n, maxKl, argmaxAgreement: agree / n };
+      steps.push(row);
+      input.onStep?.(row, s.totalSteps);
     }
-    steps.push(row);
-    input.onStep?.(row, s.totalSteps);
+  } finally {
+    await cache.release();
   }
   const foldMs = performance.now() - foldStarted;
   const compared = steps.filter((s) => s.maxAbs !== undefined);

@@ -3,7 +3,7 @@
  * the grid's KV policy, and asks each of its needles from the same folded state. Trials are
  * reported as they finish, so a long run leaves its results behind as it goes.
  */
-import { type AnyKvPolicy, chainDepth, createPolicy, type DecoderModel, foldAll, generate, stepCount } from '@kvfold/fold-core';
+import { chainDepth, createPolicy, type DecoderModel, foldAll, generate, generationRows, type KvPolicy, stepCount } from '@kvfold/fold-core';
 import { type LoadedModel, ropeInverseFrequencies } from '@kvfold/onnx';
 import { checkGrid, type NiahGrid, type PlannedHaystack, planHaystacks } from './grid.ts';
 import { type Haystack, writeHaystack } from './haystack.ts';
@@ -103,7 +103,7 @@ export function prepareNiah(model: NiahModel, grid: NiahGrid): { protocol: NiahP
 
 export async function runNiah(model: NiahModel, grid: NiahGrid, hooks: NiahHooks = {}): Promise<NiahRun> {
   const { protocol, plan } = prepareNiah(model, grid);
-  const policy: AnyKvPolicy = createPolicy(grid.policy, grid.kv, grid.policy.kind === 'streaming' ? { invFreq: model.ropeFrequencies() } : {});
+  const policy = createPolicy(grid.policy, grid.kv, grid.policy.kind === 'streaming' ? { invFreq: model.ropeFrequencies() } : {});
   const trials: NiahTrial[] = [];
   const total = plan.length * grid.chunkSizes.length;
   let done = 0;
@@ -125,50 +125,56 @@ async function askHaystack(
   model: NiahModel,
   grid: NiahGrid,
   protocol: NiahProtocol,
-  policy: AnyKvPolicy,
+  policy: KvPolicy,
   planned: PlannedHaystack,
   haystack: Haystack,
   chunkSize: number,
   hooks: NiahHooks,
 ): Promise<NiahTrial[]> {
-  const started = performance.now();
-  const { state } = await foldAll(model.decoder, haystack.tokens, { chunkSize, policy }, (s) => hooks.onStep?.({ step: s.step, totalSteps: s.totalSteps }));
-  const foldMs = performance.now() - started;
   const D = haystack.tokens.length;
-  const streaming = grid.policy.kind === 'streaming' ? grid.policy : null;
-  const out: NiahTrial[] = [];
-  for (const [i, placed] of haystack.needles.entries()) {
-    const askStarted = performance.now();
-    const g = await generate(model.decoder, state, placed.needle.question, { maxNewTokens: protocol.maxNewTokens, stopTokens: model.stopTokens, policy });
-    const askMs = performance.now() - askStarted;
-    const { got, exact } = placed.needle.judge(g);
-    const end = placed.position + placed.needle.tokens.length;
-    out.push({
-      protocol: protocol.name,
-      length: planned.length,
-      depth: placed.depth,
-      chunkSize,
-      chainDepth: chainDepth(placed.position, D, chunkSize),
-      steps: stepCount(D, chunkSize),
-      documentTokens: D,
-      needlePosition: placed.position,
-      policy: grid.policy.kind,
-      ...(streaming ? { sink: streaming.sink, window: streaming.window, inWindow: placed.position >= D - streaming.window || end <= streaming.sink } : {}),
-      kv: grid.kv,
-      needlesPerHaystack: haystack.needles.length,
-      seed: grid.seed,
-      haystack: planned.index,
-      needle: i,
-      expected: placed.needle.expected,
-      got,
-      exact,
-      stopReason: g.stopReason,
-      kvBytes: policy.bytes(state),
-      timings: { foldMs: round(foldMs), askMs: round(askMs) },
-      peakRssMiB: round(process.resourceUsage().maxRSS / 1024),
-    });
+  const answerRows = Math.max(0, ...haystack.needles.map((p) => generationRows(p.needle.question.length, protocol.maxNewTokens)));
+  const cache = await model.decoder.createCache({ capacity: policy.rows(D, chunkSize, answerRows) });
+  try {
+    const started = performance.now();
+    await foldAll(model.decoder, cache, haystack.tokens, { chunkSize, policy }, (s) => hooks.onStep?.({ step: s.step, totalSteps: s.totalSteps }));
+    const foldMs = performance.now() - started;
+    const streaming = grid.policy.kind === 'streaming' ? grid.policy : null;
+    const out: NiahTrial[] = [];
+    for (const [i, placed] of haystack.needles.entries()) {
+      const askStarted = performance.now();
+      const g = await generate(model.decoder, cache, placed.needle.question, { maxNewTokens: protocol.maxNewTokens, stopTokens: model.stopTokens });
+      const askMs = performance.now() - askStarted;
+      const { got, exact } = placed.needle.judge(g);
+      const end = placed.position + placed.needle.tokens.length;
+      out.push({
+        protocol: protocol.name,
+        length: planned.length,
+        depth: placed.depth,
+        chunkSize,
+        chainDepth: chainDepth(placed.position, D, chunkSize),
+        steps: stepCount(D, chunkSize),
+        documentTokens: D,
+        needlePosition: placed.position,
+        policy: grid.policy.kind,
+        ...(streaming ? { sink: streaming.sink, window: streaming.window, inWindow: placed.position >= D - streaming.window || end <= streaming.sink } : {}),
+        kv: grid.kv,
+        needlesPerHaystack: haystack.needles.length,
+        seed: grid.seed,
+        haystack: planned.index,
+        needle: i,
+        expected: placed.needle.expected,
+        got,
+        exact,
+        stopReason: g.stopReason,
+        kvBytes: cache.bytes,
+        timings: { foldMs: round(foldMs), askMs: round(askMs) },
+        peakRssMiB: round(process.resourceUsage().maxRSS / 1024),
+      });
+    }
+    return out;
+  } finally {
+    await cache.release();
   }
-  return out;
 }
 
 const round = (x: number) => Math.round(x * 10) / 10;

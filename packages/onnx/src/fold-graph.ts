@@ -1,0 +1,215 @@
+/**
+ * The fold graph: a decoder export rewritten so a step costs ONNX Runtime what its new rows cost,
+ * not what the cache holds.
+ *
+ * A standard export returns `present.{i}.*` = past ++ new, the whole cache, every step; through
+ * onnxruntime-node each returned tensor is copied into a fresh JavaScript buffer, and a present
+ * that is computed but not fetched is still held until the run ends. So the fold runs the same
+ * graph — same nodes, same weights — with its outputs changed: the presents stop being outputs
+ * (they are computed inside attention and freed with it), and the tensors the presents append
+ * (each layer's new keys and values) become outputs instead. The adapter appends those to its own
+ * cache, which it feeds back as the past. Per layer the new rows are found where the present is
+ * made:
+ *
+ *   GroupQueryAttention(q, k, v, past, ...)   k, v: [B, n, kvHeads*D], rows first. Its past may
+ *                                             be the whole cache buffer (the op reads the valid
+ *                                             rows from seqlens_k), fed with no copy.
+ *   Concat(past, new, axis=2)                 new: [B, kvHeads, n, D], heads first. The past must be
+ *                                             exactly the valid rows: with one KV head that is a
+ *                                             prefix of the cache buffer, fed with no copy; with
+ *                                             more, a Slice of the buffer is added in front.
+ *
+ * Anything else (rotary inside GroupQueryAttention, packed QKV, an unknown producer) runs as the
+ * standard graph, with the presents fetched: correct, and as costly as any plain loop.
+ */
+import type { KvLayout, RowOrder } from '@kvfold/fold-core';
+import onnxProto from 'onnx-proto';
+import type { IoMeta, IoNames } from './io-names.ts';
+
+const { onnx } = onnxProto;
+type ModelProto = InstanceType<typeof onnx.ModelProto>;
+type NodeProto = onnxProto.onnx.INodeProto;
+
+/** How a layer's past is fed: the whole buffer, its first rows (one KV head), or the buffer sliced in the graph. */
+export type PastFeed = 'capacity' | 'prefix' | 'sliced';
+
+export interface LayerPlan {
+  readonly past: PastFeed;
+  /** Output names of the layer's new key and value rows. */
+  readonly rows: { readonly key: string; readonly value: string };
+  readonly order: RowOrder;
+}
+
+export type FoldPlan =
+  | { readonly kind: 'in-place'; readonly attention: 'GroupQueryAttention' | 'Concat'; readonly layers: readonly LayerPlan[] }
+  | { readonly kind: 'standard'; readonly reason: string };
+
+export interface FoldGraph {
+  readonly plan: FoldPlan;
+  /** The graph to run: rewritten for 'in-place', the original bytes for 'standard'. */
+  readonly model: Uint8Array;
+}
+
+/** Oldest default-domain opset whose Slice takes its bounds as inputs. */
+const MIN_SLICE_OPSET = 10;
+
+/** A decoded export and its graph inputs and outputs. */
+export interface ReadGraph {
+  readonly bytes: Uint8Array;
+  readonly model: ModelProto;
+  readonly inputs: IoMeta[];
+  readonly outputs: IoMeta[];
+}
+
+const TYPE_NAMES: Record<number, string> = { 1: 'float32', 2: 'uint8', 3: 'int8', 5: 'int16', 6: 'int32', 7: 'int64', 9: 'bool', 10: 'float16', 11: 'float64', 16: 'bfloat16' };
+
+/** Decodes an ONNX file's bytes and lists its graph's inputs (initializers aside) and outputs. */
+export function readGraph(bytes: Uint8Array): ReadGraph {
+  const model = onnx.ModelProto.decode(bytes);
+  const initializers = new Set((model.graph?.initializer ?? []).map((t) => t.name));
+  const meta = (v: onnxProto.onnx.IValueInfoProto): IoMeta => {
+    const t = v.type?.tensorType;
+    if (!t) return { name: v.name ?? '', type: 'non-tensor', shape: [] };
+    return {
+      name: v.name ?? '',
+      type: TYPE_NAMES[t.elemType ?? 0] ?? `type ${t.elemType}`,
+      shape: (t.shape?.dim ?? []).map((d) => (d.dimParam ? d.dimParam : d.dimValue !== undefined && d.dimValue !== null ? toNumber(d.dimValue) : '?')),
+    };
+  };
+  return {
+    bytes,
+    model,
+    inputs: (model.graph?.input ?? []).filter((v) => !initializers.has(v.name ?? '')).map(meta),
+    outputs: (model.graph?.output ?? []).map(meta),
+  };
+}
+
+/** Derives the fold graph of a decoder export (it rewrites `read.model`). */
+export function deriveFoldGraph(read: ReadGraph, names: IoNames, layout: KvLayout): FoldGraph {
+  const { model, bytes } = read;
+  const graph = model.graph;
+  if (!graph) return { plan: { kind: 'standard', reason: 'the model has no graph' }, model: bytes };
+  const producer = new Map<string, NodeProto>();
+  const consumers = new Map<string, NodeProto[]>();
+  for (const node of graph.node ?? []) {
+    for (const out of node.output ?? []) if (out) producer.set(out, node);
+    for (const inp of node.input ?? []) if (inp) consumers.set(inp, [...(consumers.get(inp) ?? []), node]);
+  }
+  const standard = (reason: string): FoldGraph => ({ plan: { kind: 'standard', reason }, model: bytes });
+
+  const dead = new Set<NodeProto>();
+  const layers: LayerPlan[] = [];
+  let attention: 'GroupQueryAttention' | 'Concat' | null = null;
+  for (let i = 0; i < names.presents.length; i++) {
+    const found: Partial<Record<'key' | 'value', { rows: string; order: RowOrder; past: PastFeed }>> = {};
+    for (const kind of ['key', 'value'] as const) {
+      const presentName = (names.presents[i] as { key: string; value: string })[kind];
+      const pastName = (names.pastKeyValues[i] as { key: string; value: string })[kind];
+      let node = producer.get(presentName);
+      while (node?.opType === 'Identity') {
+        dead.add(node);
+        node = producer.get(node.input?.[0] ?? '');
+      }
+      const where = `present.${i}.${kind}`;
+      if (node?.opType === 'GroupQueryAttention' && node.domain === 'com.microsoft') {
+        if (intAttr(node, 'do_rotary', 0) !== 0) return standard(`${where}: GroupQueryAttention rotates the keys inside the op, so its new rows are not a tensor of the graph`);
+        const rows = node.input?.[kind === 'key' ? 1 : 2];
+        if (!rows) return standard(`${where}: GroupQueryAttention takes packed QKV`);
+        if (node.input?.[kind === 'key' ? 3 : 4] !== pastName) return standard(`${where}: GroupQueryAttention does not read ${pastName} directly`);
+        const onlyAttention = (consumers.get(pastName) ?? []).every((c) => c.opType === 'GroupQueryAttention');
+        found[kind] = { rows, order: 'rows-first', past: onlyAttention ? 'capacity' : 'sliced' };
+        attention = 'GroupQueryAttention';
+      } else if (node?.opType === 'Concat') {
+        const axis = intAttr(node, 'axis', 0);
+        const [first, rows, ...more] = node.input ?? [];
+        if ((axis !== 2 && axis !== -2) || more.length || !rows || !first || !comesFrom(first, pastName, producer)) {
+          return standard(`${where}: a Concat that is not past ++ new along the sequence axis`);
+        }
+        found[kind] = { rows, order: 'heads-first', past: layout.kvHeads === 1 ? 'prefix' : 'sliced' };
+        attention = 'Concat';
+      } else {
+        return standard(`${where} comes from ${node ? `a ${node.opType} node` : 'no node'}, not from GroupQueryAttention or Concat`);
+      }
+    }
+    const { key, value } = found as Record<'key' | 'value', { rows: string; order: RowOrder; past: PastFeed }>;
+    if (key.order !== value.order || key.past !== value.past) return standard(`layer ${i}: its key and value are made differently`);
+    layers.push({ past: key.past, rows: { key: key.rows, value: value.rows }, order: key.order });
+  }
+  const opset = Number((model.opsetImport ?? []).find((o) => !o.domain)?.version ?? 0);
+  if (layers.some((l) => l.past === 'sliced')) {
+    if (!names.attentionMask) return standard('the graph has no attention_mask input to tell the valid past rows');
+    if (opset < MIN_SLICE_OPSET) return standard(`opset ${opset} is older than ${MIN_SLICE_OPSET}`);
+  }
+
+  // Outputs: logits and every layer's new rows; presents are no longer outputs.
+  const presentNames = new Set(names.presents.flatMap((p) => [p.key, p.value]));
+  const elemType = layout.dtype === 'float32' ? onnx.TensorProto.DataType.FLOAT : onnx.TensorProto.DataType.FLOAT16;
+  graph.output = [
+    ...(graph.output ?? []).filter((o) => !presentNames.has(o.name ?? '')),
+    ...layers.flatMap((l) => [l.rows.key, l.rows.value]).map((name) => ({ name, type: { tensorType: { elemType } } })),
+  ];
+  graph.node = (graph.node ?? []).filter((n) => !dead.has(n));
+
+  // Sliced pasts: the input holds the cache buffer; the graph reads its first (total - seq) rows.
+  if (layers.some((l) => l.past === 'sliced')) {
+    const prelude: NodeProto[] = [];
+    const constant = (name: string, values: number[], dims: number[]) => {
+      graph.initializer = [...(graph.initializer ?? []), { name, dims, dataType: onnx.TensorProto.DataType.INT64, rawData: int64Bytes(values) }];
+      return name;
+    };
+    const one = constant('kvfold.fold.one', [1], []);
+    const node = (opType: string, input: string[], output: string, attribute: onnxProto.onnx.IAttributeProto[] = []) =>
+      prelude.push({ opType, input, output: [output], name: output, attribute });
+    node('Shape', [names.attentionMask as string], 'kvfold.fold.mask_shape');
+    node('Gather', ['kvfold.fold.mask_shape', one], 'kvfold.fold.total', [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 0 }]);
+    node('Shape', [names.inputIds], 'kvfold.fold.ids_shape');
+    node('Gather', ['kvfold.fold.ids_shape', one], 'kvfold.fold.seq', [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 0 }]);
+    node('Sub', ['kvfold.fold.total', 'kvfold.fold.seq'], 'kvfold.fold.past_scalar');
+    node('Reshape', ['kvfold.fold.past_scalar', constant('kvfold.fold.shape1', [1], [1])], 'kvfold.fold.past_length');
+    const starts = constant('kvfold.fold.starts', [0], [1]);
+    const axes = constant('kvfold.fold.axes', [2], [1]);
+    layers.forEach((l, i) => {
+      if (l.past !== 'sliced') return;
+      for (const kind of ['key', 'value'] as const) {
+        const input = (names.pastKeyValues[i] as { key: string; value: string })[kind];
+        const sliced = `kvfold.fold.past.${i}.${kind}`;
+        node('Slice', [input, starts, 'kvfold.fold.past_length', axes], sliced);
+        for (const c of consumers.get(input) ?? []) c.input = (c.input ?? []).map((x) => (x === input ? sliced : x));
+      }
+    });
+    graph.node = [...prelude, ...(graph.node ?? [])];
+  }
+  return {
+    plan: { kind: 'in-place', attention: attention as 'GroupQueryAttention' | 'Concat', layers },
+    model: onnx.ModelProto.encode(model).finish(),
+  };
+}
+
+/** One line for logs and benchmarks. */
+export function describePlan(plan: FoldPlan): string {
+  if (plan.kind === 'standard') return `standard graph, presents fetched every step (${plan.reason})`;
+  const feeds = [...new Set(plan.layers.map((l) => l.past))].join('/');
+  return `in place: ${plan.attention} attention, new rows appended to the session's cache, past fed as ${feeds}`;
+}
+
+/** True when `name` is `past` or a Cast of it. */
+function comesFrom(name: string, past: string, producer: Map<string, NodeProto>): boolean {
+  if (name === past) return true;
+  const node = producer.get(name);
+  return node?.opType === 'Cast' && node.input?.[0] === past;
+}
+
+function intAttr(node: NodeProto, name: string, fallback: number): number {
+  const a = node.attribute?.find((x) => x.name === name);
+  return !a || a.i === undefined || a.i === null ? fallback : toNumber(a.i);
+}
+
+/** protobufjs reads int64 fields as a Long (or a number). */
+function toNumber(v: number | { toNumber(): number }): number {
+  return typeof v === 'number' ? v : v.toNumber();
+}
+
+function int64Bytes(values: number[]): Uint8Array {
+  const a = BigInt64Array.from(values, (v) => BigInt(v));
+  return new Uint8Array(a.buffer);
+}
