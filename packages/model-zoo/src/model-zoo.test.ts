@@ -90,3 +90,19 @@ test('a plain onnxruntime-node script folds the folder chunk by chunk to the sin
   assert.equal(r.layers, 2);
   assert.ok(r.maxAbsDiff <= 1e-4, `max |folded - single| = ${r.maxAbsDiff}`);
 });
+
+test('kv-heavy has Llama-3.1-8B’s cache geometry: 32 layers of 8 KV heads of 128, 256 KiB of float32 KV a token', async () => {
+  const dir = join(root, 'kv-heavy');
+  const spec = modelSpec('kv-heavy');
+  await writeModelFolder(spec, dir);
+  const c = spec.config;
+  assert.deepEqual([c.num_hidden_layers, c.num_key_value_heads, c.head_dim], [32, 8, 128]);
+  assert.equal(2 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim * 4, 256 * 1024);
+  const s = await ort.InferenceSession.create(join(dir, 'onnx/model.onnx'));
+  const past = s.inputMetadata.filter((m) => m.name.startsWith('past_key_values.'));
+  assert.equal(past.length, 64);
+  assert.deepEqual(past[0]?.isTensor ? past[0].shape : null, ['batch_size', 8, 'past_sequence_length', 128]);
+  // The weights are small: the cost of a fold is its cache, not its projections.
+  assert.ok(readFileSync(join(dir, 'onnx/model.onnx_data')).length < 64 * 2 ** 20);
+  await s.release();
+});

@@ -3,12 +3,12 @@
  *
  * It exists to prove the fold exact and to measure throughput: every part of the architecture is
  * present (RMSNorm, RoPE, grouped-query attention with 4 query heads over 2 KV heads, SwiGLU,
- * tied lm_head), and it is small enough that a 32K-token fold takes tens of seconds on two cores.
+ * tied lm_head), and it is small enough that a 32K-token fold takes seconds on two cores.
  * Its outputs are meaningless; its arithmetic is real.
  */
 import { byteLevelTokenizer } from './byte-tokenizer.ts';
-import type { LlamaConfig, LlamaSpec, WeightTensor } from './llama-spec.ts';
-import { SeededRandom } from './rng.ts';
+import type { LlamaConfig, LlamaSpec } from './llama-spec.ts';
+import { randomLlamaWeights } from './random-llama.ts';
 
 export interface TinyLlamaOptions {
   readonly seed?: number;
@@ -39,36 +39,12 @@ export function tinyLlamaSpec(options: TinyLlamaOptions = {}): LlamaSpec {
     bos_token_id: tok.bosId,
     eos_token_id: tok.eosId,
   };
-  const rng = new SeededRandom(seed);
-  const weights = new Map<string, WeightTensor>();
   const H = config.hidden_size;
   const D = config.head_dim;
-  const put = (name: string, shape: number[], std: number) => {
-    weights.set(name, { shape, data: rng.normals(shape.reduce((a, b) => a * b, 1), std) });
-  };
-  const norm = (name: string) => {
-    const data = rng.normals(H, 0.1).map((x) => 1 + x);
-    weights.set(name, { shape: [H], data });
-  };
-  put('model.embed_tokens.weight', [config.vocab_size, H], EMBEDDING_STD);
-  for (let i = 0; i < config.num_hidden_layers; i++) {
-    const p = `model.layers.${i}`;
-    norm(`${p}.input_layernorm.weight`);
-    put(`${p}.self_attn.q_proj.weight`, [config.num_attention_heads * D, H], 1 / Math.sqrt(H));
-    put(`${p}.self_attn.k_proj.weight`, [config.num_key_value_heads * D, H], 1 / Math.sqrt(H));
-    put(`${p}.self_attn.v_proj.weight`, [config.num_key_value_heads * D, H], 1 / Math.sqrt(H));
-    put(`${p}.self_attn.o_proj.weight`, [H, config.num_attention_heads * D], 1 / Math.sqrt(config.num_attention_heads * D));
-    norm(`${p}.post_attention_layernorm.weight`);
-    put(`${p}.mlp.gate_proj.weight`, [config.intermediate_size, H], 1 / Math.sqrt(H));
-    put(`${p}.mlp.up_proj.weight`, [config.intermediate_size, H], 1 / Math.sqrt(H));
-    put(`${p}.mlp.down_proj.weight`, [H, config.intermediate_size], 1 / Math.sqrt(config.intermediate_size));
-  }
-  norm('model.norm.weight');
-  if (options.untied) put('lm_head.weight', [config.vocab_size, H], 1 / Math.sqrt(H));
   return {
     name: 'tiny-llama',
     config,
-    weights,
+    weights: randomLlamaWeights(config, seed, { embeddingStd: EMBEDDING_STD }),
     tokenizer: tok.tokenizer,
     tokenizerConfig: tok.tokenizerConfig,
     generationConfig: { bos_token_id: tok.bosId, eos_token_id: tok.eosId, do_sample: false },
