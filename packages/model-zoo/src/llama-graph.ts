@@ -121,10 +121,10 @@ export function buildLlamaGraph(
   const seqLen = g.node('Gather', [g.node('Shape', [inputIds]), one], { axis: 0 }); // scalar
   const totalLen = g.node('Gather', [g.node('Shape', [attentionMask]), one], { axis: 0 }); // scalar
   const pastLen = g.node('Sub', [totalLen, seqLen]); // scalar
-  const queryIndex = g.node('Range', [pastLen, totalLen, one]); // [S] cache index of each query
 
   // --- rotary embedding: cos/sin [B, S, 1, D], applied in [B, S, heads, D] ---------------------------
-  const positions = positionInput ?? g.node('Unsqueeze', [queryIndex, g.ints([0])]); // [B|1, S]
+  // Without position_ids, each query's position is its cache index: past + i.
+  const positions = positionInput ?? g.node('Unsqueeze', [g.node('Range', [pastLen, totalLen, one]), g.ints([0])]); // [B|1, S]
   const invFreq = g.float('rope.inv_freq', [1, 1, D / 2], ropeInverseFrequencies(c.rope_theta, D));
   const freqs = g.node('Mul', [g.node('Unsqueeze', [g.node('Cast', [positions], { to: DataType.FLOAT }), g.ints([2])]), invFreq]); // [B, S, D/2]
   const angles = g.node('Unsqueeze', [g.node('Concat', [freqs, freqs], { axis: -1 }), g.ints([2])]); // [B, S, 1, D]
@@ -169,15 +169,18 @@ export function buildLlamaGraph(
       return out as string;
     };
   } else {
-    // Additive mask [B, 1, 1, S, T], built once per step: 0 where query s may see key t (t <= its
-    // cache index, and attention_mask set), the lowest float where not.
-    const keyIndex = g.node('Range', [g.ints([0], true), totalLen, one]); // [T]
-    const causal = g.node('LessOrEqual', [
-      g.node('Unsqueeze', [keyIndex, g.ints([0])]), // [1, T]
-      g.node('Unsqueeze', [queryIndex, g.ints([1])]), // [S, 1]
-    ]); // [S, T]
-    const padding = g.node('Unsqueeze', [g.node('Cast', [attentionMask], { to: DataType.BOOL }), g.ints([1, 2, 3])]); // [B,1,1,1,T]
-    const mask = g.node('Where', [g.node('And', [causal, padding]), g.scalar(0), g.scalar(MASKED_SCORE)]); // [B,1,1,S,T]
+    // Additive mask [B, 1, 1, S, T], built once per step and shared by every layer: a key t is
+    // hidden from query s when it comes later (causal) or attention_mask is 0 there. The causal
+    // part is an S x S block padded with zeros for the past's columns (every query sees the whole
+    // past), the padding part one row over T; each contributes half the lowest float, so a key
+    // hidden both ways stays finite.
+    const queries = g.node('Range', [g.ints([0], true), seqLen, one]); // [S]
+    const later = g.node('Less', [g.node('Unsqueeze', [queries, g.ints([1])]), g.node('Unsqueeze', [queries, g.ints([0])])]); // [S, S]: key j after query i
+    const block = g.node('Where', [later, g.scalar(MASKED_SCORE / 2), g.scalar(0)]); // [S, S]
+    const pads = g.node('Concat', [g.ints([0]), g.node('Unsqueeze', [pastLen, g.ints([0])]), g.ints([0, 0])], { axis: 0 }); // [0, past, 0, 0]
+    const causal = g.node('Pad', [block, pads]); // [S, T]
+    const padding = g.node('Mul', [g.node('Sub', [g.node('Cast', [attentionMask], { to: DataType.FLOAT }), g.scalar(1)]), g.scalar(-MASKED_SCORE / 2)]); // [B, T]
+    const mask = g.node('Add', [causal, g.node('Unsqueeze', [padding, g.ints([1, 2, 3])])]); // [B, 1, 1, S, T]
     const qScale = g.scalar(scale);
     attend = (i, q, k, v) => {
       const layerPast = past[i] as { key: string; value: string };

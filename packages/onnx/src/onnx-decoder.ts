@@ -71,6 +71,9 @@ export class OnnxDecoder implements DecoderModel {
     worker.on('exit', (code) => {
       if (!this.closed) failAll(new ModelError('KVF_MODEL_RUNTIME', `session thread exited (code ${code})`));
     });
+    // An idle session thread never keeps the process alive; one with work in flight does (see
+    // request). Unref'd after the listeners: attaching a 'message' listener refs it again.
+    worker.unref();
   }
 
   /** Starts a session thread for the folder's ONNX file, reads its I/O and derives its fold graph. */
@@ -79,7 +82,6 @@ export class OnnxDecoder implements DecoderModel {
     const worker = new Worker(new URL('./ts-worker-entry.mjs', import.meta.url), {
       workerData: { entry: new URL('./session-worker.ts', import.meta.url).href },
     });
-    worker.unref();
     const init: WorkerRequest = {
       type: 'init',
       id: 0,
@@ -148,6 +150,7 @@ export class OnnxDecoder implements DecoderModel {
   private request(message: WorkerRequest, transfer: ArrayBuffer[] = []): Promise<Reply> {
     if (this.closed) return Promise.reject(new ModelError('KVF_MODEL_CLOSED', 'the model was closed; load it again'));
     const id = this.nextId++;
+    if (this.pending.size === 0) this.worker.ref();
     return new Promise<Reply>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.worker.postMessage({ ...message, id }, transfer);
@@ -158,6 +161,7 @@ export class OnnxDecoder implements DecoderModel {
     const p = this.pending.get(msg.id);
     if (!p) return;
     this.pending.delete(msg.id);
+    if (this.pending.size === 0) this.worker.unref();
     if (msg.type !== 'error') p.resolve(msg);
     else if (msg.kind === 'kv') p.reject(new KvCacheError(msg.code as KvCacheErrorCode, msg.message));
     else if (msg.kind === 'range') p.reject(new RangeError(msg.message));

@@ -1,0 +1,104 @@
+/**
+ * `kvfold bench engine`: the engine's bars, measured. For tiny-llama, recall and kv-heavy it folds
+ * with KV-Fold's engine and with a plain onnxruntime-node loop over the same folder, each run in a
+ * fresh process, and reports tokens/s, peak RSS against weights + KV + workspace, bytes copied per
+ * step, and model-FLOP utilisation against ONNX Runtime's own MatMul on the same threads.
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { type BenchCase, type BenchModel, DEFAULT_CASES, type EngineMeasurement, type EngineRunOptions, measureEngine, runEngineBench } from '@kvfold/bench';
+import { modelSpec, writeModelFolder } from '@kvfold/model-zoo';
+import type { Command } from 'commander';
+import { CliError } from '../cli-error.ts';
+import { parseTokenCount, positiveInt } from '../options.ts';
+
+interface EngineBenchFlags {
+  models?: string;
+  cases?: string;
+  chunkSize: number;
+  threads: number;
+  repeats: number;
+  modelsDir?: string;
+  out: string;
+}
+
+const MODELS: readonly BenchModel[] = ['tiny-llama', 'recall', 'kv-heavy'];
+
+export function registerEngineBench(bench: Command): void {
+  bench
+    .command('engine')
+    .description("the engine against a plain onnxruntime-node loop and ONNX Runtime's MatMul: tokens/s, peak RSS, copies per step, utilisation")
+    .option('--cases <list>', 'model:tokens[:peer] cases, e.g. tiny-llama:8k:peer,kv-heavy:16k (default: the bars’ cases)')
+    .option('--chunk-size <n>', 'tokens per fold step', positiveInt('--chunk-size'), 256)
+    .option('--threads <n>', 'ONNX Runtime intra-op threads, for the folds and the MatMul ceiling', positiveInt('--threads'), availableParallelism())
+    .option('--repeats <n>', 'runs of each case and engine, interleaved; medians are reported', positiveInt('--repeats'), 3)
+    .option('--models-dir <dir>', 'where the models are built (default: a temporary folder)')
+    .option('--out <file>', 'JSON result file', 'bench-results/engine.json')
+    .action(async (opts: EngineBenchFlags) => runBench(opts));
+
+  bench
+    .command('engine-one', { hidden: true })
+    .requiredOption('--model <dir>')
+    .requiredOption('--tokens <n>', '', (v) => parseTokenCount('--tokens', v))
+    .requiredOption('--chunk-size <n>', '', positiveInt('--chunk-size'))
+    .requiredOption('--engine <engine>')
+    .requiredOption('--threads <n>', '', positiveInt('--threads'))
+    .action(async (o: { model: string; tokens: number; chunkSize: number; engine: string; threads: number }) => {
+      if (o.engine !== 'kvfold' && o.engine !== 'plain') throw new CliError(`--engine must be kvfold or plain, got "${o.engine}"`);
+      const m = await measureEngine({ modelDir: o.model, tokens: o.tokens, chunkSize: o.chunkSize, engine: o.engine, threads: o.threads });
+      process.stdout.write(`${JSON.stringify(m)}\n`);
+    });
+}
+
+function parseCases(value: string): BenchCase[] {
+  return value.split(',').map((c) => {
+    const [model, tokens, peer] = c.split(':');
+    if (!MODELS.includes(model as BenchModel)) throw new CliError(`--cases: unknown model "${model}" in "${c}"; use ${MODELS.join(', ')}`);
+    return { model: model as BenchModel, tokens: parseTokenCount('--cases', tokens ?? ''), peer: peer === 'peer' };
+  });
+}
+
+async function runBench(opts: EngineBenchFlags): Promise<void> {
+  const cases = opts.cases ? parseCases(opts.cases) : DEFAULT_CASES;
+  const scratch = opts.modelsDir ? null : await mkdtemp(join(tmpdir(), 'kvfold-bench-engine-'));
+  const modelsDir = opts.modelsDir ? resolve(opts.modelsDir) : (scratch as string);
+  try {
+    for (const model of new Set(cases.map((c) => c.model))) await writeModelFolder(modelSpec(model), join(modelsDir, model));
+    process.stdout.write(`machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${availableParallelism()} cores; ${opts.threads} threads; chunk ${opts.chunkSize}; ${opts.repeats} runs each\n`);
+    const report = await runEngineBench({
+      cases,
+      chunkSize: opts.chunkSize,
+      threads: opts.threads,
+      repeats: opts.repeats,
+      modelDir: (m) => join(modelsDir, m),
+      runChild,
+      log: (line) => process.stdout.write(`${line}\n`),
+    });
+    const out = resolve(opts.out);
+    await mkdir(dirname(out), { recursive: true });
+    await writeFile(out, `${JSON.stringify({ benchmark: 'engine', date: new Date().toISOString(), cpu: cpus()[0]?.model, cores: availableParallelism(), ...report }, null, 2)}\n`);
+    process.stdout.write(`wrote ${out}\n`);
+    if (report.bars.some((b) => !b.pass)) process.exitCode = 1;
+  } finally {
+    if (scratch) await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+/** Runs `bench engine-one` in a fresh process and parses its JSON line. */
+function runChild(o: EngineRunOptions): Promise<EngineMeasurement> {
+  const args = [...process.execArgv, process.argv[1] as string, 'bench', 'engine-one', '--model', o.modelDir, '--tokens', String(o.tokens), '--chunk-size', String(o.chunkSize), '--engine', o.engine, '--threads', String(o.threads)];
+  return new Promise((done, fail) => {
+    const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    p.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    p.on('error', fail);
+    p.on('close', (code, signal) => {
+      if (code !== 0) fail(new CliError(`the ${o.engine} fold of ${o.tokens} tokens on ${o.modelDir} exited with ${signal ?? `code ${code}`}`));
+      else done(JSON.parse(stdout.trim().split('\n').at(-1) as string) as EngineMeasurement);
+    });
+  });
+}
