@@ -42,6 +42,22 @@ test('fold --json prints the documented object', async () => {
   assert.ok(out.nll.every((c: { nll: number }) => Number.isFinite(c.nll) && c.nll > 0));
 });
 
+test('fold --nll --chunk-size 1 reports a number for every chunk with a token to score, and no entry for the first', async () => {
+  const r = await kvfold(['fold', '-', '--model', model, '--chunk-size', '1', '--nll', '--json'], 'abc');
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.equal(out.steps, 4); // BOS + 3 bytes
+  assert.deepEqual(
+    out.nll.map((c: { step: number; tokens: number }) => [c.step, c.tokens]),
+    [
+      [2, 1],
+      [3, 1],
+      [4, 1],
+    ],
+  );
+  assert.ok(out.nll.every((c: { nll: unknown }) => typeof c.nll === 'number'));
+});
+
 test('fold reads standard input with -', async () => {
   const r = await kvfold(['fold', '-', '--model', model, '--chunk-size', '8', '--json'], 'from a pipe');
   assert.equal(r.code, 0, r.stderr);
