@@ -42,7 +42,17 @@ export interface LayerPlan {
 
 export type FoldPlan =
   | { readonly kind: 'in-place'; readonly attention: 'GroupQueryAttention' | 'Concat'; readonly layers: readonly LayerPlan[] }
+  /**
+   * For a device session: the presents stay outputs, kept where the session runs and fed back as
+   * the next past; the new rows are outputs too, copied to the host for checkpoints.
+   */
+  | { readonly kind: 'resident'; readonly attention: 'GroupQueryAttention' | 'Concat'; readonly layers: readonly LayerPlan[]; readonly presentsOn: 'gpu-buffer' | 'cpu' }
   | { readonly kind: 'standard'; readonly reason: string };
+
+export interface DeriveOptions {
+  /** Keep the presents as outputs (a device session keeps them on the device); pasts are then fed exact. */
+  readonly keepPresents?: boolean;
+}
 
 export interface FoldGraph {
   readonly plan: FoldPlan;
@@ -85,7 +95,7 @@ export function readGraph(bytes: Uint8Array): ReadGraph {
 }
 
 /** Derives the fold graph of a decoder export (it rewrites `read.model`). */
-export function deriveFoldGraph(read: ReadGraph, names: IoNames, layout: KvLayout): FoldGraph {
+export function deriveFoldGraph(read: ReadGraph, names: IoNames, layout: KvLayout, options: DeriveOptions = {}): FoldGraph {
   const { model, bytes } = read;
   const graph = model.graph;
   if (!graph) return { plan: { kind: 'standard', reason: 'the model has no graph' }, model: bytes };
@@ -136,6 +146,13 @@ export function deriveFoldGraph(read: ReadGraph, names: IoNames, layout: KvLayou
     layers.push({ past: key.past, rows: { key: key.rows, value: value.rows }, order: key.order });
   }
   const opset = Number((model.opsetImport ?? []).find((o) => !o.domain)?.version ?? 0);
+  const elemType = layout.dtype === 'float32' ? onnx.TensorProto.DataType.FLOAT : onnx.TensorProto.DataType.FLOAT16;
+  const rowOutputs = layers.flatMap((l) => [l.rows.key, l.rows.value]).map((name) => ({ name, type: { tensorType: { elemType } } }));
+  if (options.keepPresents) {
+    graph.output = [...(graph.output ?? []), ...rowOutputs];
+    const kept = layers.map((l) => ({ ...l, past: 'prefix' as const }));
+    return { plan: { kind: 'resident', attention: attention as 'GroupQueryAttention' | 'Concat', layers: kept, presentsOn: 'cpu' }, model: onnx.ModelProto.encode(model).finish() };
+  }
   if (layers.some((l) => l.past === 'sliced')) {
     if (!names.attentionMask) return standard('the graph has no attention_mask input to tell the valid past rows');
     if (opset < MIN_SLICE_OPSET) return standard(`opset ${opset} is older than ${MIN_SLICE_OPSET}`);
@@ -143,11 +160,7 @@ export function deriveFoldGraph(read: ReadGraph, names: IoNames, layout: KvLayou
 
   // Outputs: logits and every layer's new rows; presents are no longer outputs.
   const presentNames = new Set(names.presents.flatMap((p) => [p.key, p.value]));
-  const elemType = layout.dtype === 'float32' ? onnx.TensorProto.DataType.FLOAT : onnx.TensorProto.DataType.FLOAT16;
-  graph.output = [
-    ...(graph.output ?? []).filter((o) => !presentNames.has(o.name ?? '')),
-    ...layers.flatMap((l) => [l.rows.key, l.rows.value]).map((name) => ({ name, type: { tensorType: { elemType } } })),
-  ];
+  graph.output = [...(graph.output ?? []).filter((o) => !presentNames.has(o.name ?? '')), ...rowOutputs];
   graph.node = (graph.node ?? []).filter((n) => !dead.has(n));
 
   // Sliced pasts: the input holds the cache buffer; the graph reads its first (total - seq) rows.
@@ -188,6 +201,9 @@ export function deriveFoldGraph(read: ReadGraph, names: IoNames, layout: KvLayou
 /** One line for logs and benchmarks. */
 export function describePlan(plan: FoldPlan): string {
   if (plan.kind === 'standard') return `standard graph, presents fetched every step (${plan.reason})`;
+  if (plan.kind === 'resident') {
+    return `resident: ${plan.attention} attention, presents kept ${plan.presentsOn === 'gpu-buffer' ? 'on the device' : 'as returned'} and fed back, new rows copied to the host`;
+  }
   const feeds = [...new Set(plan.layers.map((l) => l.past))].join('/');
   return `in place: ${plan.attention} attention, new rows appended to the session's cache, past fed as ${feeds}`;
 }

@@ -7,8 +7,12 @@ export type { IoMeta, IoNames } from './io-names.ts';
 
 export type Device = 'cpu' | 'webgpu' | 'cuda';
 
-/** Which graph a session runs: the fold graph where it can be derived (`auto`), or the export as it is. */
-export type FoldGraphChoice = 'auto' | 'standard';
+/**
+ * Which graph a session runs: `auto` (the fold graph on the CPU, the resident graph on a device,
+ * where they can be derived), `resident` (presents fed back as returned, on any device), or the
+ * export as it is (`standard`).
+ */
+export type FoldGraphChoice = 'auto' | 'resident' | 'standard';
 
 /** A cache's counters after an operation, mirrored by its handle on the main thread. */
 export interface CacheState extends KvPositions {
@@ -24,6 +28,8 @@ export type CacheOp =
   | { readonly op: 'rewind'; readonly mark: KvMark }
   | { readonly op: 'evict'; readonly from: number; readonly count: number; readonly invFreq: Float64Array }
   | { readonly op: 'quantize'; readonly from: number; readonly to: number }
+  /** A mark was taken (a resident session pins the presents of this moment). */
+  | { readonly op: 'mark' }
   | { readonly op: 'release' };
 
 export type WorkerRequest =

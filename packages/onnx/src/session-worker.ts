@@ -12,10 +12,11 @@ import { dirname } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { type KvData, KvBuffer, KvCacheError, type LogitsMode, formatBytes } from '@kvfold/fold-core';
 import * as ort from 'onnxruntime-node';
-import { deriveFoldGraph, type FoldPlan, readGraph } from './fold-graph.ts';
+import { deriveFoldGraph, type FoldGraph, type FoldPlan, readGraph } from './fold-graph.ts';
 import { discover, type IoNames } from './io-names.ts';
 import { ModelError } from './errors.ts';
-import type { CacheOp, CacheState, WorkerReply, WorkerRequest } from './protocol.ts';
+import type { CacheOp, CacheState, Device, FoldGraphChoice, WorkerReply, WorkerRequest } from './protocol.ts';
+import { invalidate, keepPresents, pinPresents, residentPast, rewoundTo } from './resident-cache.ts';
 
 if (!parentPort) throw new Error('session-worker must run in a worker thread');
 const port = parentPort;
@@ -54,21 +55,21 @@ port.on('message', async (req: WorkerRequest) => {
       const { names, layout } = discover(req.onnxPath, req.config, read.inputs, read.outputs);
       const inputs = read.inputs;
       const outputs = read.outputs;
-      const graph =
-        req.foldGraph === 'standard' || req.device !== 'cpu'
-          ? { plan: { kind: 'standard', reason: req.foldGraph === 'standard' ? 'asked for' : `device ${req.device}` } as FoldPlan, model: read.bytes }
-          : deriveFoldGraph(read, names, layout);
+      const graph = chooseGraph(req.foldGraph, req.device, () => deriveFoldGraph(read, names, layout, { keepPresents: true }), () => deriveFoldGraph(read, names, layout), read.bytes);
+      const presentNames = names.presents.flatMap((p) => [p.key, p.value]);
       const created = await ort.InferenceSession.create(graph.model, {
         executionProviders: [req.device],
         graphOptimizationLevel: 'all',
         ...(req.threads ? { intraOpNumThreads: req.threads, interOpNumThreads: 1 } : {}),
         // The graph is loaded from memory: external weights resolve against the model's own folder.
         extra: { session: { model_external_initializers_file_folder_path: dirname(req.onnxPath) } },
+        // A resident session keeps the presents where it runs: on the GPU, no copy to the host.
+        ...(graph.plan.kind === 'resident' && graph.plan.presentsOn === 'gpu-buffer'
+          ? { preferredOutputLocation: Object.fromEntries(presentNames.map((n) => [n, 'gpu-buffer' as const])) }
+          : {}),
       });
-      const fetches =
-        graph.plan.kind === 'in-place'
-          ? [names.logits, ...graph.plan.layers.flatMap((l) => [l.rows.key, l.rows.value])]
-          : [names.logits, ...names.presents.flatMap((p) => [p.key, p.value])];
+      const rowNames = graph.plan.kind === 'in-place' || graph.plan.kind === 'resident' ? graph.plan.layers.flatMap((l) => [l.rows.key, l.rows.value]) : [];
+      const fetches = [names.logits, ...(graph.plan.kind === 'in-place' ? rowNames : graph.plan.kind === 'resident' ? [...rowNames, ...presentNames] : presentNames)];
       session = { ort: created, names, plan: graph.plan, layout, fetches };
       reply({ type: 'ready', id: req.id, inputs, outputs, plan: graph.plan });
       return;
@@ -101,6 +102,17 @@ port.on('message', async (req: WorkerRequest) => {
   }
 });
 
+/** The graph a session runs (see FoldGraphChoice); a graph that cannot be derived runs as it is. */
+function chooseGraph(choice: FoldGraphChoice, device: Device, resident: () => FoldGraph, inPlace: () => FoldGraph, bytes: Uint8Array): FoldGraph {
+  if (choice === 'standard') return { plan: { kind: 'standard', reason: 'asked for' }, model: bytes };
+  if (choice === 'resident' || device !== 'cpu') {
+    const g = resident();
+    // onnxruntime-node hands out device-resident tensors for WebGPU only; elsewhere presents come back to the host.
+    return g.plan.kind === 'resident' && device === 'webgpu' ? { ...g, plan: { ...g.plan, presentsOn: 'gpu-buffer' } } : g;
+  }
+  return inPlace();
+}
+
 function cacheOf(id: number): KvBuffer {
   const b = caches.get(id);
   if (!b) throw new KvCacheError('KVF_KV_RELEASED', `KV cache ${id} was released or never created`);
@@ -126,17 +138,25 @@ function cacheOp(s: Session, cacheId: number, op: CacheOp): { buffer: KvBuffer; 
       return { buffer, rows: buffer.read(op.from, op.to) };
     case 'append':
       buffer.append(op.rows, op.positions);
+      invalidate(buffer);
+      return { buffer };
+    case 'mark':
+      pinPresents(buffer);
       return { buffer };
     case 'rewind':
       buffer.rewind(op.mark);
+      rewoundTo(buffer, op.mark.length);
       return { buffer };
     case 'evict':
       buffer.evict(op.from, op.count, op.invFreq);
+      invalidate(buffer);
       return { buffer };
     case 'quantize':
       buffer.quantize(op.from, op.to);
+      invalidate(buffer);
       return { buffer };
     case 'release':
+      invalidate(buffer);
       caches.delete(cacheId);
       return { buffer };
   }
@@ -178,10 +198,15 @@ async function step(s: Session, buffer: KvBuffer, tokens: Int32Array, mode: Logi
     feeds[names.positionIds] = new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt(buffer.nextPosition + i)), [1, n]);
   }
   const whole = plan.kind === 'in-place' ? wholeBufferTensors(buffer) : null;
+  const resident = plan.kind === 'resident' ? residentPast(buffer) : null;
   names.pastKeyValues.forEach((pkv, l) => {
     const feed = plan.kind === 'in-place' ? (plan.layers[l]?.past ?? 'prefix') : 'exact';
     const { key, value } = buffer.layer(l);
-    if (feed === 'capacity' || feed === 'sliced') {
+    if (resident) {
+      // The presents the last step left where the session runs.
+      feeds[pkv.key] = (resident[l] as { key: ort.Tensor }).key;
+      feeds[pkv.value] = (resident[l] as { value: ort.Tensor }).value;
+    } else if (feed === 'capacity' || feed === 'sliced') {
       const t = whole?.[l] as { key: ort.Tensor; value: ort.Tensor };
       feeds[pkv.key] = t.key;
       feeds[pkv.value] = t.value;
@@ -198,9 +223,13 @@ async function step(s: Session, buffer: KvBuffer, tokens: Int32Array, mode: Logi
   });
   const out = await s.ort.run(feeds, s.fetches as string[]);
   let outputBytes = 0;
-  for (const name of s.fetches) outputBytes += (out[name]?.data as ArrayBufferView | undefined)?.byteLength ?? 0;
+  for (const name of s.fetches) {
+    const t = out[name];
+    if (t && t.location === 'cpu') outputBytes += (t.data as ArrayBufferView).byteLength;
+  }
 
-  if (plan.kind === 'in-place') {
+  if (plan.kind === 'in-place' || plan.kind === 'resident') {
+    buffer.ensureRoom(n);
     plan.layers.forEach((lp, l) => {
       buffer.writeLayer(l, out[lp.rows.key]?.data as KvData, out[lp.rows.value]?.data as KvData, n, lp.order);
     });
@@ -212,6 +241,7 @@ async function step(s: Session, buffer: KvBuffer, tokens: Int32Array, mode: Logi
     copied += n * buffer.rowBytes; // the rows sliced out of the presents before they are written
   }
   buffer.advance(n);
+  if (plan.kind === 'resident') keepPresents(buffer, names.presents.map((p) => ({ key: out[p.key] as ort.Tensor, value: out[p.value] as ort.Tensor })));
 
   const all = out[names.logits]?.data as Float32Array;
   const vocab = all.length / n;
