@@ -181,7 +181,7 @@ function ensureOnes(n: number): void {
 /** Runs one chunk against a cache and appends its rows. */
 async function step(s: Session, buffer: KvBuffer, tokens: Int32Array, mode: LogitsMode): Promise<{ logits: Float32Array; copiedBytes: number; outputBytes: number }> {
   const { names, layout, plan } = s;
-  const { kvHeads, headDim, dtype } = layout;
+  const { kvHeads, headDim } = layout;
   const n = tokens.length;
   if (n === 0) throw new RangeError('a step needs at least one token');
   const copiedBefore = buffer.copiedBytes;
@@ -197,30 +197,7 @@ async function step(s: Session, buffer: KvBuffer, tokens: Int32Array, mode: Logi
   if (names.positionIds) {
     feeds[names.positionIds] = new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt(buffer.nextPosition + i)), [1, n]);
   }
-  const whole = plan.kind === 'in-place' ? wholeBufferTensors(buffer) : null;
-  const resident = plan.kind === 'resident' ? residentPast(buffer) : null;
-  names.pastKeyValues.forEach((pkv, l) => {
-    const feed = plan.kind === 'in-place' ? (plan.layers[l]?.past ?? 'prefix') : 'exact';
-    const { key, value } = buffer.layer(l);
-    if (resident) {
-      // The presents the last step left where the session runs.
-      feeds[pkv.key] = (resident[l] as { key: ort.Tensor }).key;
-      feeds[pkv.value] = (resident[l] as { value: ort.Tensor }).value;
-    } else if (feed === 'capacity' || feed === 'sliced') {
-      const t = whole?.[l] as { key: ort.Tensor; value: ort.Tensor };
-      feeds[pkv.key] = t.key;
-      feeds[pkv.value] = t.value;
-    } else if (kvHeads === 1 || past === 0) {
-      // One KV head: the valid rows are the buffer's first rows, contiguous. Fed as a view.
-      feeds[pkv.key] = new ort.Tensor(dtype, key.subarray(0, past * headDim), [1, kvHeads, past, headDim]);
-      feeds[pkv.value] = new ort.Tensor(dtype, value.subarray(0, past * headDim), [1, kvHeads, past, headDim]);
-    } else {
-      // A standard graph with several KV heads wants [kvHeads, past, D] packed: a copy of the cache.
-      const rows = buffer.read(0, past).layers[l] as { key: KvData; value: KvData };
-      feeds[pkv.key] = new ort.Tensor(dtype, rows.key, [1, kvHeads, past, headDim]);
-      feeds[pkv.value] = new ort.Tensor(dtype, rows.value, [1, kvHeads, past, headDim]);
-    }
-  });
+  Object.assign(feeds, pastFeeds(s, buffer));
   const out = await s.ort.run(feeds, s.fetches as string[]);
   let outputBytes = 0;
   for (const name of s.fetches) {
@@ -252,6 +229,39 @@ async function step(s: Session, buffer: KvBuffer, tokens: Int32Array, mode: Logi
     copied += vocab * 4;
   } else logits = new Float32Array(0);
   return { logits, copiedBytes: copied + buffer.copiedBytes - copiedBefore, outputBytes };
+}
+
+/**
+ * Each layer's past: the device presents of a resident cache; the whole buffer (GroupQueryAttention,
+ * or a graph that slices it); the buffer's first rows (one KV head: contiguous, fed as a view); or,
+ * for a standard graph with several KV heads, the rows packed as [kvHeads, past, D] — a copy.
+ */
+function pastFeeds(s: Session, buffer: KvBuffer): Record<string, ort.Tensor> {
+  const { names, plan } = s;
+  const { kvHeads, headDim, dtype } = s.layout;
+  const past = buffer.length;
+  const feeds: Record<string, ort.Tensor> = {};
+  const set = (l: number, key: ort.Tensor, value: ort.Tensor) => {
+    const pkv = names.pastKeyValues[l] as { key: string; value: string };
+    feeds[pkv.key] = key;
+    feeds[pkv.value] = value;
+  };
+  const resident = plan.kind === 'resident' ? residentPast(buffer) : null;
+  if (resident) {
+    for (const [l, t] of resident.entries()) set(l, t.key, t.value);
+  } else if (plan.kind === 'in-place' && plan.layers.every((l) => l.past !== 'prefix')) {
+    for (const [l, t] of wholeBufferTensors(buffer).entries()) set(l, t.key, t.value);
+  } else if (kvHeads === 1 || past === 0) {
+    const dims = [1, kvHeads, past, headDim];
+    for (let l = 0; l < buffer.layout.layers; l++) {
+      const { key, value } = buffer.layer(l);
+      set(l, new ort.Tensor(dtype, key.subarray(0, past * headDim), dims), new ort.Tensor(dtype, value.subarray(0, past * headDim), dims));
+    }
+  } else {
+    const dims = [1, kvHeads, past, headDim];
+    for (const [l, r] of buffer.read(0, past).layers.entries()) set(l, new ort.Tensor(dtype, r.key, dims), new ort.Tensor(dtype, r.value, dims));
+  }
+  return feeds;
 }
 
 function wholeBufferTensors(buffer: KvBuffer): { key: ort.Tensor; value: ort.Tensor }[] {
