@@ -62,6 +62,8 @@ export interface FoldGraph {
 
 /** Oldest default-domain opset whose Slice takes its bounds as inputs. */
 const MIN_SLICE_OPSET = 10;
+/** Oldest default-domain opset whose Max takes int64. */
+const MIN_MAX_INT_OPSET = 12;
 
 /** A decoded export and its graph inputs and outputs. */
 export interface ReadGraph {
@@ -108,6 +110,7 @@ export function deriveFoldGraph(read: ReadGraph, names: IoNames, layout: KvLayou
   const standard = (reason: string): FoldGraph => ({ plan: { kind: 'standard', reason }, model: bytes });
 
   const dead = new Set<NodeProto>();
+  const gqaNodes = new Set<NodeProto>();
   const layers: LayerPlan[] = [];
   let attention: 'GroupQueryAttention' | 'Concat' | null = null;
   for (let i = 0; i < names.presents.length; i++) {
@@ -129,6 +132,7 @@ export function deriveFoldGraph(read: ReadGraph, names: IoNames, layout: KvLayou
         const onlyAttention = (consumers.get(pastName) ?? []).every((c) => c.opType === 'GroupQueryAttention');
         found[kind] = { rows, order: 'rows-first', past: onlyAttention ? 'capacity' : 'sliced' };
         attention = 'GroupQueryAttention';
+        gqaNodes.add(node);
       } else if (node?.opType === 'Concat') {
         const axis = intAttr(node, 'axis', 0);
         const [first, rows, ...more] = node.input ?? [];
@@ -162,14 +166,15 @@ export function deriveFoldGraph(read: ReadGraph, names: IoNames, layout: KvLayou
   const presentNames = new Set(names.presents.flatMap((p) => [p.key, p.value]));
   graph.output = [...(graph.output ?? []).filter((o) => !presentNames.has(o.name ?? '')), ...rowOutputs];
   graph.node = (graph.node ?? []).filter((n) => !dead.has(n));
+  const constant = (name: string, values: number[], dims: number[]) => {
+    graph.initializer = [...(graph.initializer ?? []), { name, dims, dataType: onnx.TensorProto.DataType.INT64, rawData: int64Bytes(values) }];
+    return name;
+  };
+  if (opset >= MIN_MAX_INT_OPSET) consumePresents(graph, gqaNodes, constant);
 
   // Sliced pasts: the input holds the cache buffer; the graph reads its first (total - seq) rows.
   if (layers.some((l) => l.past === 'sliced')) {
     const prelude: NodeProto[] = [];
-    const constant = (name: string, values: number[], dims: number[]) => {
-      graph.initializer = [...(graph.initializer ?? []), { name, dims, dataType: onnx.TensorProto.DataType.INT64, rawData: int64Bytes(values) }];
-      return name;
-    };
     const one = constant('kvfold.fold.one', [1], []);
     const node = (opType: string, input: string[], output: string, attribute: onnxProto.onnx.IAttributeProto[] = []) =>
       prelude.push({ opType, input, output: [output], name: output, attribute });
@@ -196,6 +201,38 @@ export function deriveFoldGraph(read: ReadGraph, names: IoNames, layout: KvLayou
     plan: { kind: 'in-place', attention: attention as 'GroupQueryAttention' | 'Concat', layers },
     model: onnx.ModelProto.encode(model).finish(),
   };
+}
+
+/**
+ * ONNX Runtime holds a node output nothing consumes until the run ends, so GroupQueryAttention's
+ * presents, no longer outputs, would stay for every layer at once: a second cache. Each layer's
+ * attention output is reshaped to its own shape, computed so it depends on the presents' lengths
+ * (their difference, 0, is folded in with Max); the presents are then consumed by that layer and
+ * freed with it. The Reshape is free and the values unchanged.
+ */
+function consumePresents(graph: onnxProto.onnx.IGraphProto, nodes: ReadonlySet<NodeProto>, constant: (name: string, values: number[], dims: number[]) => string): void {
+  const seqAxis = constant('kvfold.fold.seq_axis', [2], []);
+  const inserted = new Map<NodeProto, NodeProto[]>();
+  for (const gqa of nodes) {
+    const [out, key, value] = gqa.output ?? [];
+    if (!out || !key || !value) continue;
+    const at = (suffix: string) => `${out}.kvfold.${suffix}`;
+    const raw = at('raw');
+    (gqa.output as string[])[0] = raw;
+    const node = (opType: string, input: string[], output: string, attribute: onnxProto.onnx.IAttributeProto[] = []): NodeProto => ({ opType, input, output: [output], name: output, attribute });
+    const axis0 = [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 0 }];
+    inserted.set(gqa, [
+      node('Shape', [key], at('key_shape')),
+      node('Gather', [at('key_shape'), seqAxis], at('key_rows'), axis0),
+      node('Shape', [value], at('value_shape')),
+      node('Gather', [at('value_shape'), seqAxis], at('value_rows'), axis0),
+      node('Sub', [at('key_rows'), at('value_rows')], at('zero')),
+      node('Shape', [raw], at('shape')),
+      node('Max', [at('shape'), at('zero')], at('same_shape')),
+      node('Reshape', [raw, at('same_shape')], out),
+    ]);
+  }
+  graph.node = (graph.node ?? []).flatMap((n) => [n, ...(inserted.get(n) ?? [])]);
 }
 
 /** One line for logs and benchmarks. */
