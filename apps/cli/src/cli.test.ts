@@ -58,6 +58,35 @@ test('fold --nll --chunk-size 1 reports a number for every chunk with a token to
   assert.ok(out.nll.every((c: { nll: unknown }) => typeof c.nll === 'number'));
 });
 
+test('fold samples with --temperature: one seed gives one answer, another seed another; --top-k 1 is greedy; --stop cuts the answer', async () => {
+  const doc = join(root, 'sample.txt');
+  writeFileSync(doc, 'Sampling draws each answer token from the softmax of its logits. '.repeat(3));
+  const ask = (...extra: string[]) => kvfold(['fold', doc, '--model', model, '--chunk-size', '64', '--ask', 'one', '--ask', 'two', '--max-new-tokens', '12', '--json', ...extra]);
+  const answers = async (...extra: string[]) => {
+    const r = await ask(...extra);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout).answers as { text: string; tokenIds: number[]; stopReason: string }[];
+  };
+  const a = await answers('--temperature', '1.5', '--seed', '5');
+  assert.deepEqual(await answers('--temperature', '1.5', '--seed', '5'), a);
+  assert.notDeepEqual((await answers('--temperature', '1.5', '--seed', '6')).map((x) => x.tokenIds), a.map((x) => x.tokenIds));
+  const greedy = await answers();
+  assert.notDeepEqual(a.map((x) => x.tokenIds), greedy.map((x) => x.tokenIds), 'sampling is not greedy');
+  assert.deepEqual((await answers('--temperature', '1.5', '--top-k', '1', '--seed', '9')).map((x) => x.tokenIds), greedy.map((x) => x.tokenIds));
+  // A stop string taken from the greedy answer ends it there.
+  const text = greedy[0]?.text as string;
+  const stop = text.slice(3, 5);
+  const cut = await answers('--stop', stop);
+  assert.equal(cut[0]?.stopReason, 'stop-string');
+  assert.equal(cut[0]?.text, text.slice(0, text.indexOf(stop)));
+  const bad = await ask('--top-k', '3');
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /--top-k sample answers: add --temperature T \(> 0\)/);
+  const zero = await ask('--temperature', '0');
+  assert.equal(zero.code, 1);
+  assert.match(zero.stderr, /--temperature must be a number > 0, got 0/);
+});
+
 test('fold reads standard input with -', async () => {
   const r = await kvfold(['fold', '-', '--model', model, '--chunk-size', '8', '--json'], 'from a pipe');
   assert.equal(r.code, 0, r.stderr);

@@ -3,20 +3,11 @@
  * HostKvCache), and bit-level comparison of caches.
  */
 import assert from 'node:assert/strict';
-import { HostKvCache, type KvCache, type KvData, type KvLayout, type KvRows } from '@kvfold/fold-core';
+import { HostKvCache, type KvCache, type KvData, type KvLayout, type KvRows, seededRandom } from '@kvfold/fold-core';
 import { f32ToF16Bits } from './half.ts';
 
 /** A small deterministic PRNG (mulberry32), so failures reproduce. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = seededRandom;
 
 export const LAYOUT32: KvLayout = { layers: 3, kvHeads: 2, headDim: 8, dtype: 'float32', maxPositions: 4096 };
 export const LAYOUT16: KvLayout = { ...LAYOUT32, dtype: 'float16' };

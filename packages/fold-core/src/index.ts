@@ -23,3 +23,6 @@ export { createPolicy } from './policies.ts';
 export type { KvStorage, PolicyContext, PolicySpec } from './policies.ts';
 export { ropeFrequencies, rotateKeyRows } from './rope.ts';
 export { argmax, tokenNll } from './nll.ts';
+export { checkSampling, greedy, sampler } from './sampling.ts';
+export type { SamplingOptions, TokenPicker } from './sampling.ts';
+export { seededRandom } from './random.ts';

@@ -60,17 +60,5 @@ export class SeededRandom {
   }
 }
 
-/**
- * mulberry32: a small 32-bit generator returning floats in [0, 1), for reproducible choices (the
- * recall protocol's filler, NIAH haystacks) where SeededRandom's normals are not needed.
- */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+/** mulberry32, for reproducible choices (the recall protocol's filler, NIAH haystacks): fold-core's. */
+export { seededRandom } from '@kvfold/fold-core';

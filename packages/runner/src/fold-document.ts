@@ -12,6 +12,7 @@ import {
   generationRows,
   type KvCache,
   type KvPolicy,
+  type SamplingOptions,
   stepCount,
   tokensAfter,
 } from '@kvfold/fold-core';
@@ -29,6 +30,10 @@ export interface FoldDocumentInput {
   readonly maxNewTokens: number;
   readonly stopTokens: readonly number[];
   readonly decode: (ids: readonly number[]) => string;
+  /** Sample answers (default greedy); question i draws from seed + i, so each answer is reproducible alone. */
+  readonly sampling?: SamplingOptions;
+  /** An answer ends before the first of these it spells. */
+  readonly stopStrings?: readonly string[];
   readonly nll?: boolean;
   readonly policy?: KvPolicy;
   /**
@@ -126,9 +131,15 @@ async function foldInto(input: FoldDocumentInput, policy: KvPolicy, cache: KvCac
   const answers: Answer[] = [];
   const genStarted = performance.now();
   if (stoppedAt === undefined) {
-    for (const q of input.queries) {
-      const g = await generate(model, cache, q.tokens, { maxNewTokens: input.maxNewTokens, stopTokens: input.stopTokens });
-      answers.push({ query: q.text, text: input.decode(g.tokenIds), tokenIds: g.tokenIds, stopReason: g.stopReason });
+    for (const [i, q] of input.queries.entries()) {
+      const g = await generate(model, cache, q.tokens, {
+        maxNewTokens: input.maxNewTokens,
+        stopTokens: input.stopTokens,
+        decode: input.decode,
+        ...(input.sampling ? { sampling: { ...input.sampling, seed: input.sampling.seed + i } } : {}),
+        ...(input.stopStrings?.length ? { stopStrings: input.stopStrings } : {}),
+      });
+      answers.push({ query: q.text, text: g.text ?? input.decode(g.tokenIds), tokenIds: g.tokenIds, stopReason: g.stopReason });
     }
   }
   const generateMs = performance.now() - genStarted;

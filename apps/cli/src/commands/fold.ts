@@ -8,11 +8,11 @@ import { checkStore, openStore } from '@kvfold/storage';
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { cliEnv } from '../env.ts';
-import { addPolicyOptions, type PolicyFlags, parseCodec, policyChoice } from '../fold-options.ts';
+import { addGenerationOptions, addPolicyOptions, type GenerationFlags, generationChoice, type PolicyFlags, parseCodec, policyChoice } from '../fold-options.ts';
 import { collect, nonNegativeInt, positiveInt } from '../options.ts';
 import { progressBar } from '../progress.ts';
 
-interface FoldOptions extends PolicyFlags {
+interface FoldOptions extends PolicyFlags, GenerationFlags {
   model: string;
   chunkSize: number;
   ask: string[];
@@ -50,9 +50,10 @@ export function registerFold(program: Command): void {
     .option('--fresh', 'ignore a stored checkpoint made with other settings and start over')
     .option('--reuse', 'keep the final state in the checkpoint store, so later runs answer new questions without folding')
     .option('--json', 'print one JSON object (schema: docs/cli.md)');
-  addPolicyOptions(cmd).action(async (file: string, opts: FoldOptions) => {
+  addGenerationOptions(addPolicyOptions(cmd)).action(async (file: string, opts: FoldOptions) => {
     const t0 = performance.now();
     const choice = policyChoice(opts);
+    generationChoice(opts); // refuses bad sampling flags before the model loads
     if ((opts.fresh || opts.reuse) && !opts.checkpoint) throw new CliError('--fresh and --reuse need --checkpoint <uri>');
     const text = await readInput(file);
     const model = await loadModel(opts.model, { device: opts.device, ...(opts.threads ? { threads: opts.threads } : {}) });
@@ -90,6 +91,7 @@ async function foldCommand(model: LoadedModel, text: string, opts: FoldOptions, 
     maxNewTokens: opts.maxNewTokens,
     stopTokens: model.stopTokens,
     decode: (ids: readonly number[]) => model.tokenizer.decode(ids),
+    ...generationOf(opts),
     nll: opts.nll === true,
     policy,
     onStep: (s: { step: number; tokens: number }) =>
@@ -160,6 +162,11 @@ async function foldCommand(model: LoadedModel, text: string, opts: FoldOptions, 
     process.stdout.write(`mean NLL ${mean.toFixed(4)} nats/token over ${result.nll.length} chunks\n`);
   }
   for (const a of result.answers) process.stdout.write(`Q: ${a.query}\nA: ${a.text}\n`);
+}
+
+function generationOf(opts: FoldOptions) {
+  const { sampling, stopStrings } = generationChoice(opts);
+  return { ...(sampling ? { sampling } : {}), ...(stopStrings.length ? { stopStrings } : {}) };
 }
 
 function parseDevice(value: string): Device {
