@@ -3,7 +3,7 @@ export { ModelError } from './errors.ts';
 export type { ModelErrorCode } from './errors.ts';
 export { readModelFolder, ropeInverseFrequencies, stopTokenIds } from './model-folder.ts';
 export type { ModelConfig, ModelFolder } from './model-folder.ts';
-export { fingerprintModel } from './fingerprint.ts';
+export { FolderHash, fingerprintModel } from './fingerprint.ts';
 export type { ModelFingerprints } from './fingerprint.ts';
 export { TextTokenizer } from './tokenizer.ts';
 export type { ChatMessage } from './tokenizer.ts';

@@ -25,12 +25,14 @@
  * AbortMultipartUpload (which s3rver does not route) drops an upload's parts.
  */
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import type { IncomingMessage } from 'node:http';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { S3ObjectStore, type S3Settings } from './s3-object-store.ts';
 
 /** The slice of s3rver's (untyped, CommonJS; a Koa application) API used here. */
@@ -44,6 +46,9 @@ interface S3rverInstance {
     getMetadata(bucket: string, key: string): Promise<{ etag: string }>;
     /** `<dir>/<bucket>/<key dirs>/<key name>._S3rver_<resource>`; resource `uploads` with no key holds the parts. */
     getResourcePath(bucket: string, key: string | undefined, resource: string): string;
+    putMetadata(bucket: string, key: string, metadata: Record<string, unknown>, md5: string): Promise<void>;
+    /** Joins an upload's parts into its object; the controller answers with `md5` as the ETag. */
+    putObjectMultipart(bucket: string, uploadId: string, parts: { number: number; etag: string }[]): Promise<{ md5: string; size: number }>;
   };
 }
 type KoaMiddleware = (ctx: KoaContext, next: () => Promise<void>) => Promise<void>;
@@ -105,6 +110,7 @@ export async function startTestS3Server(options: TestS3ServerOptions = {}): Prom
   });
   const conditionalWrites = options.conditionalWrites ?? true;
   server.middleware.splice(server.middleware.length - 1, 0, objectSemantics(server, conditionalWrites));
+  completeAsS3(server.store);
   const { port } = await server.run();
   const requests: string[] = [];
   server.httpServer.on('request', (req: import('node:http').IncomingMessage) => {
@@ -212,26 +218,44 @@ function objectSemantics(server: S3rverInstance, conditionalWrites: boolean): Ko
       return;
     }
     await next();
-    if (completes && ctx.status === 200) await useMultipartEtag(server, bucket, key, parts, ctx);
   };
 }
 
 /** The parts a CompleteMultipartUpload body lists, in its order. */
-function listedParts(xml: string): { number: number; etag: string }[] {
-  return [...xml.matchAll(/<Part>([\s\S]*?)<\/Part>/g)].map((m) => ({
-    number: Number(/<PartNumber>(\d+)<\/PartNumber>/.exec(m[1] ?? '')?.[1]),
-    etag: (/<ETag>([^<]*)<\/ETag>/.exec(m[1] ?? '')?.[1] ?? '').replace(/&quot;|"/g, ''),
-  }));
+function listedParts(xml: string): { number: number }[] {
+  return [...xml.matchAll(/<Part>([\s\S]*?)<\/Part>/g)].map((m) => ({ number: Number(/<PartNumber>(\d+)<\/PartNumber>/.exec(m[1] ?? '')?.[1]) }));
 }
 
-/** Gives a completed multipart object S3's ETag: md5 of the parts' binary md5s, a dash, the count. */
-async function useMultipartEtag(server: S3rverInstance, bucket: string, key: string, parts: { etag: string }[], ctx: KoaContext) {
-  const md5 = createHash('md5');
-  for (const p of parts) md5.update(Buffer.from(p.etag, 'hex'));
-  const etag = `${md5.digest('hex')}-${parts.length}`;
-  await writeFile(`${server.store.getResourcePath(bucket, key, 'object')}.md5`, etag);
-  const result = (ctx.body as { CompleteMultipartUploadResult?: { ETag?: string } }).CompleteMultipartUploadResult;
-  if (result) result.ETag = JSON.stringify(etag);
+/**
+ * Replaces s3rver's CompleteMultipartUpload storage step with S3's: the parts are joined in order
+ * into the object (s3rver also hashed the whole object again), and the ETag is S3's multipart
+ * form, the md5 of the parts' binary md5s, a dash and the part count.
+ */
+function completeAsS3(store: S3rverInstance['store']): void {
+  store.putObjectMultipart = async (bucket, uploadId, parts) => {
+    const dir = join(store.getResourcePath(bucket, undefined, 'uploads'), uploadId);
+    const key = await readFile(join(dir, 'key'), 'utf8');
+    const metadata = JSON.parse(await readFile(join(dir, 'metadata'), 'utf8')) as Record<string, unknown>;
+    const objectPath = store.getResourcePath(bucket, key, 'object');
+    await mkdir(dirname(objectPath), { recursive: true });
+    const md5s = createHash('md5');
+    let size = 0;
+    const out = createWriteStream(objectPath);
+    try {
+      for (const p of [...parts].sort((x, y) => x.number - y.number)) {
+        const part = join(dir, String(p.number));
+        md5s.update(Buffer.from((await readFile(`${part}.md5`, 'utf8')).trim(), 'hex'));
+        size += (await stat(part)).size;
+        await pipeline(createReadStream(part), out, { end: false });
+      }
+    } finally {
+      await new Promise<void>((done, fail) => out.end((err?: Error | null) => (err ? fail(err) : done())));
+    }
+    const etag = `${md5s.digest('hex')}-${parts.length}`;
+    await store.putMetadata(bucket, key, metadata, etag);
+    await rm(dir, { recursive: true, force: true });
+    return { md5: etag, size };
+  };
 }
 
 /** How S3 refuses a conditional write to `key` given its current etag, or null when it may go ahead. */
