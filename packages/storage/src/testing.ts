@@ -25,14 +25,13 @@
  * AbortMultipartUpload (which s3rver does not route) drops an upload's parts.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import type { IncomingMessage } from 'node:http';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { S3ObjectStore, type S3Settings } from './s3-object-store.ts';
 
 /** The slice of s3rver's (untyped, CommonJS; a Koa application) API used here. */
@@ -70,6 +69,8 @@ const MAX_PUT_BYTES = 5 * 1024 ** 3;
 const MIN_PART_BYTES = 5 * 1024 ** 2;
 /** S3's part numbers run from 1 to 10,000. */
 const MAX_PART_NUMBER = 10_000;
+/** Bytes one read moves while joining parts. */
+const PART_COPY_CHUNK = 1024 * 1024;
 
 /** s3rver's built-in account. */
 export const TEST_S3_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
@@ -240,16 +241,18 @@ function completeAsS3(store: S3rverInstance['store']): void {
     await mkdir(dirname(objectPath), { recursive: true });
     const md5s = createHash('md5');
     let size = 0;
-    const out = createWriteStream(objectPath);
+    const out = await open(objectPath, 'w');
     try {
       for (const p of [...parts].sort((x, y) => x.number - y.number)) {
         const part = join(dir, String(p.number));
         md5s.update(Buffer.from((await readFile(`${part}.md5`, 'utf8')).trim(), 'hex'));
-        size += (await stat(part)).size;
-        await pipeline(createReadStream(part), out, { end: false });
+        for await (const chunk of createReadStream(part, { highWaterMark: PART_COPY_CHUNK })) {
+          await out.write(chunk as Buffer);
+          size += (chunk as Buffer).length;
+        }
       }
     } finally {
-      await new Promise<void>((done, fail) => out.end((err?: Error | null) => (err ? fail(err) : done())));
+      await out.close();
     }
     const etag = `${md5s.digest('hex')}-${parts.length}`;
     await store.putMetadata(bucket, key, metadata, etag);
