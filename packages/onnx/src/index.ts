@@ -5,8 +5,8 @@ export { readModelFolder, ropeInverseFrequencies, stopTokenIds } from './model-f
 export type { ModelConfig, ModelFolder } from './model-folder.ts';
 export { FolderHash, fingerprintModel } from './fingerprint.ts';
 export type { ModelFingerprints } from './fingerprint.ts';
-export { TextTokenizer } from './tokenizer.ts';
-export type { ChatMessage } from './tokenizer.ts';
+export { TextTokenizer, unknownWarning } from './tokenizer.ts';
+export type { ChatMessage, Encoded, TokenizerSource, UnknownText } from './tokenizer.ts';
 export { OnnxDecoder, OnnxKvCache } from './onnx-decoder.ts';
 export type { DecoderCounters, DecoderOptions } from './onnx-decoder.ts';
 export { discover } from './io-names.ts';
