@@ -87,6 +87,12 @@ export interface TestS3Server {
   uri(prefix?: string): string;
   /** An S3ObjectStore on the bucket under `prefix`, closed by `stop()`. */
   store(prefix?: string, overrides?: S3Settings): S3ObjectStore;
+  /**
+   * Puts an object of `size` bytes in place without an upload: a sparse file in the server's
+   * directory holding `head` at its start and zeros after it. Reads of it are real S3 reads; what
+   * it saves is sending gigabytes up, for tests of large downloads.
+   */
+  placeSparseObject(key: string, size: number, head?: Uint8Array): Promise<void>;
   /** Stops the server and removes its directory. */
   stop(): Promise<void>;
 }
@@ -136,6 +142,20 @@ export async function startTestS3Server(options: TestS3ServerOptions = {}): Prom
       const s = new S3ObjectStore(bucket, prefix, { ...settings, ...overrides });
       opened.push(s);
       return s;
+    },
+    async placeSparseObject(key, size, head = new Uint8Array(0)) {
+      const path = server.store.getResourcePath(bucket, key, 'object');
+      await mkdir(dirname(path), { recursive: true });
+      const file = await open(path, 'w');
+      try {
+        await file.truncate(size);
+        await file.write(head, 0, head.length, 0);
+      } finally {
+        await file.close();
+      }
+      // An ETag that changes with what was placed, as a new upload's would.
+      const etag = createHash('md5').update(`${key}\0${size}\0`).update(head).digest('hex');
+      await server.store.putMetadata(bucket, key, {}, etag);
     },
     async stop() {
       for (const s of opened) s.destroy();
