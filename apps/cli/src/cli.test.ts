@@ -1,6 +1,6 @@
 /** `kvfold` as a user runs it: real processes, real model folders, real exit codes. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -119,7 +119,42 @@ test('input longer than the model was trained for is refused unless asked for', 
   writeFileSync(long, 'a'.repeat(131072));
   const r = await kvfold(['fold', long, '--model', model, '--ask', 'q']);
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /needs 131106 positions .* trained for 131072 .*--beyond-max-positions/);
+  // 131073 document tokens (BOS + 131072 bytes) + 1 question token + 31 answer tokens fed back.
+  assert.match(r.stderr, /needs 131105 positions .* trained for 131072 .*--beyond-max-positions/);
+});
+
+test('the position check counts every fed token but the last generated one', async () => {
+  // 4 document tokens (BOS + "abc") + 1 question token + 131067 answer tokens fed back = one past 131072.
+  const over = await kvfold(['fold', '-', '--model', model, '--ask', 'q', '--max-new-tokens', '131069'], 'abc');
+  assert.equal(over.code, 1);
+  assert.match(over.stderr, /the input needs 131073 positions \(4 document tokens \+ question and answer\) but the model was trained for 131072/);
+  const noAnswer = await kvfold(['fold', '-', '--model', model, '--ask', 'q', '--max-new-tokens', '0', '--json'], 'abc');
+  assert.equal(noAnswer.code, 0, noAnswer.stderr);
+});
+
+test('--chat with a model that has no chat template says to drop --chat', async () => {
+  const plain = join(root, 'no-chat');
+  cpSync(model, plain, { recursive: true });
+  const config = JSON.parse(readFileSync(join(plain, 'tokenizer_config.json'), 'utf8'));
+  delete config.chat_template;
+  writeFileSync(join(plain, 'tokenizer_config.json'), JSON.stringify(config));
+  const r = await kvfold(['fold', '-', '--model', plain, '--ask', 'q', '--chat'], 'abc');
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /--chat: model .*no-chat has no chat template .*; drop --chat to ask the questions as plain text/);
+  assert.doesNotMatch(r.stderr, /MALFORMED|malformed/);
+});
+
+test('text the vocabulary cannot encode is a warning with counts, on stderr and in --json', async () => {
+  const recall = join(root, 'recall');
+  assert.equal((await kvfold(['models', 'build', 'recall', '--out', recall])).code, 0);
+  const r = await kvfold(['fold', '-', '--model', recall, '--chunk-size', '4', '--ask', 'KEY hello there', '--max-new-tokens', '1', '--json'], 'f1 hello f2 KEY n1');
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.deepEqual(out.warnings, [
+    `the document: 1 <unk> token; the tokenizer of ${recall} cannot encode part of the text, so the model reads it as unknown`,
+    `--ask "KEY hello there": 2 <unk> tokens; the tokenizer of ${recall} cannot encode part of the text, so the model reads it as unknown`,
+  ]);
+  assert.match(r.stderr, /kvfold: warning: the document: 1 <unk> token/);
 });
 
 test('an unknown model name lists the known ones', async () => {

@@ -50,6 +50,8 @@ export const DocumentResult = z
     resumedFromStep: intAtLeast(0),
     checkpoint: z.strictObject({ segments: intAtLeast(0), bytes: intAtLeast(0) }),
     attempts: intAtLeast(1),
+    /** Things the user should know that did not stop the fold, e.g. text that mapped to <unk>. */
+    warnings: z.array(NonEmpty).optional(),
     error: z.strictObject({ code: NonEmpty, message: NonEmpty }).optional(),
   })
   .refine((r) => (r.status === 'failed') === (r.error !== undefined), {

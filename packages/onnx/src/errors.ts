@@ -5,6 +5,7 @@
  * |--------------------------|---------------------------------------------------------------------|
  * | KVF_MODEL_NOT_FOUND      | the model folder or one of its required files is missing            |
  * | KVF_MODEL_MALFORMED      | a file of the folder cannot be parsed (config, tokenizer, ONNX)     |
+ * | KVF_MODEL_NO_CHAT_TEMPLATE | a chat was asked of a model whose tokenizer_config has no chat_template |
  * | KVF_MODEL_NOT_A_DECODER  | the graph's inputs/outputs are not a decoder with past_key_values   |
  * | KVF_MODEL_DEVICE         | the requested execution provider is unavailable                     |
  * | KVF_MODEL_RUNTIME        | ONNX Runtime failed while running a step                            |
@@ -13,6 +14,7 @@
 export type ModelErrorCode =
   | 'KVF_MODEL_NOT_FOUND'
   | 'KVF_MODEL_MALFORMED'
+  | 'KVF_MODEL_NO_CHAT_TEMPLATE'
   | 'KVF_MODEL_NOT_A_DECODER'
   | 'KVF_MODEL_DEVICE'
   | 'KVF_MODEL_RUNTIME'

@@ -1,13 +1,24 @@
 /**
  * Models as artifacts: a worker gets a model by reference — a local folder, or a folder in an
- * object store — fetches it once into a local cache, verifies its fingerprint when the reference
- * names one, and keeps one loaded session per model.
+ * object store — fetches it into a local cache, verifies its fingerprint, and keeps one loaded
+ * session per model.
+ *
+ * Every `get` looks at the source first (one listing, and for a pushed model its small manifest),
+ * so a model replaced in the store or rebuilt in its folder is noticed at the next use and loaded
+ * anew; the unchanged case costs that one look. A store's model is fetched file by file as
+ * streams into `<cacheDir>/<uri hash>/<version hash>/`, renamed into place once whole. Loading
+ * fingerprints the folder (@kvfold/onnx reads every byte); the fingerprint must equal the one the
+ * manifest names (or, for a folder pushed without one, the one recorded when it was fetched),
+ * else the copy is fetched once more and then refused.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { type Device, type LoadedModel, loadModel, ModelError } from '@kvfold/onnx';
-import { type ObjectStore, type OpenStoreOptions, openStore } from '@kvfold/storage';
+import { FsObjectStore, type ObjectInfo, type OpenStoreOptions } from '@kvfold/storage';
+import { closeStore, MODEL_MANIFEST, type ModelManifest, openModelStore, parseManifest } from './model-push.ts';
 
 /** A model reference as batch specs carry it: a URI or path, optionally pinned to a fingerprint. */
 export type ModelRefValue = string | { readonly uri: string; readonly fingerprint?: string | undefined };
@@ -21,94 +32,168 @@ export interface ModelCacheOptions {
   readonly storeOptions?: OpenStoreOptions;
 }
 
+/** What a look at a model's source found. */
+interface Source {
+  /** Changes whenever the model does: its manifest's fingerprint, else a hash of its listing. */
+  readonly version: string;
+  readonly manifest: ModelManifest | null;
+  /** The objects (or files) there, by key. */
+  readonly objects: ReadonlyMap<string, ObjectInfo>;
+}
+
+interface Entry {
+  readonly version: string;
+  readonly model: Promise<LoadedModel>;
+}
+
+/** Hex digits of a sha256 used in cache folder names. */
+const NAME_DIGITS = 32;
+
 export class ModelCache {
-  private readonly loaded = new Map<string, Promise<LoadedModel>>();
+  private readonly entries = new Map<string, Entry>();
+  /** Models replaced by a newer version; jobs may still fold with them, so they close with the cache. */
+  private readonly superseded: Promise<LoadedModel>[] = [];
 
   constructor(private readonly options: ModelCacheOptions) {}
 
-  /** The loaded model for a reference, fetching and verifying it on first use. */
-  get(ref: ModelRefValue): Promise<LoadedModel> {
-    const { uri, fingerprint } = typeof ref === 'string' ? { uri: ref, fingerprint: undefined } : ref;
-    const key = `${uri}\0${fingerprint ?? ''}`;
-    let p = this.loaded.get(key);
-    if (!p) {
-      p = this.load(uri, fingerprint);
-      this.loaded.set(key, p);
-      p.catch(() => this.loaded.delete(key));
+  /** The loaded model for a reference: fetched and verified on first use, reloaded when its source changed. */
+  async get(ref: ModelRefValue): Promise<LoadedModel> {
+    const { uri, fingerprint: pinned } = typeof ref === 'string' ? { uri: ref, fingerprint: undefined } : ref;
+    const source = await this.inspect(uri);
+    if (pinned && source.manifest && source.manifest.fingerprint !== pinned) throw pinnedMismatch(uri, source.manifest.fingerprint, pinned);
+    let entry = this.entries.get(uri);
+    if (entry?.version !== source.version) {
+      if (entry) this.superseded.push(entry.model);
+      const fresh: Entry = { version: source.version, model: this.load(uri, source) };
+      fresh.model.catch(() => {
+        if (this.entries.get(uri) === fresh) this.entries.delete(uri);
+      });
+      this.entries.set(uri, fresh);
+      entry = fresh;
     }
-    return p;
-  }
-
-  private async load(uri: string, fingerprint: string | undefined): Promise<LoadedModel> {
-    const dir = uri.startsWith('s3://') ? await this.fetch(uri) : localPath(uri);
-    const model = await loadModel(dir, {
-      ...(this.options.device ? { device: this.options.device } : {}),
-      ...(this.options.threads ? { threads: this.options.threads } : {}),
-    });
-    if (fingerprint && model.fingerprints.model !== fingerprint) {
-      await model.close();
-      throw new ModelError(
-        'KVF_MODEL_MALFORMED',
-        `model ${uri} has fingerprint ${model.fingerprints.model}, but the batch pins ${fingerprint}; the model changed since the batch was made — re-upload the pinned model or resubmit the batch`,
-      );
-    }
+    const model = await entry.model;
+    if (pinned && model.fingerprints.model !== pinned) throw pinnedMismatch(uri, model.fingerprints.model, pinned);
     return model;
   }
 
-  /** Copies every object under the URI's prefix into the cache (once; atomically by rename). */
-  private async fetch(uri: string): Promise<string> {
-    const dir = join(this.options.cacheDir, createHash('sha256').update(uri).digest('hex').slice(0, 32));
-    if (await stat(join(dir, 'config.json')).catch(() => null)) return dir;
-    const store: ObjectStore = openStore(uri.endsWith('/') ? uri : `${uri}/`, this.options.storeOptions ?? {});
-    const staging = `${dir}.partial-${process.pid}`;
-    await rm(staging, { recursive: true, force: true });
-    let files = 0;
-    for await (const o of store.list('')) {
-      const path = join(staging, o.key);
-      await mkdir(dirname(path), { recursive: true });
-      await writeFile(path, await store.getBytes(o.key));
-      files++;
-    }
-    if (files === 0) throw new ModelError('KVF_MODEL_NOT_FOUND', `model ${uri} holds no objects; upload the model folder there (kvfold models push)`);
-    await rm(dir, { recursive: true, force: true });
-    await rename(staging, dir);
-    return dir;
-  }
-
   async close(): Promise<void> {
-    const all = await Promise.allSettled(this.loaded.values());
-    this.loaded.clear();
+    const all = await Promise.allSettled([...[...this.entries.values()].map((e) => e.model), ...this.superseded]);
+    this.entries.clear();
+    this.superseded.length = 0;
     await Promise.all(all.map((r) => (r.status === 'fulfilled' ? r.value.close() : undefined)));
   }
+
+  /** One listing of the source (and its manifest, if any): what version of the model is there now. */
+  private async inspect(uri: string): Promise<Source> {
+    const remote = isRemote(uri);
+    const store = remote ? openModelStore(uri, this.options.storeOptions) : new FsObjectStore(localPath(uri));
+    try {
+      const objects = new Map<string, ObjectInfo>();
+      for await (const o of store.list('')) objects.set(o.key, o);
+      const manifest = remote && objects.has(MODEL_MANIFEST) ? parseManifest(await store.getBytes(MODEL_MANIFEST), uri) : null;
+      if (remote && objects.size === 0) {
+        throw new ModelError('KVF_MODEL_NOT_FOUND', `model ${uri} holds no objects; upload the model folder there (kvfold models push)`);
+      }
+      const listing = [...objects.values()].map((o) => [o.key, o.size, o.etag]);
+      return { version: manifest ? manifest.fingerprint : `listing:${sha256(JSON.stringify(listing))}`, manifest, objects };
+    } finally {
+      closeStore(store);
+    }
+  }
+
+  private async load(uri: string, source: Source): Promise<LoadedModel> {
+    const sessionOptions = {
+      ...(this.options.device ? { device: this.options.device } : {}),
+      ...(this.options.threads ? { threads: this.options.threads } : {}),
+    };
+    if (!isRemote(uri)) return loadModel(localPath(uri), sessionOptions);
+    const home = join(this.options.cacheDir, sha256(uri).slice(0, NAME_DIGITS));
+    const dir = join(home, sha256(source.version).slice(0, NAME_DIGITS));
+    const record = `${dir}.json`;
+    for (let attempt = 1; ; attempt++) {
+      if (!(await stat(dir).catch(() => null))) await this.fetch(uri, source, dir);
+      const model = await loadModel(dir, sessionOptions);
+      const expected = source.manifest?.fingerprint ?? (await readRecord(record))?.fingerprint;
+      if (expected === undefined || model.fingerprints.model === expected) {
+        await writeFile(record, `${JSON.stringify({ uri, version: source.version, fingerprint: model.fingerprints.model })}\n`);
+        await removeOtherVersions(home, dir);
+        return model;
+      }
+      await model.close();
+      await rm(dir, { recursive: true, force: true });
+      if (attempt === 2) {
+        const said = source.manifest ? `the ${expected} its ${MODEL_MANIFEST} names` : `the ${expected} it had when first fetched`;
+        throw new ModelError(
+          'KVF_MODEL_MALFORMED',
+          `model ${uri}, fetched twice into ${dir}, has fingerprint ${model.fingerprints.model}, not ${said}: the copy in the store is damaged or being replaced; push it again (kvfold models push)`,
+        );
+      }
+    }
+  }
+
+  /** Streams the model's files from the store into `dir`, whole or not at all. */
+  private async fetch(uri: string, source: Source, dir: string): Promise<void> {
+    const wanted = source.manifest?.files ?? [...source.objects.values()].map((o) => ({ path: o.key, size: o.size }));
+    for (const f of wanted) {
+      const found = source.objects.get(f.path);
+      if (found?.size !== f.size) {
+        throw new ModelError(
+          'KVF_MODEL_NOT_FOUND',
+          `model ${uri} is incomplete: its ${MODEL_MANIFEST} lists ${f.path} (${f.size} bytes) but the store ${found ? `has ${found.size} bytes` : 'has no such object'}; wait for a push in progress to finish, or push the model again`,
+        );
+      }
+    }
+    const store = openModelStore(uri, this.options.storeOptions);
+    const staging = `${dir}.partial-${process.pid}-${randomUUID().slice(0, 8)}`;
+    try {
+      for (const f of wanted) {
+        const body = await store.get(f.path); // refuses keys that could leave the folder
+        const path = join(staging, ...f.path.split('/'));
+        await mkdir(dirname(path), { recursive: true });
+        await pipeline(body, createWriteStream(path));
+        const written = (await stat(path)).size;
+        if (written !== f.size) {
+          throw new ModelError('KVF_MODEL_NOT_FOUND', `model ${uri}: ${f.path} came back with ${written} of its ${f.size} bytes; the store changed during the fetch, try again`);
+        }
+      }
+      await rename(staging, dir).catch(async (err: NodeJS.ErrnoException) => {
+        // Another process sharing the cache put the same version in place first: use theirs.
+        if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
+      });
+    } finally {
+      closeStore(store);
+      await rm(staging, { recursive: true, force: true });
+    }
+  }
 }
+
+function pinnedMismatch(uri: string, found: string, pinned: string): ModelError {
+  return new ModelError(
+    'KVF_MODEL_MALFORMED',
+    `model ${uri} has fingerprint ${found}, but the batch pins ${pinned}; the model changed since the batch was made — re-upload the pinned model or resubmit the batch`,
+  );
+}
+
+const isRemote = (uri: string) => uri.startsWith('s3://');
 
 function localPath(uri: string): string {
   return uri.startsWith('file://') ? new URL(uri).pathname : resolve(uri);
 }
 
-/**
- * Uploads a model folder to a store location, so workers can load it by URI. Every file of the
- * folder goes up under the URI's prefix; the config goes last, since a fetch treats a folder
- * without it as absent.
- */
-export async function pushModel(dir: string, uri: string, storeOptions: OpenStoreOptions = {}): Promise<{ files: number; bytes: number }> {
-  const root = resolve(dir);
-  const files: string[] = [];
-  const walk = async (rel: string): Promise<void> => {
-    for (const e of await readdir(join(root, rel), { withFileTypes: true })) {
-      const path = rel ? `${rel}/${e.name}` : e.name;
-      if (e.isDirectory()) await walk(path);
-      else if (e.isFile()) files.push(path);
-    }
-  };
-  await walk('');
-  if (!files.includes('config.json')) throw new ModelError('KVF_MODEL_NOT_FOUND', `${root} has no config.json: not a model folder`);
-  const store = openStore(uri.endsWith('/') ? uri : `${uri}/`, storeOptions);
-  let bytes = 0;
-  for (const f of [...files.filter((f) => f !== 'config.json').sort(), 'config.json']) {
-    const body = await readFile(join(root, f));
-    await store.put(f, body);
-    bytes += body.length;
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+
+async function readRecord(path: string): Promise<{ fingerprint?: string } | null> {
+  return readFile(path, 'utf8').then(
+    (t) => JSON.parse(t) as { fingerprint?: string },
+    () => null,
+  );
+}
+
+/** Removes the other cached versions of one URI (not other processes' fetches in progress). */
+async function removeOtherVersions(home: string, keep: string): Promise<void> {
+  const name = keep.slice(home.length + 1);
+  for (const e of await readdir(home).catch(() => [] as string[])) {
+    if (e === name || e === `${name}.json` || e.includes('.partial-')) continue;
+    await rm(join(home, e), { recursive: true, force: true });
   }
-  return { files: files.length, bytes };
 }

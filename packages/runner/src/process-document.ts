@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { FingerprintMismatchError } from '@kvfold/checkpoint';
 import { type DocumentJob, DocumentResult, documentResultKey, type FoldProgress } from '@kvfold/jobs';
-import { type LoadedModel, ModelError } from '@kvfold/onnx';
+import { type LoadedModel, ModelError, unknownWarning } from '@kvfold/onnx';
 import { readDocument } from '@kvfold/producer';
 import type { ObjectStore } from '@kvfold/storage';
 import type { Logger } from 'pino';
@@ -86,7 +86,10 @@ export async function processDocument(job: DocumentJob, deps: ProcessDeps, contr
       if (err instanceof ModelError) throw new DocumentFailure(DOCUMENT_ERRORS.model, err.message);
       throw err;
     });
-    const ids = model.tokenizer.encodeDocument(text);
+    const encoded = model.tokenizer.encode(text, { document: true });
+    const ids = encoded.ids;
+    const warnings = encoded.unknown ? [unknownWarning(`document ${job.paths[0]}`, encoded.unknown, model.folder.dir)] : [];
+    if (warnings.length) log.warn({ warnings }, 'text maps to <unk>');
     tokens = ids.length;
     checkLength(job, model, ids.length);
     const queries = encodeQueries(job, model);
@@ -157,6 +160,7 @@ export async function processDocument(job: DocumentJob, deps: ProcessDeps, contr
       answers: folded.answers.map(({ query, text, tokenIds }) => ({ query, text, tokenIds })),
       resumedFromStep: folded.resumedFromStep,
       checkpoint: { segments: folded.checkpoint.segments, bytes: folded.checkpoint.bytes },
+      ...(warnings.length ? { warnings } : {}),
     });
     await writeResult(deps.store, result);
     await folded.finalize({ keepFinal: job.fold.keepFinalState });

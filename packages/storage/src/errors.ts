@@ -12,6 +12,7 @@
  * | KVF_STORE_CREDENTIALS         | the backend rejected the credentials (403, bad key/secret)  |
  * | KVF_STORE_NO_BUCKET           | the bucket named in an s3:// URI does not exist             |
  * | KVF_STORE_LOCKED              | a filesystem key lock was held longer than the lock timeout |
+ * | KVF_STORE_TOO_LARGE           | `getBytes` of an object larger than one buffer can hold     |
  * | KVF_STORE_IO                  | any other backend failure (disk full, permissions, 5xx)     |
  */
 
@@ -25,6 +26,7 @@ export type StoreErrorCode =
   | 'KVF_STORE_CREDENTIALS'
   | 'KVF_STORE_NO_BUCKET'
   | 'KVF_STORE_LOCKED'
+  | 'KVF_STORE_TOO_LARGE'
   | 'KVF_STORE_IO';
 
 /** Base class of every storage error; branch on `code` or on the two subclasses below. */
@@ -98,6 +100,11 @@ export const storeErrors = {
     new StoreError(
       'KVF_STORE_LOCKED',
       `key ${key} in ${uri} stayed locked for ${waitedMs} ms by ${lockPath} (another writer is stuck; remove the lock file if no process is writing)`,
+    ),
+  tooLarge: (uri: string, key: string, size: number, limit: number) =>
+    new StoreError(
+      'KVF_STORE_TOO_LARGE',
+      `${key} in ${uri} is ${size} bytes, more than one in-memory buffer holds (${limit} bytes); read it as a stream with get()`,
     ),
   io: (uri: string, what: string, cause: unknown) =>
     new StoreError('KVF_STORE_IO', `${what} in ${uri} failed: ${describe(cause)}`, { cause }),

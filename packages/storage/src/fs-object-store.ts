@@ -10,6 +10,7 @@
  * file into place, so a replaced object gets a new inode and mtime; computing it needs no read of
  * the content (a content hash would make `head` read the whole segment).
  */
+import { constants as bufferConstants } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
@@ -33,6 +34,10 @@ export interface FsStoreOptions {
 const DEFAULT_LOCK_STALE_MS = 10_000;
 /** Waiters must outlast the stale age, or they would give up before they may break a dead lock. */
 const DEFAULT_LOCK_TIMEOUT_MS = 15_000;
+/** The largest Buffer Node allocates (4 GiB on 64-bit Node 20). */
+const MAX_LENGTH = bufferConstants.MAX_LENGTH;
+/** One read call moves at most this much: a single read is capped near 2 GiB by the kernel and libuv. */
+const READ_CHUNK = 64 * 1024 * 1024;
 /** A concurrent delete may remove a just-created empty directory; retry the temp file this often. */
 const MKDIR_RETRIES = 5;
 
@@ -123,15 +128,17 @@ export class FsObjectStore implements ObjectStore {
     assertRange(this.uri, key, range);
     const handle = await this.#open(key, path);
     try {
-      if (!range) return await handle.readFile();
       const size = (await handle.stat()).size;
-      if (range.end === range.start) return new Uint8Array(0);
-      if (range.start >= size) throw storeErrors.badRange(this.uri, key, range.start, range.end);
-      const end = Math.min(range.end ?? size, size);
-      const out = Buffer.alloc(end - range.start);
+      if (range && range.end === range.start) return new Uint8Array(0);
+      const start = range?.start ?? 0;
+      if (range && start >= size) throw storeErrors.badRange(this.uri, key, range.start, range.end);
+      const end = Math.min(range?.end ?? size, size);
+      // Positional reads into one buffer: readFile stops at 2 GiB, a buffer holds up to MAX_LENGTH.
+      if (end - start > MAX_LENGTH) throw storeErrors.tooLarge(this.uri, key, end - start, MAX_LENGTH);
+      const out = Buffer.allocUnsafe(end - start);
       let at = 0;
       while (at < out.length) {
-        const { bytesRead } = await handle.read(out, at, out.length - at, range.start + at);
+        const { bytesRead } = await handle.read(out, at, Math.min(out.length - at, READ_CHUNK), start + at);
         if (bytesRead === 0) break;
         at += bytesRead;
       }

@@ -13,6 +13,11 @@ export interface PutOptions {
   /** Only replace this version: fail with `PreconditionFailed` otherwise (S3 `If-Match`). */
   readonly ifMatch?: string;
   readonly contentType?: string;
+  /**
+   * The body's length in bytes, when known (a file's size). An S3 put then picks a part size that
+   * keeps a multipart upload within S3's 10,000 parts, and fails if the body is not that long.
+   */
+  readonly size?: number;
 }
 
 export interface ObjectInfo {
@@ -37,7 +42,10 @@ export interface ObjectStore {
   put(key: string, body: Body, options?: PutOptions): Promise<{ etag: string }>;
   /** Streams an object (or a range of it). Throws `NotFound` when absent. */
   get(key: string, range?: ByteRange): Promise<Readable>;
-  /** Reads a whole object (or a range) into memory. Throws `NotFound` when absent. */
+  /**
+   * Reads a whole object (or a range) into one buffer. Throws `NotFound` when absent and
+   * KVF_STORE_TOO_LARGE above the largest buffer Node can allocate; stream big objects with `get`.
+   */
   getBytes(key: string, range?: ByteRange): Promise<Uint8Array>;
   /** Metadata, or null when absent. */
   head(key: string): Promise<ObjectInfo | null>;

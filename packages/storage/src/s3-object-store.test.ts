@@ -3,15 +3,22 @@
  * multipart uploads, error mapping for bad credentials, missing buckets and closed ports.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import { createHash, randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { collect } from './body.ts';
 import { ObjectNotFoundError, PreconditionFailedError, StoreError } from './errors.ts';
-import { S3ObjectStore } from './s3-object-store.ts';
-import { startTestS3Server, type TestS3Server } from './testing.ts';
+import { MAX_PARTS, partSizeFor, S3ObjectStore } from './s3-object-store.ts';
+import { startTestS3Server, TEST_S3_CREDENTIALS, type TestS3Server } from './testing.ts';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -103,8 +110,76 @@ describe('S3ObjectStore on s3rver', () => {
     assert.ok(Buffer.from(got).equals(big), 'byte-identical');
     const head = await mp.head('big.bin');
     assert.equal(head?.size, 12 * MiB);
+    assert.match(head?.etag ?? '', /^"[0-9a-f]{32}-3"$/, 'S3’s multipart ETag: md5 of the part md5s, dash, part count');
     const slice = await mp.getBytes('big.bin', { start: 5 * MiB - 3, end: 5 * MiB + 3 });
     assert.ok(Buffer.from(slice).equals(big.subarray(5 * MiB - 3, 5 * MiB + 3)));
+  });
+
+  test('a put announced with a size fails, naming the mismatch, when the body is shorter or longer', async () => {
+    const sized = s3.store('sized', { partSize: 5 * MiB });
+    const cases: [number, number, RegExp][] = [
+      [10, 20, /ended after 10 of the 20 bytes announced/],
+      [20, 10, /longer than the 10 bytes announced/],
+      [11 * MiB, 12 * MiB, /ended after 11534336 of the 12582912 bytes announced/], // multipart, aborted
+    ];
+    for (const [length, size, message] of cases) {
+      await assert.rejects(sized.put(`k${length}`, Readable.from([Buffer.alloc(length, 1)]), { size }), (e: unknown) => {
+        assert.ok(e instanceof StoreError && e.code === 'KVF_STORE_IO', String(e));
+        assert.match(e.message, message);
+        return true;
+      });
+      assert.equal(await sized.head(`k${length}`), null, 'nothing was stored');
+    }
+    await sized.put('exact', Readable.from([Buffer.alloc(6 * MiB, 2)]), { size: 6 * MiB });
+    assert.equal((await sized.head('exact'))?.size, 6 * MiB);
+  });
+
+  test('the server keeps S3’s multipart rules: small parts, part numbers and oversized bodies are refused', async () => {
+    const client = new S3Client({ region: 'us-east-1', forcePathStyle: true, endpoint: s3.endpoint, credentials: TEST_S3_CREDENTIALS });
+    try {
+      const Bucket = s3.bucket;
+      const Key = 'rules/small-parts';
+      const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket, Key }));
+      const part = async (PartNumber: number, bytes: number) =>
+        (await client.send(new UploadPartCommand({ Bucket, Key, UploadId, PartNumber, Body: Buffer.alloc(bytes, PartNumber) }))).ETag as string;
+      const parts = [
+        { PartNumber: 1, ETag: await part(1, 1 * MiB) },
+        { PartNumber: 2, ETag: await part(2, 1 * MiB) },
+      ];
+      await assert.rejects(
+        client.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: parts } })),
+        (e: Error) => e.name === 'EntityTooSmall' && /part 1 is 1048576 bytes/.test(e.message),
+      );
+      await assert.rejects(part(0, 10), (e: Error) => e.name === 'InvalidArgument');
+      await assert.rejects(part(10_001, 10), (e: Error) => e.name === 'InvalidArgument');
+      await client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId }));
+      await assert.rejects(client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })), (e: Error) => e.name === 'NoSuchUpload');
+      // The last part may be small; the object's ETag is S3's multipart form.
+      const second = await client.send(new CreateMultipartUploadCommand({ Bucket, Key: 'rules/ok' }));
+      const okParts = [];
+      for (const [n, bytes] of [[1, 5 * MiB], [2, 100]] as const) {
+        const out = await client.send(new UploadPartCommand({ Bucket, Key: 'rules/ok', UploadId: second.UploadId, PartNumber: n, Body: Buffer.alloc(bytes, n) }));
+        okParts.push({ PartNumber: n, ETag: out.ETag as string });
+      }
+      const done = await client.send(new CompleteMultipartUploadCommand({ Bucket, Key: 'rules/ok', UploadId: second.UploadId, MultipartUpload: { Parts: okParts } }));
+      const md5 = createHash('md5');
+      for (const p of okParts) md5.update(Buffer.from(p.ETag.replace(/"/g, ''), 'hex'));
+      assert.equal(done.ETag, `"${md5.digest('hex')}-2"`);
+      // A single PUT over 5 GiB is refused from its headers, before any body is read.
+      const status = await new Promise<number>((ok, fail) => {
+        const req = httpRequest(`${s3.endpoint}/${Bucket}/rules/huge`, { method: 'PUT', headers: { 'content-length': 5 * 1024 ** 3 + 1 } });
+        req.on('response', (res) => {
+          res.resume();
+          req.destroy();
+          ok(res.statusCode ?? 0);
+        });
+        req.on('error', fail);
+        req.flushHeaders();
+      });
+      assert.equal(status, 400);
+    } finally {
+      client.destroy();
+    }
   });
 
   test('checksums: CRC32, SHA256 and none all store bodies byte-exactly', async () => {
@@ -219,4 +294,14 @@ describe('S3ObjectStore on s3rver', () => {
       dead.destroy();
     }
   });
+});
+
+test('part sizes grow with the body so that no upload needs more than S3’s 10,000 parts', () => {
+  assert.equal(partSizeFor(undefined, 8 * MiB), 8 * MiB);
+  assert.equal(partSizeFor(3 * 1024 * MiB, 8 * MiB), 8 * MiB, 'a 3 GiB file: 384 parts of 8 MiB');
+  assert.equal(partSizeFor(8 * MiB * MAX_PARTS, 8 * MiB), 8 * MiB, 'exactly 10,000 parts');
+  const huge = 200 * 1024 * MiB + 1; // 200 GiB and a byte
+  const size = partSizeFor(huge, 8 * MiB);
+  assert.equal(size % MiB, 0);
+  assert.ok(Math.ceil(huge / size) <= MAX_PARTS && Math.ceil(huge / (size - MiB)) > MAX_PARTS, `${size} is the smallest whole-MiB part that fits`);
 });

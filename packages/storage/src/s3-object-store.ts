@@ -8,6 +8,10 @@
  * which S3-compatible servers that do not speak it (s3rver 3.7 is one) store verbatim, framing and
  * all. The SDK's standard retry mode (exponential backoff with jitter) retries throttling, 5xx and
  * network errors up to `maxAttempts`.
+ *
+ * Memory per put is bounded by the parts, not the body: lib-storage holds about `queueSize + 1`
+ * parts at once. When the body's size is known (`PutOptions.size`), the part size grows as needed
+ * to keep the upload within S3's 10,000 parts (`partSizeFor`), so a file of any size goes up.
  */
 import {
   type ChecksumAlgorithm,
@@ -20,9 +24,10 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { constants as bufferConstants } from 'node:buffer';
 import { Readable } from 'node:stream';
-import { bodyStream, collect } from './body.ts';
-import { ObjectNotFoundError, PreconditionFailedError } from './errors.ts';
+import { bodyChunks, bodyStream, collect } from './body.ts';
+import { ObjectNotFoundError, PreconditionFailedError, StoreError, storeErrors } from './errors.ts';
 import { assertKey, assertRange } from './keys.ts';
 import type { Body, ByteRange, ObjectInfo, ObjectStore, PutOptions } from './object-store.ts';
 import { mapS3Error, type S3ErrorContext } from './s3-errors.ts';
@@ -62,10 +67,46 @@ export interface S3Settings {
 
 /** S3's minimum part size (except the last part). */
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
+/** S3's most parts in one multipart upload. */
+export const MAX_PARTS = 10_000;
+/** Part sizes are rounded up to whole MiB. */
+const MiB = 1024 * 1024;
+
+/**
+ * The part size a put of `size` bytes uses: `partSize`, or the smallest whole-MiB size that keeps
+ * the upload within MAX_PARTS parts when `partSize` would need more.
+ */
+export function partSizeFor(size: number | undefined, partSize: number): number {
+  if (size === undefined || size <= partSize * MAX_PARTS) return partSize;
+  return Math.ceil(size / MAX_PARTS / MiB) * MiB;
+}
 const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
+/** The largest Buffer Node allocates (4 GiB on 64-bit Node 20). */
+const MAX_LENGTH = bufferConstants.MAX_LENGTH;
 const DEFAULT_QUEUE_SIZE = 4;
 const DEFAULT_MAX_ATTEMPTS = 3;
 const DEFAULT_PROBE_TIMEOUT_MS = 5_000;
+
+/** A body that must be `size` bytes long: announced sizes are checked, never sent as Content-Length. */
+function exactLength(body: Uint8Array, size: number | undefined): Uint8Array {
+  if (size !== undefined && body.byteLength !== size) throw new Error(`the body is ${body.byteLength} bytes, not the ${size} announced`);
+  return body;
+}
+
+/**
+ * Passes a streamed body through, failing once it proves longer or shorter than `size` (a file
+ * that changed while it was read). Not sent as a Content-Length: a short body would then leave the
+ * request waiting for bytes that never come.
+ */
+async function* exactLengthChunks(body: Body, size: number): AsyncGenerator<Uint8Array> {
+  let seen = 0;
+  for await (const chunk of bodyChunks(body)) {
+    seen += chunk.byteLength;
+    if (seen > size) throw new Error(`the body is longer than the ${size} bytes announced (did the file change while it was read?)`);
+    yield chunk;
+  }
+  if (seen !== size) throw new Error(`the body ended after ${seen} of the ${size} bytes announced (did the file change while it was read?)`);
+}
 
 /** An ObjectStore over one bucket and key prefix. */
 export class S3ObjectStore implements ObjectStore {
@@ -122,16 +163,17 @@ export class S3ObjectStore implements ObjectStore {
     const ctx = this.#ctx(`writing ${key}`, key);
     assertKey(this.uri, key);
     if (!this.conditionalWrites) await this.#precheck(key, options);
+    const size = options.size ?? (body instanceof Uint8Array ? body.byteLength : undefined);
     try {
       const upload = new Upload({
         client: this.#client,
-        partSize: this.#partSize,
+        partSize: partSizeFor(size, this.#partSize),
         queueSize: this.#queueSize,
         leavePartsOnError: false,
         params: {
           Bucket: this.bucket,
           Key: this.#full(key),
-          Body: body instanceof Uint8Array ? body : bodyStream(body),
+          Body: body instanceof Uint8Array ? exactLength(body, options.size) : bodyStream(options.size === undefined ? body : exactLengthChunks(body, options.size)),
           ...(options.contentType ? { ContentType: options.contentType } : {}),
           ...(this.#checksum ? { ChecksumAlgorithm: this.#checksum } : {}),
           ...(options.ifNoneMatch ? { IfNoneMatch: options.ifNoneMatch } : {}),
@@ -151,9 +193,36 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async get(key: string, range?: ByteRange): Promise<Readable> {
+    return (await this.#getObject(key, range)).body;
+  }
+
+  async getBytes(key: string, range?: ByteRange): Promise<Uint8Array> {
+    const { body, length } = await this.#getObject(key, range);
+    try {
+      if (length === undefined) return await collect(body);
+      if (length > MAX_LENGTH) throw storeErrors.tooLarge(this.uri, key, length, MAX_LENGTH);
+      // One buffer of the announced length, filled as the body streams in: no second copy.
+      const out = Buffer.allocUnsafe(length);
+      let at = 0;
+      for await (const chunk of body as AsyncIterable<Uint8Array>) {
+        if (at + chunk.length > length) throw new Error(`the body is longer than its Content-Length ${length}`);
+        out.set(chunk, at);
+        at += chunk.length;
+      }
+      if (at !== length) throw new Error(`the body ended after ${at} of its ${length} bytes`);
+      return out;
+    } catch (err) {
+      body.destroy();
+      if (err instanceof StoreError) throw err;
+      throw mapS3Error(err, this.#ctx(`reading ${key}`, key));
+    }
+  }
+
+  /** One GetObject: the body stream and its length (as the server announced it). */
+  async #getObject(key: string, range?: ByteRange): Promise<{ body: Readable; length: number | undefined }> {
     assertKey(this.uri, key);
     assertRange(this.uri, key, range);
-    if (range && range.end === range.start) return Readable.from([]);
+    if (range && range.end === range.start) return { body: Readable.from([]), length: 0 };
     try {
       const out = await this.#client.send(
         new GetObjectCommand({
@@ -162,18 +231,9 @@ export class S3ObjectStore implements ObjectStore {
           ...(range ? { Range: `bytes=${range.start}-${range.end === undefined ? '' : range.end - 1}` } : {}),
         }),
       );
-      return out.Body as Readable;
+      return { body: out.Body as Readable, length: out.ContentLength };
     } catch (err) {
       throw mapS3Error(err, { ...this.#ctx(`reading ${key}`, key), ...(range ? { range } : {}) });
-    }
-  }
-
-  async getBytes(key: string, range?: ByteRange): Promise<Uint8Array> {
-    const stream = await this.get(key, range);
-    try {
-      return await collect(stream);
-    } catch (err) {
-      throw mapS3Error(err, this.#ctx(`reading ${key}`, key));
     }
   }
 

@@ -16,12 +16,21 @@
  * answer 412 PreconditionFailed, `If-Match` on a missing key 404 NoSuchKey. With
  * `conditionalWrites: false` the headers are ignored, like a backend that predates conditional
  * writes, and `settings` says so.
+ *
+ * S3's size rules are enforced too, which s3rver leaves out: a PutObject or a part over 5 GiB is
+ * refused (400 EntityTooLarge), a part number outside 1..10,000 (400 InvalidArgument), and a
+ * CompleteMultipartUpload whose parts other than the last are under 5 MiB (400 EntityTooSmall). A
+ * completed multipart object gets S3's ETag, the MD5 of its parts' MD5s and the part count
+ * (`"<md5>-<parts>"`), not the MD5 of its content, so nothing can mistake it for a content hash.
+ * AbortMultipartUpload (which s3rver does not route) drops an upload's parts.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import type { IncomingMessage } from 'node:http';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { S3ObjectStore, type S3Settings } from './s3-object-store.ts';
 
@@ -32,7 +41,14 @@ interface S3rverInstance {
   httpServer: import('node:http').Server;
   /** Koa's middleware list, composed when `run` starts listening; the router is last. */
   middleware: KoaMiddleware[];
-  store: { getMetadata(bucket: string, key: string): Promise<{ etag: string }> };
+  store: {
+    getMetadata(bucket: string, key: string): Promise<{ etag: string }>;
+    /** `<dir>/<bucket>/<key dirs>/<key name>._S3rver_<resource>`; resource `uploads` with no key holds the parts. */
+    getResourcePath(bucket: string, key: string | undefined, resource: string): string;
+    putMetadata(bucket: string, key: string, metadata: Record<string, unknown>, md5: string): Promise<void>;
+    /** Joins an upload's parts into its object; the controller answers with `md5` as the ETag. */
+    putObjectMultipart(bucket: string, uploadId: string, parts: { number: number; etag: string }[]): Promise<{ md5: string; size: number }>;
+  };
 }
 type KoaMiddleware = (ctx: KoaContext, next: () => Promise<void>) => Promise<void>;
 interface KoaContext {
@@ -46,6 +62,15 @@ interface KoaContext {
   get(header: string): string;
 }
 type S3rverClass = new (options: Record<string, unknown>) => S3rverInstance;
+
+/** S3's largest PutObject body and largest part (5 GiB). */
+const MAX_PUT_BYTES = 5 * 1024 ** 3;
+/** S3's smallest part, except the last one of an upload (5 MiB). */
+const MIN_PART_BYTES = 5 * 1024 ** 2;
+/** S3's part numbers run from 1 to 10,000. */
+const MAX_PART_NUMBER = 10_000;
+/** Bytes one read moves while joining parts. */
+const PART_COPY_CHUNK = 1024 * 1024;
 
 /** s3rver's built-in account. */
 export const TEST_S3_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
@@ -62,6 +87,12 @@ export interface TestS3Server {
   uri(prefix?: string): string;
   /** An S3ObjectStore on the bucket under `prefix`, closed by `stop()`. */
   store(prefix?: string, overrides?: S3Settings): S3ObjectStore;
+  /**
+   * Puts an object of `size` bytes in place without an upload: a sparse file in the server's
+   * directory holding `head` at its start and zeros after it. Reads of it are real S3 reads; what
+   * it saves is sending gigabytes up, for tests of large downloads.
+   */
+  placeSparseObject(key: string, size: number, head?: Uint8Array): Promise<void>;
   /** Stops the server and removes its directory. */
   stop(): Promise<void>;
 }
@@ -86,6 +117,7 @@ export async function startTestS3Server(options: TestS3ServerOptions = {}): Prom
   });
   const conditionalWrites = options.conditionalWrites ?? true;
   server.middleware.splice(server.middleware.length - 1, 0, objectSemantics(server, conditionalWrites));
+  completeAsS3(server.store);
   const { port } = await server.run();
   const requests: string[] = [];
   server.httpServer.on('request', (req: import('node:http').IncomingMessage) => {
@@ -111,6 +143,20 @@ export async function startTestS3Server(options: TestS3ServerOptions = {}): Prom
       opened.push(s);
       return s;
     },
+    async placeSparseObject(key, size, head = new Uint8Array(0)) {
+      const path = server.store.getResourcePath(bucket, key, 'object');
+      await mkdir(dirname(path), { recursive: true });
+      const file = await open(path, 'w');
+      try {
+        await file.truncate(size);
+        await file.write(head, 0, head.length, 0);
+      } finally {
+        await file.close();
+      }
+      // An ETag that changes with what was placed, as a new upload's would.
+      const etag = createHash('md5').update(`${key}\0${size}\0`).update(head).digest('hex');
+      await server.store.putMetadata(bucket, key, {}, etag);
+    },
     async stop() {
       for (const s of opened) s.destroy();
       await server.close();
@@ -124,18 +170,55 @@ function objectSemantics(server: S3rverInstance, conditionalWrites: boolean): Ko
   const tails = new Map<string, Promise<void>>();
   return async (ctx, next) => {
     const slash = ctx.path.indexOf('/', 1);
-    const isPart = ctx.query.partNumber !== undefined;
-    if (slash < 0 || slash === ctx.path.length - 1 || isPart) return next(); // a bucket-level request or one part
+    if (slash < 0 || slash === ctx.path.length - 1) return next(); // a bucket-level request
+    const refuse = (status: number, code: string, message: string) => {
+      ctx.status = status;
+      ctx.body = { Error: { Code: code, Message: message } };
+    };
+    if (ctx.method === 'PUT' && Number(ctx.get('content-length') || 0) > MAX_PUT_BYTES) {
+      return refuse(400, 'EntityTooLarge', 'Your proposed upload exceeds the maximum allowed object size.');
+    }
+    const uploadId = ctx.query.uploadId === undefined ? undefined : String(ctx.query.uploadId);
+    const uploadDir = (b: string) => join(server.store.getResourcePath(b, undefined, 'uploads'), uploadId ?? '');
+    if (ctx.method === 'DELETE' && uploadId !== undefined) {
+      // AbortMultipartUpload, which s3rver lacks: drop the parts; an unknown upload is a 404.
+      const dir = uploadDir(decodeURIComponent(ctx.path.slice(1, slash)));
+      if (!/^[0-9a-f]+$/.test(uploadId) || !(await stat(dir).catch(() => null))) {
+        return refuse(404, 'NoSuchUpload', 'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.');
+      }
+      await rm(dir, { recursive: true, force: true });
+      ctx.status = 204;
+      return;
+    }
+    if (ctx.query.partNumber !== undefined) {
+      const n = Number(ctx.query.partNumber);
+      if (!Number.isInteger(n) || n < 1 || n > MAX_PART_NUMBER) {
+        return refuse(400, 'InvalidArgument', `Part number must be an integer between 1 and ${MAX_PART_NUMBER}, inclusive`);
+      }
+      return next(); // one part: not the object yet
+    }
     const bucket = decodeURIComponent(ctx.path.slice(1, slash));
     const key = decodeURIComponent(ctx.path.slice(slash + 1));
     const id = `${bucket}/${key}`;
-    const writes = ctx.method === 'PUT' || (ctx.method === 'POST' && ctx.query.uploadId !== undefined);
+    const completes = ctx.method === 'POST' && uploadId !== undefined;
+    const writes = ctx.method === 'PUT' || completes;
+    let body = Buffer.alloc(0);
     if (writes) {
       // Receive the whole body before taking the key, so a slow or stopped sender holds up nobody:
       // as on S3, readers see the previous version until the write is complete.
       const chunks: Buffer[] = [];
       for await (const chunk of ctx.req) chunks.push(chunk as Buffer);
-      ctx.req = Object.assign(Readable.from(chunks), { headers: ctx.req.headers }) as unknown as IncomingMessage;
+      body = Buffer.concat(chunks);
+      ctx.req = Object.assign(Readable.from([body]), { headers: ctx.req.headers }) as unknown as IncomingMessage;
+    }
+    const parts = completes ? listedParts(body.toString('utf8')) : [];
+    if (completes) {
+      for (const p of parts.slice(0, -1)) {
+        const size = await stat(join(uploadDir(bucket), String(p.number))).then((s) => s.size, () => null);
+        if (size !== null && size < MIN_PART_BYTES) {
+          return refuse(400, 'EntityTooSmall', `Your proposed upload is smaller than the minimum allowed size (part ${p.number} is ${size} bytes)`);
+        }
+      }
     }
     // Take the key: wait for the request before this one to close, and hold it until this one does.
     const before = tails.get(id) ?? Promise.resolve();
@@ -156,6 +239,45 @@ function objectSemantics(server: S3rverInstance, conditionalWrites: boolean): Ko
       return;
     }
     await next();
+  };
+}
+
+/** The parts a CompleteMultipartUpload body lists, in its order. */
+function listedParts(xml: string): { number: number }[] {
+  return [...xml.matchAll(/<Part>([\s\S]*?)<\/Part>/g)].map((m) => ({ number: Number(/<PartNumber>(\d+)<\/PartNumber>/.exec(m[1] ?? '')?.[1]) }));
+}
+
+/**
+ * Replaces s3rver's CompleteMultipartUpload storage step with S3's: the parts are joined in order
+ * into the object (s3rver also hashed the whole object again), and the ETag is S3's multipart
+ * form, the md5 of the parts' binary md5s, a dash and the part count.
+ */
+function completeAsS3(store: S3rverInstance['store']): void {
+  store.putObjectMultipart = async (bucket, uploadId, parts) => {
+    const dir = join(store.getResourcePath(bucket, undefined, 'uploads'), uploadId);
+    const key = await readFile(join(dir, 'key'), 'utf8');
+    const metadata = JSON.parse(await readFile(join(dir, 'metadata'), 'utf8')) as Record<string, unknown>;
+    const objectPath = store.getResourcePath(bucket, key, 'object');
+    await mkdir(dirname(objectPath), { recursive: true });
+    const md5s = createHash('md5');
+    let size = 0;
+    const out = await open(objectPath, 'w');
+    try {
+      for (const p of [...parts].sort((x, y) => x.number - y.number)) {
+        const part = join(dir, String(p.number));
+        md5s.update(Buffer.from((await readFile(`${part}.md5`, 'utf8')).trim(), 'hex'));
+        for await (const chunk of createReadStream(part, { highWaterMark: PART_COPY_CHUNK })) {
+          await out.write(chunk as Buffer);
+          size += (chunk as Buffer).length;
+        }
+      }
+    } finally {
+      await out.close();
+    }
+    const etag = `${md5s.digest('hex')}-${parts.length}`;
+    await store.putMetadata(bucket, key, metadata, etag);
+    await rm(dir, { recursive: true, force: true });
+    return { md5: etag, size };
   };
 }
 

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { storeOptionsFromEnv } from '@kvfold/jobs';
-import { type Device, type LoadedModel, loadModel } from '@kvfold/onnx';
+import { type Device, type LoadedModel, loadModel, unknownWarning } from '@kvfold/onnx';
 import { type FoldDocumentResult, foldDocument, foldResumable, type Query, resolvePolicy, type ResumableFoldResult } from '@kvfold/runner';
 import { checkStore, openStore } from '@kvfold/storage';
 import type { Command } from 'commander';
@@ -68,17 +68,23 @@ export function registerFold(program: Command): void {
 async function foldCommand(model: LoadedModel, text: string, opts: FoldOptions, choice: ReturnType<typeof policyChoice>, t0: number) {
   const loadMs = performance.now() - t0;
   const t1 = performance.now();
-  const tokens = model.tokenizer.encodeDocument(text);
-  const queries: Query[] = opts.ask.map((q) => ({
-    text: q,
-    tokens: opts.chat ? model.tokenizer.encodeChat([{ role: 'user', content: q }], { continuing: true }) : model.tokenizer.encodeContinuation(q),
-  }));
+  if (opts.chat && !model.tokenizer.hasChatTemplate) {
+    throw new CliError(`--chat: model ${model.folder.dir} has no chat template (its tokenizer_config.json has no chat_template); drop --chat to ask the questions as plain text`);
+  }
+  const document = model.tokenizer.encode(text, { document: true });
+  const tokens = document.ids;
+  const unknown = document.unknown ? [unknownWarning('the document', document.unknown, model.folder.dir)] : [];
+  const queries: Query[] = opts.ask.map((q) => {
+    const plain = model.tokenizer.encode(q, { document: false });
+    if (plain.unknown) unknown.push(unknownWarning(`--ask ${JSON.stringify(q)}`, plain.unknown, model.folder.dir));
+    return { text: q, tokens: opts.chat ? model.tokenizer.encodeChat([{ role: 'user', content: q }], { continuing: true }) : plain.ids };
+  });
   const tokenizeMs = performance.now() - t1;
   for (const q of queries) {
     if (q.tokens.length === 0) throw new CliError(`--ask "${q.text}" tokenizes to nothing; ask a non-empty question`);
   }
   const { policy, name: policyName } = resolvePolicy(model, choice);
-  const warnings = checkPositions(tokens.length, queries, opts, model.decoder.layout.maxPositions, choice.spec.kind === 'streaming');
+  const warnings = [...unknown, ...checkPositions(tokens.length, queries, opts, model.decoder.layout.maxPositions, choice.spec.kind === 'streaming')];
   for (const w of warnings) process.stderr.write(`kvfold: warning: ${w}\n`);
 
   const steps = Math.ceil(tokens.length / opts.chunkSize);
@@ -195,7 +201,8 @@ async function readInput(file: string): Promise<string> {
 function checkPositions(docTokens: number, queries: readonly Query[], opts: FoldOptions, maxPositions: number, streaming: boolean): string[] {
   if (streaming) return []; // positions are assigned within the bounded cache
   const longestQuery = Math.max(0, ...queries.map((q) => q.tokens.length));
-  const needed = docTokens + longestQuery + (queries.length ? opts.maxNewTokens : 0);
+  // The last generated token is never fed back, so an answer of N tokens takes N - 1 positions.
+  const needed = docTokens + longestQuery + (queries.length ? Math.max(0, opts.maxNewTokens - 1) : 0);
   if (needed <= maxPositions) return [];
   const msg = `the input needs ${needed} positions (${docTokens} document tokens + question and answer) but the model was trained for ${maxPositions} (max_position_embeddings)`;
   if (!opts.beyondMaxPositions) throw new CliError(`${msg}; shorten the input, or pass --beyond-max-positions to fold anyway`);

@@ -31,12 +31,16 @@ export function registerModels(program: Command): void {
     });
   models
     .command('push')
-    .description('upload a model folder to an object store, for workers to load by URI')
+    .description('upload a model folder to an object store, for workers to load by URI (files of any size, streamed)')
     .argument('<dir>', 'model folder')
     .argument('<uri>', 'destination, e.g. s3://bucket/models/tiny-llama')
-    .action(async (dir: string, uri: string) => {
-      const { files, bytes } = await pushModel(dir, uri, storeOptionsFromEnv(cliEnv()));
-      process.stdout.write(`pushed ${files} files (${(bytes / 2 ** 20).toFixed(1)} MiB) to ${uri}; use --model ${uri}\n`);
+    .option('--json', 'print the result as JSON')
+    .action(async (dir: string, uri: string, opts: { json?: boolean }) => {
+      const started = performance.now();
+      const { files, bytes, fingerprint } = await pushModel(dir, uri, storeOptionsFromEnv(cliEnv()));
+      const ms = Math.round(performance.now() - started);
+      if (opts.json) process.stdout.write(`${JSON.stringify({ uri, files, bytes, fingerprint, ms })}\n`);
+      else process.stdout.write(`pushed ${files} files (${(bytes / 2 ** 20).toFixed(1)} MiB) to ${uri} in ${ms} ms, model ${fingerprint}; use --model ${uri}\n`);
     });
   models
     .command('list')

@@ -80,6 +80,12 @@ for (const [what, args, message] of [
   });
 }
 
+test('drift refuses a length beyond max positions, as niah does', async () => {
+  const r = await kvfold(['drift', '--model', tiny, '--length', '256k', '--chunk-size', '256']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /--length: 262144 tokens is beyond the model's 131072 positions \(max_position_embeddings\); use a length up to 131072 \[KVF_DRIFT_TOO_LONG\]/);
+});
+
 test('drift prints the per-step table and writes markdown, JSON and SVG', async () => {
   const out = join(root, 'drift');
   const r = await kvfold(['drift', '--model', tiny, '--length', '1k', '--chunk-size', '256', '--out', out]);

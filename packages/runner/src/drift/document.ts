@@ -2,13 +2,14 @@
 import type { LoadedModel } from '@kvfold/onnx';
 import { writeHaystack } from '../niah/haystack.ts';
 import { type NiahModel, selectProtocol } from '../niah/run-niah.ts';
-import type { ModelDims } from './drift.ts';
+import { checkDriftLength, type ModelDims } from './drift.ts';
 
 /**
  * `length` tokens of the NIAH filler of the protocol the vocabulary expresses (recall tokens, or
  * prose), with one needle at mid-depth, so every kind of token the model reads is in the document.
  */
 export function driftDocument(model: NiahModel, length: number, seed = 0): Int32Array {
+  checkDriftLength(length, model.decoder.layout.maxPositions); // before writing a document it cannot fold
   const protocol = selectProtocol(model, { lengths: [length], depths: [0.5], chunkSizes: [1], policy: { kind: 'full' }, kv: 'f32', trials: 1, seed, needlesPerHaystack: 1, protocol: 'auto' });
   return writeHaystack(protocol, length, [0.5], seed).tokens;
 }

@@ -72,6 +72,12 @@ test('a reference that exceeds the memory bound covers the longest prefix that f
   await assert.rejects(drift(tiny, 512, 512), (e: unknown) => e instanceof NiahError && e.code === 'KVF_DRIFT_BAD_INPUT');
 });
 
+test('a document beyond max_position_embeddings is refused before it is written or folded', async () => {
+  const tooLong = (e: unknown) => e instanceof NiahError && e.code === 'KVF_DRIFT_TOO_LONG' && /131073 tokens is beyond the model's 131072 positions/.test(e.message);
+  assert.throws(() => driftDocument(niahModel(tiny), 131073), tooLong);
+  await assert.rejects(measureDrift({ model: tiny.decoder, dims: modelDims(tiny), tokens: new Int32Array(131073), chunkSize: 4096 }), tooLong);
+});
+
 test('KL and max-abs of a known pair of rows', () => {
   const a = Float32Array.of(0, Math.log(3)); // p = (1/4, 3/4)
   const b = Float32Array.of(0, 0); // q = (1/2, 1/2)

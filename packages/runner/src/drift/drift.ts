@@ -76,11 +76,19 @@ export interface DriftInput {
 
 const MIB = 2 ** 20;
 
+/** Refuses a drift document longer than the positions the model was trained for, as fold and niah do. */
+export function checkDriftLength(length: number, maxPositions: number): void {
+  if (length > maxPositions) {
+    throw new NiahError('KVF_DRIFT_TOO_LONG', `--length: ${length} tokens is beyond the model's ${maxPositions} positions (max_position_embeddings); use a length up to ${maxPositions}`);
+  }
+}
+
 export async function measureDrift(input: DriftInput): Promise<DriftResult> {
   const { model, dims, tokens, chunkSize } = input;
   const kv = input.kv ?? 'f32';
   const limitMiB = input.referenceLimitMiB ?? DEFAULT_REFERENCE_LIMIT_MIB;
   const L = tokens.length;
+  checkDriftLength(L, model.layout.maxPositions);
   if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize >= L) {
     throw new NiahError('KVF_DRIFT_BAD_INPUT', `--chunk-size ${chunkSize} must be an integer in [1, ${L - 1}]: drift compares a fold of at least two steps with one pass`);
   }

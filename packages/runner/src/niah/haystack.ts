@@ -4,7 +4,8 @@
  * A needle's depth d in [0, 1] is the share of the haystack's filler that comes before it: 0 puts it
  * right after the document's first tokens (BOS), 1 right before the question. Needles that share a
  * depth sit together as a cluster, one filler unit apart, and the cluster is placed as one block.
- * Filler comes in units (a token, or a sentence of prose) and a needle never splits a unit.
+ * Filler comes in units (a token, or a sentence of prose) and a needle never splits a unit; the
+ * protocol fills to the exact count, in whole units where their lengths allow (fill.ts).
  */
 import { NiahError } from './errors.ts';
 import type { Needle, NiahProtocol } from './protocol.ts';
@@ -54,13 +55,13 @@ export function writeHaystack(protocol: NiahProtocol, documentTokens: number, de
   // Filler to exactly fillerTokens tokens; `bounds` are the unit boundaries a needle may sit at.
   const filler = new Int32Array(fillerTokens);
   const bounds = [0];
-  for (let at = 0; at < fillerTokens; ) {
-    const unit = protocol.filler(random);
-    const n = Math.min(unit.length, fillerTokens - at);
-    filler.set(unit.subarray(0, n), at);
-    at += n;
+  let at = 0;
+  for (const unit of protocol.fill(fillerTokens, random)) {
+    filler.set(unit, at);
+    at += unit.length;
     bounds.push(at);
   }
+  if (at !== fillerTokens) throw new Error(`the ${protocol.name} protocol filled ${at} of ${fillerTokens} tokens`);
   const tokens = new Int32Array(documentTokens);
   tokens.set(protocol.prefix, 0);
   let out = protocol.prefix.length;

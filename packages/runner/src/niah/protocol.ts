@@ -49,6 +49,8 @@ export interface NiahProtocol {
   needles(count: number, random: () => number): Needle[];
   /** The next filler unit. */
   filler(random: () => number): FillerUnit;
+  /** Filler units of exactly `tokens` tokens in all, ending on a whole unit where the unit lengths allow. */
+  fill(tokens: number, random: () => number): FillerUnit[];
 }
 
 /** Options shared by the protocols. */

@@ -62,6 +62,7 @@ export function recallProtocol(tokenizer: NiahTokenizer, stopTokens: readonly nu
   }
   const stop = new Set(stopTokens);
   const spell = (ids: readonly number[]) => (ids.length ? tokenizer.decode(ids, false) : '');
+  const filler = (random: () => number) => Int32Array.of(vocab.fillers[Math.floor(random() * vocab.fillers.length)] as number);
   return {
     name: 'recall',
     prefix: tokenizer.encodeDocument(''),
@@ -85,6 +86,7 @@ export function recallProtocol(tokenizer: NiahTokenizer, stopTokens: readonly nu
         };
       });
     },
-    filler: (random) => Int32Array.of(vocab.fillers[Math.floor(random() * vocab.fillers.length)] as number),
+    filler,
+    fill: (tokens, random) => Array.from({ length: tokens }, () => filler(random)),
   };
 }

@@ -3,10 +3,22 @@
  * sentence "The special magic number is 7391." in a haystack of filler prose, the question "What is
  * the special magic number?", and an exact match on the digits of the answer. With several needles
  * per haystack each number belongs to a named key ("The special magic number for amber is ...").
+ *
+ * Haystacks are built in token space, so each sentence, needle and question carries the ids it has
+ * inside the whole prompt, and the protocol checks, for this tokenizer, that units placed side by
+ * side are the encoding of their joined text: a prompt's ids are what one encode of its text gives.
  */
 import { NiahError } from './errors.ts';
+import { fillExactly } from './fill.ts';
 import type { Needle, NiahProtocol, NiahTokenizer, ProtocolOptions } from './protocol.ts';
 import { shuffled } from './rng.ts';
+
+/**
+ * What every unit follows in a haystack: the end of a sentence. Units are encoded after it and its
+ * own ids stripped, so that each unit has the ids it has inside the document: a SentencePiece
+ * tokenizer encoding " The grass" alone prepends a second `▁` that the document does not have.
+ */
+const ANCHOR = '.';
 
 /** Digits of the magic number when not chosen: seven, as the paper's needles. */
 export const DEFAULT_TEXT_DIGITS = 7;
@@ -44,23 +56,36 @@ export function textProtocol(tokenizer: NiahTokenizer, stopTokens: readonly numb
     throw new NiahError('KVF_NIAH_PROTOCOL', `${where}/tokenizer_config.json has no chat_template; drop --chat`);
   }
   const coded = options.needlesPerHaystack > 1;
-  const encode = (text: string, what: string): Int32Array => {
-    const ids = tokenizer.encodeContinuation(text);
+  const refuse = (why: string) =>
+    new NiahError('KVF_NIAH_PROTOCOL', `the tokenizer of ${where} cannot express the text protocol: ${why}; use a model whose tokenizer writes English text, or --protocol recall`);
+  const anchor = tokenizer.encodeContinuation(ANCHOR);
+  /** The ids `text` has where the haystack puts it, after the end of a sentence. */
+  const inContext = (text: string, what: string): Int32Array => {
+    const ids = tokenizer.encodeContinuation(ANCHOR + text);
     const back = tokenizer.decode(Array.from(ids), true);
-    if (normal(back) !== normal(text)) {
-      throw new NiahError(
-        'KVF_NIAH_PROTOCOL',
-        `the tokenizer of ${where} cannot express the text protocol: the ${what} "${text.trim()}" comes back as "${back.trim()}"; use a model whose tokenizer writes English text, or --protocol recall`,
-      );
-    }
-    return ids;
+    if (back !== ANCHOR + text) throw refuse(`the ${what} ${JSON.stringify(text.trim())} comes back as ${JSON.stringify(back.slice(ANCHOR.length).trim())}`);
+    if (!startsWith(ids, anchor)) throw refuse(`the ${what} ${JSON.stringify(text.trim())} changes the tokens of the sentence end before it`);
+    return ids.slice(anchor.length);
   };
-  const sentences = FILLER_SENTENCES.map((s) => encode(` ${s}`, 'filler sentence'));
+  /** Checks that the units' ids, placed one after the other, are the ids of their texts joined. */
+  const joinsCleanly = (parts: readonly { text: string; ids: Int32Array }[]) => {
+    const joined = tokenizer.encodeContinuation(ANCHOR + parts.map((p) => p.text).join(''));
+    const built = [...anchor, ...parts.flatMap((p) => [...p.ids])];
+    if (joined.length !== built.length || joined.some((id, i) => id !== built[i])) {
+      throw refuse(`its tokens merge across the boundary in ${JSON.stringify(parts.map((p) => p.text).join('').trim())}, so a haystack of sentences is not its own encoding`);
+    }
+  };
+  const sentences = FILLER_SENTENCES.map((s) => ({ text: ` ${s}`, ids: inContext(` ${s}`, 'filler sentence') }));
+  for (const a of sentences) for (const b of sentences) joinsCleanly([a, b]);
+  const units = sentences.map((s) => s.ids);
   const stop = new Set(stopTokens);
   const question = (key: string | null) => {
     const ask = key ? `What is the special magic number for ${key}?` : 'What is the special magic number?';
     if (options.chat) return tokenizer.encodeChat([{ role: 'user', content: `${ask} Answer with the number only.` }], { continuing: true });
-    return encode(`\n\nQuestion: ${ask}\nAnswer: The special magic number${key ? ` for ${key}` : ''} is`, 'question');
+    const text = `\n\nQuestion: ${ask}\nAnswer: The special magic number${key ? ` for ${key}` : ''} is`;
+    const ids = inContext(text, 'question');
+    joinsCleanly([sentences[0] as { text: string; ids: Int32Array }, { text, ids }]);
+    return ids;
   };
   return {
     name: 'text',
@@ -78,9 +103,12 @@ export function textProtocol(tokenizer: NiahTokenizer, stopTokens: readonly numb
         } while (used.has(number));
         used.add(number);
         const key = coded ? (keys[i] as string) : null;
-        const sentence = ` The special magic number${key ? ` for ${key}` : ''} is ${number}.`;
+        const text = ` The special magic number${key ? ` for ${key}` : ''} is ${number}.`;
+        const tokens = inContext(text, 'needle');
+        const first = sentences[0] as { text: string; ids: Int32Array };
+        joinsCleanly([first, { text, ids: tokens }, first]);
         return {
-          tokens: encode(sentence, 'needle'),
+          tokens,
           question: question(key),
           expected: number,
           judge(g) {
@@ -91,8 +119,9 @@ export function textProtocol(tokenizer: NiahTokenizer, stopTokens: readonly numb
         };
       });
     },
-    filler: (random) => sentences[Math.floor(random() * sentences.length)] as Int32Array,
+    filler: (random) => units[Math.floor(random() * units.length)] as Int32Array,
+    fill: (tokens, random) => fillExactly(units, tokens, random),
   };
 }
 
-const normal = (s: string) => s.replace(/\s+/g, ' ').trim();
+const startsWith = (ids: Int32Array, prefix: Int32Array) => prefix.length <= ids.length && prefix.every((id, i) => ids[i] === id);
