@@ -10,6 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { FingerprintMismatchError } from '@kvfold/checkpoint';
+import { KvCacheError } from '@kvfold/fold-core';
 import { type DocumentJob, DocumentResult, documentResultKey, type FoldProgress } from '@kvfold/jobs';
 import { type LoadedModel, ModelError, unknownWarning } from '@kvfold/onnx';
 import { readDocument } from '@kvfold/producer';
@@ -55,6 +56,7 @@ export const DOCUMENT_ERRORS = {
   empty: 'KVF_DOC_EMPTY',
   unreadable: 'KVF_DOC_UNREADABLE',
   model: 'KVF_DOC_MODEL',
+  noMemory: 'KVF_DOC_NO_MEMORY',
 } as const;
 
 class DocumentFailure extends Error {
@@ -136,6 +138,8 @@ export async function processDocument(job: DocumentJob, deps: ProcessDeps, contr
         },
       });
     const folded = await run(false).catch((err: unknown) => {
+      // A cache the machine cannot hold fails this document alone, before anything is allocated.
+      if (err instanceof KvCacheError && err.code === 'KVF_KV_NO_MEMORY') throw new DocumentFailure(DOCUMENT_ERRORS.noMemory, `document ${job.paths[0]} (${ids.length} tokens): ${err.message}`);
       if (!(err instanceof FingerprintMismatchError)) throw err;
       log.warn({ field: err.field }, 'stored checkpoint was made with other settings; starting over');
       return run(true);
