@@ -53,12 +53,13 @@ export function foldFlops(s: ModelShape, tokens: number, chunkSize: number): num
  * Bytes one step's attention holds beyond the cache, at the last step of a fold of `rows` rows in
  * chunks of `chunkSize` (the largest step): one layer's present, the copy of the cache the kernel
  * builds (GroupQueryAttention fed the whole buffer copies it all), and for MatMul/Softmax attention
- * about three score tensors (scores, masked, softmax) and the mask. GroupQueryAttention's scores
- * stay in its tiles (ONNX Runtime's flash path), so only its present counts.
+ * two score tensors (the scores, masked in place, and their softmax) and the step's mask.
+ * GroupQueryAttention's scores stay in its tiles (ONNX Runtime's flash path), so only its present
+ * counts.
  */
 export function stepWorkspaceBytes(s: ModelShape, layout: KvLayout, rows: number, chunkSize: number, attention: 'GroupQueryAttention' | 'Concat' | 'standard'): number {
   const present = kvRowBytes(layout) / layout.layers; // one layer's K and V per row
   const scores = s.heads * chunkSize * rows * 4;
   if (attention === 'GroupQueryAttention') return rows * present;
-  return rows * present + 3 * scores + chunkSize * rows * 4;
+  return rows * present + 2 * scores + chunkSize * rows * 4;
 }
