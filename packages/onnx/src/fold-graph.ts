@@ -170,7 +170,7 @@ export function deriveFoldGraph(read: ReadGraph, names: IoNames, layout: KvLayou
     graph.initializer = [...(graph.initializer ?? []), { name, dims, dataType: onnx.TensorProto.DataType.INT64, rawData: int64Bytes(values) }];
     return name;
   };
-  if (opset >= MIN_MAX_INT_OPSET) consumePresents(graph, gqaNodes, constant);
+  if (gqaNodes.size && opset >= MIN_MAX_INT_OPSET) consumePresents(graph, gqaNodes, constant);
 
   // Sliced pasts: the input holds the cache buffer; the graph reads its first (total - seq) rows.
   if (layers.some((l) => l.past === 'sliced')) {
