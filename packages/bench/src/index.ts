@@ -1,4 +1,8 @@
-/** @kvfold/bench: benchmarks of the engine against a plain onnxruntime-node loop and ONNX Runtime's MatMul. */
+/**
+ * @kvfold/bench: measurements of the fold: the engine against a plain onnxruntime-node loop and
+ * ONNX Runtime's MatMul, fold throughput, needle-in-a-haystack grids and per-step drift. Nothing
+ * here is on a worker's import path.
+ */
 export { DEFAULT_CASES, checkBars, runEngineBench } from './engine/engine-bench.ts';
 export type { Bar, BenchCase, BenchModel, CaseResult, EngineBenchOptions, EngineBenchReport } from './engine/engine-bench.ts';
 export { benchIds, measureEngine } from './engine/measure-engine.ts';
@@ -8,3 +12,7 @@ export type { MatMulCeiling } from './engine/matmul-ceiling.ts';
 export { foldFlops, matmulParams, shapeOf, stepWorkspaceBytes } from './engine/model-cost.ts';
 export type { ModelShape } from './engine/model-cost.ts';
 export type { PlainLoopResult } from './engine/plain-loop.ts';
+export { measureFold, syntheticText } from './measure-fold.ts';
+export type { FoldMeasurement } from './measure-fold.ts';
+export * from './niah/index.ts';
+export * from './drift/index.ts';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { tinyLlamaSpec, writeModelFolder } from '@kvfold/model-zoo';
 import { loadModel } from '@kvfold/onnx';
-import { type FoldMeasurement, measureFold, syntheticText } from '@kvfold/runner';
+import { type FoldMeasurement, measureFold, syntheticText } from '@kvfold/bench';
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { list, parseTokenCount, positiveInt } from '../options.ts';

@@ -1,7 +1,7 @@
 /** `kvfold drift`: per-step drift between folded and single-pass logits (max abs and KL). */
 import type { KvStorage } from '@kvfold/fold-core';
 import { type Device, loadModel } from '@kvfold/onnx';
-import { DEFAULT_REFERENCE_LIMIT_MIB, driftDocument, driftMarkdown, measureDrift, modelDims, niahModel, writeDrift } from '@kvfold/runner';
+import { DEFAULT_REFERENCE_LIMIT_MIB, driftDocument, driftMarkdown, measureDrift, modelDims, niahModel, writeDrift } from '@kvfold/bench';
 import { type Command, InvalidArgumentError } from 'commander';
 import { nonNegativeInt, parseTokenCount, positiveInt } from '../options.ts';
 import { progressBar } from '../progress.ts';

@@ -3,7 +3,7 @@ import type { KvStorage, PolicySpec } from '@kvfold/fold-core';
 import { type Device, loadModel } from '@kvfold/onnx';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { checkGrid, gridOfTrials, type NiahGrid, type NiahRun, niahModel, openResults, prepareNiah, readResults, RESULTS_FILE, runNiah, summaryText, writeReport } from '@kvfold/runner';
+import { checkGrid, gridOfTrials, type NiahGrid, type NiahRun, niahModel, openResults, prepareNiah, readResults, RESULTS_FILE, runNiah, summaryText, writeReport } from '@kvfold/bench';
 import { type Command, InvalidArgumentError } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { list, nonNegativeInt, parseTokenCount, positiveInt } from '../options.ts';
