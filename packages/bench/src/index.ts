@@ -12,7 +12,7 @@ export type { MatMulCeiling } from './engine/matmul-ceiling.ts';
 export { foldFlops, matmulParams, shapeOf, stepWorkspaceBytes } from './engine/model-cost.ts';
 export type { ModelShape } from './engine/model-cost.ts';
 export type { PlainLoopResult } from './engine/plain-loop.ts';
-export { measureFold, syntheticText } from './measure-fold.ts';
+export { measureFold, vocabularyText } from './measure-fold.ts';
 export type { FoldMeasurement } from './measure-fold.ts';
 export * from './niah/index.ts';
 export * from './drift/index.ts';

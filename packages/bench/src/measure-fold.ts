@@ -1,9 +1,10 @@
 /**
- * One measured fold: N tokens of synthetic text at one chunk size, with wall time, tokens/s and the
+ * One measured fold: N token ids at one chunk size, with wall time, tokens/s and the
  * process's peak RSS. Benchmarks run it in a fresh process per configuration.
  */
 import { foldAll } from '@kvfold/fold-core';
-import type { LoadedModel } from '@kvfold/onnx';
+import type { LoadedModel, TextTokenizer } from '@kvfold/onnx';
+import { benchIds } from './engine/measure-engine.ts';
 
 export interface FoldMeasurement {
   readonly tokens: number;
@@ -15,25 +16,29 @@ export interface FoldMeasurement {
   readonly kvBytes: number;
 }
 
-/** Deterministic prose-like text of at least `minChars` characters. */
-export function syntheticText(minChars: number): string {
-  const words = ['the', 'fold', 'reads', 'each', 'chunk', 'of', 'a', 'long', 'document', 'while', 'cache', 'keys', 'and', 'values', 'grow', 'with', 'every', 'step', 'model', 'frozen'];
-  const parts: string[] = [];
-  let length = 0;
-  let x = 12345;
-  while (length < minChars) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    const w = words[x % words.length] as string;
-    parts.push(w);
-    length += w.length + 1;
+/**
+ * Deterministic text of at least `minTokens` tokens under `tokenizer`, made of the model's own
+ * vocabulary (any tokenizer: byte-level, word-level, SentencePiece), for benchmarks that need a
+ * document file rather than token ids.
+ */
+export function vocabularyText(tokenizer: TextTokenizer, vocabSize: number, minTokens: number): string {
+  const words: number[] = [];
+  for (let id = 0; id < vocabSize; id++) {
+    const t = tokenizer.decode([id]);
+    if (t.trim() !== '' && !t.includes('\uFFFD')) words.push(id);
   }
-  return parts.join(' ');
+  if (!words.length) throw new RangeError('the tokenizer decodes no token to text');
+  let n = minTokens;
+  for (;;) {
+    const ids = Array.from({ length: n }, (_, i) => words[(i * 7919 + 13) % words.length] as number);
+    const text = tokenizer.decode(ids);
+    if (tokenizer.encodeDocument(text).length >= minTokens) return text;
+    n *= 2;
+  }
 }
 
 export async function measureFold(model: LoadedModel, tokens: number, chunkSize: number): Promise<FoldMeasurement> {
-  let ids = model.tokenizer.encodeDocument(syntheticText(tokens * 4));
-  while (ids.length < tokens) ids = model.tokenizer.encodeDocument(syntheticText(tokens * 8));
-  ids = ids.slice(0, tokens);
+  const ids = benchIds(tokens, model.decoder.layout.vocabSize);
   const cache = await model.decoder.createCache({ capacity: tokens });
   const started = performance.now();
   const { steps } = await foldAll(model.decoder, cache, ids, { chunkSize });

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { tinyLlamaSpec, writeModelFolder } from '@kvfold/model-zoo';
 import { loadModel } from '@kvfold/onnx';
-import { type FoldMeasurement, measureFold, syntheticText } from '@kvfold/bench';
+import { type FoldMeasurement, measureFold, vocabularyText } from '@kvfold/bench';
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { list, parseTokenCount, positiveInt } from '../options.ts';
@@ -188,8 +188,7 @@ async function runCheckpointBench(opts: CheckpointBenchOptions): Promise<void> {
     const modelDir = opts.model ? resolve(opts.model) : join(scratch, 'tiny-llama');
     if (!opts.model) await writeModelFolder(tinyLlamaSpec(), modelDir);
     const probe = await loadModel(modelDir);
-    const ids = probe.tokenizer.encodeDocument(syntheticText(opts.tokens * 4));
-    const text = probe.tokenizer.decode(Array.from(ids.slice(1, opts.tokens)));
+    const text = vocabularyText(probe.tokenizer, probe.decoder.layout.vocabSize, opts.tokens);
     await probe.close();
     const doc = join(scratch, 'doc.txt');
     await writeFile(doc, text);
