@@ -16,3 +16,5 @@ export { measureFold, vocabularyText } from './measure-fold.ts';
 export type { FoldMeasurement } from './measure-fold.ts';
 export * from './niah/index.ts';
 export * from './drift/index.ts';
+export { deviceCheck } from './device/device-check.ts';
+export type { DeviceCheckRow } from './device/device-check.ts';

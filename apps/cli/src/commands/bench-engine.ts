@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { type BenchCase, type BenchModel, DEFAULT_CASES, type EngineMeasurement, type EngineRunOptions, measureEngine, runEngineBench } from '@kvfold/bench';
+import { type BenchCase, type BenchModel, DEFAULT_CASES, type DeviceCheckRow, deviceCheck, type EngineMeasurement, type EngineRunOptions, measureEngine, runEngineBench } from '@kvfold/bench';
 import { modelSpec, writeModelFolder } from '@kvfold/model-zoo';
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
@@ -101,4 +101,49 @@ function runChild(o: EngineRunOptions): Promise<EngineMeasurement> {
       else done(JSON.parse(stdout.trim().split('\n').at(-1) as string) as EngineMeasurement);
     });
   });
+}
+
+interface DeviceFlags {
+  device: string;
+  cases: string;
+  chunkSize: number;
+  cpuTokens?: number;
+  modelsDir?: string;
+  out: string;
+}
+
+/** `kvfold bench device`: the same folds on an accelerator and on the CPU, compared (scripts/device-check.sh runs it). */
+export function registerDeviceBench(bench: Command): void {
+  bench
+    .command('device')
+    .description('fold on a device and on the CPU: max |logit difference| and tokens/s of each')
+    .requiredOption('--device <device>', 'webgpu or cuda (cpu compares the CPU with itself)')
+    .option('--cases <list>', 'model:tokens cases', 'tiny-llama:8k,tiny-llama:32k,kv-heavy:8k,kv-heavy:32k')
+    .option('--chunk-size <n>', 'tokens per fold step', positiveInt('--chunk-size'), 256)
+    .option('--cpu-tokens <n>', 'fold at most this many tokens on the CPU (the comparison covers them)', (v) => parseTokenCount('--cpu-tokens', v))
+    .option('--models-dir <dir>', 'where the models are built (default: a temporary folder)')
+    .option('--out <file>', 'JSON result file', 'bench-results/device.json')
+    .action(async (o: DeviceFlags) => {
+      if (o.device !== 'cpu' && o.device !== 'webgpu' && o.device !== 'cuda') throw new CliError(`--device must be cpu, webgpu or cuda, got "${o.device}"`);
+      const cases = parseCases(o.cases);
+      const scratch = o.modelsDir ? null : await mkdtemp(join(tmpdir(), 'kvfold-bench-device-'));
+      const dir = o.modelsDir ? resolve(o.modelsDir) : (scratch as string);
+      try {
+        const rows: DeviceCheckRow[] = [];
+        for (const model of new Set(cases.map((c) => c.model))) await writeModelFolder(modelSpec(model), join(dir, model));
+        for (const c of cases) {
+          const r = await deviceCheck({ modelDir: join(dir, c.model), model: c.model, device: o.device, tokens: c.tokens, chunkSize: o.chunkSize, ...(o.cpuTokens ? { cpuTokens: o.cpuTokens } : {}) });
+          rows.push(r);
+          process.stdout.write(
+            `${c.model} ${c.tokens}: ${o.device} ${r.deviceTokensPerSecond.toFixed(0)} tok/s, cpu ${r.cpuTokensPerSecond.toFixed(0)} tok/s (${r.cpuTokens} tokens); max |delta| ${r.maxAbsDiff.toExponential(2)}, argmax agreement ${(r.argmaxAgreement * 100).toFixed(2)}%; ${r.plan}\n`,
+          );
+        }
+        const out = resolve(o.out);
+        await mkdir(dirname(out), { recursive: true });
+        await writeFile(out, `${JSON.stringify({ benchmark: 'device', date: new Date().toISOString(), cpu: cpus()[0]?.model, rows }, null, 2)}\n`);
+        process.stdout.write(`wrote ${out}\n`);
+      } finally {
+        if (scratch) await rm(scratch, { recursive: true, force: true });
+      }
+    });
 }

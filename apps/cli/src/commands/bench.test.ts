@@ -37,3 +37,12 @@ test('bench engine measures a case beside the plain loop and reports its bars', 
   assert.ok(j.bars.some((b: { name: string }) => b.name === 'recall 1K against the plain loop'));
   assert.equal(r.code, j.bars.every((b: { pass: boolean }) => b.pass) ? 0 : 1, r.stderr);
 });
+
+test('bench device compares a device fold with the CPU’s; on the CPU itself the difference is 0', async () => {
+  const out = join(root, 'device.json');
+  const r = await kvfold(['bench', 'device', '--device', 'cpu', '--cases', 'recall:1k', '--chunk-size', '128', '--models-dir', join(root, 'device-models'), '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const [row] = JSON.parse(readFileSync(out, 'utf8')).rows;
+  assert.deepEqual([row.model, row.tokens, row.cpuTokens, row.maxAbsDiff, row.argmaxAgreement], ['recall', 1024, 1024, 0, 1]);
+  assert.ok(row.deviceTokensPerSecond > 0 && row.cpuTokensPerSecond > 0);
+});

@@ -12,7 +12,7 @@ import { type FoldMeasurement, measureFold, vocabularyText } from '@kvfold/bench
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { list, parseTokenCount, positiveInt } from '../options.ts';
-import { registerEngineBench } from './bench-engine.ts';
+import { registerDeviceBench, registerEngineBench } from './bench-engine.ts';
 
 interface BenchOptions {
   model?: string;
@@ -26,6 +26,7 @@ interface BenchOptions {
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('benchmarks (each prints a table and writes JSON)');
   registerEngineBench(bench);
+  registerDeviceBench(bench);
   bench
     .command('fold')
     .description('fold throughput and peak RSS by chunk size, beside one single-pass forward where it fits')
