@@ -14,6 +14,7 @@ export const EXTERNAL_ALIGNMENT = 4096;
 
 /** Receives the external-data file's bytes, in order. */
 export interface ExternalDataSink {
+  /** Takes the bytes before returning: the caller may reuse their memory afterwards. */
   write(bytes: Uint8Array): void;
 }
 
@@ -51,13 +52,13 @@ export class ExternalData {
   }
 }
 
-/** Keeps every chunk; `bytes()` concatenates them. */
+/** Keeps a copy of every chunk; `bytes()` concatenates them. */
 export class MemorySink implements ExternalDataSink {
   private readonly chunks: Uint8Array[] = [];
   private total = 0;
 
   write(bytes: Uint8Array): void {
-    this.chunks.push(bytes);
+    this.chunks.push(bytes.slice());
     this.total += bytes.byteLength;
   }
 

@@ -27,10 +27,10 @@
  *           within a head, which is what a single-head model needs; it also serves float16 caches.
  */
 import { ExternalData } from './external-data.ts';
-import { float16Bits } from './float16.ts';
 import type { LlamaConfig, WeightLookup, WeightTensor } from './llama-spec.ts';
 import { DataType, GraphBuilder, type SerializedModel, type SerializeOptions } from './onnx-graph.ts';
 import { type RopeScaling, ropeFrequencies } from './rope.ts';
+import { WeightEncoder } from './weight-encoder.ts';
 
 /** Opset 17: ReduceMean still takes `axes` as an attribute; every op used here is stable there. */
 export const OPSET = 17;
@@ -99,16 +99,17 @@ export function buildLlamaGraph(
     if (!t) throw new Error(`weights lack ${name}`);
     return t;
   };
-  /** A large weight as an initializer: float32 as it is, or float16 bits Cast back to float32 in the graph. */
-  const stored = (name: string, dims: readonly number[], data: Float32Array): string => {
-    if (!half) return g.float(name, dims, data);
-    g.float16(name, dims, toFloat16(name, data));
-    return g.node('Cast', [name], { to: DataType.FLOAT });
+  // Streaming, each weight is written before the next is read, so scratch buffers can be reused.
+  const encoder = new WeightEncoder(half ? 'float16' : 'float32', streaming);
+  /** A large weight as an initializer (transposed when asked), in the stored dtype; returns the float32 value's name. */
+  const stored = (name: string, t: WeightTensor, transposed: boolean): string => {
+    const e = encoder.encode(name, t, transposed);
+    g.tensor(name, e.dims, e.dataType, e.bytes);
+    return half ? g.node('Cast', [name], { to: DataType.FLOAT }) : name;
   };
   /** x · Wᵀ (+ b when the checkpoint has a bias): a Linear weight [out, in] stored as a MatMul initializer [in, out]. */
   const linear = (x: string, name: string): string => {
-    const t = w(`${name}.weight`);
-    const y = g.node('MatMul', [x, stored(`${name}.weight`, [t.shape[1] as number, t.shape[0] as number], transpose(t))]);
+    const y = g.node('MatMul', [x, stored(`${name}.weight`, w(`${name}.weight`), true)]);
     const bias = weights.get(`${name}.bias`);
     return bias ? g.node('Add', [y, g.float(`${name}.bias`, bias.shape, bias.data)]) : y;
   };
@@ -220,16 +221,12 @@ export function buildLlamaGraph(
   }
 
   // --- decoder layers ---------------------------------------------------------------------------
-  const embedding = w('model.embed_tokens.weight');
   const embedName = 'model.embed_tokens.weight';
-  let h: string; // [B, S, hidden]
-  if (half) {
-    // Rows are gathered in float16, then Cast: the same values as casting the table, without it.
-    g.float16(embedName, embedding.shape, toFloat16(embedName, embedding.data));
-    h = g.node('Cast', [g.node('Gather', [embedName, inputIds], { axis: 0 })], { to: DataType.FLOAT });
-  } else {
-    h = g.node('Gather', [g.float(embedName, embedding.shape, embedding.data), inputIds], { axis: 0 });
-  }
+  const embedding = encoder.encode(embedName, w(embedName), false);
+  g.tensor(embedName, embedding.dims, embedding.dataType, embedding.bytes);
+  // In float16, rows are gathered, then Cast: the same values as casting the table, without it.
+  const gathered = g.node('Gather', [embedName, inputIds], { axis: 0 });
+  let h = half ? g.node('Cast', [gathered], { to: DataType.FLOAT }) : gathered; // [B, S, hidden]
   for (let i = 0; i < c.num_hidden_layers; i++) {
     const p = `model.layers.${i}`;
     const x = rmsNorm(h, plain(`${p}.input_layernorm.weight`));
@@ -257,8 +254,7 @@ export function buildLlamaGraph(
       'logits',
     );
   } else {
-    const head = w('lm_head.weight');
-    g.node('MatMul', [final, stored('lm_head.weight', [head.shape[1] as number, head.shape[0] as number], transpose(head))], {}, 'logits');
+    g.node('MatMul', [final, stored('lm_head.weight', w('lm_head.weight'), true)], {}, 'logits');
   }
   g.output({ name: 'logits', elemType: DataType.FLOAT, shape: [B, 'sequence_length', c.vocab_size] });
   return streaming ? g.serialize(OPSET) : g.serialize(OPSET, output);
@@ -270,38 +266,4 @@ export function buildLlamaGraph(
  */
 export function ropeInverseFrequencies(theta: number, headDim: number, scaling: RopeScaling | null = null): Float32Array {
   return Float32Array.from(ropeFrequencies(theta, headDim, scaling));
-}
-
-/** Tile edge of the blocked transpose: a 64 x 64 float32 tile (16 KiB) stays in L1 both ways. */
-const TRANSPOSE_TILE = 64;
-
-/** [rows, cols] -> [cols, rows], tile by tile. */
-function transpose(t: WeightTensor): Float32Array {
-  const [rows, cols] = t.shape as [number, number];
-  const src = t.data;
-  const out = new Float32Array(rows * cols);
-  for (let r0 = 0; r0 < rows; r0 += TRANSPOSE_TILE) {
-    const r1 = Math.min(rows, r0 + TRANSPOSE_TILE);
-    for (let c0 = 0; c0 < cols; c0 += TRANSPOSE_TILE) {
-      const c1 = Math.min(cols, c0 + TRANSPOSE_TILE);
-      for (let r = r0; r < r1; r++) {
-        const base = r * cols;
-        for (let col = c0; col < c1; col++) out[col * rows + r] = src[base + col] as number;
-      }
-    }
-  }
-  return out;
-}
-
-/** float32 -> float16 bits; a value beyond float16's range is refused with the weight named. */
-function toFloat16(name: string, data: Float32Array): Uint16Array {
-  const out = new Uint16Array(data.length);
-  for (let i = 0; i < data.length; i++) {
-    const bits = float16Bits(data[i] as number);
-    if ((bits & 0x7c00) === 0x7c00 && Number.isFinite(data[i] as number)) {
-      throw new RangeError(`weight ${name} holds ${data[i]} at element ${i}, beyond float16's range (±65504): store the weights as float32`);
-    }
-    out[i] = bits;
-  }
-  return out;
 }

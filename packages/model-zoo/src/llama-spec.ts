@@ -70,7 +70,8 @@ export type LlamaWeights = ReadonlyMap<string, WeightTensor>;
 
 /**
  * What the graph builder reads weights through: a map, or a source that loads each tensor when
- * asked (a checkpoint on disk), so only the tensor being written is held. Each name is asked once.
+ * asked (a checkpoint on disk), so only the tensor being written is held. Each name is asked once,
+ * and a tensor's data is used only until the next `get`: a source may reuse its memory.
  */
 export interface WeightLookup {
   get(name: string): WeightTensor | undefined;

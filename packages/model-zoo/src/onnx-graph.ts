@@ -135,15 +135,14 @@ export class GraphBuilder {
   }
 
   /**
-   * Adds an initializer from its little-endian bytes. When streaming and the bytes reach the
-   * threshold, they are written out now and not kept.
+   * Adds an initializer from its little-endian bytes. Streaming, bytes that reach the threshold
+   * are written out now and smaller ones copied, so the caller may reuse `raw` at once; in memory,
+   * `raw` is kept as it is until `serialize`.
    */
   tensor(name: string, dims: readonly number[], dataType: number, raw: Uint8Array): string {
-    if (this.external && raw.byteLength >= this.external.threshold) {
-      this.initializers.push({ name, dims: [...dims], dataType, placement: this.external.place(raw) });
-    } else {
-      this.initializers.push({ name, dims: [...dims], dataType, raw });
-    }
+    if (!this.external) this.initializers.push({ name, dims: [...dims], dataType, raw });
+    else if (raw.byteLength >= this.external.threshold) this.initializers.push({ name, dims: [...dims], dataType, placement: this.external.place(raw) });
+    else this.initializers.push({ name, dims: [...dims], dataType, raw: raw.slice() });
     return name;
   }
 

@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import type { WeightLookup, WeightTensor } from '../llama-spec.ts';
 import { ATTENTION_PROJECTIONS, type Architecture, MLP_PROJECTIONS, readArchitecture } from './architecture.ts';
 import { ImportError } from './errors.ts';
-import { FLOAT_DTYPES, SafetensorsFile, type TensorEntry } from './safetensors.ts';
+import { DTYPE_BYTES, FLOAT_DTYPES, SafetensorsFile, type TensorEntry } from './safetensors.ts';
 
 const LAYOUT =
   'expected the Hugging Face layout: config.json, model.safetensors (or model-0000N-of-0000M.safetensors with model.safetensors.index.json), tokenizer.json';
@@ -196,15 +196,20 @@ function checkTensors(arch: Architecture, found: ReadonlyMap<string, CheckpointT
 
 /**
  * The checkpoint's tensors as a `WeightLookup`: each `get` reads one tensor from its file as
- * float32 and keeps nothing, so the graph builder holds one tensor at a time. Names the
- * checkpoint does not have (a bias this family lacks) give undefined.
+ * float32 into one buffer reused from tensor to tensor (sized to the largest), so the graph
+ * builder holds one tensor at a time and no tensor's memory is left for the collector. A tensor's
+ * data is valid until the next `get`. Names the checkpoint does not have (a bias this family
+ * lacks) give undefined.
  */
 export function checkpointWeights(checkpoint: Checkpoint, onRead?: (name: string, entry: TensorEntry) => void): WeightLookup {
+  let buffer = new Float32Array(0);
   return {
     get(name: string): WeightTensor | undefined {
       const t = checkpoint.tensors.get(name);
       if (!t) return undefined;
-      const data = t.file.readFloat32(name);
+      const count = t.entry.byteLength / (DTYPE_BYTES[t.entry.dtype] as number);
+      if (buffer.length < count) buffer = new Float32Array(count);
+      const data = t.file.readFloat32(name, buffer);
       onRead?.(name, t.entry);
       return { shape: t.entry.shape, data };
     },

@@ -119,15 +119,18 @@ export class SafetensorsFile {
     }
   }
 
-  /** Reads a F32, F16 or BF16 tensor as float32 (row-major, the file's shape). */
-  readFloat32(name: string): Float32Array {
+  /**
+   * Reads a F32, F16 or BF16 tensor as float32 (row-major, the file's shape), into the start of
+   * `into` when it is given and large enough (no allocation), else into a new array.
+   */
+  readFloat32(name: string, into?: Float32Array): Float32Array {
     const t = this.tensors.get(name);
     if (!t) throw new ImportError('KVF_IMPORT_MALFORMED', `${this.path} has no tensor ${name}`);
     const fd = this.descriptor();
     const count = t.byteLength / (DTYPE_BYTES[t.dtype] as number);
-    const out = new Float32Array(count);
+    const out = into && into.length >= count ? into.subarray(0, count) : new Float32Array(count);
     if (t.dtype === 'F32') {
-      readFully(fd, new Uint8Array(out.buffer), t.offset);
+      readFully(fd, new Uint8Array(out.buffer, out.byteOffset, out.byteLength), t.offset);
       return out;
     }
     if (t.dtype !== 'F16' && t.dtype !== 'BF16') {
