@@ -79,7 +79,9 @@ async function write(checkpoint: Checkpoint, dir: string, dtype: ImportDtype, on
     onTensor?.({ name, done, total });
   });
 
-  const configJson = { ...arch.configJson, torch_dtype: dtype === 'f16' ? 'float16' : 'float32' };
+  // transformers 4 names the weights' dtype torch_dtype, transformers 5 dtype: both say the stored one.
+  const storedDtype = dtype === 'f16' ? 'float16' : 'float32';
+  const configJson = { ...arch.configJson, torch_dtype: storedDtype, ...('dtype' in arch.configJson ? { dtype: storedDtype } : {}) };
   const tokenizerConfig = { ...(checkpoint.tokenizerConfig ?? {}) };
   if (tokenizerConfig.chat_template === undefined && checkpoint.chatTemplate !== null) tokenizerConfig.chat_template = checkpoint.chatTemplate;
   const generationConfig = checkpoint.generationConfig ?? { bos_token_id: arch.config.bos_token_id, eos_token_id: arch.config.eos_token_id };
