@@ -1,5 +1,5 @@
 /** @kvfold/model-zoo: Llama-architecture models built as ONNX folders in the optimum layout. */
-export type { LlamaConfig, LlamaSpec, LlamaWeights, WeightTensor } from './llama-spec.ts';
+export type { LlamaConfig, LlamaSpec, LlamaWeights, WeightLookup, WeightTensor } from './llama-spec.ts';
 export { GraphBuilder, DataType } from './onnx-graph.ts';
 export { buildLlamaGraph, defaultAttention, ropeInverseFrequencies, OPSET } from './llama-graph.ts';
 export type { AttentionKind, LlamaGraphOptions } from './llama-graph.ts';
@@ -15,3 +15,9 @@ export { SeededRandom, seededRandom } from './rng.ts';
 export { MODEL_NAMES, modelSpec } from './registry.ts';
 export type { ModelName } from './registry.ts';
 export * from './recall/index.ts';
+export * from './import/index.ts';
+export { ropeFrequencies } from './rope.ts';
+export type { Llama3RopeScaling, RopeScaling } from './rope.ts';
+export { ExternalData, FileSink, MemorySink, EXTERNAL_ALIGNMENT } from './external-data.ts';
+export type { ExternalDataSink, ExternalPlacement } from './external-data.ts';
+export { stageFolder, writeGraph } from './model-folder.ts';

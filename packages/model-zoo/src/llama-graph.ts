@@ -26,8 +26,11 @@
  *           additive mask built once per step and shared by every layer. Its MatMuls parallelise
  *           within a head, which is what a single-head model needs; it also serves float16 caches.
  */
+import { ExternalData } from './external-data.ts';
+import type { LlamaConfig, WeightLookup, WeightTensor } from './llama-spec.ts';
 import { DataType, GraphBuilder, type SerializedModel, type SerializeOptions } from './onnx-graph.ts';
-import type { LlamaConfig, LlamaWeights, WeightTensor } from './llama-spec.ts';
+import { type RopeScaling, ropeFrequencies } from './rope.ts';
+import { WeightEncoder } from './weight-encoder.ts';
 
 /** Opset 17: ReduceMean still takes `axes` as an attribute; every op used here is stable there. */
 export const OPSET = 17;
@@ -48,6 +51,12 @@ export interface LlamaGraphOptions {
   readonly kvDtype?: 'float32' | 'float16';
   /** How attention is computed (default: `defaultAttention`). */
   readonly attention?: AttentionKind;
+  /**
+   * dtype the projection and embedding weights are stored in (default float32). float16 halves
+   * the file; each weight is Cast to float32 in the graph, so the arithmetic stays float32 (ONNX
+   * Runtime folds those Casts into float32 copies when the session loads). Norms and biases stay float32.
+   */
+  readonly weightDtype?: 'float32' | 'float16';
 }
 
 /**
@@ -59,12 +68,16 @@ export function defaultAttention(config: LlamaConfig, kvDtype: 'float32' | 'floa
   return config.num_attention_heads > 1 && kvDtype === 'float32' ? 'gqa' : 'matmul';
 }
 
-/** Builds the decoder graph for a config and its weights. */
+/**
+ * Builds the decoder graph for a config and its weights. With `SerializeOptions` the external data
+ * is returned in memory; with an `ExternalData` sink each weight is written to it as it is built
+ * (and read from `weights` only then), so the builder holds one weight at a time.
+ */
 export function buildLlamaGraph(
   config: LlamaConfig,
-  weights: LlamaWeights,
+  weights: WeightLookup,
   options: LlamaGraphOptions,
-  serialize: SerializeOptions,
+  output: SerializeOptions | ExternalData,
 ): SerializedModel {
   const c = config;
   const D = c.head_dim;
@@ -78,16 +91,25 @@ export function buildLlamaGraph(
   if (attention === 'gqa' && options.kvDtype === 'float16') {
     throw new RangeError('GroupQueryAttention takes query, keys and cache in one dtype: build float16 caches with matmul attention');
   }
-  const g = new GraphBuilder('llama_decoder');
+  const streaming = output instanceof ExternalData;
+  const g = new GraphBuilder('llama_decoder', streaming ? { external: output } : {});
+  const half = options.weightDtype === 'float16';
   const w = (name: string): WeightTensor => {
     const t = weights.get(name);
     if (!t) throw new Error(`weights lack ${name}`);
     return t;
   };
+  // Streaming, each weight is written before the next is read, so scratch buffers can be reused.
+  const encoder = new WeightEncoder(half ? 'float16' : 'float32', streaming);
+  /** A large weight as an initializer (transposed when asked), in the stored dtype; returns the float32 value's name. */
+  const stored = (name: string, t: WeightTensor, transposed: boolean): string => {
+    const e = encoder.encode(name, t, transposed);
+    g.tensor(name, e.dims, e.dataType, e.bytes);
+    return half ? g.node('Cast', [name], { to: DataType.FLOAT }) : name;
+  };
   /** x · Wᵀ (+ b when the checkpoint has a bias): a Linear weight [out, in] stored as a MatMul initializer [in, out]. */
   const linear = (x: string, name: string): string => {
-    const t = w(`${name}.weight`);
-    const y = g.node('MatMul', [x, g.float(`${name}.weight`, [t.shape[1] as number, t.shape[0] as number], transpose(t))]);
+    const y = g.node('MatMul', [x, stored(`${name}.weight`, w(`${name}.weight`), true)]);
     const bias = weights.get(`${name}.bias`);
     return bias ? g.node('Add', [y, g.float(`${name}.bias`, bias.shape, bias.data)]) : y;
   };
@@ -125,17 +147,17 @@ export function buildLlamaGraph(
   // --- rotary embedding: cos/sin [B, S, 1, D], applied in [B, S, heads, D] ---------------------------
   // Without position_ids, each query's position is its cache index: past + i.
   const positions = positionInput ?? g.node('Unsqueeze', [g.node('Range', [pastLen, totalLen, one]), g.ints([0])]); // [B|1, S]
-  const invFreq = g.float('rope.inv_freq', [1, 1, D / 2], ropeInverseFrequencies(c.rope_theta, D));
+  const invFreq = g.float('rope.inv_freq', [1, 1, D / 2], ropeInverseFrequencies(c.rope_theta, D, c.rope_scaling ?? null));
   const freqs = g.node('Mul', [g.node('Unsqueeze', [g.node('Cast', [positions], { to: DataType.FLOAT }), g.ints([2])]), invFreq]); // [B, S, D/2]
   const angles = g.node('Unsqueeze', [g.node('Concat', [freqs, freqs], { axis: -1 }), g.ints([2])]); // [B, S, 1, D]
   const cos = g.node('Cos', [angles]);
   const sin = g.node('Sin', [angles]);
-  const half = g.ints([D / 2]);
+  const halfDim = g.ints([D / 2]);
   /** [B, S, heads * D] -> RoPE (HF rotate_half) -> [B, S, heads, D] */
   const rope = (x: string, heads: number): string => {
     const x4 = g.node('Reshape', [x, g.ints([0, 0, heads, D])]);
-    const x1 = g.node('Slice', [x4, g.ints([0]), half, g.ints([-1])]);
-    const x2 = g.node('Slice', [x4, half, g.ints([D]), g.ints([-1])]);
+    const x1 = g.node('Slice', [x4, g.ints([0]), halfDim, g.ints([-1])]);
+    const x2 = g.node('Slice', [x4, halfDim, g.ints([D]), g.ints([-1])]);
     const rotated = g.node('Concat', [g.node('Neg', [x2]), x1], { axis: -1 });
     return g.node('Add', [g.node('Mul', [x4, cos]), g.node('Mul', [rotated, sin])]);
   };
@@ -199,7 +221,12 @@ export function buildLlamaGraph(
   }
 
   // --- decoder layers ---------------------------------------------------------------------------
-  let h = g.node('Gather', [plain('model.embed_tokens.weight'), inputIds], { axis: 0 }); // [B, S, hidden]
+  const embedName = 'model.embed_tokens.weight';
+  const embedding = encoder.encode(embedName, w(embedName), false);
+  g.tensor(embedName, embedding.dims, embedding.dataType, embedding.bytes);
+  // In float16, rows are gathered, then Cast: the same values as casting the table, without it.
+  const gathered = g.node('Gather', [embedName, inputIds], { axis: 0 });
+  let h = half ? g.node('Cast', [gathered], { to: DataType.FLOAT }) : gathered; // [B, S, hidden]
   for (let i = 0; i < c.num_hidden_layers; i++) {
     const p = `model.layers.${i}`;
     const x = rmsNorm(h, plain(`${p}.input_layernorm.weight`));
@@ -220,31 +247,23 @@ export function buildLlamaGraph(
     g.node(
       'Reshape',
       [
-        g.node('Gemm', [g.node('Reshape', [final, g.ints([-1, c.hidden_size])]), 'model.embed_tokens.weight'], { transB: 1 }),
+        g.node('Gemm', [g.node('Reshape', [final, g.ints([-1, c.hidden_size])]), half ? g.node('Cast', [embedName], { to: DataType.FLOAT }) : embedName], { transB: 1 }),
         g.node('Concat', [g.node('Shape', [inputIds]), g.ints([c.vocab_size])], { axis: 0 }),
       ],
       {},
       'logits',
     );
   } else {
-    const head = w('lm_head.weight');
-    g.node('MatMul', [final, g.float('lm_head.weight', [head.shape[1] as number, head.shape[0] as number], transpose(head))], {}, 'logits');
+    g.node('MatMul', [final, stored('lm_head.weight', w('lm_head.weight'), true)], {}, 'logits');
   }
   g.output({ name: 'logits', elemType: DataType.FLOAT, shape: [B, 'sequence_length', c.vocab_size] });
-  return g.serialize(OPSET, serialize);
+  return streaming ? g.serialize(OPSET) : g.serialize(OPSET, output);
 }
 
-/** RoPE inverse frequencies theta^(-2j/D), j in [0, D/2), computed in float64 then rounded to float32. */
-export function ropeInverseFrequencies(theta: number, headDim: number): Float32Array {
-  return Float32Array.from({ length: headDim / 2 }, (_, j) => theta ** ((-2 * j) / headDim));
-}
-
-/** [rows, cols] -> [cols, rows]. */
-function transpose(t: WeightTensor): Float32Array {
-  const [rows, cols] = t.shape as [number, number];
-  const out = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++) {
-    for (let col = 0; col < cols; col++) out[col * rows + r] = t.data[r * cols + col] as number;
-  }
-  return out;
+/**
+ * RoPE inverse frequencies theta^(-2j/D), j in [0, D/2), scaled per `scaling` (rope.ts),
+ * computed in float64 then rounded to float32.
+ */
+export function ropeInverseFrequencies(theta: number, headDim: number, scaling: RopeScaling | null = null): Float32Array {
+  return Float32Array.from(ropeFrequencies(theta, headDim, scaling));
 }

@@ -9,16 +9,19 @@
  *   h      = embed_tokens[ids]                                    // [seq, hidden]
  *   per layer i:
  *     x    = rmsnorm(h) * input_layernorm                         // x / sqrt(mean(x^2) + eps)
- *     q,k,v = x·q_projᵀ, x·k_projᵀ, x·v_projᵀ                      // no biases
+ *     q,k,v = x·q_projᵀ (+ q_proj.bias), x·k_projᵀ (+ bias), x·v_projᵀ (+ bias)
  *     RoPE on q and k, HF "rotate_half" layout: dims j and j + headDim/2 form pair j,
- *       rotated by angle position * rope_theta^(-2j/headDim), j in [0, headDim/2)
+ *       rotated by angle position * invFreq[j], invFreq[j] = rope_theta^(-2j/headDim),
+ *       j in [0, headDim/2), scaled per rope.ts when `rope_scaling` is set
  *     attention: softmax(q·kᵀ / sqrt(headDim) + causal mask) · v, GQA (query head h reads
  *       kv head floor(h / (heads / kvHeads)))
- *     h    = h + attn · o_projᵀ
+ *     h    = h + attn · o_projᵀ (+ o_proj.bias)
  *     x    = rmsnorm(h) * post_attention_layernorm
- *     h    = h + (silu(x·gate_projᵀ) * (x·up_projᵀ)) · down_projᵀ
+ *     h    = h + (silu(x·gate_projᵀ) * (x·up_projᵀ)) · down_projᵀ   (each + its bias when present)
  *   logits = (rmsnorm(h) * norm) · lm_headᵀ   (lm_head = embed_tokens when tied)
  */
+
+import type { RopeScaling } from './rope.ts';
 
 /** The fields of a Hugging Face `config.json` the builder reads (and writes back out). */
 export interface LlamaConfig {
@@ -30,6 +33,8 @@ export interface LlamaConfig {
   readonly num_key_value_heads: number;
   readonly head_dim: number;
   readonly rope_theta: number;
+  /** RoPE frequency scaling (absent or null: plain RoPE). */
+  readonly rope_scaling?: RopeScaling | null;
   readonly rms_norm_eps: number;
   readonly max_position_embeddings: number;
   readonly tie_word_embeddings: boolean;
@@ -58,8 +63,19 @@ export interface WeightTensor {
  *   model.layers.{i}.mlp.down_proj.weight             [hidden, intermediate]
  *   model.norm.weight                                 [hidden]
  *   lm_head.weight                                    [vocab, hidden]   (absent when tied)
+ * and, optionally, a bias [out] beside any projection: `<projection>.bias` (Qwen2's q/k/v,
+ * Llama's `attention_bias` and `mlp_bias`).
  */
 export type LlamaWeights = ReadonlyMap<string, WeightTensor>;
+
+/**
+ * What the graph builder reads weights through: a map, or a source that loads each tensor when
+ * asked (a checkpoint on disk), so only the tensor being written is held. Each name is asked once,
+ * and a tensor's data is used only until the next `get`: a source may reuse its memory.
+ */
+export interface WeightLookup {
+  get(name: string): WeightTensor | undefined;
+}
 
 /** Everything needed to write a model folder. */
 export interface LlamaSpec {

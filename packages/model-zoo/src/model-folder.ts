@@ -9,8 +9,10 @@
  */
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
+import { ExternalData, FileSink } from './external-data.ts';
 import { type AttentionKind, buildLlamaGraph, defaultAttention } from './llama-graph.ts';
 import type { LlamaSpec } from './llama-spec.ts';
+import type { SerializedModel } from './onnx-graph.ts';
 
 export interface WriteModelOptions {
   /** Include the `position_ids` input (default true, as most exports do). */
@@ -21,6 +23,8 @@ export interface WriteModelOptions {
   readonly externalThreshold?: number;
   /** How the graph computes attention (default: GroupQueryAttention, or MatMul/Softmax for one query head; see llama-graph.ts). */
   readonly attention?: AttentionKind;
+  /** dtype the weights are stored in (default float32; see `LlamaGraphOptions.weightDtype`). */
+  readonly weightDtype?: 'float32' | 'float16';
 }
 
 export const DEFAULT_EXTERNAL_THRESHOLD = 1024;
@@ -33,43 +37,73 @@ export interface WrittenModel {
 export async function writeModelFolder(spec: LlamaSpec, outDir: string, options: WriteModelOptions = {}): Promise<WrittenModel> {
   const dir = resolve(outDir);
   const attention = options.attention ?? defaultAttention(spec.config, options.kvDtype);
-  const { model, externalData } = buildLlamaGraph(
-    spec.config,
-    spec.weights,
-    { positionIds: options.positionIds ?? true, attention, ...(options.kvDtype ? { kvDtype: options.kvDtype } : {}) },
-    { externalThreshold: options.externalThreshold ?? DEFAULT_EXTERNAL_THRESHOLD, externalName: 'model.onnx_data' },
-  );
   const config = {
     architectures: ['LlamaForCausalLM'],
     model_type: 'llama',
-    torch_dtype: 'float32',
+    torch_dtype: options.weightDtype ?? 'float32',
     hidden_act: 'silu',
     attention_bias: false,
     mlp_bias: false,
     use_cache: true,
     ...spec.config,
   };
-  const files: [string, string | Uint8Array][] = [
+  const files: [string, string][] = [
     ['config.json', json(config)],
     ['generation_config.json', json(spec.generationConfig)],
     ['tokenizer.json', json(spec.tokenizer)],
     ['tokenizer_config.json', json(spec.tokenizerConfig)],
     ['README.md', `# ${spec.name}\n\n${spec.description}\n\nAttention: ${ATTENTION_NOTES[attention]}. Built by \`kvfold models build ${spec.name}\`.\n`],
-    ['onnx/model.onnx', model],
   ];
-  if (externalData) files.push(['onnx/model.onnx_data', externalData]);
+  const written = await stageFolder(dir, async (staging) => {
+    for (const [name, body] of files) await writeFile(join(staging, name), body);
+    return writeGraph(staging, options.externalThreshold ?? DEFAULT_EXTERNAL_THRESHOLD, (external) =>
+      buildLlamaGraph(
+        spec.config,
+        spec.weights,
+        { positionIds: options.positionIds ?? true, attention, ...(options.kvDtype ? { kvDtype: options.kvDtype } : {}), ...(options.weightDtype ? { weightDtype: options.weightDtype } : {}) },
+        external,
+      ),
+    );
+  });
+  return { dir, files: [...files.map(([n]) => n), ...written] };
+}
 
+/**
+ * Fills a folder beside `dir` and renames it into place, so a reader never sees a half-written
+ * model; a failure removes the partial folder. Returns what `fill` returns.
+ */
+export async function stageFolder<T>(dir: string, fill: (staging: string) => Promise<T>): Promise<T> {
   const staging = `${dir}.partial-${process.pid}`;
   await rm(staging, { recursive: true, force: true });
-  for (const [name, body] of files) {
-    const path = join(staging, name);
-    await mkdir(dirname(path), { recursive: true });
-    await writeFile(path, body);
+  await mkdir(staging, { recursive: true });
+  let result: T;
+  try {
+    result = await fill(staging);
+  } catch (err) {
+    await rm(staging, { recursive: true, force: true });
+    throw err;
   }
   await mkdir(dirname(dir), { recursive: true });
   await rm(dir, { recursive: true, force: true });
   await rename(staging, dir);
-  return { dir, files: files.map(([n]) => n) };
+  return result;
+}
+
+/**
+ * Writes `onnx/model.onnx` and, when some initializer reaches `threshold` bytes, `onnx/model.onnx_data`
+ * under `folder`, streaming each weight to the data file as `build` adds it. Returns the files written.
+ */
+export async function writeGraph(folder: string, threshold: number, build: (external: ExternalData) => SerializedModel): Promise<string[]> {
+  const sink = new FileSink(join(folder, 'onnx', 'model.onnx_data'));
+  let model: Uint8Array;
+  try {
+    model = build(new ExternalData('model.onnx_data', threshold, sink)).model;
+  } finally {
+    sink.close();
+  }
+  await mkdir(join(folder, 'onnx'), { recursive: true });
+  await writeFile(join(folder, 'onnx', 'model.onnx'), model);
+  return sink.length > 0 ? ['onnx/model.onnx', 'onnx/model.onnx_data'] : ['onnx/model.onnx'];
 }
 
 const ATTENTION_NOTES: Record<AttentionKind, string> = {
@@ -77,6 +111,7 @@ const ATTENTION_NOTES: Record<AttentionKind, string> = {
   matmul: 'MatMul/Softmax with an additive mask (plain ONNX ops)',
 };
 
-function json(value: unknown): string {
+/** JSON as the folder's files are written: two-space indent, a final newline. */
+export function json(value: unknown): string {
   return `${JSON.stringify(value, null, 2)}\n`;
 }

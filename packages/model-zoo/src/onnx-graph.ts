@@ -3,9 +3,16 @@
  *
  * It names values, adds nodes and initializers, and serialises the model with initializers
  * above a size threshold moved to an external-data file, as `onnx.save(..., save_as_external_data=True)`
- * and optimum exports do.
+ * and optimum exports do. Two ways to get there, with the same bytes:
+ *
+ *   in memory  `new GraphBuilder(name)`: every initializer is kept until `serialize(opset, options)`
+ *              lays out the external data and returns it.
+ *   streaming  `new GraphBuilder(name, { external })`: an initializer above the threshold goes to the
+ *              `ExternalData` sink as it is added and only its offset is kept, so building a model
+ *              holds one weight at a time; `serialize(opset)` returns the graph alone.
  */
 import onnxProto from 'onnx-proto';
+import { ExternalData, type ExternalPlacement, MemorySink } from './external-data.ts';
 
 export const { onnx } = onnxProto;
 type Onnx = typeof onnx;
@@ -56,23 +63,40 @@ export interface SerializeOptions {
 
 export interface SerializedModel {
   readonly model: Uint8Array;
-  /** Concatenated external tensors, or null when none crossed the threshold. */
+  /** Concatenated external tensors, or null when none crossed the threshold (always null when streaming: the sink has them). */
   readonly externalData: Uint8Array | null;
 }
 
-/** Byte alignment of tensors in the external-data file (as onnx's own writer uses for mmap). */
-const EXTERNAL_ALIGNMENT = 4096;
+export interface GraphBuilderOptions {
+  /** Streams initializers above its threshold to its sink as they are added. */
+  readonly external?: ExternalData;
+}
+
+/** An initializer: its bytes inline, or where they lie in the external data. */
+interface Initializer {
+  readonly name: string;
+  readonly dims: number[];
+  readonly dataType: number;
+  readonly raw?: Uint8Array;
+  readonly placement?: ExternalPlacement;
+}
 
 export class GraphBuilder {
   private readonly nodes: object[] = [];
-  private readonly initializers: { name: string; dims: number[]; dataType: number; raw: Uint8Array }[] = [];
+  private readonly initializers: Initializer[] = [];
   private readonly inputs: GraphIo[] = [];
   private readonly outputs: GraphIo[] = [];
   private counter = 0;
   /** Operator domains used besides the ONNX one (each gets an opset import at version 1). */
   private readonly domains = new Set<string>();
+  private readonly external: ExternalData | undefined;
 
-  constructor(private readonly name: string) {}
+  constructor(
+    private readonly name: string,
+    options: GraphBuilderOptions = {},
+  ) {
+    this.external = options.external;
+  }
 
   input(io: GraphIo): string {
     this.inputs.push(io);
@@ -110,21 +134,31 @@ export class GraphBuilder {
     return [...outNames];
   }
 
+  /**
+   * Adds an initializer from its little-endian bytes. Streaming, bytes that reach the threshold
+   * are written out now and smaller ones copied, so the caller may reuse `raw` at once; in memory,
+   * `raw` is kept as it is until `serialize`.
+   */
+  tensor(name: string, dims: readonly number[], dataType: number, raw: Uint8Array): string {
+    if (!this.external) this.initializers.push({ name, dims: [...dims], dataType, raw });
+    else if (raw.byteLength >= this.external.threshold) this.initializers.push({ name, dims: [...dims], dataType, placement: this.external.place(raw) });
+    else this.initializers.push({ name, dims: [...dims], dataType, raw: raw.slice() });
+    return name;
+  }
+
   /** Adds a float32 initializer. */
   float(name: string, dims: readonly number[], data: Float32Array): string {
-    this.initializers.push({ name, dims: [...dims], dataType: DataType.FLOAT, raw: bytesOf(data) });
-    return name;
+    return this.tensor(name, dims, DataType.FLOAT, bytesOf(data));
+  }
+
+  /** Adds a float16 initializer from binary16 bits. */
+  float16(name: string, dims: readonly number[], bits: Uint16Array): string {
+    return this.tensor(name, dims, DataType.FLOAT16, bytesOf(bits));
   }
 
   /** Adds an int64 initializer (small constants: shapes, axes). */
   int64(name: string, values: readonly number[], dims: readonly number[] = [values.length]): string {
-    this.initializers.push({
-      name,
-      dims: [...dims],
-      dataType: DataType.INT64,
-      raw: bytesOf(BigInt64Array.from(values, (v) => BigInt(v))),
-    });
-    return name;
+    return this.tensor(name, dims, DataType.INT64, bytesOf(BigInt64Array.from(values, (v) => BigInt(v))));
   }
 
   /** A scalar or 1-D int64 constant with a generated name. */
@@ -137,30 +171,32 @@ export class GraphBuilder {
     return this.float(`const_f32_${this.counter++}`, [], Float32Array.of(value));
   }
 
-  serialize(opset: number, options: SerializeOptions): SerializedModel {
-    const chunks: Uint8Array[] = [];
-    let offset = 0;
+  /**
+   * Encodes the model. In memory, `options` sets the threshold and file name of the external data,
+   * which is returned; streaming, the external data is already in its sink and `options` is not taken.
+   */
+  serialize(opset: number, options?: SerializeOptions): SerializedModel {
+    if (this.external && options) throw new Error('a streaming GraphBuilder has its external data already: serialize(opset) takes no options');
+    if (!this.external && !options) throw new Error('serialize(opset, options): options set the external-data threshold and file name');
+    const memory = new MemorySink();
+    // In memory, the external data is laid out now, in the order the initializers were added: the
+    // same order, offsets and bytes a streaming builder writes as it goes.
+    const inMemory = options ? new ExternalData(options.externalName, options.externalThreshold, memory) : null;
+    const layoutName = (this.external ?? inMemory)?.name;
     const initializer = this.initializers.map((t) => {
-      if (t.raw.byteLength < options.externalThreshold) {
-        return { name: t.name, dims: t.dims, dataType: t.dataType, rawData: t.raw };
-      }
-      const pad = (EXTERNAL_ALIGNMENT - (offset % EXTERNAL_ALIGNMENT)) % EXTERNAL_ALIGNMENT;
-      if (pad) chunks.push(new Uint8Array(pad));
-      offset += pad;
-      const entry = {
+      const placement = t.placement ?? (inMemory && t.raw && t.raw.byteLength >= inMemory.threshold ? inMemory.place(t.raw) : undefined);
+      if (!placement) return { name: t.name, dims: t.dims, dataType: t.dataType, rawData: t.raw };
+      return {
         name: t.name,
         dims: t.dims,
         dataType: t.dataType,
         dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
         externalData: [
-          { key: 'location', value: options.externalName },
-          { key: 'offset', value: String(offset) },
-          { key: 'length', value: String(t.raw.byteLength) },
+          { key: 'location', value: layoutName as string },
+          { key: 'offset', value: String(placement.offset) },
+          { key: 'length', value: String(placement.length) },
         ],
       };
-      chunks.push(t.raw);
-      offset += t.raw.byteLength;
-      return entry;
     });
     const model = onnx.ModelProto.create({
       irVersion: 8,
@@ -174,22 +210,11 @@ export class GraphBuilder {
         output: this.outputs.map(valueInfo),
       },
     });
-    const externalData = chunks.length ? concat(chunks, offset) : null;
-    return { model: onnx.ModelProto.encode(model).finish(), externalData };
+    return { model: onnx.ModelProto.encode(model).finish(), externalData: memory.bytes() };
   }
 }
 
 /** Little-endian bytes of a typed array (this code only runs on little-endian hosts, as ONNX requires). */
-function bytesOf(a: Float32Array | BigInt64Array): Uint8Array {
+function bytesOf(a: Float32Array | Uint16Array | BigInt64Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-}
-
-function concat(chunks: readonly Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
 }

@@ -1,6 +1,6 @@
-/** `kvfold models build|list`: build the zoo's models as ONNX folders. */
+/** `kvfold models build|import|list|push`: build the zoo's models, or import a checkpoint, as ONNX folders. */
 import { storeOptionsFromEnv } from '@kvfold/jobs';
-import { MODEL_NAMES, modelSpec, writeModelFolder } from '@kvfold/model-zoo';
+import { type ImportDtype, MODEL_NAMES, importCheckpoint, modelSpec, writeModelFolder } from '@kvfold/model-zoo';
 import { pushModel } from '@kvfold/runner';
 import { cliEnv } from '../env.ts';
 import { type Command, Option } from 'commander';
@@ -8,7 +8,7 @@ import { CliError } from '../cli-error.ts';
 import { nonNegativeInt } from '../options.ts';
 
 export function registerModels(program: Command): void {
-  const models = program.command('models').description('build and list the models of the zoo');
+  const models = program.command('models').description('build, import, list and push model folders');
   models
     .command('build')
     .description('write a model folder in the Hugging Face / optimum ONNX layout')
@@ -28,6 +28,29 @@ export function registerModels(program: Command): void {
       const ms = Math.round(performance.now() - started);
       if (opts.json) process.stdout.write(`${JSON.stringify({ name, dir: written.dir, files: written.files, ms })}\n`);
       else process.stdout.write(`built ${name} in ${written.dir} (${written.files.join(', ')}) in ${ms} ms\n`);
+    });
+  models
+    .command('import')
+    .description('write a model folder from a Hugging Face checkpoint (safetensors; Llama, Mistral, Qwen2 families; docs/models.md)')
+    .argument('<checkpoint-dir>', 'checkpoint folder: config.json, model.safetensors or sharded model-*.safetensors with their index, tokenizer.json')
+    .requiredOption('--out <dir>', 'folder to write (replaced if it exists)')
+    .addOption(new Option('--dtype <dtype>', 'how the weights are stored: f32, or f16 (half the size on disk; ONNX Runtime holds them as float32 once loaded)').choices(['f32', 'f16']).default('f32'))
+    .option('--json', 'print the result as JSON')
+    .action(async (checkpoint: string, opts: { out: string; dtype: ImportDtype; json?: boolean }) => {
+      const started = performance.now();
+      const tty = process.stderr.isTTY === true && !opts.json;
+      const result = await importCheckpoint(checkpoint, opts.out, {
+        dtype: opts.dtype,
+        ...(tty ? { onTensor: ({ done, total }) => process.stderr.write(`\rimporting ${((100 * done) / total).toFixed(0)}% of ${(total / 2 ** 30).toFixed(2)} GiB`) } : {}),
+      });
+      if (tty) process.stderr.write('\n');
+      const ms = Math.round(performance.now() - started);
+      const { dir, files, architecture, dtype, tensors, sourceBytes, largestTensor } = result;
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify({ checkpoint, dir, files, architecture, dtype, attention: result.attention, tensors, sourceBytes, sourceDtypes: result.sourceDtypes, largestTensor, ms })}\n`);
+      } else {
+        process.stdout.write(`imported ${architecture} (${tensors} tensors, ${(sourceBytes / 2 ** 20).toFixed(1)} MiB) into ${dir} as ${dtype} in ${ms} ms; use --model ${dir}\n`);
+      }
     });
   models
     .command('push')

@@ -1,7 +1,8 @@
 /**
  * A plain-JS reference forward pass of the Llama architecture exactly as llama-spec.ts describes
- * it (embedding, RMSNorm, RoPE in rotate_half layout, grouped-query causal attention, SwiGLU,
- * lm_head tied or untied), generic over any LlamaSpec. It keeps a KV cache, so feeding tokens one
+ * it (embedding, RMSNorm, RoPE in rotate_half layout with optional llama3 frequency scaling,
+ * grouped-query causal attention, SwiGLU, projection biases where the weights have them, lm_head
+ * tied or untied), generic over any LlamaSpec. It keeps a KV cache, so feeding tokens one
  * at a time or all at once costs the same and greedy generation never recomputes the prefix.
  *
  * Two precisions:
@@ -12,6 +13,7 @@
  *            Sums inside one op accumulate in float64 (an ORT kernel's order is unspecified).
  */
 import type { LlamaConfig, LlamaSpec, WeightTensor } from '../llama-spec.ts';
+import { type RopeScaling, ropeFrequencies } from '../rope.ts';
 
 export type Precision = 'float64' | 'float32';
 
@@ -22,10 +24,9 @@ export function rounder(precision: Precision): (x: number) => number {
   return precision === 'float32' ? Math.fround : keep;
 }
 
-/** RoPE inverse frequencies theta^(-2j/D), j in [0, D/2); rounded to float32 in float32 mode. */
-export function ropeInverseFrequencies(theta: number, headDim: number, precision: Precision): Float64Array {
-  const r = rounder(precision);
-  return Float64Array.from({ length: headDim / 2 }, (_, j) => r(theta ** ((-2 * j) / headDim)));
+/** RoPE inverse frequencies theta^(-2j/D), j in [0, D/2), scaled per rope.ts; rounded to float32 in float32 mode. */
+export function ropeInverseFrequencies(theta: number, headDim: number, precision: Precision, scaling: RopeScaling | null = null): Float64Array {
+  return ropeFrequencies(theta, headDim, scaling).map(rounder(precision));
 }
 
 /** The rotation angle of a pair at a position: position * invFreq, as the graph computes it. */
@@ -56,7 +57,12 @@ interface LayerWeights {
   readonly gate: Float64Array; // [intermediate, hidden]
   readonly up: Float64Array; // [intermediate, hidden]
   readonly down: Float64Array; // [hidden, intermediate]
+  /** Projection biases, where the weights have them: [out] each. */
+  readonly bias: Partial<Record<Projection, Float64Array>>;
 }
+
+const PROJECTIONS = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj'] as const;
+type Projection = (typeof PROJECTIONS)[number];
 
 /** Read-only weights shared by every decoder made from one spec. */
 interface ModelWeights {
@@ -67,6 +73,9 @@ interface ModelWeights {
 }
 
 function loadWeights(spec: Pick<LlamaSpec, 'config' | 'weights'>): ModelWeights {
+  // A bias or weight the decoder would not read is a model it does not implement.
+  const known = /^model\.layers\.\d+\.(input_layernorm|post_attention_layernorm)\.weight$|^model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.(weight|bias)$|^(model\.embed_tokens|model\.norm|lm_head)\.weight$/;
+  for (const name of spec.weights.keys()) if (!known.test(name)) throw new Error(`reference forward: unknown weight ${name}`);
   const c = spec.config;
   const get = (name: string, shape: readonly number[]): Float64Array => {
     const t: WeightTensor | undefined = spec.weights.get(name);
@@ -79,9 +88,21 @@ function loadWeights(spec: Pick<LlamaSpec, 'config' | 'weights'>): ModelWeights 
   const H = c.hidden_size;
   const D = c.head_dim;
   const I = c.intermediate_size;
+  const outWidth: Record<Projection, number> = {
+    'self_attn.q_proj': c.num_attention_heads * D,
+    'self_attn.k_proj': c.num_key_value_heads * D,
+    'self_attn.v_proj': c.num_key_value_heads * D,
+    'self_attn.o_proj': H,
+    'mlp.gate_proj': I,
+    'mlp.up_proj': I,
+    'mlp.down_proj': H,
+  };
   const layers = Array.from({ length: c.num_hidden_layers }, (_, i) => {
     const p = `model.layers.${i}`;
+    const bias: Partial<Record<Projection, Float64Array>> = {};
+    for (const proj of PROJECTIONS) if (spec.weights.has(`${p}.${proj}.bias`)) bias[proj] = get(`${p}.${proj}.bias`, [outWidth[proj]]);
     return {
+      bias,
       inputNorm: get(`${p}.input_layernorm.weight`, [H]),
       q: get(`${p}.self_attn.q_proj.weight`, [c.num_attention_heads * D, H]),
       k: get(`${p}.self_attn.k_proj.weight`, [c.num_key_value_heads * D, H]),
@@ -109,6 +130,12 @@ export function matVec(w: Float64Array, x: Float64Array, rows: number, r: (x: nu
     out[o] = r(sum);
   }
   return out;
+}
+
+/** y + b in place, rounded as the graph's Add (y unchanged without a bias). */
+function addBias(y: Float64Array, b: Float64Array | undefined, r: (x: number) => number): Float64Array {
+  if (b) for (let i = 0; i < y.length; i++) y[i] = r((y[i] as number) + (b[i] as number));
+  return y;
 }
 
 /** x / sqrt(mean(x^2) + eps) * weight, rounded as the graph's Mul/ReduceMean/Add/Sqrt/Div/Mul. */
@@ -141,7 +168,7 @@ export class ReferenceDecoder {
     this.precision = options.precision ?? 'float64';
     this.r = rounder(this.precision);
     this.w = loadWeights(spec);
-    this.invFreq = ropeInverseFrequencies(this.config.rope_theta, this.config.head_dim, this.precision);
+    this.invFreq = ropeInverseFrequencies(this.config.rope_theta, this.config.head_dim, this.precision, this.config.rope_scaling ?? null);
     this.capacity = 0;
     this.keys = [];
     this.values = [];
@@ -223,9 +250,9 @@ export class ReferenceDecoder {
     for (let l = 0; l < c.num_hidden_layers; l++) {
       const lw = this.w.layers[l] as LayerWeights;
       const x = rmsNorm(h, lw.inputNorm, c.rms_norm_eps, this.precision);
-      const q = matVec(lw.q, x, c.num_attention_heads * D, r); // [heads * headDim]
-      const k = matVec(lw.k, x, kvWidth, r); // [kvHeads * headDim]
-      const v = matVec(lw.v, x, kvWidth, r); // [kvHeads * headDim]
+      const q = addBias(matVec(lw.q, x, c.num_attention_heads * D, r), lw.bias['self_attn.q_proj'], r); // [heads * headDim]
+      const k = addBias(matVec(lw.k, x, kvWidth, r), lw.bias['self_attn.k_proj'], r); // [kvHeads * headDim]
+      const v = addBias(matVec(lw.v, x, kvWidth, r), lw.bias['self_attn.v_proj'], r); // [kvHeads * headDim]
       rope(q, c.num_attention_heads);
       rope(k, c.num_key_value_heads);
       const keys = this.keys[l] as Float64Array;
@@ -260,14 +287,14 @@ export class ReferenceDecoder {
         }
         for (let d = 0; d < D; d++) attn[qOff + d] = r(attn[qOff + d] as number);
       }
-      const out = matVec(lw.o, attn, H, r);
+      const out = addBias(matVec(lw.o, attn, H, r), lw.bias['self_attn.o_proj'], r);
       for (let i = 0; i < H; i++) h[i] = r((h[i] as number) + (out[i] as number));
 
       const y = rmsNorm(h, lw.postNorm, c.rms_norm_eps, this.precision);
-      const gate = matVec(lw.gate, y, c.intermediate_size, r);
-      const up = matVec(lw.up, y, c.intermediate_size, r);
+      const gate = addBias(matVec(lw.gate, y, c.intermediate_size, r), lw.bias['mlp.gate_proj'], r);
+      const up = addBias(matVec(lw.up, y, c.intermediate_size, r), lw.bias['mlp.up_proj'], r);
       const act = gate.map((g, i) => r(r(g * r(1 / (1 + Math.exp(-g)))) * (up[i] as number)));
-      const down = matVec(lw.down, act, H, r);
+      const down = addBias(matVec(lw.down, act, H, r), lw.bias['mlp.down_proj'], r);
       for (let i = 0; i < H; i++) h[i] = r((h[i] as number) + (down[i] as number));
     }
     this.len++;
