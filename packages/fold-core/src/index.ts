@@ -22,6 +22,7 @@ export { INT8_MAX, int8Quantize, int8RoundTrip, int8Scales } from './int8.ts';
 export { createPolicy } from './policies.ts';
 export type { KvStorage, PolicyContext, PolicySpec } from './policies.ts';
 export { ropeFrequencies, rotateKeyRows } from './rope.ts';
+export type { Llama3RopeScaling, RopeScaling } from './rope.ts';
 export { argmax, tokenNll } from './nll.ts';
 export { checkSampling, greedy, sampler } from './sampling.ts';
 export type { SamplingOptions, TokenPicker } from './sampling.ts';

@@ -8,6 +8,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
+import { ropeFrequencies, type RopeScaling } from '@kvfold/fold-core';
 import { ModelError } from './errors.ts';
 
 /** The `config.json` fields the adapter reads. Real configs carry many more; they are kept, not checked. */
@@ -123,16 +124,17 @@ export function stopTokenIds(folder: ModelFolder): number[] {
 }
 
 /**
- * The model's RoPE inverse frequencies from config.json (rope_theta, head_dim), for policies that
- * re-rotate cached keys. Scaled RoPE variants (`rope_scaling`) are refused rather than guessed.
+ * The model's RoPE inverse frequencies from config.json (rope_theta, head_dim, and a llama3
+ * rope_scaling), for policies that re-rotate cached keys. Other scalings are refused rather than
+ * guessed.
  */
 export function ropeInverseFrequencies(folder: ModelFolder): Float64Array {
   const c = folder.config;
-  const scaling = (c as Record<string, unknown>).rope_scaling;
-  if (scaling !== undefined && scaling !== null) {
-    throw new ModelError('KVF_MODEL_MALFORMED', `${folder.dir}/config.json uses rope_scaling ${JSON.stringify(scaling)}; re-rotating cached keys supports plain RoPE only`);
+  const scaling = (c as Record<string, unknown>).rope_scaling as Record<string, unknown> | null | undefined;
+  const kind = scaling ? (scaling.rope_type ?? scaling.type ?? 'default') : 'default';
+  if (kind !== 'default' && kind !== 'llama3') {
+    throw new ModelError('KVF_MODEL_MALFORMED', `${folder.dir}/config.json uses rope_scaling ${JSON.stringify(scaling)}; re-rotating cached keys supports plain and llama3 RoPE`);
   }
   const headDim = c.head_dim ?? c.hidden_size / c.num_attention_heads;
-  const theta = c.rope_theta ?? 10000;
-  return Float64Array.from({ length: headDim / 2 }, (_, j) => theta ** ((-2 * j) / headDim));
+  return ropeFrequencies(c.rope_theta ?? 10000, headDim, kind === 'llama3' ? ({ ...scaling, rope_type: 'llama3' } as RopeScaling) : null);
 }

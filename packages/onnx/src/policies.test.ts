@@ -1,9 +1,10 @@
 /** StreamingLLM and int8 policies on tiny-llama run by onnxruntime-node, acting on the session's cache in place. */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createPolicy } from '@kvfold/fold-core';
-import { type LoadedModel, loadModel, ropeInverseFrequencies } from './index.ts';
-import { foldLogits, maxAbsDiff, tinyLlamaFolder } from './test-models.ts';
+import { createPolicy, ropeFrequencies } from '@kvfold/fold-core';
+import { tinyLlamaSpec } from '@kvfold/model-zoo';
+import { type LoadedModel, loadModel, readModelFolder, ropeInverseFrequencies } from './index.ts';
+import { foldLogits, maxAbsDiff, modelFolder, tinyLlamaFolder } from './test-models.ts';
 
 let model: LoadedModel;
 let tokens: Int32Array;
@@ -62,4 +63,31 @@ test('int8 rounds the cache in place: close to the float32 fold but not equal, t
   // Layer 0's rows depend on token and position only: past the last full group of 128 they are exact.
   const tail = async (c: typeof full.cache) => (await c.read(896, 1000)).layers[0]?.key as Float32Array;
   assert.equal(maxAbsDiff(await tail(int8.cache), await tail(full.cache)), 0);
+});
+
+test('streaming re-rotates with llama3-scaled frequencies: on a Llama 3.1-style model the kept keys equal a single pass over the kept tokens', async () => {
+  const base = tinyLlamaSpec();
+  const scaled = { ...base, config: { ...base.config, rope_theta: 500000, rope_scaling: { rope_type: 'llama3' as const, factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 } } };
+  const m = await loadModel(await modelFolder('llama3-rope', scaled));
+  try {
+    const f = ropeInverseFrequencies(m.folder);
+    const plain = ropeFrequencies(500000, 16);
+    assert.ok(f.some((x, j) => x !== plain[j]), 'the scaling changes the low frequencies');
+    const policy = createPolicy({ kind: 'streaming', sink: 4, window: 100 }, 'f32', { invFreq: f });
+    const r = await foldLogits(m.decoder, tokens, 32, { policy });
+    const kept = new Int32Array([...tokens.slice(0, 4), ...tokens.slice(tokens.length - 100)]);
+    const single = await foldLogits(m.decoder, kept, kept.length);
+    const [a, b] = [await r.cache.read(0, r.cache.length), await single.cache.read(0, single.cache.length)];
+    assert.ok(maxAbsDiff(a.layers[0]?.key as Float32Array, b.layers[0]?.key as Float32Array) < 1e-4);
+  } finally {
+    await m.close();
+  }
+});
+
+test('a RoPE scaling the policies cannot re-rotate is refused by name', async () => {
+  const base = tinyLlamaSpec();
+  const dir = await modelFolder('yarn-rope', base);
+  const folder = await readModelFolder(dir);
+  const yarn = { ...folder, config: { ...folder.config, rope_scaling: { rope_type: 'yarn', factor: 4 } } };
+  assert.throws(() => ropeInverseFrequencies(yarn), /rope_scaling \{"rope_type":"yarn","factor":4\}; re-rotating cached keys supports plain and llama3 RoPE/);
 });
