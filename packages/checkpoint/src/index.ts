@@ -10,7 +10,6 @@ export {
   type FingerprintField,
   FingerprintMismatchError,
 } from './errors.ts';
-export { f16BitsToF32, f32ToF16Bits } from './half.ts';
 export {
   KV_CODECS,
   KVF_FORMAT_VERSION,

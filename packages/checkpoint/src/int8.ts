@@ -3,9 +3,8 @@
  * over a segment's rows. One scale per (head, dim) channel of one layer's K or V: decoding gives
  * q * scale, so every value is within scale / 2 of the original.
  */
-import { int8Quantize, int8Scales } from '@kvfold/fold-core';
+import { float16Bits, float16Value, int8Quantize, int8Scales } from '@kvfold/fold-core';
 import { checkpointErrors } from './errors.ts';
-import { f16BitsToF32, f32ToF16Bits } from './half.ts';
 
 /** Reads element i of K/V data as a number (float16 bits decoded). */
 type Reader = (i: number) => number;
@@ -35,7 +34,7 @@ export function dequantizeInt8(scales: Float32Array, values: Int8Array, kvHeads:
       for (let d = 0; d < headDim; d++) {
         const i = base + r * headDim + d;
         const x = (values[i] as number) * (scales[h * headDim + d] as number);
-        out[i] = half ? f32ToF16Bits(x) : x;
+        out[i] = half ? float16Bits(x) : x;
       }
     }
   }
@@ -44,5 +43,5 @@ export function dequantizeInt8(scales: Float32Array, values: Int8Array, kvHeads:
 /** A reader over float32 data or float16 bits. */
 export function readerOf(data: Float32Array | Uint16Array): Reader {
   if (data instanceof Float32Array) return (i) => data[i] as number;
-  return (i) => f16BitsToF32(data[i] as number);
+  return (i) => float16Value(data[i] as number);
 }

@@ -4,10 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { HostKvCache, type KvRows } from '@kvfold/fold-core';
+import { float16Bits, float16Value, HostKvCache, type KvRows } from '@kvfold/fold-core';
 import { collect } from '@kvfold/storage';
 import { CheckpointError } from './errors.ts';
-import { f16BitsToF32, f32ToF16Bits } from './half.ts';
 import { decodeSegment } from './kvf-decode.ts';
 import { encodeSegment, segmentBytes } from './kvf-encode.ts';
 import type { KvCodec } from './kvf-format.ts';
@@ -47,20 +46,20 @@ const corrupt = (e: unknown, ...mentions: string[]) => {
 
 describe('half precision', () => {
   test('round to nearest even, overflow, subnormals, specials', () => {
-    assert.equal(f32ToF16Bits(1), 0x3c00);
-    assert.equal(f32ToF16Bits(1 + 2 ** -11), 0x3c00, 'tie goes to even');
-    assert.equal(f32ToF16Bits(1 + 3 * 2 ** -11), 0x3c02, 'tie goes to even (up)');
-    assert.equal(f32ToF16Bits(65504), 0x7bff);
-    assert.equal(f32ToF16Bits(65520), 0x7c00, 'rounds up to infinity');
-    assert.equal(f32ToF16Bits(2 ** -24), 0x0001, 'smallest subnormal');
-    assert.equal(f32ToF16Bits(2 ** -25), 0x0000, 'half of it ties to zero');
-    assert.equal(f32ToF16Bits(-(2 ** -14)), 0x8400, 'smallest normal, negative');
-    assert.equal(f32ToF16Bits(Number.NEGATIVE_INFINITY), 0xfc00);
-    assert.ok(Number.isNaN(f16BitsToF32(f32ToF16Bits(Number.NaN))));
-    assert.ok(Object.is(f16BitsToF32(f32ToF16Bits(-0)), -0));
+    assert.equal(float16Bits(1), 0x3c00);
+    assert.equal(float16Bits(1 + 2 ** -11), 0x3c00, 'tie goes to even');
+    assert.equal(float16Bits(1 + 3 * 2 ** -11), 0x3c02, 'tie goes to even (up)');
+    assert.equal(float16Bits(65504), 0x7bff);
+    assert.equal(float16Bits(65520), 0x7c00, 'rounds up to infinity');
+    assert.equal(float16Bits(2 ** -24), 0x0001, 'smallest subnormal');
+    assert.equal(float16Bits(2 ** -25), 0x0000, 'half of it ties to zero');
+    assert.equal(float16Bits(-(2 ** -14)), 0x8400, 'smallest normal, negative');
+    assert.equal(float16Bits(Number.NEGATIVE_INFINITY), 0xfc00);
+    assert.ok(Number.isNaN(float16Value(float16Bits(Number.NaN))));
+    assert.ok(Object.is(float16Value(float16Bits(-0)), -0));
     for (let bits = 0; bits < 0x10000; bits++) {
       if ((bits & 0x7c00) === 0x7c00 && bits & 0x3ff) continue; // NaNs
-      assert.equal(f32ToF16Bits(f16BitsToF32(bits)), bits, `bits ${bits.toString(16)} survive f16 -> f32 -> f16`);
+      assert.equal(float16Bits(float16Value(bits)), bits, `bits ${bits.toString(16)} survive f16 -> f32 -> f16`);
     }
   });
 });

@@ -5,10 +5,9 @@
  * KVF_CKPT_CORRUPT / KVF_CKPT_VERSION error naming the object.
  */
 import type { KvData, KvLayerRows, KvRows } from '@kvfold/fold-core';
-import { allocKv } from '@kvfold/fold-core';
+import { allocKv, float16ToFloat32, float32ToFloat16 } from '@kvfold/fold-core';
 import { ByteReader } from './byte-reader.ts';
 import { checkpointErrors } from './errors.ts';
-import { f16ArrayToF32, f32ArrayToF16 } from './half.ts';
 import { dequantizeInt8 } from './int8.ts';
 import {
   assertLittleEndian,
@@ -88,12 +87,12 @@ async function readBlock(reader: ByteReader, h: SegmentHeader, rows: number, n: 
   if (h.codec === 'f32') {
     const values = new Float32Array(n);
     await reader.readInto(new Uint8Array(values.buffer));
-    return h.dtype === 'float32' ? values : f32ArrayToF16(values);
+    return h.dtype === 'float32' ? values : float32ToFloat16(values);
   }
   if (h.codec === 'f16') {
     const bits = new Uint16Array(n);
     await reader.readInto(new Uint8Array(bits.buffer));
-    return h.dtype === 'float16' ? bits : f16ArrayToF32(bits);
+    return h.dtype === 'float16' ? bits : float16ToFloat32(bits);
   }
   const scales = new Float32Array(h.kvHeads * h.headDim); // [kvHeads, headDim]
   await reader.readInto(new Uint8Array(scales.buffer));

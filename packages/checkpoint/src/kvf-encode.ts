@@ -5,9 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { KvData, KvLayout, KvPositions, KvRows } from '@kvfold/fold-core';
-import { assertRowsFit } from '@kvfold/fold-core';
+import { assertRowsFit, float16ToFloat32, float32ToFloat16 } from '@kvfold/fold-core';
 import { checkpointErrors } from './errors.ts';
-import { f16ArrayToF32, f32ArrayToF16 } from './half.ts';
 import { quantizeInt8, readerOf } from './int8.ts';
 import { assertLittleEndian, encodeHeader, type KvCodec, payloadBytesOf } from './kvf-format.ts';
 
@@ -72,11 +71,11 @@ export async function* encodeSegment(segment: KvSegment, options: EncodeOptions)
 /** One K or V tensor [kvHeads, rows, headDim] in the codec's bytes (int8: scales then values). */
 function encodeBlock(data: KvData, codec: KvCodec, kvHeads: number, rows: number, headDim: number, what: string): Uint8Array[] {
   if (codec === 'f32') {
-    const values = data instanceof Float32Array ? data : f16ArrayToF32(data);
+    const values = data instanceof Float32Array ? data : float16ToFloat32(data);
     return [bytesOf(values)];
   }
   if (codec === 'f16') {
-    const bits = data instanceof Uint16Array ? data : f32ArrayToF16(data);
+    const bits = data instanceof Uint16Array ? data : float32ToFloat16(data);
     return [bytesOf(bits)];
   }
   const { scales, values } = quantizeInt8(readerOf(data), kvHeads, rows, headDim, what);

@@ -3,8 +3,7 @@
  * HostKvCache), and bit-level comparison of caches.
  */
 import assert from 'node:assert/strict';
-import { HostKvCache, type KvCache, type KvData, type KvLayout, type KvRows, seededRandom } from '@kvfold/fold-core';
-import { f32ToF16Bits } from './half.ts';
+import { float16Bits, HostKvCache, type KvCache, type KvData, type KvLayout, type KvRows, seededRandom } from '@kvfold/fold-core';
 
 /** A small deterministic PRNG (mulberry32), so failures reproduce. */
 export const rng = seededRandom;
@@ -17,7 +16,7 @@ export function randomRows(layout: KvLayout, rows: number, next: () => number, s
   const n = layout.kvHeads * rows * layout.headDim;
   const make = (): KvData => {
     const f = new Float32Array(n).map(() => (next() - 0.5 + (next() - 0.5)) * scale);
-    return layout.dtype === 'float32' ? f : Uint16Array.from(f, (x) => f32ToF16Bits(x));
+    return layout.dtype === 'float32' ? f : Uint16Array.from(f, (x) => float16Bits(x));
   };
   return { rows, layers: Array.from({ length: layout.layers }, () => ({ key: make(), value: make() })) };
 }

@@ -27,3 +27,4 @@ export { argmax, tokenNll } from './nll.ts';
 export { checkSampling, greedy, sampler } from './sampling.ts';
 export type { SamplingOptions, TokenPicker } from './sampling.ts';
 export { seededRandom } from './random.ts';
+export { bfloat16Bits, bfloat16ToFloat32, float16Bits, float16ToFloat32, float16Value, float32ToFloat16, roundToBfloat16, roundToFloat16 } from './float16.ts';

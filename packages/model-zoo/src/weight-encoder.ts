@@ -4,7 +4,7 @@
  * weight's bytes are written out before the next is encoded, so the encoder reuses one scratch
  * buffer per dtype: memory is the largest weight's, not the sum of every weight's garbage.
  */
-import { float16Bits } from './float16.ts';
+import { float16Bits } from '@kvfold/fold-core';
 import type { WeightTensor } from './llama-spec.ts';
 import { DataType } from './onnx-graph.ts';
 

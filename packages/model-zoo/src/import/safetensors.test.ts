@@ -4,7 +4,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { bfloat16Bits, float16Bits, roundToBfloat16 } from '../float16.ts';
+import { bfloat16Bits, float16Bits, roundToBfloat16 } from '@kvfold/fold-core';
 import { SafetensorsFile, writeSafetensors } from './safetensors.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'kvfold-safetensors-test-'));

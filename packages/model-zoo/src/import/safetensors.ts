@@ -7,7 +7,7 @@
  * relative to the start of the data; an optional `__metadata__` maps strings to strings.
  */
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
-import { bfloat16ToFloat32, float16ToFloat32 } from '../float16.ts';
+import { bfloat16ToFloat32, float16ToFloat32 } from '@kvfold/fold-core';
 import { ImportError } from './errors.ts';
 
 /** Bytes per element of every safetensors dtype. */

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { byteLevelTokenizer } from '../byte-tokenizer.ts';
-import { roundToBfloat16, roundToFloat16 } from '../float16.ts';
+import { roundToBfloat16, roundToFloat16 } from '@kvfold/fold-core';
 import type { LlamaConfig, LlamaSpec, WeightTensor } from '../llama-spec.ts';
 import { randomLlamaWeights } from '../random-llama.ts';
 import type { RopeScaling } from '../rope.ts';

@@ -7,7 +7,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { bfloat16Bits, float16Bits } from '../float16.ts';
+import { bfloat16Bits, float16Bits } from '@kvfold/fold-core';
 import type { LlamaConfig, LlamaSpec } from '../llama-spec.ts';
 import type { Family } from './architecture.ts';
 import { type TensorToWrite, writeSafetensors } from './safetensors.ts';

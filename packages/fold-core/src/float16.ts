@@ -56,10 +56,17 @@ export function float16Value(bits: number): number {
   return float16Table()[bits & 0xffff] as number;
 }
 
-/** Decodes binary16 bits into `out` (same length). */
-export function float16ToFloat32(src: Uint16Array, out: Float32Array): void {
+/** Decodes binary16 bits into `out` (same length, a new array by default). */
+export function float16ToFloat32(src: Uint16Array, out: Float32Array = new Float32Array(src.length)): Float32Array {
   const t = float16Table();
   for (let i = 0; i < src.length; i++) out[i] = t[src[i] as number] as number;
+  return out;
+}
+
+/** Encodes float32 values as binary16 bits (round half to even) into `out` (same length, a new array by default). */
+export function float32ToFloat16(src: Float32Array, out: Uint16Array = new Uint16Array(src.length)): Uint16Array {
+  for (let i = 0; i < src.length; i++) out[i] = float16Bits(src[i] as number);
+  return out;
 }
 
 /** Decodes bfloat16 bits into `out` (same length): a bfloat16 is a float32's upper 16 bits. */
