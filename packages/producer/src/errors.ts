@@ -18,6 +18,7 @@
  * | KVF_INGEST_JSONL_BAD_LINE       | a .jsonl line is not `{"id"?, "path"?, "text"}`                |
  * | KVF_CORPUS_NO_DOCUMENTS         | nothing was left to upload after ingest                        |
  * | KVF_CORPUS_DIGEST_MISMATCH      | bytes read back do not hash to the document id                 |
+ * | KVF_CORPUS_NOT_UTF8             | a stored document's bytes are not UTF-8 (the store holds UTF-8) |
  * | KVF_CORPUS_INDEX_INVALID        | a corpus index does not match its schema                       |
  * | KVF_ENQUEUE_EMPTY               | a batch has no documents to enqueue                            |
  */
@@ -38,6 +39,7 @@ export const ProducerErrorCode = {
   JsonlBadLine: 'KVF_INGEST_JSONL_BAD_LINE',
   NoDocuments: 'KVF_CORPUS_NO_DOCUMENTS',
   DigestMismatch: 'KVF_CORPUS_DIGEST_MISMATCH',
+  NotUtf8: 'KVF_CORPUS_NOT_UTF8',
   IndexInvalid: 'KVF_CORPUS_INDEX_INVALID',
   EnqueueEmpty: 'KVF_ENQUEUE_EMPTY',
 } as const;
