@@ -7,7 +7,7 @@ import rateLimit from '@fastify/rate-limit';
 import { BatchRegistry, FoldMetrics } from '@kvfold/jobs';
 import type { KvfoldQueues, Redis } from '@kvfold/jobs';
 import type { EnqueueOptions } from '@kvfold/producer';
-import type { ObjectStore } from '@kvfold/storage';
+import type { ObjectStore, OpenStoreOptions } from '@kvfold/storage';
 import Fastify from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { apiKeyAuth, presentedKey } from './auth.ts';
@@ -48,6 +48,8 @@ export interface ApiDeps {
   readonly spoolDir?: string;
   /** Retry and retention of the document jobs it enqueues (the producer's defaults otherwise). */
   readonly enqueue?: EnqueueOptions;
+  /** Refuse a batch whose model is not there (store options open `s3://` models); off when absent. */
+  readonly modelCheck?: { readonly storeOptions?: OpenStoreOptions };
 }
 
 /** Builds the app; `await app.ready()` (or listen) before use, `app.close()` after. */
@@ -96,6 +98,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     registry,
     ...(deps.spoolDir ? { spoolDir: deps.spoolDir } : {}),
     ...(deps.enqueue ? { enqueue: deps.enqueue } : {}),
+    ...(deps.modelCheck ? { modelCheck: deps.modelCheck } : {}),
   };
   await app.register(batchRoutes, { ctx, uploadBytes: limits.uploadBytes });
   await app.register(resultRoutes, { store: deps.store, registry });
