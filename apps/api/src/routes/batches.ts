@@ -41,7 +41,7 @@ export async function batchRoutes(app: FastifyInstance, opts: BatchRoutesOptions
     }
     const dir = await mkdtemp(join(ctx.spoolDir ?? tmpdir(), 'kvfold-upload-'));
     try {
-      const upload = await spoolUpload(request.parts(), dir, { totalBytes: opts.uploadBytes });
+      const upload = await spoolUpload(() => request.parts(), dir, { totalBytes: opts.uploadBytes });
       const spec = parseSpecText(upload.spec);
       if (upload.inputs.length === 0 && spec.corpus.length === 0) {
         throw apiErrors.badRequest('corpus: upload at least one file or name a stored corpus in spec.corpus');
