@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { readdir, readFile, mkdir, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { tinyLlamaSpec, writeModelFolder } from '@kvfold/model-zoo';
@@ -70,6 +71,32 @@ describe('model check on create (inject, real Redis, FsObjectStore, s3rver)', ()
   it('refuses an s3:// model with nothing pushed there', async () => {
     const uri = s3.uri('models/never-pushed');
     assertRefused(await upload({ model: uri }), new RegExp(`model ${uri} holds no objects; push the model folder there first \\(kvfold models push`));
+    await assertNothingEnqueued();
+  });
+
+  // Without the early check the request never ends: the test's own timeout is the bar.
+  it('refuses the model as soon as the spec part arrives, before the files that follow it', { timeout: 60_000 }, async () => {
+    const address = await api.app.listen({ port: 0, host: '127.0.0.1' });
+    const boundary = 'kvfold-early-spec';
+    const missing = join(api.dir, 'not-built');
+    const req = request(`${address}/v1/batches`, { method: 'POST', headers: { ...api.headers, 'content-type': `multipart/form-data; boundary=${boundary}` } });
+    const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
+      req.on('response', (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => {
+          body += c;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+    });
+    // The spec, then the start of a file part whose body never ends: only an early check can answer.
+    req.write(`--${boundary}\r\nContent-Disposition: form-data; name="spec"\r\n\r\n${JSON.stringify({ model: missing })}\r\n`);
+    req.write(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.txt"\r\n\r\nthe first bytes of a large file`);
+    const { status, body } = await answer;
+    req.destroy();
+    assert.equal(status, 400, body);
+    assert.equal(JSON.parse(body).error.code, 'KVF_ENQUEUE_MODEL');
     await assertNothingEnqueued();
   });
 

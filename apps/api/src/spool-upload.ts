@@ -44,10 +44,16 @@ export interface UploadLimits {
 /** The producer's code for an entry escaping its root (see @kvfold/producer errors). */
 const ESCAPING_ENTRY = 'KVF_INGEST_ESCAPING_ENTRY';
 
+/** Called as the upload is read. */
+export interface SpoolHooks {
+  /** The `spec` field's text, as soon as it arrives (before the files that follow it); may throw to refuse the upload. */
+  readonly onSpec?: (text: string) => Promise<void>;
+}
+
 /** Reads every part of `parts` (a function, so that a parser that refuses the headers is caught too) into `dir`. */
-export async function spoolUpload(parts: () => AsyncIterable<Multipart>, dir: string, limits: UploadLimits): Promise<SpooledUpload> {
+export async function spoolUpload(parts: () => AsyncIterable<Multipart>, dir: string, limits: UploadLimits, hooks: SpoolHooks = {}): Promise<SpooledUpload> {
   try {
-    return await spoolParts(parts(), dir, limits);
+    return await spoolParts(parts(), dir, limits, hooks);
   } catch (err) {
     throw malformedBody(err);
   }
@@ -64,7 +70,7 @@ function malformedBody(err: unknown): unknown {
   return new ApiError(400, ApiErrorCode.BadRequest, `multipart body cannot be read (${err.message}): send a complete multipart/form-data body with the boundary named in Content-Type`, { cause: err });
 }
 
-async function spoolParts(parts: AsyncIterable<Multipart>, dir: string, limits: UploadLimits): Promise<SpooledUpload> {
+async function spoolParts(parts: AsyncIterable<Multipart>, dir: string, limits: UploadLimits, hooks: SpoolHooks): Promise<SpooledUpload> {
   const inputs: SpooledInput[] = [];
   const trees = new Set<string>();
   const refused: RefusedEntry[] = [];
@@ -78,6 +84,7 @@ async function spoolParts(parts: AsyncIterable<Multipart>, dir: string, limits: 
       if (typeof part.value !== 'string') throw apiErrors.badRequest('spec: must be a JSON text field');
       if (spec !== undefined) throw apiErrors.badRequest('spec: the form has more than one "spec" field; send the batch spec once');
       spec = part.value;
+      await hooks.onSpec?.(spec);
       continue;
     }
     const segments = part.filename.replace(/\\/g, '/').split('/');

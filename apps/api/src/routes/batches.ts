@@ -41,12 +41,15 @@ export async function batchRoutes(app: FastifyInstance, opts: BatchRoutesOptions
     }
     const dir = await mkdtemp(join(ctx.spoolDir ?? tmpdir(), 'kvfold-upload-'));
     try {
-      const upload = await spoolUpload(() => request.parts(), dir, { totalBytes: opts.uploadBytes });
+      const upload = await spoolUpload(() => request.parts(), dir, { totalBytes: opts.uploadBytes }, {
+        // The model is checked as soon as the spec arrives: sent ahead of the files (as `kvfold
+        // enqueue` sends it), a wrong one is refused before any file is read.
+        onSpec: async (text) => checkModel(ctx, parseSpecText(text).model),
+      });
       const spec = parseSpecText(upload.spec);
       if (upload.inputs.length === 0 && spec.corpus.length === 0) {
         throw apiErrors.badRequest('corpus: upload at least one file or name a stored corpus in spec.corpus');
       }
-      await checkModel(ctx, spec.model);
       const uploaded = upload.inputs.length > 0 ? await uploadInputs(context, upload.inputs, spec.grouping) : undefined;
       if (uploaded) uploaded.report.refused.unshift(...upload.refused);
       const body = await createBatch(context, spec, uploaded);
