@@ -113,6 +113,17 @@ test('run folds every document; a long one fails alone, exits 1, and is retried 
   assert.equal(kept.skipped, 4);
   assert.equal(kept.failed, 1);
   assert.deepEqual(readFileSync(join(root, 'kept.jsonl'), 'utf8'), readFileSync(join(root, 'again.jsonl'), 'utf8'));
+
+  const plain = (...extra: string[]) => kvfold(runArgs(store, join(root, 'plain.jsonl'), model, ...extra).filter((a) => a !== '--json'));
+  const keptPlain = await plain('--keep-failures');
+  assert.equal(keptPlain.code, 1);
+  assert.match(keptPlain.stderr, /long\.txt \(failed earlier, kept\)/);
+  assert.match(keptPlain.stderr, /a\.md \(done earlier\)/);
+  assert.match(keptPlain.stderr, /kvfold: 1 of 4 documents failed \(errors in .*plain\.jsonl\); run again without --keep-failures to retry them/);
+  const retryPlain = await plain();
+  assert.equal(retryPlain.code, 1);
+  assert.match(retryPlain.stderr, /long\.txt \(failed earlier, trying again\)/);
+  assert.match(retryPlain.stdout, /4 documents: 3 completed, 1 failed \(0 folded and 1 failed now, 1 of them retried, 3 done earlier\)/);
 });
 
 test('a run whose model folder is missing fails every document; once the model is there, a rerun folds them', async () => {

@@ -25,7 +25,7 @@ export interface LocalRunInput {
   /** Keep stored `failed` results as they are instead of folding those documents again. */
   readonly keepFailures?: boolean;
   /** Told before each document and after each fold step. */
-  readonly onDocument?: (info: { index: number; total: number; paths: readonly string[]; skipped: boolean }) => void;
+  readonly onDocument?: (info: { index: number; total: number; paths: readonly string[]; skipped: boolean; earlier: 'completed' | 'failed' | null }) => void;
   readonly onProgress?: ProcessControl['onProgress'];
 }
 
@@ -66,7 +66,7 @@ export async function runLocal(input: LocalRunInput): Promise<LocalRunResult> {
   for (const [i, d] of order.entries()) {
     const earlier = await storedStatus(store, documentResultKey(batchId, d.docId));
     const skip = earlier === 'completed' || (earlier === 'failed' && input.keepFailures === true);
-    input.onDocument?.({ index: i, total: order.length, paths: d.paths, skipped: skip });
+    input.onDocument?.({ index: i, total: order.length, paths: d.paths, skipped: skip, earlier });
     if (skip) {
       skipped++;
       continue;

@@ -93,7 +93,8 @@ export function registerRun(program: Command): void {
         keepFailures: opts.keepFailures === true,
         onDocument: (d) => {
           bar.stop();
-          if (!opts.json) process.stderr.write(`[${d.index + 1}/${d.total}] ${d.paths.join(', ')}${d.skipped ? ' (done earlier)' : ''}\n`);
+          const note = d.earlier === 'failed' ? (d.skipped ? ' (failed earlier, kept)' : ' (failed earlier, trying again)') : d.skipped ? ' (done earlier)' : '';
+          if (!opts.json) process.stderr.write(`[${d.index + 1}/${d.total}] ${d.paths.join(', ')}${note}\n`);
           bar = progressBar(1, 'folding');
         },
         onProgress: (p) => {
