@@ -23,7 +23,7 @@ const PUSH_MANIFEST = 'kvfold-model.json';
  * (local path or `file://` on this host, or an `s3://` prefix). Store errors (unreachable, refused
  * credentials) are thrown as they are.
  */
-export async function checkModelRef(ref: BatchSpec['model'], options: OpenStoreOptions = {}): Promise<void> {
+export async function checkModelRef(ref: string | BatchSpec['model'], options: OpenStoreOptions = {}): Promise<void> {
   const uri = typeof ref === 'string' ? ref : ref.uri;
   const remote = /^[a-z][a-z0-9+.-]*:\/\//i.test(uri) && !uri.startsWith('file://');
   let store: ObjectStore;
