@@ -21,6 +21,7 @@
  * | KVF_CORPUS_NOT_UTF8             | a stored document's bytes are not UTF-8 (the store holds UTF-8) |
  * | KVF_CORPUS_INDEX_INVALID        | a corpus index does not match its schema                       |
  * | KVF_ENQUEUE_EMPTY               | a batch has no documents to enqueue                            |
+ * | KVF_ENQUEUE_MODEL               | a batch's model is not there or is not a model folder          |
  */
 
 /** Stable codes of the producer. */
@@ -42,6 +43,7 @@ export const ProducerErrorCode = {
   NotUtf8: 'KVF_CORPUS_NOT_UTF8',
   IndexInvalid: 'KVF_CORPUS_INDEX_INVALID',
   EnqueueEmpty: 'KVF_ENQUEUE_EMPTY',
+  EnqueueModel: 'KVF_ENQUEUE_MODEL',
 } as const;
 
 export type ProducerErrorCode = (typeof ProducerErrorCode)[keyof typeof ProducerErrorCode];

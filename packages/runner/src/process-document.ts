@@ -46,7 +46,12 @@ export interface ProcessControl {
 }
 
 export type ProcessOutcome =
-  | { readonly kind: 'completed'; readonly result: DocumentResult }
+  | {
+      readonly kind: 'completed';
+      readonly result: DocumentResult;
+      /** True when the checkpoint could not be deleted after the result was stored (a warning, logged). */
+      readonly cleanupFailed: boolean;
+    }
   | { readonly kind: 'failed'; readonly result: DocumentResult }
   | { readonly kind: 'stopped'; readonly step: number }
   | { readonly kind: 'cancelled'; readonly step: number };
@@ -151,9 +156,9 @@ export async function processDocument(job: DocumentJob, deps: ProcessDeps, contr
       ...(warnings.length ? { warnings } : {}),
     });
     await writeResult(deps.store, result);
-    await folded.finalize({ keepFinal: job.fold.keepFinalState });
+    const cleanupFailed = await finalizeCheckpoint(() => folded.finalize({ keepFinal: job.fold.keepFinalState }), log);
     log.info({ tokens: result.tokens, steps: result.steps, resumedFromStep: result.resumedFromStep }, 'document folded');
-    return { kind: 'completed', result };
+    return { kind: 'completed', result, cleanupFailed };
   } catch (err) {
     const verdict = err instanceof DocumentFailure ? ({ kind: 'permanent', as: err.code } as const) : classifyFailure(err);
     if (verdict.kind === 'transient') throw err;
@@ -173,6 +178,21 @@ export async function processDocument(job: DocumentJob, deps: ProcessDeps, contr
     await writeResult(deps.store, result);
     log.warn({ code: verdict.as, cause: (err as { code?: unknown }).code, reason: message }, 'document failed');
     return { kind: 'failed', result };
+  }
+}
+
+/**
+ * Deletes (or, for keepFinal, trims) the checkpoint once the result is stored. The document is done
+ * by then, so a store that refuses the deletes costs only space: a warning, not a failed job.
+ * Returns whether it failed.
+ */
+async function finalizeCheckpoint(finalize: () => Promise<void>, log: Logger): Promise<boolean> {
+  try {
+    await finalize();
+    return false;
+  } catch (err) {
+    log.warn({ err }, 'result stored, but its checkpoint could not be cleaned up; delete it from the store later');
+    return true;
   }
 }
 
