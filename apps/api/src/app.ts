@@ -48,6 +48,8 @@ export interface ApiDeps {
   readonly spoolDir?: string;
   /** Retry and retention of the document jobs it enqueues (the producer's defaults otherwise). */
   readonly enqueue?: EnqueueOptions;
+  /** Seconds an ended batch's registry entry stays in Redis (the registry's default otherwise). */
+  readonly registryTtlS?: number;
 }
 
 /** Builds the app; `await app.ready()` (or listen) before use, `app.close()` after. */
@@ -68,7 +70,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   // Bodies are JSON or multipart; anything else is 415, not a string the spec parser trips over.
   app.removeContentTypeParser('text/plain');
 
-  const registry = new BatchRegistry(deps.redis, { prefix: deps.queues.prefix });
+  const registry = new BatchRegistry(deps.redis, { prefix: deps.queues.prefix, ...(deps.registryTtlS ? { endedTtlS: deps.registryTtlS } : {}) });
   const metrics = createMetrics(deps.queues, new FoldMetrics(deps.redis, { prefix: deps.queues.prefix }));
   app.addHook('onResponse', metrics.onResponse);
   app.addHook('onRequest', apiKeyAuth(deps.apiKeys));

@@ -30,6 +30,7 @@ const app = await buildApi({
   apiKeys: env.KVFOLD_API_KEYS,
   limits: { bodyBytes: env.KVFOLD_API_BODY_LIMIT, uploadBytes: env.KVFOLD_API_UPLOAD_LIMIT, uploadFiles: env.KVFOLD_API_UPLOAD_MAX_FILES, rateLimitMax: env.KVFOLD_API_RATE_LIMIT },
   ...(env.KVFOLD_API_SPOOL_DIR ? { spoolDir: env.KVFOLD_API_SPOOL_DIR } : {}),
+  registryTtlS: env.KVFOLD_REGISTRY_TTL_S,
   enqueue: { keepCompletedS: env.KVFOLD_JOB_KEEP_COMPLETED_S, keepFailedS: env.KVFOLD_JOB_KEEP_FAILED_S },
 });
 

@@ -21,6 +21,8 @@
  * | KVF_CORPUS_NOT_UTF8             | a stored document's bytes are not UTF-8 (the store holds UTF-8) |
  * | KVF_CORPUS_INDEX_INVALID        | a corpus index does not match its schema                       |
  * | KVF_ENQUEUE_EMPTY               | a batch has no documents to enqueue                            |
+ * | KVF_BATCH_UNKNOWN               | retry/recover: the store has no record of that batch           |
+ * | KVF_BATCH_NOT_ENDED             | retry: the batch is still running (retry once it has ended)    |
  */
 
 /** Stable codes of the producer. */
@@ -42,6 +44,8 @@ export const ProducerErrorCode = {
   NotUtf8: 'KVF_CORPUS_NOT_UTF8',
   IndexInvalid: 'KVF_CORPUS_INDEX_INVALID',
   EnqueueEmpty: 'KVF_ENQUEUE_EMPTY',
+  BatchUnknown: 'KVF_BATCH_UNKNOWN',
+  BatchNotEnded: 'KVF_BATCH_NOT_ENDED',
 } as const;
 
 export type ProducerErrorCode = (typeof ProducerErrorCode)[keyof typeof ProducerErrorCode];
