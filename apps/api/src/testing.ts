@@ -32,12 +32,13 @@ export interface TestApi {
   close(): Promise<void>;
 }
 
-/** Builds an API over a fresh prefix and (unless given) a fresh FsObjectStore. */
-export async function startTestApi(options: { limits?: ApiLimits; store?: ObjectStore; enqueue?: EnqueueOptions } = {}): Promise<TestApi> {
+/** Builds an API over a fresh prefix (on REDIS_URL unless `redisUrl` is given) and (unless given) a fresh FsObjectStore. */
+export async function startTestApi(options: { limits?: ApiLimits; store?: ObjectStore; enqueue?: EnqueueOptions; redisUrl?: string } = {}): Promise<TestApi> {
   const dir = await mkdtemp(join(tmpdir(), 'kvfold-api-test-'));
   const store = options.store ?? new FsObjectStore(join(dir, 'store'));
-  const redis = createRedis(REDIS_URL);
-  const queues = createQueues(redisOptionsFromUrl(REDIS_URL), `{test-${randomUUID()}}`);
+  const redisUrl = options.redisUrl ?? REDIS_URL;
+  const redis = createRedis(redisUrl);
+  const queues = createQueues(redisOptionsFromUrl(redisUrl), `{test-${randomUUID()}}`);
   const app = await buildApi({
     store,
     queues,

@@ -292,7 +292,8 @@ export function registerDistributed(program: Command, env: DistributedEnv = dist
   withApi(list.command('recover'))
     .description('rebuild the batch registry from the object store and enqueue again the unfinished documents of batches Redis lost')
     .option('--json', 'print the API answer as JSON')
-    .action((opts: ApiOptions & { json?: boolean }) => recover(env, opts));
+    // `batches` takes the same options, and commander gives them to whichever command they follow.
+    .action((_opts: unknown, command: Command) => recover(env, command.optsWithGlobals<ApiOptions & { json?: boolean }>()));
 
   withApi(program.command('status'))
     .description("print a batch's state, document counts, token progress and ETA")
