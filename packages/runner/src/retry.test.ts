@@ -133,13 +133,13 @@ describe('retryBatch with the queue worker (real Redis, FsObjectStore, tiny-llam
     await writeModelFolder(tinyLlamaSpec(), model);
     // Longest first, one at a time: `first` completes, `second` is cancelled mid-fold, `third` waits.
     const docs = {
-      'first.txt': 'The longest one, folded to completion before the cancel. '.repeat(70),
-      'second.txt': 'The second, stopped mid-fold. '.repeat(100),
+      'first.txt': 'The longest one, folded to completion before the cancel. '.repeat(160),
+      'second.txt': 'The second, stopped mid-fold. '.repeat(270),
       'third.txt': 'The third, never started.\n',
     };
     await worker?.stop();
     const { batchId, index } = await batch('resume', docs, model, { chunkSize: 16 });
-    const docOf = (file: string) => index.documents.find((d) => d.paths.includes(file))?.docId as string;
+    const docOf = (file: string) => index.documents.find((d) => d.paths.some((p) => p.endsWith(`/${file}`) || p === file))?.docId as string;
     await startWorker();
     const folded = (docId: string) => lines.filter((l) => l.msg === 'document folded' && l.docId === docId).length;
     const progressOf = async (docId: string) => (await queues.documents.getJob(documentJobId(batchId, docId)))?.progress as { step?: number } | undefined;
