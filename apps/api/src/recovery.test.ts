@@ -8,33 +8,15 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { DocumentJob, DocumentResult, createRedis, documentResultKey } from '@kvfold/jobs';
+import { DocumentJob, createRedis, documentResultKey } from '@kvfold/jobs';
 import type { BatchStatus, Redis } from '@kvfold/jobs';
 import { startPrivateRedis } from '@kvfold/jobs/testing';
 import type { PrivateRedis } from '@kvfold/jobs/testing';
 import { ingest, uploadCorpus } from '@kvfold/producer';
-import { startTestApi } from './testing.ts';
+import { sampleResult, startTestApi } from './testing.ts';
 import type { TestApi } from './testing.ts';
 
 const spec = { model: 'file:///models/tiny', chunkSize: 64, queries: ['What is inside?'] };
-
-function result(job: DocumentJob): DocumentResult {
-  return DocumentResult.parse({
-    batchId: job.batchId,
-    docId: job.docId,
-    paths: job.paths,
-    status: 'completed',
-    tokens: job.bytes,
-    steps: 1,
-    chunkSize: job.fold.chunkSize,
-    timings: { loadMs: 1, foldMs: 2, generateMs: 3, totalMs: 6, tokensPerSecond: 100 },
-    kvBytes: 128,
-    answers: [{ query: 'What is inside?', text: 'words', tokenIds: [1, 2] }],
-    resumedFromStep: 0,
-    checkpoint: { segments: 0, bytes: 0 },
-    attempts: 1,
-  });
-}
 
 describe('the store is the source of truth (inject, private redis-server, FsObjectStore)', () => {
   let redisServer: PrivateRedis;
@@ -73,7 +55,7 @@ describe('the store is the source of truth (inject, private redis-server, FsObje
     const id = await batchOf(3, 'flushed');
     const jobs = await api.queues.documents.getJobs(['prioritized', 'waiting']);
     const first = DocumentJob.parse(jobs[0]?.data);
-    await api.store.put(documentResultKey(id, first.docId), new TextEncoder().encode(JSON.stringify(result(first))));
+    await api.store.put(documentResultKey(id, first.docId), new TextEncoder().encode(JSON.stringify(sampleResult(first))));
 
     assert.equal(await admin.flushall(), 'OK');
     const rebuilt = await status(id);

@@ -8,7 +8,7 @@
  * indexes it names (the document list, for each document's bytes), `batches/<id>/results/` (each
  * document's outcome), `batches/<id>/cancelled.json` and `batches/<id>/results.jsonl` (the state).
  */
-import { ObjectNotFoundError } from '@kvfold/storage';
+import { readOptional } from '@kvfold/storage';
 import type { ObjectStore } from '@kvfold/storage';
 import { BatchRecord } from './batch-record.ts';
 import type { DocumentOutcomeStatus } from './batch-record.ts';
@@ -140,13 +140,8 @@ export async function writeCancelMarker(store: ObjectStore, batchId: string, can
 }
 
 async function readJson(store: ObjectStore, key: string): Promise<unknown> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await store.getBytes(key);
-  } catch (err) {
-    if (err instanceof ObjectNotFoundError) return null;
-    throw err;
-  }
+  const bytes = await readOptional(store, key);
+  if (bytes === null) return null;
   try {
     return JSON.parse(Buffer.from(bytes).toString('utf8'));
   } catch (err) {

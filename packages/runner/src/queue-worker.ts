@@ -29,7 +29,7 @@ import {
   redisOptionsFromUrl,
 } from '@kvfold/jobs';
 import { readCorpusIndex } from '@kvfold/producer';
-import { ObjectNotFoundError, type ObjectStore } from '@kvfold/storage';
+import { type ObjectStore, readOptional } from '@kvfold/storage';
 import { ErrorCode, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import { finalizeBatch } from './finalize-batch.ts';
@@ -220,10 +220,7 @@ function jobReturn(result: DocumentResult): DocumentJobReturn {
 
 /** The completed result stored for this document of this batch, or null. */
 async function readStoredResult(store: ObjectStore, job: DocumentJob): Promise<DocumentResult | null> {
-  const bytes = await store.getBytes(documentResultKey(job.batchId, job.docId)).catch((err: unknown) => {
-    if (err instanceof ObjectNotFoundError) return null;
-    throw err;
-  });
+  const bytes = await readOptional(store, documentResultKey(job.batchId, job.docId));
   if (!bytes) return null;
   const parsed = DocumentResult.safeParse(JSON.parse(Buffer.from(bytes).toString('utf8')));
   return parsed.success && parsed.data.status === 'completed' ? parsed.data : null;
