@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { DocumentJob, createRedis, documentResultKey } from '@kvfold/jobs';
+import { DEFAULT_ENDED_TTL_S, DocumentJob, batchResultsKey, createRedis, documentResultKey, writeBatchSummary } from '@kvfold/jobs';
 import type { BatchStatus, Redis } from '@kvfold/jobs';
 import { startPrivateRedis } from '@kvfold/jobs/testing';
 import type { PrivateRedis } from '@kvfold/jobs/testing';
@@ -80,6 +80,27 @@ describe('the store is the source of truth (inject, private redis-server, FsObje
     assert.deepEqual(list.json().batches.map((b: BatchStatus) => b.id), [id]);
     const again = await api.app.inject({ method: 'POST', url: '/v1/batches/recover', headers: api.headers });
     assert.deepEqual(again.json(), { rebuilt: 0, requeued: [] }, 'a second recover finds nothing lost');
+
+    const running = await api.app.inject({ method: 'POST', url: `/v1/batches/${id}/retry`, headers: api.headers });
+    assert.equal(running.statusCode, 409, running.body);
+    assert.match(running.json().error.message, /retry it once it has ended/);
+    const unknown = await api.app.inject({ method: 'POST', url: `/v1/batches/b${'0'.repeat(32)}/retry`, headers: api.headers });
+    assert.equal(unknown.statusCode, 404);
+    assert.match(unknown.json().error.message, /no batch b0{32} in file:/);
+  });
+
+  it('an ended batch Redis forgot is rebuilt from its summary, with no result read, and expires again', async () => {
+    const id = await batchOf(2, 'ended');
+    // What finalization leaves in the store: results.jsonl and its summary (the results are not needed).
+    await api.store.put(batchResultsKey(id), new TextEncoder().encode('{"line":1}\n{"line":2}\n'));
+    await writeBatchSummary(api.store, id, { documents: 2, completed: 1, failed: 1, cancelled: 0, tokens: 30 });
+    await api.registry.delete(id);
+    const rebuilt = await status(id);
+    assert.equal(rebuilt.state, 'completed');
+    assert.deepEqual(rebuilt.counts, { total: 2, waiting: 0, active: 0, completed: 1, failed: 1, cancelled: 0 });
+    assert.equal(rebuilt.progress.tokens, 30);
+    const ttl = await admin.ttl(api.registry.key(id));
+    assert.ok(ttl > 0 && ttl <= DEFAULT_ENDED_TTL_S, `ttl ${ttl}`);
   });
 
   it('cancel costs the same Redis commands for 10 documents as for 1,000; waiting documents are removed and count as cancelled', async () => {

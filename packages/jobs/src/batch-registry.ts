@@ -141,6 +141,8 @@ export interface EntrySnapshot {
   readonly cancelRequestedAt?: string;
   /** docId -> outcome and tokens, for the documents that ended. */
   readonly outcomes: ReadonlyMap<string, { readonly status: DocumentOutcomeStatus; readonly tokens: number; readonly bytes: number }>;
+  /** The counters, when known without the outcomes (an ended batch's summary); they win over `outcomes`. */
+  readonly counters?: BatchCounters;
 }
 
 /** Batch records and lifecycle in Redis. One instance per Redis client; cheap to create. */
@@ -223,18 +225,19 @@ export class BatchRegistry {
    */
   async restore(snapshot: EntrySnapshot, options: { onlyIfAbsent?: boolean } = {}): Promise<boolean> {
     const record = BatchRecord.parse(snapshot.record);
-    const counts = { completed: 0, failed: 0, cancelled: 0, removed: 0, tokens: 0, bytes: 0 };
+    const derived = { completed: 0, failed: 0, cancelled: 0, removed: 0, tokens: 0, bytes: 0 };
     const docs: string[] = [];
     for (const [docId, outcome] of snapshot.outcomes) {
-      counts[outcome.status] += 1;
-      counts.tokens += wholeCount(outcome.tokens, 'tokens');
-      counts.bytes += wholeCount(outcome.bytes, 'bytes');
+      derived[outcome.status] += 1;
+      derived.tokens += wholeCount(outcome.tokens, 'tokens');
+      derived.bytes += wholeCount(outcome.bytes, 'bytes');
       docs.push(docId, outcome.status);
     }
+    const counts = snapshot.counters ?? derived;
     const fields: string[] = ['record', JSON.stringify(record), 'state', snapshot.state, 'updatedAt', this.#stamp()];
     if (snapshot.cancelRequestedAt) fields.push('cancelRequestedAt', snapshot.cancelRequestedAt);
-    for (const status of DocumentOutcomeStatus.options) fields.push(`n.${status}`, String(counts[status]));
-    fields.push('tokens', String(counts.tokens), 'bytes', String(counts.bytes));
+    for (const status of DocumentOutcomeStatus.options) fields.push(`n.${status}`, String(wholeCount(counts[status], status)));
+    fields.push('tokens', String(wholeCount(counts.tokens, 'tokens')), 'bytes', String(wholeCount(counts.bytes, 'bytes')));
     const ended = TERMINAL_STATES.has(snapshot.state);
     const key = this.key(record.id);
     const written = await this.#redis.eval(

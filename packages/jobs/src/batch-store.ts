@@ -5,13 +5,15 @@
  * comes back from here, on demand or through `POST /v1/batches/recover`.
  *
  * What a rebuild reads: `batch-records/<id>.json` (the record: spec, corpora, counts), the corpus
- * indexes it names (the document list, for each document's bytes), `batches/<id>/results/` (each
- * document's outcome), `batches/<id>/cancelled.json` and `batches/<id>/results.jsonl` (the state).
+ * indexes it names (the document list, for each document's bytes), `batches/<id>/cancelled.json`
+ * and `batches/<id>/results.jsonl` (the state), then either `batches/<id>/summary.json` (an ended
+ * batch's counts: one read) or `batches/<id>/results/` (each document's outcome: one read each).
  */
 import { readOptional } from '@kvfold/storage';
 import type { ObjectStore } from '@kvfold/storage';
+import { z } from 'zod';
 import { BatchRecord } from './batch-record.ts';
-import type { DocumentOutcomeStatus } from './batch-record.ts';
+import type { BatchCounters, DocumentOutcomeStatus } from './batch-record.ts';
 import type { BatchEntry, BatchRegistry, EntrySnapshot } from './batch-registry.ts';
 import type { BatchState } from './batch-state.ts';
 import { CorpusIndex } from './corpus-index.ts';
@@ -23,10 +25,29 @@ import {
   batchIdOfRecordKey,
   batchRecordKey,
   batchResultsKey,
+  batchSummaryKey,
   docIdOfResultKey,
   documentResultsPrefix,
 } from './result-keys.ts';
+import { intAtLeast } from './fields.ts';
 import { formatZodError } from './zod-format.ts';
+
+/** The counts of a finalized batch, written beside its results.jsonl. */
+export const BatchSummary = z.strictObject({
+  documents: intAtLeast(0),
+  completed: intAtLeast(0),
+  /** Failed documents, with a result or a stub. */
+  failed: intAtLeast(0),
+  cancelled: intAtLeast(0),
+  /** Tokens of the documents with a result. */
+  tokens: intAtLeast(0),
+});
+export type BatchSummary = z.output<typeof BatchSummary>;
+
+/** Writes a finalized batch's summary (after its results.jsonl). */
+export async function writeBatchSummary(store: ObjectStore, batchId: string, summary: BatchSummary): Promise<void> {
+  await store.put(batchSummaryKey(batchId), new TextEncoder().encode(`${JSON.stringify(BatchSummary.parse(summary))}\n`), { contentType: 'application/json' });
+}
 
 /** Writes the batch's record to the store (before anything is enqueued, so a batch is never only in Redis). */
 export async function writeBatchRecord(store: ObjectStore, record: BatchRecord): Promise<void> {
@@ -70,10 +91,16 @@ export interface StoredBatch {
   readonly cancelledAt?: string;
   /** Whether results.jsonl is written (the batch was finalized). */
   readonly finalized: boolean;
+  /** A finalized batch's counts, when its summary was read instead of its results (outcomes then empty). */
+  readonly summary?: BatchSummary;
 }
 
-/** Reads everything the store holds about `batchId`, or null when it has no record. O(documents) reads. */
-export async function readStoredBatch(store: ObjectStore, batchId: string): Promise<StoredBatch | null> {
+/**
+ * Reads everything the store holds about `batchId`, or null when it has no record. A finalized
+ * batch with a summary costs a handful of reads (`outcomes` is then left empty, unless
+ * `outcomes: true` asks for them); otherwise one read per stored result.
+ */
+export async function readStoredBatch(store: ObjectStore, batchId: string, options: { outcomes?: boolean } = {}): Promise<StoredBatch | null> {
   const record = await readBatchRecord(store, batchId);
   if (!record) return null;
   const documents = new Map<string, number>();
@@ -82,7 +109,14 @@ export async function readStoredBatch(store: ObjectStore, batchId: string): Prom
     if (!parsed.success) throw new JobsError(JobsErrorCode.InvalidInput, `batch ${batchId}: corpus index ${store.uri}/${key} is missing or invalid; the batch cannot be rebuilt without it`);
     for (const d of parsed.data.documents) documents.set(d.docId, d.bytes);
   }
+  const cancel = (await readJson(store, batchCancelKey(batchId))) as { cancelledAt?: unknown } | null;
+  const cancelledAt = cancel ? { cancelledAt: typeof cancel.cancelledAt === 'string' ? cancel.cancelledAt : record.createdAt } : {};
+  const finalized = (await store.head(batchResultsKey(batchId))) !== null;
   const outcomes = new Map<string, StoredOutcome>();
+  if (finalized && options.outcomes !== true) {
+    const summary = BatchSummary.safeParse(await readJson(store, batchSummaryKey(batchId)).catch(() => null));
+    if (summary.success) return { record, documents, outcomes, ...cancelledAt, finalized, summary: summary.data };
+  }
   for await (const info of store.list(documentResultsPrefix(batchId))) {
     const docId = docIdOfResultKey(batchId, info.key);
     if (!docId || !documents.has(docId)) continue;
@@ -90,15 +124,7 @@ export async function readStoredBatch(store: ObjectStore, batchId: string): Prom
     if (!result.success) continue; // finalizeBatch reports it as invalid; here it is not an outcome
     outcomes.set(docId, { status: result.data.status, tokens: result.data.tokens, bytes: documents.get(docId) ?? 0 });
   }
-  const cancel = (await readJson(store, batchCancelKey(batchId))) as { cancelledAt?: unknown } | null;
-  const finalized = (await store.head(batchResultsKey(batchId))) !== null;
-  return {
-    record,
-    documents,
-    outcomes,
-    ...(cancel ? { cancelledAt: typeof cancel.cancelledAt === 'string' ? cancel.cancelledAt : record.createdAt } : {}),
-    finalized,
-  };
+  return { record, documents, outcomes, ...cancelledAt, finalized };
 }
 
 /**
@@ -118,7 +144,13 @@ export function snapshotOf(batch: StoredBatch, state: BatchState = storedState(b
     state,
     ...(batch.cancelledAt && state !== 'queued' ? { cancelRequestedAt: batch.cancelledAt } : {}),
     outcomes: batch.outcomes,
+    ...(batch.summary ? { counters: countersOf(batch.summary, batch.record.totalBytes) } : {}),
   };
+}
+
+/** Registry counters from a summary: every document of an ended batch is accounted for, so its bytes are the record's. */
+function countersOf(summary: BatchSummary, totalBytes: number): BatchCounters {
+  return { completed: summary.completed, failed: summary.failed, cancelled: summary.cancelled, removed: 0, tokens: summary.tokens, bytes: totalBytes };
 }
 
 /**

@@ -45,6 +45,7 @@ export type { BatchCounters, BatchRecordInput, DocumentOutcome } from './batch-r
 export { BatchRegistry, DEFAULT_ENDED_TTL_S, MAX_BATCH_PAGE } from './batch-registry.ts';
 export type { BatchEntry, BatchPage, BatchRegistryOptions, EntrySnapshot } from './batch-registry.ts';
 export {
+  BatchSummary,
   loadBatchEntry,
   readBatchRecord,
   readStoredBatch,
@@ -52,6 +53,7 @@ export {
   storedBatchIds,
   storedState,
   writeBatchRecord,
+  writeBatchSummary,
   writeCancelMarker,
 } from './batch-store.ts';
 export type { StoredBatch, StoredOutcome } from './batch-store.ts';
@@ -80,6 +82,7 @@ export {
   batchRecordKey,
   batchResultsKey,
   batchSpecKey,
+  batchSummaryKey,
   docIdOfResultKey,
   documentResultKey,
   documentResultsPrefix,

@@ -9,6 +9,8 @@
  *                                                 removed by retry)
  *     batches/<batchId>/results/<docId>.json      one DocumentResult (written by the worker)
  *     batches/<batchId>/results.jsonl             every result, one per line (written at finalization)
+ *     batches/<batchId>/summary.json              the counts of results.jsonl (written right after it), so
+ *                                                 an ended batch is rebuilt without reading its results
  */
 
 /** Folder of every batch's record: one small object per batch, so listing batches never walks their results. */
@@ -53,6 +55,11 @@ export function documentResultKey(batchId: string, docId: string): string {
 /** The batch's results as JSONL, written once when the batch is finalized. */
 export function batchResultsKey(batchId: string): string {
   return `${batchPrefix(batchId)}results.jsonl`;
+}
+
+/** The counts of a finalized batch (BatchSummary). */
+export function batchSummaryKey(batchId: string): string {
+  return `${batchPrefix(batchId)}summary.json`;
 }
 
 /** The docId of a per-document result key, or null when `key` is not one. */

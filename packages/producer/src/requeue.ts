@@ -14,6 +14,7 @@ import {
   batchCancelKey,
   batchJobId,
   batchResultsKey,
+  batchSummaryKey,
   foldSettingsOf,
   readStoredBatch,
   snapshotOf,
@@ -48,7 +49,7 @@ export interface RequeuedBatch {
  * cancel it first) and KVF_BATCH_UNKNOWN when the store has no such batch.
  */
 export async function retryBatch(deps: RequeueDeps, batchId: string): Promise<RequeuedBatch> {
-  const stored = await readStoredBatch(deps.store, batchId);
+  const stored = await readStoredBatch(deps.store, batchId, { outcomes: true });
   if (!stored) throw new ProducerError(ProducerErrorCode.BatchUnknown, `no batch ${batchId} in ${deps.store.uri} (check the id)`);
   const parent = await deps.queues.batches.getJob(batchJobId(batchId));
   const parentState = parent ? await parent.getState() : 'missing';
@@ -109,9 +110,10 @@ async function requeue(deps: RequeueDeps, stored: StoredBatch, docIds: readonly 
   const cancelled = options.keepCancel === true && stored.cancelledAt !== undefined;
   if (!cancelled) await deps.store.delete(batchCancelKey(record.id));
   await deps.store.delete(batchResultsKey(record.id));
+  await deps.store.delete(batchSummaryKey(record.id));
   const outcomes = new Map([...stored.outcomes].filter(([docId]) => !redo.has(docId)));
   const state: BatchState = cancelled ? 'cancelling' : 'queued';
-  const { cancelledAt, ...rest } = stored;
+  const { cancelledAt, summary: _finalCounts, ...rest } = stored;
   await deps.registry.restore(snapshotOf({ ...rest, outcomes, finalized: false, ...(cancelled && cancelledAt ? { cancelledAt } : {}) }, state));
 
   const spec = BatchSpec.parse(record.spec);
