@@ -105,18 +105,17 @@ describe('startQueueWorker (real Redis, FsObjectStore)', () => {
     return lines;
   }
 
-  it('a stored result is the answer: no fold, counted once, the job returns its summary', async () => {
-    // No model exists at this URI: a fold would fail the document.
-    const { store, batchId, doc, registry } = await oneDocumentBatch('stored', 'a document folded by an attempt that died afterwards\n', `file://${join(dir, 'no-model')}`);
+  /** Stores a completed result for the batch's document, as an attempt that died after writing it would have. */
+  async function storeResult(store: FsObjectStore, batchId: string, doc: { docId: string; paths: string[] }, tokens: number) {
     const stored = DocumentResult.parse({
       batchId,
       docId: doc.docId,
       paths: doc.paths,
       status: 'completed',
-      tokens: 53,
+      tokens,
       steps: 1,
       chunkSize: 256,
-      timings: { loadMs: 1, foldMs: 1, generateMs: 1, totalMs: 3, tokensPerSecond: 53000 },
+      timings: { loadMs: 1, foldMs: 1, generateMs: 1, totalMs: 3, tokensPerSecond: tokens * 1000 },
       kvBytes: 1024,
       answers: [{ query: 'q?', text: 'a', tokenIds: [97] }],
       resumedFromStep: 0,
@@ -124,6 +123,13 @@ describe('startQueueWorker (real Redis, FsObjectStore)', () => {
       attempts: 1,
     });
     await store.put(documentResultKey(batchId, doc.docId), new TextEncoder().encode(JSON.stringify(stored)));
+    return stored;
+  }
+
+  it('a stored result is the answer: no fold, counted once, the job returns its summary', async () => {
+    // No model exists at this URI: a fold would fail the document.
+    const { store, batchId, doc, registry } = await oneDocumentBatch('stored', 'a document folded by an attempt that died afterwards\n', `file://${join(dir, 'no-model')}`);
+    const stored = await storeResult(store, batchId, doc, 53);
 
     const lines = await workUntil(store, registry, async () => (await registry.get(batchId))?.state === 'completed');
     assert.equal(lines.filter((l) => l.msg === 'result already stored; not folding again').length, 1);
@@ -140,22 +146,7 @@ describe('startQueueWorker (real Redis, FsObjectStore)', () => {
     const record = (await registry.get(batchId))?.record;
     assert.ok(record);
     await writeBatchRecord(store, record);
-    const stored = DocumentResult.parse({
-      batchId,
-      docId: doc.docId,
-      paths: doc.paths,
-      status: 'completed',
-      tokens: 41,
-      steps: 1,
-      chunkSize: 256,
-      timings: { loadMs: 1, foldMs: 1, generateMs: 1, totalMs: 3, tokensPerSecond: 41000 },
-      kvBytes: 1024,
-      answers: [{ query: 'q?', text: 'a', tokenIds: [97] }],
-      resumedFromStep: 0,
-      checkpoint: { segments: 1, bytes: 1024 },
-      attempts: 1,
-    });
-    await store.put(documentResultKey(batchId, doc.docId), new TextEncoder().encode(JSON.stringify(stored)));
+    await storeResult(store, batchId, doc, 41);
     await registry.delete(batchId);
 
     await workUntil(store, registry, async () => (await registry.get(batchId))?.state === 'completed');
