@@ -138,7 +138,8 @@ describe('retryBatch with the queue worker (real Redis, FsObjectStore, tiny-llam
       'third.txt': 'The third, never started.\n',
     };
     await worker?.stop();
-    const { batchId, index } = await batch('resume', docs, model, { chunkSize: 16 });
+    // Small steps: the second fold spans several of the worker's once-a-second cancel polls even on a fast machine.
+    const { batchId, index } = await batch('resume', docs, model, { chunkSize: 8 });
     const docOf = (file: string) => index.documents.find((d) => d.paths.some((p) => p.endsWith(`/${file}`) || p === file))?.docId as string;
     await startWorker();
     const folded = (docId: string) => lines.filter((l) => l.msg === 'document folded' && l.docId === docId).length;
