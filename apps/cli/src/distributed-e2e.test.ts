@@ -402,21 +402,30 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
     assert.equal(completed.length, 2);
     await assertMatchesLocalRun(results, completed);
   });
-  it('a worker and the API carry on when Redis restarts: a batch enqueued afterwards completes', async (t) => {
+  /**
+   * A private Redis this file may kill or flush: in-memory only, so a restart comes back empty.
+   * Null when redis-server is not installed.
+   */
+  async function privateRedis(name: string): Promise<{ url: string; start: () => Promise<AppProcess> } | null> {
     const version = new AppProcess('redis-version', 'redis-server', ['--version'], process.env);
-    if ((await version.exited).code !== 0) {
+    if ((await version.exited).code !== 0) return null;
+    const port = await freePort();
+    const start = async (): Promise<AppProcess> => {
+      const r = new AppProcess(name, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], process.env);
+      processes.push(r);
+      await waitFor(`${name} to accept connections`, () => r.logged(/Ready to accept connections/).length > 0 || (r.gone && assert.fail(r.tail())), START_TIMEOUT_MS);
+      return r;
+    };
+    return { url: `redis://127.0.0.1:${port}`, start };
+  }
+
+  it('a worker and the API carry on when Redis restarts: a batch enqueued afterwards completes', async (t) => {
+    const redisPrivate = await privateRedis('redis-private');
+    if (!redisPrivate) {
       t.skip('redis-server is not installed');
       return;
     }
-    // A private Redis this test may kill: in-memory only, so a restart comes back empty.
-    const port = await freePort();
-    const url = `redis://127.0.0.1:${port}`;
-    const startRedis = async (): Promise<AppProcess> => {
-      const r = new AppProcess('redis-private', 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], process.env);
-      processes.push(r);
-      await waitFor('the private Redis to accept connections', () => r.logged(/Ready to accept connections/).length > 0 || (r.gone && assert.fail(r.tail())), START_TIMEOUT_MS);
-      return r;
-    };
+    const { url, start: startRedis } = redisPrivate;
     let redisServer = await startRedis();
     const env = { ...sharedEnv, REDIS_URL: url, KVFOLD_STORE: s3.uri('e2e-reconnect') };
     const base = await startApi('api-reconnect', env);
@@ -439,5 +448,61 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
     await assertMatchesLocalRun(results, results.keys());
     assert.ok(!worker.gone);
     assert.equal(worker.logged('document folded').length, 1, 'the worker that lived through the restart folded it');
+  });
+
+  it('Redis flushed mid-batch (FLUSHALL): status answers throughout, `kvfold batches recover` enqueues what was lost, completed documents are not folded again, results equal `kvfold run`', async (t) => {
+    const redisPrivate = await privateRedis('redis-flush');
+    if (!redisPrivate) {
+      t.skip('redis-server is not installed');
+      return;
+    }
+    await redisPrivate.start();
+    const env = { ...sharedEnv, REDIS_URL: redisPrivate.url, KVFOLD_STORE: s3.uri('e2e-flush') };
+    const base = await startApi('api-flush', env);
+    const flushWorkers: AppProcess[] = [];
+    for (const name of ['worker-flush-1', 'worker-flush-2']) {
+      const w = startApp('worker', name, { ...workerEnv, ...env });
+      processes.push(w);
+      flushWorkers.push(w);
+    }
+    for (const w of flushWorkers) await waitFor(`${w.name} to be ready`, () => w.logged('kvfold worker ready').length > 0 || (w.gone && assert.fail(w.tail())), START_TIMEOUT_MS, logs);
+
+    const names = ['docs/alpha.txt', 'docs/notes/beta.md', 'limits/short-1.txt', 'limits/short-2.txt'];
+    const created = await rest(base).postBatch(names.map((name) => ({ path: join(dir, name), name })), spec());
+    const batchId = created.id as string;
+    const folded = () => flushWorkers.flatMap((w) => w.logged('document folded').map((l) => l.docId as string));
+    // Mid-batch: one document folded to completion, and another still folding.
+    await waitFor('a document folded while another folds', () => folded().length >= 1 && folded().length < names.length, BATCH_TIMEOUT_MS, logs);
+    const doneBefore = new Set(folded());
+
+    const flusher = createRedis(redisPrivate.url);
+    try {
+      assert.equal(await flusher.flushall(), 'OK');
+    } finally {
+      flusher.disconnect();
+    }
+    // Redis knows nothing now; the API rebuilds the batch's entry from the store.
+    const after = await rest(base).status(batchId);
+    assert.equal(after.id, batchId);
+    assert.ok(['queued', 'in_progress'].includes(after.state as string), `state after the flush: ${String(after.state)}`);
+    assert.ok((after.counts as { completed: number }).completed >= doneBefore.size, JSON.stringify(after.counts));
+
+    const recovered = await kvfold(['batches', 'recover', '--json'], { env: { KVFOLD_API_URL: base, KVFOLD_API_KEY: KEY } });
+    assert.equal(recovered.code, 0, recovered.stderr);
+    const report = JSON.parse(recovered.stdout) as { requeued: Array<{ id: string; requeued: number }> };
+    const mine = report.requeued.find((b) => b.id === batchId);
+    assert.ok(mine, recovered.stdout);
+    assert.ok(mine.requeued >= 1 && mine.requeued <= names.length - doneBefore.size, `requeued ${mine.requeued}, ${doneBefore.size} folded before`);
+
+    // waitForBatch reads the status every poll and fails on anything but 200.
+    const status = await rest(base).waitForBatch(batchId, BATCH_TIMEOUT_MS, logs);
+    assert.deepEqual((status as { counts: object }).counts, { total: 4, waiting: 0, active: 0, completed: 4, failed: 0, cancelled: 0 });
+    const results = await rest(base).results(batchId);
+    assert.equal(results.size, 4);
+    await assertMatchesLocalRun(results, results.keys());
+    for (const docId of doneBefore) {
+      const times = flushWorkers.reduce((n, w) => n + w.logged('document folded', docId).length, 0);
+      assert.equal(times, 1, `document ${docId}, folded before the flush, was folded ${times} times`);
+    }
   });
 });

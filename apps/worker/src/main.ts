@@ -34,7 +34,7 @@ const worker = startQueueWorker({
   prefix: env.KVFOLD_QUEUE_PREFIX,
   store,
   models,
-  registry: new BatchRegistry(redis, { prefix: env.KVFOLD_QUEUE_PREFIX }),
+  registry: new BatchRegistry(redis, { prefix: env.KVFOLD_QUEUE_PREFIX, endedTtlS: env.KVFOLD_REGISTRY_TTL_S }),
   metrics: new FoldMetrics(redis, { prefix: env.KVFOLD_QUEUE_PREFIX }),
   log,
   concurrency: env.KVFOLD_WORKER_CONCURRENCY,

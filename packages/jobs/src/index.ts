@@ -40,12 +40,25 @@ export type { KvfoldQueues } from './queues.ts';
 export { DEFAULT_REDIS_CHECK_TIMEOUT_MS, checkRedis } from './redis-check.ts';
 export { DEFAULT_REDIS_PORT, redactRedisUrl, redisOptionsFromUrl } from './redis-url.ts';
 export { formatIssuePath, formatZodError, parseOrThrow } from './zod-format.ts';
-export { ApiClient, ApiClientError, ApiClientErrorCode, ApiErrorBody, BatchList, BatchListQuery, CancelledBatch, CreatedBatch, DEFAULT_API_URL } from './api-client.ts';
+export { ApiClient, ApiClientError, ApiClientErrorCode, ApiErrorBody, BatchList, BatchListQuery, CancelledBatch, CreatedBatch, DEFAULT_API_URL, RecoveredBatches, RetriedBatch } from './api-client.ts';
 export type { ApiClientOptions } from './api-client.ts';
 export { BatchRecord, DocumentOutcomeStatus, IngestSummary } from './batch-record.ts';
 export type { BatchCounters, BatchRecordInput, DocumentOutcome } from './batch-record.ts';
-export { BatchRegistry, MAX_BATCH_PAGE } from './batch-registry.ts';
-export type { BatchEntry, BatchPage, BatchRegistryOptions } from './batch-registry.ts';
+export { BatchRegistry, DEFAULT_ENDED_TTL_S, MAX_BATCH_PAGE } from './batch-registry.ts';
+export type { BatchEntry, BatchPage, BatchRegistryOptions, EntrySnapshot } from './batch-registry.ts';
+export {
+  BatchSummary,
+  loadBatchEntry,
+  readBatchRecord,
+  readStoredBatch,
+  snapshotOf,
+  storedBatchIds,
+  storedState,
+  writeBatchRecord,
+  writeBatchSummary,
+  writeCancelMarker,
+} from './batch-store.ts';
+export type { StoredBatch, StoredOutcome } from './batch-store.ts';
 export {
   BATCH_STATES,
   BATCH_TRANSITIONS,
@@ -64,9 +77,14 @@ export { BatchCancelledError, FoldProgress, foldProgressOf } from './fold-progre
 export { createRedis } from './redis-client.ts';
 export type { Redis } from './redis-client.ts';
 export {
+  BATCH_RECORDS_PREFIX,
+  batchCancelKey,
+  batchIdOfRecordKey,
   batchPrefix,
+  batchRecordKey,
   batchResultsKey,
   batchSpecKey,
+  batchSummaryKey,
   docIdOfResultKey,
   documentResultKey,
   documentResultsPrefix,

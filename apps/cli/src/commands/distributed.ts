@@ -1,5 +1,5 @@
 /**
- * The distributed commands: `kvfold enqueue | batches | status | results | cancel` talk to the REST API
+ * The distributed commands: `kvfold enqueue | batches [recover] | status | results | cancel | retry` talk to the REST API
  * (apps/api) over HTTP; `kvfold serve` starts that API as a child process. Apps never import each
  * other, so `serve` runs `apps/api/src/main.ts` (found relative to this file in the repository)
  * with the same Node and tsx as this CLI, passing --port/--host as KVFOLD_API_PORT/KVFOLD_API_HOST
@@ -204,6 +204,22 @@ async function cancel(env: DistributedEnv, batchId: string, opts: ApiOptions & {
   else process.stdout.write(`${answer.id} ${answer.state} (${answer.removed} waiting documents removed)\n`);
 }
 
+async function retry(env: DistributedEnv, batchId: string, opts: ApiOptions & { json?: boolean }): Promise<void> {
+  const answer = await client(env, opts).retry(batchId);
+  if (opts.json) process.stdout.write(`${JSON.stringify(answer)}\n`);
+  else process.stdout.write(`${answer.id} ${answer.state} (${answer.requeued} documents enqueued again)\n`);
+}
+
+async function recover(env: DistributedEnv, opts: ApiOptions & { json?: boolean }): Promise<void> {
+  const report = await client(env, opts).recover();
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+    return;
+  }
+  for (const b of report.requeued) process.stdout.write(`${b.id} ${b.state} (${b.requeued} documents enqueued again)\n`);
+  process.stderr.write(`kvfold: ${report.rebuilt} batches rebuilt from the store, ${report.requeued.length} enqueued again\n`);
+}
+
 /** Runs the API in a child process until it exits or this process is told to stop. */
 async function serve(env: DistributedEnv, opts: { port?: number; host?: string }): Promise<void> {
   await runApp('api', {
@@ -219,7 +235,7 @@ function withApi(command: Command): Command {
     .option('--api-key <key>', 'API key (default KVFOLD_API_KEY)');
 }
 
-/** Adds enqueue, batches, status, results, cancel and serve to `program`. */
+/** Adds enqueue, batches (and batches recover), status, results, cancel, retry and serve to `program`. */
 export function registerDistributed(program: Command, env: DistributedEnv = distributedEnv()): void {
   const enqueueCommand = withApi(program.command('enqueue'))
     .description('upload files, folders and archives to the API and fold them as one batch; prints the batch id')
@@ -228,13 +244,19 @@ export function registerDistributed(program: Command, env: DistributedEnv = dist
     .option('--json', 'print the API answer as JSON')
     .action((corpus: string[], opts: EnqueueOptions) => enqueue(env, corpus, opts));
 
-  withApi(program.command('batches'))
+  const list = withApi(program.command('batches'))
     .description('list batches, newest first, with their state and progress')
     .option('--limit <n>', 'batches per page (1..100, default 20)', positiveInt('--limit'))
     .option('--cursor <cursor>', 'continue from where the previous page ended')
     .option('--all', 'follow the pages to the oldest batch')
     .option('--json', 'print each page as the API answers it (one line per page)')
     .action((opts: BatchesOptions) => batches(env, opts));
+
+  withApi(list.command('recover'))
+    .description('rebuild the batch registry from the object store and enqueue again the unfinished documents of batches Redis lost')
+    .option('--json', 'print the API answer as JSON')
+    // `batches` takes the same options, and commander gives them to whichever command they follow.
+    .action((_opts: unknown, command: Command) => recover(env, command.optsWithGlobals<ApiOptions & { json?: boolean }>()));
 
   withApi(program.command('status'))
     .description("print a batch's state, document counts, token progress and ETA")
@@ -255,6 +277,12 @@ export function registerDistributed(program: Command, env: DistributedEnv = dist
     .argument('<batch>', 'batch id')
     .option('--json', 'print the API answer as JSON')
     .action((batchId: string, opts: ApiOptions & { json?: boolean }) => cancel(env, batchId, opts));
+
+  withApi(program.command('retry'))
+    .description('enqueue an ended batch again: its failed and cancelled documents resume from their checkpoints, completed ones are kept')
+    .argument('<batch>', 'batch id')
+    .option('--json', 'print the API answer as JSON')
+    .action((batchId: string, opts: ApiOptions & { json?: boolean }) => retry(env, batchId, opts));
 
   program
     .command('serve')
