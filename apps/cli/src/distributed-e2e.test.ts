@@ -232,13 +232,12 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
 
   it('a worker started while Redis is down exits non-zero at once, naming the URL', async () => {
     const url = `redis://127.0.0.1:${await freePort()}`;
-    const started = Date.now();
     const w = startApp('worker', 'worker-no-redis', { ...workerEnv, REDIS_URL: url });
     processes.push(w);
+    // "At once": the poll's deadline is the bar.
     await waitFor('the worker to exit', () => w.gone, REDIS_DOWN_EXIT_MS, () => w.tail());
     const { code } = await w.exited;
     assert.notEqual(code, 0);
-    assert.ok(Date.now() - started < REDIS_DOWN_EXIT_MS);
     assert.match(w.stderr, new RegExp(`^kvfold worker: Redis at ${url} is not reachable: .*; start Redis or set REDIS_URL \\[KVF_REDIS_UNREACHABLE\\]$`, 'm'));
   });
 
@@ -314,11 +313,11 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
     const created = await rest(api).postBatch(namedFiles(TERM_DIR), spec());
     const batchId = created.id as string;
     const target = await waitFor(`the document of ${batchId} past step ${FAULT_AFTER_STEP}`, () => foldPast(batchId, FAULT_AFTER_STEP), START_TIMEOUT_MS, logs);
-    const signalled = Date.now();
     target.worker.signal('SIGTERM');
+    // Within the grace period: the poll's deadline is the bar.
+    await waitFor('the worker to exit after SIGTERM', () => target.worker.gone, GRACE_MS, () => target.worker.tail());
     const exit = await target.worker.exited;
     assert.equal(exit.code, 0, target.worker.tail());
-    assert.ok(Date.now() - signalled < GRACE_MS);
     assert.equal(target.worker.logged('stopping: checkpoint committed, job handed back', target.docId).length, 1, target.worker.tail());
 
     const job = await queues.documents.getJob(documentJobId(batchId, target.docId));
@@ -404,11 +403,11 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
   });
   /**
    * A private Redis this file may kill or flush: in-memory only, so a restart comes back empty.
-   * Null when redis-server is not installed.
+   * These tests need the redis-server binary (the machine's Redis package, as .ci/run assumes).
    */
-  async function privateRedis(name: string): Promise<{ url: string; start: () => Promise<AppProcess> } | null> {
+  async function privateRedis(name: string): Promise<{ url: string; start: () => Promise<AppProcess> }> {
     const version = new AppProcess('redis-version', 'redis-server', ['--version'], process.env);
-    if ((await version.exited).code !== 0) return null;
+    assert.equal((await version.exited).code, 0, 'redis-server is not on PATH: install Redis (apt-get install redis-server) to run the Redis restart and flush tests');
     const port = await freePort();
     const start = async (): Promise<AppProcess> => {
       const r = new AppProcess(name, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], process.env);
@@ -419,12 +418,8 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
     return { url: `redis://127.0.0.1:${port}`, start };
   }
 
-  it('a worker and the API carry on when Redis restarts: a batch enqueued afterwards completes', async (t) => {
+  it('a worker and the API carry on when Redis restarts: a batch enqueued afterwards completes', async () => {
     const redisPrivate = await privateRedis('redis-private');
-    if (!redisPrivate) {
-      t.skip('redis-server is not installed');
-      return;
-    }
     const { url, start: startRedis } = redisPrivate;
     let redisServer = await startRedis();
     const env = { ...sharedEnv, REDIS_URL: url, KVFOLD_STORE: s3.uri('e2e-reconnect') };
@@ -450,12 +445,8 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
     assert.equal(worker.logged('document folded').length, 1, 'the worker that lived through the restart folded it');
   });
 
-  it('Redis flushed mid-batch (FLUSHALL): status answers throughout, `kvfold batches recover` enqueues what was lost, completed documents are not folded again, results equal `kvfold run`', async (t) => {
+  it('Redis flushed mid-batch (FLUSHALL): status answers throughout, `kvfold batches recover` enqueues what was lost, completed documents are not folded again, results equal `kvfold run`', async () => {
     const redisPrivate = await privateRedis('redis-flush');
-    if (!redisPrivate) {
-      t.skip('redis-server is not installed');
-      return;
-    }
     await redisPrivate.start();
     const env = { ...sharedEnv, REDIS_URL: redisPrivate.url, KVFOLD_STORE: s3.uri('e2e-flush') };
     const base = await startApi('api-flush', env);
