@@ -1,9 +1,8 @@
 /**
  * The distributed commands: `kvfold enqueue | batches | status | results | cancel` talk to the REST API
- * (apps/api) over HTTP; `kvfold serve` starts that API as a child process. Apps never import each
- * other, so `serve` runs `apps/api/src/main.ts` (found relative to this file in the repository)
- * with the same Node and tsx as this CLI, passing --port/--host as KVFOLD_API_PORT/KVFOLD_API_HOST
- * and the rest of the environment (REDIS_URL, KVFOLD_STORE, KVFOLD_API_KEYS, ...) unchanged.
+ * (apps/api) over HTTP; `kvfold serve` runs that API in this process (apps/api's `runApi`), passing
+ * --port/--host as KVFOLD_API_PORT/KVFOLD_API_HOST and the rest of the environment (REDIS_URL,
+ * KVFOLD_STORE, KVFOLD_API_KEYS, ...) unchanged.
  *
  * Environment read here (and only here, through `distributedEnv`): KVFOLD_API_URL (default
  * http://127.0.0.1:8080) and KVFOLD_API_KEY, both overridden by --api and --api-key.
@@ -16,7 +15,6 @@ import { ApiClient, DEFAULT_API_URL, isTerminal } from '@kvfold/jobs';
 import type { BatchStatus, CreatedBatch } from '@kvfold/jobs';
 import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { runApp } from '../app-process.ts';
 import { CliError } from '../cli-error.ts';
 import { collect, nonNegativeInt, positiveInt } from '../options.ts';
 import { policyChoice } from '../fold-options.ts';
@@ -25,7 +23,7 @@ import { policyChoice } from '../fold-options.ts';
 export interface DistributedEnv {
   readonly apiUrl: string;
   readonly apiKey?: string;
-  /** Passed whole to `kvfold serve`'s child. */
+  /** Passed whole to the API that `kvfold serve` runs. */
   readonly all: Readonly<Record<string, string | undefined>>;
 }
 
@@ -232,9 +230,10 @@ async function cancel(env: DistributedEnv, batchId: string, opts: ApiOptions & {
   else process.stdout.write(`${answer.id} ${answer.state} (${answer.removed} waiting documents removed)\n`);
 }
 
-/** Runs the API in a child process until it exits or this process is told to stop. */
+/** Runs the API in this process (not a child: a supervisor's signals reach it directly) until it is told to stop. */
 async function serve(env: DistributedEnv, opts: { port?: number; host?: string }): Promise<void> {
-  await runApp('api', {
+  const { runApi } = await import('@kvfold/api');
+  await runApi({
     ...env.all,
     ...(opts.port !== undefined ? { KVFOLD_API_PORT: String(opts.port) } : {}),
     ...(opts.host !== undefined ? { KVFOLD_API_HOST: opts.host } : {}),
