@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { reportError } from './cli-error.ts';
 import { registerBench } from './commands/bench.ts';
+import { registerDemo } from './commands/demo.ts';
 import { registerDistributed } from './commands/distributed.ts';
 import { registerFold } from './commands/fold.ts';
 import { registerModels } from './commands/models.ts';
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
     .description('Fold documents longer than one forward pass through a frozen LLM, carrying the KV cache as the accumulator.')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
+  registerDemo(program);
   registerModels(program);
   registerFold(program);
   registerRun(program);
