@@ -56,11 +56,11 @@ test('kvfold demo folds a document with one needle, asks for it and gets it back
 test('kvfold demo prints what was asked, what came back, tokens, steps and peak memory', async () => {
   const r = await kvfold(['demo', '--tokens', '600', '--chunk-size', '128', '--dir', join(dir, 'text')]);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /^document  .*haystack-600\.txt: 600 tokens of filler words, one needle "KEY( n[0-9]+){8}" 30% of the way in$/m);
-  assert.match(r.stdout, /^asked     KEY$/m);
-  const answered = /^answered  ((?:n[0-9]+ ?){8})$/m.exec(r.stdout)?.[1];
+  assert.match(r.stdout, /^document {2}.*haystack-600\.txt: 600 tokens of filler words, one needle "KEY( n[0-9]+){8}" 30% of the way in$/m);
+  assert.match(r.stdout, /^asked {5}KEY$/m);
+  const answered = /^answered {2}((?:n[0-9]+ ?){8})$/m.exec(r.stdout)?.[1];
   assert.ok(answered, r.stdout);
   assert.match(r.stdout, new RegExp(`^expected  ${answered}  \\(exact match\\)$`, 'm'));
-  assert.match(r.stdout, /^folded    600 tokens in 5 steps of 128 in [0-9.]+ s/m);
-  assert.match(r.stdout, /^memory    peak RSS [0-9.]+ GiB this run; KV cache [0-9]+ MiB/m);
+  assert.match(r.stdout, /^folded {4}600 tokens in 5 steps of 128 in [0-9.]+ s/m);
+  assert.match(r.stdout, /^memory {4}peak RSS [0-9.]+ GiB this run; KV cache [0-9]+ MiB/m);
 });

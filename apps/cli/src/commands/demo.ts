@@ -6,7 +6,7 @@
  * path, asks `KEY`, and prints the question, the answer, the needle it must equal, tokens, steps and
  * peak memory. Run again, the document is already done and its stored answer is printed.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';

@@ -11,13 +11,19 @@ import { createWriteStream, openAsBlob } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { ApiClient, DEFAULT_API_URL, isTerminal } from '@kvfold/jobs';
+import type { ApiClient } from '@kvfold/jobs';
 import type { BatchStatus, CreatedBatch } from '@kvfold/jobs';
 import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { collect, nonNegativeInt, positiveInt } from '../options.ts';
 import { policyChoice } from '../fold-options.ts';
+
+/**
+ * @kvfold/jobs' DEFAULT_API_URL, written out so that the command tree loads without the jobs
+ * package (`kvfold --help` stays fast); startup.test.ts checks the two agree.
+ */
+export const DEFAULT_API_URL = 'http://127.0.0.1:8080';
 
 /** The variables these commands read. */
 export interface DistributedEnv {
@@ -105,7 +111,7 @@ async function enqueue(env: DistributedEnv, corpus: string[], opts: EnqueueOptio
   for (const path of corpus) {
     for await (const { file, name } of uploadEntries(path)) form.append('file', await openAsBlob(file), name);
   }
-  const created = await client(env, opts).createBatch(form);
+  const created = await (await client(env, opts)).createBatch(form);
   if (opts.json) {
     process.stdout.write(`${JSON.stringify(created)}\n`);
     return;
@@ -121,7 +127,8 @@ function printReport(created: CreatedBatch): void {
   process.stderr.write(`kvfold: batch ${created.id}: ${created.documents} documents, ${created.state}${again}\n`);
 }
 
-function client(env: DistributedEnv, opts: ApiOptions): ApiClient {
+async function client(env: DistributedEnv, opts: ApiOptions): Promise<ApiClient> {
+  const { ApiClient } = await import('@kvfold/jobs');
   const apiKey = opts.apiKey ?? env.apiKey;
   return new ApiClient({ baseUrl: opts.api ?? env.apiUrl, ...(apiKey ? { apiKey } : {}) });
 }
@@ -144,7 +151,8 @@ interface StatusOptions extends ApiOptions {
 }
 
 async function status(env: DistributedEnv, batchId: string, opts: StatusOptions): Promise<void> {
-  const api = client(env, opts);
+  const api = await client(env, opts);
+  const { isTerminal } = await import('@kvfold/jobs');
   const bar = opts.watch && !opts.json && process.stderr.isTTY === true ? progressBar() : undefined;
   let current = await api.status(batchId);
   for (;;) {
@@ -203,7 +211,7 @@ interface BatchesOptions extends ApiOptions {
 }
 
 async function batches(env: DistributedEnv, opts: BatchesOptions): Promise<void> {
-  const api = client(env, opts);
+  const api = await client(env, opts);
   let cursor = opts.cursor;
   for (;;) {
     const page = await api.listBatches({ ...(opts.limit ? { limit: opts.limit } : {}), ...(cursor ? { cursor } : {}) });
@@ -219,13 +227,13 @@ async function batches(env: DistributedEnv, opts: BatchesOptions): Promise<void>
 }
 
 async function results(env: DistributedEnv, batchId: string, opts: ApiOptions & { out?: string }): Promise<void> {
-  const body = await client(env, opts).results(batchId);
+  const body = await (await client(env, opts)).results(batchId);
   if (opts.out) await pipeline(body, createWriteStream(opts.out));
   else for await (const chunk of body) process.stdout.write(chunk);
 }
 
 async function cancel(env: DistributedEnv, batchId: string, opts: ApiOptions & { json?: boolean }): Promise<void> {
-  const answer = await client(env, opts).cancel(batchId);
+  const answer = await (await client(env, opts)).cancel(batchId);
   if (opts.json) process.stdout.write(`${JSON.stringify(answer)}\n`);
   else process.stdout.write(`${answer.id} ${answer.state} (${answer.removed} waiting documents removed)\n`);
 }

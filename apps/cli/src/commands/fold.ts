@@ -1,13 +1,10 @@
 /** `kvfold fold`: read a text, fold it through a model chunk by chunk, answer questions. */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { storeOptionsFromEnv } from '@kvfold/jobs';
-import { type Device, type LoadedModel, loadModel, unknownWarning } from '@kvfold/onnx';
-import { type FoldDocumentResult, foldDocument, foldResumable, type Query, resolvePolicy, type ResumableFoldResult } from '@kvfold/runner';
-import { checkStore, openStore } from '@kvfold/storage';
+import type { Device, LoadedModel } from '@kvfold/onnx';
+import type { FoldDocumentResult, Query, ResumableFoldResult } from '@kvfold/runner';
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
-import { cliEnv } from '../env.ts';
 import { addGenerationOptions, addPolicyOptions, type GenerationFlags, generationChoice, type PolicyFlags, parseCodec, policyChoice } from '../fold-options.ts';
 import { collect, nonNegativeInt, positiveInt } from '../options.ts';
 import { progressBar } from '../progress.ts';
@@ -56,6 +53,7 @@ export function registerFold(program: Command): void {
     generationChoice(opts); // refuses bad sampling flags before the model loads
     if ((opts.fresh || opts.reuse) && !opts.checkpoint) throw new CliError('--fresh and --reuse need --checkpoint <uri>');
     const text = await readInput(file);
+    const { loadModel } = await import('@kvfold/onnx');
     const model = await loadModel(opts.model, { device: opts.device, ...(opts.threads ? { threads: opts.threads } : {}) });
     try {
       await foldCommand(model, text, opts, choice, t0);
@@ -67,6 +65,7 @@ export function registerFold(program: Command): void {
 
 async function foldCommand(model: LoadedModel, text: string, opts: FoldOptions, choice: ReturnType<typeof policyChoice>, t0: number) {
   const loadMs = performance.now() - t0;
+  const [{ unknownWarning }, { foldDocument, foldResumable, resolvePolicy }] = await Promise.all([import('@kvfold/onnx'), import('@kvfold/runner')]);
   const t1 = performance.now();
   if (opts.chat && !model.tokenizer.hasChatTemplate) {
     throw new CliError(`--chat: model ${model.folder.dir} has no chat template (its tokenizer_config.json has no chat_template); drop --chat to ask the questions as plain text`);
@@ -105,6 +104,7 @@ async function foldCommand(model: LoadedModel, text: string, opts: FoldOptions, 
   };
   let result: FoldDocumentResult | ResumableFoldResult;
   if (opts.checkpoint) {
+    const [{ storeOptionsFromEnv }, { checkStore, openStore }, { cliEnv }] = await Promise.all([import('@kvfold/jobs'), import('@kvfold/storage'), import('../env.ts')]);
     const store = openStore(opts.checkpoint, storeOptionsFromEnv(cliEnv()));
     await checkStore(store);
     const resumable = await foldResumable({

@@ -1,14 +1,9 @@
 /** `kvfold run`: fold a whole corpus locally — filesystem store, in-process, no servers. */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { batchResultsKey, storeOptionsFromEnv } from '@kvfold/jobs';
 import type { Device } from '@kvfold/onnx';
-import { ModelCache, runLocal } from '@kvfold/runner';
-import { checkStore, openStore } from '@kvfold/storage';
 import { type Command, Option } from 'commander';
-import { cliEnv } from '../env.ts';
 import { addPolicyOptions, type PolicyFlags, parseCodec, policyChoice } from '../fold-options.ts';
-import { cliLogger } from '../logger.ts';
 import { collect, positiveInt } from '../options.ts';
 import { progressBar } from '../progress.ts';
 
@@ -55,6 +50,13 @@ export function registerRun(program: Command): void {
     .option('--json', 'print a JSON summary');
   addPolicyOptions(cmd).action(async (corpus: string[], opts: RunOptions) => {
     const choice = policyChoice(opts);
+    const [{ batchResultsKey, storeOptionsFromEnv }, { ModelCache, runLocal }, { checkStore, openStore }, { cliEnv }, { cliLogger }] = await Promise.all([
+      import('@kvfold/jobs'),
+      import('@kvfold/runner'),
+      import('@kvfold/storage'),
+      import('../env.ts'),
+      import('../logger.ts'),
+    ]);
     const env = cliEnv();
     const log = cliLogger(process.env.LOG_LEVEL ? env.LOG_LEVEL : undefined);
     const store = openStore(opts.store, storeOptionsFromEnv(env));
