@@ -1,21 +1,38 @@
 /**
  * `kvfold worker` and `kvfold serve` are the service themselves, not wrappers around a child: each
- * runs as a real process on real Redis and a real filesystem store, and the process table is read
- * (/proc) to find every process that carries the run's unique marker in its environment (children
- * inherit it, even once re-parented to PID 1).
+ * runs as a real process of the compiled binary (bin/kvfold.mjs, built first as `pnpm install`
+ * builds it) on real Redis and a real filesystem store, and the process table is read (/proc) to
+ * find every process that carries the run's unique marker in its environment (children inherit it,
+ * even once re-parented to PID 1). The compiled binary, not the sources: under tsx, a module not in
+ * tsx's cache yet is compiled by an esbuild service process, a child of its own.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { AppProcess, freePort, waitFor } from './e2e-support.ts';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
+const CLI = fileURLToPath(new URL('..', import.meta.url));
+const BIN = join(CLI, 'bin', 'kvfold.mjs');
 const START_TIMEOUT_MS = 60_000;
+
+/** What a process is, for failure messages: its pid, parent and command line. */
+async function describeProcesses(pids: readonly number[]): Promise<string> {
+  const lines = await Promise.all(
+    pids.map(async (pid) => {
+      const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'latin1').catch(() => '')).split('\0').join(' ').trim();
+      const ppid = (await readFile(`/proc/${pid}/stat`, 'latin1').catch(() => '')).split(') ')[1]?.split(' ')[1];
+      return `pid ${pid} (parent ${ppid}): ${cmdline}`;
+    }),
+  );
+  return lines.join('\n');
+}
 
 /** Pids of live processes whose environment holds `marker` (a process we may not read is not ours). */
 async function processesWith(marker: string): Promise<number[]> {
@@ -35,6 +52,7 @@ describe('kvfold worker and kvfold serve run in the process the user starts', ()
   const started: AppProcess[] = [];
 
   before(async () => {
+    await promisify(execFile)(process.execPath, ['build.mjs'], { cwd: CLI });
     dir = await mkdtemp(join(tmpdir(), 'kvfold-in-process-'));
   });
   after(async () => {
@@ -46,7 +64,7 @@ describe('kvfold worker and kvfold serve run in the process the user starts', ()
   async function start(command: string, readyMsg: string, env: NodeJS.ProcessEnv = {}): Promise<{ app: AppProcess; marker: string }> {
     const id = randomUUID();
     const marker = `KVFOLD_TEST_MARKER=${id}`;
-    const app = new AppProcess(`kvfold ${command}`, process.execPath, ['--import', 'tsx', MAIN, command], {
+    const app = new AppProcess(`kvfold ${command}`, process.execPath, [BIN, command], {
       ...process.env,
       REDIS_URL,
       KVFOLD_QUEUE_PREFIX: `{in-process-${id}}`,
@@ -69,7 +87,8 @@ describe('kvfold worker and kvfold serve run in the process the user starts', ()
   for (const { command, ready, env } of services) {
     test(`kvfold ${command} is one process: SIGKILL of it leaves no process behind`, async () => {
       const { app, marker } = await start(command, ready, await env());
-      assert.deepEqual(await processesWith(marker), [app.pid], `kvfold ${command} is the only process of its run (no wrapper child)`);
+      const running = await processesWith(marker);
+      assert.deepEqual(running, [app.pid], `kvfold ${command} is the only process of its run (no wrapper child):\n${await describeProcesses(running)}`);
       app.signal('SIGKILL');
       assert.deepEqual(await app.exited, { code: null, signal: 'SIGKILL' });
       assert.deepEqual(await processesWith(marker), [], `no process of kvfold ${command} outlives it`);
