@@ -1,8 +1,9 @@
 /**
- * @kvfold/api: the REST service's app factory and configuration. Apps never import each other;
- * this entry exists for embedding the service in infrastructure code and tests.
+ * @kvfold/api: the REST service (runApi, which `kvfold serve` runs in its own process), its app
+ * factory and configuration, for embedding the service in infrastructure code and tests.
  */
 export { buildApi } from './app.ts';
+export { runApi } from './serve.ts';
 export type { ApiDeps, ApiLimits } from './app.ts';
 export { ApiEnvSchema, loadApiEnv } from './env.ts';
 export type { ApiEnv } from './env.ts';

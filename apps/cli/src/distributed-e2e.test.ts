@@ -2,8 +2,8 @@
  * The distributed system end to end, on real parts: Redis (REDIS_URL), an S3-protocol server on
  * loopback (s3rver), the REST API started with `kvfold serve`, and queue workers as separate
  * processes folding with tiny-llama. Workers run as `node --import tsx apps/worker/src/main.ts`,
- * the process `kvfold worker` starts, because SIGKILL and SIGSTOP must reach the worker itself
- * (`kvfold worker` forwards SIGTERM but nothing can forward those two).
+ * which runs the same function `kvfold worker` runs in its own process (in-process.test.ts), so
+ * SIGKILL and SIGSTOP reach the worker itself.
  *
  * What it proves: one corpus (a folder, a .tar.gz and a .zip) enqueued through REST and again
  * through the CLI is one batch; a worker killed mid-fold loses nothing (its job is recovered as

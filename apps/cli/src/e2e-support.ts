@@ -10,7 +10,13 @@ import { createServer } from 'node:net';
 import assert from 'node:assert/strict';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { APP_MAINS } from './app-process.ts';
+import { fileURLToPath } from 'node:url';
+
+/** The entry files of apps/api and apps/worker, the processes `kvfold serve` and `kvfold worker` are. */
+export const APP_MAINS = {
+  api: fileURLToPath(new URL('../../api/src/main.ts', import.meta.url)),
+  worker: fileURLToPath(new URL('../../worker/src/main.ts', import.meta.url)),
+} as const;
 
 const run = promisify(execFile);
 

@@ -2,10 +2,24 @@
  * The batch settings as flags. The zod `BatchSpec` (packages/jobs/src/batch-spec.ts) is the one
  * definition of what a batch can be asked; `SETTING_FLAGS` gives each of its fields the flags that
  * set it (the `satisfies` clause stops a field from existing without them), and `addSettingOptions`
- * registers those flags, with the schema's defaults, on `fold`, `run` and `enqueue` alike. What the
- * flags say becomes a spec through `settingsFromFlags`, and the schema checks it.
+ * registers those flags, with the schema's defaults (its plain constants, `@kvfold/jobs/defaults`, so
+ * `kvfold --help` starts without zod), on `fold`, `run` and `enqueue` alike. What the flags say
+ * becomes a spec through `settingsFromFlags`, and the schema checks it.
  */
-import { BatchSpec, type BatchSpecInput, DEFAULT_STREAMING_SINK, type FoldPolicy, type KvStorage, Sampling } from '@kvfold/jobs';
+import type { BatchSpecInput, FoldPolicy, KvStorage, Sampling } from '@kvfold/jobs/contract';
+import {
+  DEFAULT_CHECKPOINT_EVERY,
+  DEFAULT_CHUNK_SIZE,
+  DEFAULT_GROUPING,
+  DEFAULT_KV,
+  DEFAULT_KV_CODEC,
+  DEFAULT_MAX_NEW_TOKENS,
+  DEFAULT_MAX_TOKENS_PER_DOCUMENT,
+  DEFAULT_STREAMING_SINK,
+  GROUPINGS,
+  KV_CODECS,
+  KV_STORAGES,
+} from '@kvfold/jobs/defaults';
 import type { PolicyChoice } from '@kvfold/runner';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { CliError } from './cli-error.ts';
@@ -67,23 +81,17 @@ export interface SettingFlags {
   group: 'file' | 'directory';
 }
 
-/** The schema's default of a field (what a spec that leaves it out gets). */
-function schemaDefault(field: SettingField): unknown {
-  return BatchSpec.shape[field].parse(undefined);
-}
-
 /** The options of one field, with the schema's defaults. */
 function optionsOf(field: SettingField, model: ModelFlag): Option[] {
-  const d = <T>() => schemaDefault(field) as T;
   switch (field) {
     case 'model':
       return [new Option(model.flags, model.help).makeOptionMandatory()];
     case 'queries':
       return [new Option('--ask <text>', 'a question to answer from the folded state (repeatable)').argParser(collect).default([])];
     case 'chunkSize':
-      return [new Option('--chunk-size <n>', 'tokens per fold step').argParser(positiveInt('--chunk-size')).default(d())];
+      return [new Option('--chunk-size <n>', 'tokens per fold step').argParser(positiveInt('--chunk-size')).default(DEFAULT_CHUNK_SIZE)];
     case 'checkpointEvery':
-      return [new Option('--checkpoint-every <n>', 'fold steps between checkpoints').argParser(positiveInt('--checkpoint-every')).default(d())];
+      return [new Option('--checkpoint-every <n>', 'fold steps between checkpoints').argParser(positiveInt('--checkpoint-every')).default(DEFAULT_CHECKPOINT_EVERY)];
     case 'policy':
       return [
         new Option('--policy <policy>', 'what the KV accumulator keeps').choices(['full', 'streaming']).default('full'),
@@ -91,11 +99,11 @@ function optionsOf(field: SettingField, model: ModelFlag): Option[] {
         new Option('--window <n>', 'streaming: most recent tokens kept').argParser(positiveInt('--window')),
       ];
     case 'kv':
-      return [new Option('--kv <dtype>', 'KV values while folding: as the model produces them, or rounded through int8 with per-channel scales (full policy)').choices(['f32', 'int8']).default(d())];
+      return [new Option('--kv <dtype>', 'KV values while folding: as the model produces them, or rounded through int8 with per-channel scales (full policy)').choices(KV_STORAGES).default(DEFAULT_KV)];
     case 'kvCodec':
-      return [new Option('--kv-codec <codec>', 'checkpoint codec: f32 (lossless for float32 models), f16 or int8').choices(['f32', 'f16', 'int8']).default(d())];
+      return [new Option('--kv-codec <codec>', 'checkpoint codec: f32 (lossless for float32 models), f16 or int8').choices(KV_CODECS).default(DEFAULT_KV_CODEC)];
     case 'maxNewTokens':
-      return [new Option('--max-new-tokens <n>', 'tokens to generate per answer (0: fold only)').argParser(nonNegativeInt('--max-new-tokens')).default(d())];
+      return [new Option('--max-new-tokens <n>', 'tokens to generate per answer (0: fold only)').argParser(nonNegativeInt('--max-new-tokens')).default(DEFAULT_MAX_NEW_TOKENS)];
     case 'sampling':
       return [
         new Option('--temperature <t>', 'sample answers at this temperature (> 0) instead of taking the most likely token').argParser(number('--temperature')),
@@ -106,13 +114,13 @@ function optionsOf(field: SettingField, model: ModelFlag): Option[] {
     case 'stop':
       return [new Option('--stop <text>', 'end an answer before this text (repeatable)').argParser(collect).default([])];
     case 'maxTokensPerDocument':
-      return [new Option('--max-tokens-per-document <n>', 'documents longer than this fail alone, before folding').argParser(positiveInt('--max-tokens-per-document')).default(d())];
+      return [new Option('--max-tokens-per-document <n>', 'documents longer than this fail alone, before folding').argParser(positiveInt('--max-tokens-per-document')).default(DEFAULT_MAX_TOKENS_PER_DOCUMENT)];
     case 'chatTemplate':
       return [new Option('--chat', "wrap each question in the model's chat template")];
     case 'keepFinalState':
       return [new Option('--keep-final', 'keep each final KV state for later questions (fold once, ask many)')];
     case 'grouping':
-      return [new Option('--group <grouping>', 'one document per file, or per top-level directory with path headers').choices([...BatchSpec.shape.grouping.unwrap().options]).default(d())];
+      return [new Option('--group <grouping>', 'one document per file, or per top-level directory with path headers').choices(GROUPINGS).default(DEFAULT_GROUPING)];
   }
 }
 
@@ -144,7 +152,7 @@ export function policyChoice(flags: Pick<SettingFlags, 'policy' | 'sink' | 'wind
 }
 
 /** Sampling as the flags ask for it; absent (greedy) without --temperature. */
-export function samplingOf(flags: Pick<SettingFlags, 'temperature' | 'topK' | 'topP' | 'seed'>): Sampling | undefined {
+export async function samplingOf(flags: Pick<SettingFlags, 'temperature' | 'topK' | 'topP' | 'seed'>): Promise<Sampling | undefined> {
   if (flags.temperature === undefined) {
     const stray = (['topK', 'topP', 'seed'] as const).filter((k) => flags[k] !== undefined);
     if (stray.length) throw new CliError(`${stray.map((k) => FLAG_OF[k]).join(', ')} sample answers: add --temperature T (> 0)`);
@@ -156,6 +164,7 @@ export function samplingOf(flags: Pick<SettingFlags, 'temperature' | 'topK' | 't
     ...(flags.topK !== undefined ? { topK: flags.topK } : {}),
     ...(flags.topP !== undefined ? { topP: flags.topP } : {}),
   };
+  const { Sampling } = await import('@kvfold/jobs/contract');
   const checked = Sampling.safeParse(sampling);
   if (!checked.success) {
     const issue = checked.error.issues[0];
@@ -171,8 +180,8 @@ const FLAG_OF = { topK: '--top-k', topP: '--top-p', seed: '--seed', temperature:
  * The batch settings the flags say, checked by the schema; a value the schema refuses is an error
  * naming its flag. `model` is given as the caller resolved it (a path made absolute, or a URI).
  */
-export function settingsFromFlags(flags: SettingFlags, model: string): Omit<BatchSpecInput, 'corpus'> {
-  const sampling = samplingOf(flags);
+export async function settingsFromFlags(flags: SettingFlags, model: string): Promise<Omit<BatchSpecInput, 'corpus'>> {
+  const sampling = await samplingOf(flags);
   const settings = {
     model,
     queries: flags.ask,
@@ -189,6 +198,7 @@ export function settingsFromFlags(flags: SettingFlags, model: string): Omit<Batc
     keepFinalState: flags.keepFinal === true,
     grouping: flags.group,
   } satisfies Record<Exclude<SettingField, 'sampling'>, unknown> & Omit<BatchSpecInput, 'corpus'>;
+  const { BatchSpec } = await import('@kvfold/jobs/contract');
   const checked = BatchSpec.omit({ corpus: true }).safeParse(settings);
   if (!checked.success) {
     const issue = checked.error.issues[0];

@@ -1,7 +1,13 @@
-/** The `kvfold` command tree. Each command lives in commands/ and calls into the packages. */
+/**
+ * The `kvfold` command tree. Each command lives in commands/ and calls into the packages; a
+ * command's modules are imported inside its action, so building the tree (and `kvfold --help`)
+ * loads only commander and the option parsers.
+ */
 import { Command, CommanderError } from 'commander';
+import cliPackage from '../package.json' with { type: 'json' };
 import { reportError } from './cli-error.ts';
 import { registerBench } from './commands/bench.ts';
+import { registerDemo } from './commands/demo.ts';
 import { registerDistributed } from './commands/distributed.ts';
 import { registerFold } from './commands/fold.ts';
 import { registerModels } from './commands/models.ts';
@@ -13,8 +19,10 @@ import { registerDrift } from './commands/drift.ts';
 export function buildProgram(): Command {
   const program = new Command('kvfold')
     .description('Fold documents longer than one forward pass through a frozen LLM, carrying the KV cache as the accumulator.')
+    .version(cliPackage.version, '-V, --version', 'print the version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
+  registerDemo(program);
   registerModels(program);
   registerFold(program);
   registerRun(program);

@@ -8,8 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { type BenchCase, type BenchModel, DEFAULT_CASES, type DeviceCheckRow, deviceCheck, type EngineMeasurement, type EngineRunOptions, measureEngine, runEngineBench } from '@kvfold/bench';
-import { modelSpec, writeModelFolder } from '@kvfold/model-zoo';
+import type { BenchCase, BenchModel, DeviceCheckRow, EngineMeasurement, EngineRunOptions } from '@kvfold/bench';
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { parseTokenCount, positiveInt } from '../options.ts';
@@ -47,6 +46,7 @@ export function registerEngineBench(bench: Command): void {
     .requiredOption('--threads <n>', '', positiveInt('--threads'))
     .action(async (o: { model: string; tokens: number; chunkSize: number; engine: string; threads: number }) => {
       if (o.engine !== 'kvfold' && o.engine !== 'plain') throw new CliError(`--engine must be kvfold or plain, got "${o.engine}"`);
+      const { measureEngine } = await import('@kvfold/bench');
       const m = await measureEngine({ modelDir: o.model, tokens: o.tokens, chunkSize: o.chunkSize, engine: o.engine, threads: o.threads });
       process.stdout.write(`${JSON.stringify(m)}\n`);
     });
@@ -61,6 +61,7 @@ function parseCases(value: string): BenchCase[] {
 }
 
 async function runBench(opts: EngineBenchFlags): Promise<void> {
+  const [{ DEFAULT_CASES, runEngineBench }, { modelSpec, writeModelFolder }] = await Promise.all([import('@kvfold/bench'), import('@kvfold/model-zoo')]);
   const cases = opts.cases ? parseCases(opts.cases) : DEFAULT_CASES;
   const scratch = opts.modelsDir ? null : await mkdtemp(join(tmpdir(), 'kvfold-bench-engine-'));
   const modelsDir = opts.modelsDir ? resolve(opts.modelsDir) : (scratch as string);
@@ -126,6 +127,7 @@ export function registerDeviceBench(bench: Command): void {
     .action(async (o: DeviceFlags) => {
       if (o.device !== 'cpu' && o.device !== 'webgpu' && o.device !== 'cuda') throw new CliError(`--device must be cpu, webgpu or cuda, got "${o.device}"`);
       const cases = parseCases(o.cases);
+      const [{ deviceCheck }, { modelSpec, writeModelFolder }] = await Promise.all([import('@kvfold/bench'), import('@kvfold/model-zoo')]);
       const scratch = o.modelsDir ? null : await mkdtemp(join(tmpdir(), 'kvfold-bench-device-'));
       const dir = o.modelsDir ? resolve(o.modelsDir) : (scratch as string);
       try {

@@ -6,9 +6,7 @@ import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { tinyLlamaSpec, writeModelFolder } from '@kvfold/model-zoo';
-import { loadModel } from '@kvfold/onnx';
-import { type FoldMeasurement, measureFold, vocabularyText } from '@kvfold/bench';
+import type { FoldMeasurement } from '@kvfold/bench';
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { list, parseTokenCount, positiveInt } from '../options.ts';
@@ -57,6 +55,7 @@ export function registerBench(program: Command): void {
     .requiredOption('--chunk-size <n>', '', positiveInt('--chunk-size'))
     .option('--threads <n>', '', positiveInt('--threads'))
     .action(async (opts: { model: string; tokens: number; chunkSize: number; threads?: number }) => {
+      const [{ loadModel }, { measureFold }] = await Promise.all([import('@kvfold/onnx'), import('@kvfold/bench')]);
       const model = await loadModel(opts.model, opts.threads ? { threads: opts.threads } : {});
       try {
         const m = await measureFold(model, opts.tokens, opts.chunkSize);
@@ -72,6 +71,7 @@ interface Row extends FoldMeasurement {
 }
 
 async function runFoldBench(opts: BenchOptions): Promise<void> {
+  const [{ tinyLlamaSpec, writeModelFolder }, { loadModel }] = await Promise.all([import('@kvfold/model-zoo'), import('@kvfold/onnx')]);
   let modelDir = opts.model ? resolve(opts.model) : '';
   let scratch: string | null = null;
   if (!modelDir) {
@@ -184,6 +184,7 @@ function foldChild(args: string[]): Promise<FoldRun> {
 }
 
 async function runCheckpointBench(opts: CheckpointBenchOptions): Promise<void> {
+  const [{ tinyLlamaSpec, writeModelFolder }, { loadModel }, { vocabularyText }] = await Promise.all([import('@kvfold/model-zoo'), import('@kvfold/onnx'), import('@kvfold/bench')]);
   const scratch = await mkdtemp(join(tmpdir(), 'kvfold-bench-ckpt-'));
   try {
     const modelDir = opts.model ? resolve(opts.model) : join(scratch, 'tiny-llama');

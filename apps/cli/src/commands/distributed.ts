@@ -1,9 +1,8 @@
 /**
  * The distributed commands: `kvfold enqueue | batches [recover] | status | results | cancel | retry` talk to the REST API
- * (apps/api) over HTTP; `kvfold serve` starts that API as a child process. Apps never import each
- * other, so `serve` runs `apps/api/src/main.ts` (found relative to this file in the repository)
- * with the same Node and tsx as this CLI, passing --port/--host as KVFOLD_API_PORT/KVFOLD_API_HOST
- * and the rest of the environment (REDIS_URL, KVFOLD_STORE, KVFOLD_API_KEYS, ...) unchanged.
+ * (apps/api) over HTTP; `kvfold serve` runs that API in this process (apps/api's `runApi`), passing
+ * --port/--host as KVFOLD_API_PORT/KVFOLD_API_HOST and the rest of the environment (REDIS_URL,
+ * KVFOLD_STORE, KVFOLD_API_KEYS, ...) unchanged.
  *
  * Environment read here (and only here, through `distributedEnv`): KVFOLD_API_URL (default
  * http://127.0.0.1:8080) and KVFOLD_API_KEY, both overridden by --api and --api-key.
@@ -12,20 +11,25 @@ import { createWriteStream, openAsBlob } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { ApiClient, DEFAULT_API_URL, isTerminal } from '@kvfold/jobs';
+import type { ApiClient } from '@kvfold/jobs';
 import type { BatchStatus, CreatedBatch } from '@kvfold/jobs';
 import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError } from 'commander';
-import { runApp } from '../app-process.ts';
 import { CliError } from '../cli-error.ts';
 import { positiveInt } from '../options.ts';
 import { addSettingOptions, type SettingFlags, settingsFromFlags } from '../fold-options.ts';
+
+/**
+ * @kvfold/jobs' DEFAULT_API_URL, written out so that the command tree loads without the jobs
+ * package (`kvfold --help` stays fast); startup.test.ts checks the two agree.
+ */
+export const DEFAULT_API_URL = 'http://127.0.0.1:8080';
 
 /** The variables these commands read. */
 export interface DistributedEnv {
   readonly apiUrl: string;
   readonly apiKey?: string;
-  /** Passed whole to `kvfold serve`'s child. */
+  /** Passed whole to the API that `kvfold serve` runs. */
   readonly all: Readonly<Record<string, string | undefined>>;
 }
 
@@ -73,13 +77,13 @@ async function enqueue(env: DistributedEnv, corpus: string[], opts: EnqueueOptio
     (s) => (s.isDirectory() ? resolve(opts.model) : opts.model),
     () => opts.model,
   );
-  const spec = settingsFromFlags(opts, model);
+  const spec = await settingsFromFlags(opts, model);
   const form = new FormData();
   form.append('spec', JSON.stringify(spec));
   for (const path of corpus) {
     for await (const { file, name } of uploadEntries(path)) form.append('file', await openAsBlob(file), name);
   }
-  const created = await client(env, opts).createBatch(form);
+  const created = await (await client(env, opts)).createBatch(form);
   if (opts.json) {
     process.stdout.write(`${JSON.stringify(created)}\n`);
     return;
@@ -95,7 +99,8 @@ function printReport(created: CreatedBatch): void {
   process.stderr.write(`kvfold: batch ${created.id}: ${created.documents} documents, ${created.state}${again}\n`);
 }
 
-function client(env: DistributedEnv, opts: ApiOptions): ApiClient {
+async function client(env: DistributedEnv, opts: ApiOptions): Promise<ApiClient> {
+  const { ApiClient } = await import('@kvfold/jobs');
   const apiKey = opts.apiKey ?? env.apiKey;
   return new ApiClient({ baseUrl: opts.api ?? env.apiUrl, ...(apiKey ? { apiKey } : {}) });
 }
@@ -118,7 +123,8 @@ interface StatusOptions extends ApiOptions {
 }
 
 async function status(env: DistributedEnv, batchId: string, opts: StatusOptions): Promise<void> {
-  const api = client(env, opts);
+  const api = await client(env, opts);
+  const { isTerminal } = await import('@kvfold/jobs');
   const bar = opts.watch && !opts.json && process.stderr.isTTY === true ? progressBar() : undefined;
   let current = await api.status(batchId);
   for (;;) {
@@ -177,7 +183,7 @@ interface BatchesOptions extends ApiOptions {
 }
 
 async function batches(env: DistributedEnv, opts: BatchesOptions): Promise<void> {
-  const api = client(env, opts);
+  const api = await client(env, opts);
   let cursor = opts.cursor;
   for (;;) {
     const page = await api.listBatches({ ...(opts.limit ? { limit: opts.limit } : {}), ...(cursor ? { cursor } : {}) });
@@ -193,25 +199,25 @@ async function batches(env: DistributedEnv, opts: BatchesOptions): Promise<void>
 }
 
 async function results(env: DistributedEnv, batchId: string, opts: ApiOptions & { out?: string }): Promise<void> {
-  const body = await client(env, opts).results(batchId);
+  const body = await (await client(env, opts)).results(batchId);
   if (opts.out) await pipeline(body, createWriteStream(opts.out));
   else for await (const chunk of body) process.stdout.write(chunk);
 }
 
 async function cancel(env: DistributedEnv, batchId: string, opts: ApiOptions & { json?: boolean }): Promise<void> {
-  const answer = await client(env, opts).cancel(batchId);
+  const answer = await (await client(env, opts)).cancel(batchId);
   if (opts.json) process.stdout.write(`${JSON.stringify(answer)}\n`);
   else process.stdout.write(`${answer.id} ${answer.state} (${answer.removed} waiting documents removed)\n`);
 }
 
 async function retry(env: DistributedEnv, batchId: string, opts: ApiOptions & { json?: boolean }): Promise<void> {
-  const answer = await client(env, opts).retry(batchId);
+  const answer = await (await client(env, opts)).retry(batchId);
   if (opts.json) process.stdout.write(`${JSON.stringify(answer)}\n`);
   else process.stdout.write(`${answer.id} ${answer.state} (${answer.requeued} documents enqueued again)\n`);
 }
 
 async function recover(env: DistributedEnv, opts: ApiOptions & { json?: boolean }): Promise<void> {
-  const report = await client(env, opts).recover();
+  const report = await (await client(env, opts)).recover();
   if (opts.json) {
     process.stdout.write(`${JSON.stringify(report)}\n`);
     return;
@@ -220,9 +226,10 @@ async function recover(env: DistributedEnv, opts: ApiOptions & { json?: boolean 
   process.stderr.write(`kvfold: ${report.rebuilt} batches rebuilt from the store, ${report.requeued.length} enqueued again\n`);
 }
 
-/** Runs the API in a child process until it exits or this process is told to stop. */
+/** Runs the API in this process (not a child: a supervisor's signals reach it directly) until it is told to stop. */
 async function serve(env: DistributedEnv, opts: { port?: number; host?: string }): Promise<void> {
-  await runApp('api', {
+  const { runApi } = await import('@kvfold/api');
+  await runApi({
     ...env.all,
     ...(opts.port !== undefined ? { KVFOLD_API_PORT: String(opts.port) } : {}),
     ...(opts.host !== undefined ? { KVFOLD_API_HOST: opts.host } : {}),

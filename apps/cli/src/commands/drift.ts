@@ -1,10 +1,15 @@
 /** `kvfold drift`: per-step drift between folded and single-pass logits (max abs and KL). */
 import type { KvStorage } from '@kvfold/fold-core';
-import { type Device, loadModel } from '@kvfold/onnx';
-import { DEFAULT_REFERENCE_LIMIT_MIB, driftDocument, driftMarkdown, measureDrift, modelDims, niahModel, writeDrift } from '@kvfold/bench';
+import type { Device } from '@kvfold/onnx';
 import { type Command, InvalidArgumentError } from 'commander';
 import { nonNegativeInt, parseTokenCount, positiveInt } from '../options.ts';
 import { progressBar } from '../progress.ts';
+
+/**
+ * @kvfold/bench's DEFAULT_REFERENCE_LIMIT_MIB, written out so that the command tree loads without
+ * the bench package (`kvfold --help` stays fast); startup.test.ts checks the two agree.
+ */
+export const DEFAULT_REFERENCE_LIMIT_MIB = 4096;
 
 interface DriftOptions {
   model: string;
@@ -34,6 +39,7 @@ export function registerDrift(program: Command): void {
     .option('--threads <n>', 'ONNX Runtime intra-op threads', positiveInt('--threads'))
     .option('--json', 'print the result as JSON instead of the table')
     .action(async (opts: DriftOptions) => {
+      const [{ loadModel }, { driftDocument, driftMarkdown, measureDrift, modelDims, niahModel, writeDrift }] = await Promise.all([import('@kvfold/onnx'), import('@kvfold/bench')]);
       const loaded = await loadModel(opts.model, { device: opts.device, ...(opts.threads ? { threads: opts.threads } : {}) });
       try {
         const tokens = driftDocument(niahModel(loaded), opts.length, opts.seed);

@@ -1,13 +1,10 @@
 /** `kvfold fold`: read a text, fold it through a model chunk by chunk, answer questions. */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { storeOptionsFromEnv } from '@kvfold/jobs';
-import { type Device, type LoadedModel, loadModel, unknownWarning } from '@kvfold/onnx';
-import { type FoldDocumentResult, foldDocument, foldResumable, type Query, resolvePolicy, type ResumableFoldResult } from '@kvfold/runner';
-import { checkStore, openStore } from '@kvfold/storage';
+import type { Device, LoadedModel } from '@kvfold/onnx';
+import type { FoldDocumentResult, Query, ResumableFoldResult } from '@kvfold/runner';
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
-import { cliEnv } from '../env.ts';
 import { addSettingOptions, policyChoice, type SettingFlags, samplingOf } from '../fold-options.ts';
 import { positiveInt } from '../options.ts';
 import { progressBar } from '../progress.ts';
@@ -42,9 +39,10 @@ export function registerFold(program: Command): void {
   cmd.action(async (file: string, opts: FoldOptions) => {
     const t0 = performance.now();
     const choice = policyChoice(opts);
-    samplingOf(opts); // refuses bad sampling flags before the model loads
+    await samplingOf(opts); // refuses bad sampling flags before the model loads
     if ((opts.fresh || opts.reuse) && !opts.checkpoint) throw new CliError('--fresh and --reuse need --checkpoint <uri>');
     const text = await readInput(file);
+    const { loadModel } = await import('@kvfold/onnx');
     const model = await loadModel(opts.model, { device: opts.device, ...(opts.threads ? { threads: opts.threads } : {}) });
     try {
       await foldCommand(model, text, opts, choice, t0);
@@ -56,6 +54,7 @@ export function registerFold(program: Command): void {
 
 async function foldCommand(model: LoadedModel, text: string, opts: FoldOptions, choice: ReturnType<typeof policyChoice>, t0: number) {
   const loadMs = performance.now() - t0;
+  const [{ unknownWarning }, { foldDocument, foldResumable, resolvePolicy }] = await Promise.all([import('@kvfold/onnx'), import('@kvfold/runner')]);
   const t1 = performance.now();
   if (opts.chat && !model.tokenizer.hasChatTemplate) {
     throw new CliError(`--chat: model ${model.folder.dir} has no chat template (its tokenizer_config.json has no chat_template); drop --chat to ask the questions as plain text`);
@@ -86,7 +85,7 @@ async function foldCommand(model: LoadedModel, text: string, opts: FoldOptions, 
     maxNewTokens: opts.maxNewTokens,
     stopTokens: model.stopTokens,
     decode: (ids: readonly number[]) => model.tokenizer.decode(ids),
-    ...generationOf(opts),
+    ...(await generationOf(opts)),
     nll: opts.nll === true,
     policy,
     onStep: (s: { step: number; tokens: number }) =>
@@ -94,6 +93,7 @@ async function foldCommand(model: LoadedModel, text: string, opts: FoldOptions, 
   };
   let result: FoldDocumentResult | ResumableFoldResult;
   if (opts.checkpoint) {
+    const [{ storeOptionsFromEnv }, { checkStore, openStore }, { cliEnv }] = await Promise.all([import('@kvfold/jobs'), import('@kvfold/storage'), import('../env.ts')]);
     const store = openStore(opts.checkpoint, storeOptionsFromEnv(cliEnv()));
     await checkStore(store);
     const resumable = await foldResumable({
@@ -159,8 +159,8 @@ async function foldCommand(model: LoadedModel, text: string, opts: FoldOptions, 
   for (const a of result.answers) process.stdout.write(`Q: ${a.query}\nA: ${a.text}\n`);
 }
 
-function generationOf(opts: FoldOptions) {
-  const sampling = samplingOf(opts);
+async function generationOf(opts: FoldOptions) {
+  const sampling = await samplingOf(opts);
   return { ...(sampling ? { sampling } : {}), ...(opts.stop.length ? { stopStrings: opts.stop } : {}) };
 }
 

@@ -1,11 +1,14 @@
 /** `kvfold models build|import|list|push`: build the zoo's models, or import a checkpoint, as ONNX folders. */
-import { storeOptionsFromEnv } from '@kvfold/jobs';
-import { type ImportDtype, MODEL_NAMES, importCheckpoint, modelSpec, writeModelFolder } from '@kvfold/model-zoo';
-import { pushModel } from '@kvfold/runner';
-import { cliEnv } from '../env.ts';
+import type { ImportDtype } from '@kvfold/model-zoo';
 import { type Command, Option } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { nonNegativeInt } from '../options.ts';
+
+/**
+ * The model-zoo's MODEL_NAMES, written out so that the command tree loads without the model zoo
+ * (`kvfold --help` stays fast); startup.test.ts checks the two agree.
+ */
+export const MODEL_NAMES = ['tiny-llama', 'recall', 'kv-heavy'] as const;
 
 export function registerModels(program: Command): void {
   const models = program.command('models').description('build, import, list and push model folders');
@@ -22,6 +25,7 @@ export function registerModels(program: Command): void {
       if (!(MODEL_NAMES as readonly string[]).includes(name)) {
         throw new CliError(`unknown model "${name}": choose one of ${MODEL_NAMES.join(', ')}`);
       }
+      const { modelSpec, writeModelFolder } = await import('@kvfold/model-zoo');
       const started = performance.now();
       const spec = modelSpec(name, opts.seed === undefined ? {} : { seed: opts.seed });
       const written = await writeModelFolder(spec, opts.out, { positionIds: opts.positionIds, kvDtype: opts.kvDtype });
@@ -37,6 +41,7 @@ export function registerModels(program: Command): void {
     .addOption(new Option('--dtype <dtype>', 'how the weights are stored: f32, or f16 (half the size on disk; ONNX Runtime holds them as float32 once loaded)').choices(['f32', 'f16']).default('f32'))
     .option('--json', 'print the result as JSON')
     .action(async (checkpoint: string, opts: { out: string; dtype: ImportDtype; json?: boolean }) => {
+      const { importCheckpoint } = await import('@kvfold/model-zoo');
       const started = performance.now();
       const tty = process.stderr.isTTY === true && !opts.json;
       const result = await importCheckpoint(checkpoint, opts.out, {
@@ -59,6 +64,7 @@ export function registerModels(program: Command): void {
     .argument('<uri>', 'destination, e.g. s3://bucket/models/tiny-llama')
     .option('--json', 'print the result as JSON')
     .action(async (dir: string, uri: string, opts: { json?: boolean }) => {
+      const [{ storeOptionsFromEnv }, { pushModel }, { cliEnv }] = await Promise.all([import('@kvfold/jobs'), import('@kvfold/runner'), import('../env.ts')]);
       const started = performance.now();
       const { files, bytes, fingerprint } = await pushModel(dir, uri, storeOptionsFromEnv(cliEnv()));
       const ms = Math.round(performance.now() - started);
@@ -68,7 +74,8 @@ export function registerModels(program: Command): void {
   models
     .command('list')
     .description('list the models `models build` knows')
-    .action(() => {
+    .action(async () => {
+      const { modelSpec } = await import('@kvfold/model-zoo');
       for (const name of MODEL_NAMES) process.stdout.write(`${name}\t${modelSpec(name).description}\n`);
     });
 }

@@ -1,9 +1,9 @@
 /** `kvfold niah`: needle-in-a-haystack exact match over lengths x depths x chunk sizes. */
 import type { KvStorage, PolicySpec } from '@kvfold/fold-core';
-import { type Device, loadModel } from '@kvfold/onnx';
+import type { Device } from '@kvfold/onnx';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { checkGrid, gridOfTrials, type NiahGrid, type NiahRun, niahModel, openResults, prepareNiah, readResults, RESULTS_FILE, runNiah, summaryText, writeReport } from '@kvfold/bench';
+import type { NiahGrid, NiahRun } from '@kvfold/bench';
 import { type Command, InvalidArgumentError } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { list, nonNegativeInt, parseTokenCount, positiveInt } from '../options.ts';
@@ -62,6 +62,7 @@ export function registerNiah(program: Command): void {
     .requiredOption('--out <dir>', 'folder for results.jsonl, report.md and the heatmaps')
     .option('--json', 'print a JSON summary instead of the table')
     .action(async (opts: NiahOptions) => {
+      const [{ loadModel }, { checkGrid, niahModel, openResults, prepareNiah, runNiah, summaryText, writeReport }] = await Promise.all([import('@kvfold/onnx'), import('@kvfold/bench')]);
       const policy: PolicySpec = opts.policy === 'streaming' ? { kind: 'streaming', sink: opts.sink, window: opts.window ?? 0 } : { kind: 'full' };
       if (opts.policy !== 'streaming' && opts.window !== undefined) throw new CliError('--window applies to --policy streaming only');
       const grid: NiahGrid = {
@@ -137,6 +138,7 @@ function registerNiahReport(program: Command): void {
     .requiredOption('--out <dir>', 'folder for the merged results.jsonl, report.md and heatmaps')
     .option('--model <dir>', 'model folder to name in the report', '(see the runs)')
     .action(async (opts: { results: string[]; out: string; model: string }) => {
+      const { gridOfTrials, readResults, RESULTS_FILE, summaryText, writeReport } = await import('@kvfold/bench');
       const trials = await readResults(opts.results);
       const grid = gridOfTrials(trials);
       const merged = join(resolve(opts.out), RESULTS_FILE);

@@ -1,14 +1,9 @@
 /** `kvfold run`: fold a whole corpus locally — filesystem store, in-process, no servers. */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { batchResultsKey, storeOptionsFromEnv } from '@kvfold/jobs';
 import type { Device } from '@kvfold/onnx';
-import { ModelCache, runLocal } from '@kvfold/runner';
-import { checkStore, openStore } from '@kvfold/storage';
 import { type Command, Option } from 'commander';
-import { cliEnv } from '../env.ts';
 import { addSettingOptions, type SettingFlags, settingsFromFlags } from '../fold-options.ts';
-import { cliLogger } from '../logger.ts';
 import { positiveInt } from '../options.ts';
 import { progressBar } from '../progress.ts';
 
@@ -37,7 +32,14 @@ export function registerRun(program: Command): void {
     .option('--threads <n>', 'ONNX Runtime intra-op threads', positiveInt('--threads'))
     .option('--json', 'print a JSON summary');
   cmd.action(async (corpus: string[], opts: RunOptions) => {
-    const settings = settingsFromFlags(opts, opts.model.includes('://') ? opts.model : resolve(opts.model));
+    const settings = await settingsFromFlags(opts, opts.model.includes('://') ? opts.model : resolve(opts.model));
+    const [{ batchResultsKey, storeOptionsFromEnv }, { ModelCache, runLocal }, { checkStore, openStore }, { cliEnv }, { cliLogger }] = await Promise.all([
+      import('@kvfold/jobs'),
+      import('@kvfold/runner'),
+      import('@kvfold/storage'),
+      import('../env.ts'),
+      import('../logger.ts'),
+    ]);
     const env = cliEnv();
     const log = cliLogger(process.env.LOG_LEVEL ? env.LOG_LEVEL : undefined);
     const store = openStore(opts.store, storeOptionsFromEnv(env));

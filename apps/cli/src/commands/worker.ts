@@ -1,7 +1,6 @@
-/** `kvfold worker`: start a queue worker process (apps/worker) that folds document jobs. */
+/** `kvfold worker`: run a queue worker (apps/worker) in this process, folding document jobs. */
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { runApp } from '../app-process.ts';
 import { nonNegativeInt, positiveInt } from '../options.ts';
 
 export function registerWorker(program: Command): void {
@@ -13,7 +12,9 @@ export function registerWorker(program: Command): void {
     .option('--threads <n>', 'ONNX Runtime intra-op threads', positiveInt('--threads'))
     .option('--health-port <port>', 'serve GET /healthz and /readyz on this port', nonNegativeInt('--health-port'))
     .action(async (opts: { concurrency?: number; device?: string; threads?: number; healthPort?: number }) => {
-      await runApp('worker', {
+      // The worker runs here, not in a child: a supervisor's SIGTERM or SIGKILL reaches it directly.
+      const { runWorker } = await import('@kvfold/worker');
+      await runWorker({
         ...process.env,
         ...(opts.concurrency ? { KVFOLD_WORKER_CONCURRENCY: String(opts.concurrency) } : {}),
         ...(opts.device ? { KVFOLD_DEVICE: opts.device } : {}),
