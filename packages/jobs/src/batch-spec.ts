@@ -50,7 +50,7 @@ export const KvCodec = z.enum(['f32', 'f16', 'int8'], { error: "must be one of '
 export type KvCodec = z.output<typeof KvCodec>;
 
 /** How ingested files become documents. */
-export const Grouping = z.enum(['file', 'directory'], { error: "must be 'file' or 'directory'" });
+export const Grouping = z.enum(['file', 'directory', 'auto'], { error: "must be 'file', 'directory' or 'auto'" });
 export type Grouping = z.output<typeof Grouping>;
 
 /** The part of a batch spec a worker needs to fold one document. */

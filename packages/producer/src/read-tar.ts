@@ -15,7 +15,6 @@ import type { EntrySink, SourceEntry } from './sink.ts';
 
 const FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile']);
 const DIRECTORY_TYPES = new Set(['Directory', 'GNUDumpDir']);
-const LINK_TYPES = new Set(['SymbolicLink', 'Link']);
 
 /** Reads one entry's body; rejects if the parser fails first (truncated or aborted stream). */
 function readBody(entry: ReadEntry, parserFailed: Promise<never>): Promise<Uint8Array> {
@@ -29,8 +28,10 @@ function readBody(entry: ReadEntry, parserFailed: Promise<never>): Promise<Uint8
 }
 
 /**
- * Yields the regular files of tar archive `file`. Directories are passed over; links, devices and
- * entries escaping the root are refused; the entry, byte and ratio caps of `limits` stop the
+ * Yields the regular files of tar archive `file`. Directories are passed over; a hardlink is
+ * yielded as a link to its target (ingest accepts it only when the target is an earlier file of the
+ * same archive, so it never reaches outside); symlinks, devices and entries escaping the root are
+ * refused; a corrupt archive gives one refusal, at the first sign; the entry, byte and ratio caps of `limits` stop the
  * archive (or the entry) with a refusal in `sink`. Gzip is detected by node-tar itself.
  */
 export async function* readTar(file: string, limits: IngestLimits, sink: EntrySink): AsyncGenerator<SourceEntry> {
@@ -55,9 +56,15 @@ export async function* readTar(file: string, limits: IngestLimits, sink: EntrySi
     queue.fail(error);
   };
   parser.on('entry', (entry: ReadEntry) => queue.push(entry));
+  // A damaged archive makes node-tar warn once per header it cannot read; the first one says it.
+  let corrupt = false;
+  const refuseCorrupt = (entry: string, reason: string) => {
+    if (!corrupt) sink.refuse(entry, ProducerErrorCode.CorruptArchive, reason);
+    corrupt = true;
+  };
   parser.on('warn', (code: string, message: string | Error) => {
     if (code === 'TAR_ENTRY_INVALID' || code === 'TAR_BAD_ARCHIVE' || code === 'TAR_ENTRY_ERROR') {
-      sink.refuse('(archive)', ProducerErrorCode.CorruptArchive, `${code}: ${String(message)}`);
+      refuseCorrupt('(archive)', `${code}: ${message instanceof Error ? message.message : String(message)}`);
     }
   });
   parser.on('error', (error: Error) => fail(error));
@@ -86,10 +93,19 @@ export async function* readTar(file: string, limits: IngestLimits, sink: EntrySi
         entry.resume();
         continue;
       }
-      if (LINK_TYPES.has(entry.type)) {
-        const kind = entry.type === 'Link' ? 'hardlink' : 'symlink';
-        sink.refuse(entry.path, ProducerErrorCode.LinkEntry, `${kind} to ${entry.linkpath ?? '?'} (links are never followed)`);
+      if (entry.type === 'SymbolicLink') {
+        sink.refuse(entry.path, ProducerErrorCode.LinkEntry, `symlink to ${entry.linkpath ?? '?'} (symlinks are never followed)`);
         entry.resume();
+        continue;
+      }
+      if (entry.type === 'Link') {
+        entry.resume();
+        const target = checkEntryPath(entry.linkpath ?? '');
+        if (!target.ok || target.path === '') {
+          sink.refuse(entry.path, ProducerErrorCode.LinkEntry, `hardlink to ${entry.linkpath ?? '?'}, outside the archive root`);
+          continue;
+        }
+        yield { path: checked.path, linkTo: target.path };
         continue;
       }
       if (!FILE_TYPES.has(entry.type)) {
@@ -121,7 +137,8 @@ export async function* readTar(file: string, limits: IngestLimits, sink: EntrySi
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     const code = /decompression ratio/.test(message) ? ProducerErrorCode.CompressionRatio : ProducerErrorCode.CorruptArchive;
-    sink.refuse(lastHeader, code, `archive stopped here: ${message}`);
+    if (code === ProducerErrorCode.CorruptArchive) refuseCorrupt(lastHeader, `archive stopped here: ${message}`);
+    else sink.refuse(lastHeader, code, `archive stopped here: ${message}`);
   } finally {
     source.unpipe();
     source.destroy();
