@@ -2,6 +2,7 @@
  * The REST API's wire contract (paths and response shapes) and a small fetch client for it, so the
  * API and the CLI cannot drift apart. No dependency beyond the platform's fetch.
  */
+import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { MAX_BATCH_PAGE } from './batch-registry.ts';
 import { BATCH_STATES } from './batch-state.ts';
@@ -20,6 +21,12 @@ export const CreatedBatch = z.object({
   report: z.object({
     skipped: z.array(z.object({ input: z.string(), path: z.string(), reason: z.string() })),
     refused: z.array(z.object({ input: z.string(), entry: z.string(), reason: z.string(), code: z.string() })),
+    /** One entry per reason with its count and first names (the lists above hold the first few of each). */
+    summary: z
+      .array(z.object({ kind: z.enum(['skipped', 'refused']), code: z.string().optional(), reason: z.string(), count: z.int().min(1), first: z.array(z.string()) }))
+      .optional(),
+    /** Store key of the whole report, every entry listed. */
+    key: z.string().optional(),
   }),
 });
 export type CreatedBatch = z.output<typeof CreatedBatch>;
@@ -86,6 +93,16 @@ export class ApiClient {
     return CreatedBatch.parse(await this.#json('POST', '/v1/batches', form));
   }
 
+  /**
+   * Creates a batch from streamed files: one multipart body with the `spec` field and one `file`
+   * part per entry, each read from its stream as the request goes out (nothing is held whole).
+   */
+  async createBatchFromStreams(spec: string, files: ReadonlyArray<{ readonly name: string; readonly body: AsyncIterable<Uint8Array> }>): Promise<CreatedBatch> {
+    const boundary = `kvfold-${randomUUID()}`;
+    const body = multipartBody(boundary, spec, files);
+    return CreatedBatch.parse(await this.#json('POST', '/v1/batches', { stream: body, contentType: `multipart/form-data; boundary=${boundary}` }));
+  }
+
   /** One page of batches, newest first. */
   async listBatches(query: { limit?: number; cursor?: string } = {}): Promise<BatchList> {
     const params = new URLSearchParams();
@@ -112,7 +129,7 @@ export class ApiClient {
     return response.body as unknown as AsyncIterable<Uint8Array>;
   }
 
-  async #json(method: string, path: string, body?: FormData): Promise<unknown> {
+  async #json(method: string, path: string, body?: RequestBody): Promise<unknown> {
     const response = await this.#send(method, path, body);
     try {
       return await response.json();
@@ -121,12 +138,18 @@ export class ApiClient {
     }
   }
 
-  async #send(method: string, path: string, body?: FormData): Promise<Response> {
+  async #send(method: string, path: string, body?: RequestBody): Promise<Response> {
     const headers: Record<string, string> = {};
     if (this.#apiKey) headers['x-api-key'] = this.#apiKey;
+    let init: RequestInit & { duplex?: 'half' } = { method, headers };
+    if (body instanceof FormData) init = { ...init, body };
+    else if (body) {
+      headers['content-type'] = body.contentType;
+      init = { ...init, body: ReadableStream.from(body.stream) as unknown as RequestInit['body'], duplex: 'half' };
+    }
     let response: Response;
     try {
-      response = await fetch(`${this.baseUrl}${path}`, { method, headers, ...(body ? { body } : {}) });
+      response = await fetch(`${this.baseUrl}${path}`, init);
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       const why = cause?.code ?? cause?.message ?? (err as Error).message;
@@ -146,4 +169,24 @@ export class ApiClient {
     const hint = response.status === 401 ? ' (pass --api-key or set KVFOLD_API_KEY)' : '';
     throw new ApiClientError(code, `${message}${hint}`, response.status);
   }
+}
+
+/** A request body: a form held in memory, or a stream with its content type. */
+type RequestBody = FormData | { readonly stream: AsyncIterable<Uint8Array>; readonly contentType: string };
+
+/** A multipart/form-data field or file name, quoted as the HTML standard does (`"`, CR, LF escaped). */
+function quoted(name: string): string {
+  return `"${name.replace(/"/g, '%22').replace(/\r/g, '%0D').replace(/\n/g, '%0A')}"`;
+}
+
+/** The multipart/form-data body of a `spec` field and `files`, streamed part by part. */
+async function* multipartBody(boundary: string, spec: string, files: ReadonlyArray<{ readonly name: string; readonly body: AsyncIterable<Uint8Array> }>): AsyncGenerator<Uint8Array> {
+  const text = (s: string) => new Uint8Array(Buffer.from(s, 'utf8'));
+  yield text(`--${boundary}\r\nContent-Disposition: form-data; name="spec"\r\n\r\n${spec}\r\n`);
+  for (const file of files) {
+    yield text(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename=${quoted(file.name)}\r\nContent-Type: application/octet-stream\r\n\r\n`);
+    for await (const chunk of file.body) yield chunk;
+    yield text('\r\n');
+  }
+  yield text(`--${boundary}--\r\n`);
 }

@@ -62,6 +62,7 @@ export { BatchCancelledError, FoldProgress, foldProgressOf } from './fold-progre
 export { createRedis } from './redis-client.ts';
 export type { Redis } from './redis-client.ts';
 export {
+  batchIngestReportKey,
   batchPrefix,
   batchResultsKey,
   batchSpecKey,

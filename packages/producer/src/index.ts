@@ -2,23 +2,30 @@
  * @kvfold/producer: corpus ingest, documents, shards, upload, enqueue.
  */
 export { SkipReason, decodeEntry } from './decode-text.ts';
-export type { DecodeResult } from './decode-text.ts';
-export { fileHeader, makeDocument, packFiles } from './document.ts';
+export type { DecodeResult, TextEncoding } from './decode-text.ts';
+export { documentOf, fileHeader, makeDocument, packFiles } from './document.ts';
 export type { Document } from './document.ts';
 export { enqueueBatch } from './enqueue.ts';
 export type { EnqueueOptions, EnqueueResult } from './enqueue.ts';
 export { checkEntryPath, looksLikeArchive } from './entry-path.ts';
 export type { EntryPathCheck } from './entry-path.ts';
 export { ProducerError, ProducerErrorCode } from './errors.ts';
-export { ingest } from './ingest.ts';
+export { ingest, inputName } from './ingest.ts';
+export { packedBytes, planDocuments } from './grouping.ts';
+export type { DocumentPlan, PlannedFile } from './grouping.ts';
 export type { IngestOptions, IngestRun } from './ingest.ts';
 export { inputKind } from './input-kind.ts';
 export type { InputKind } from './input-kind.ts';
 export { DEFAULT_INGEST_LIMITS, resolveLimits } from './limits.ts';
 export type { IngestLimits } from './limits.ts';
+export { packTree } from './pack-tree.ts';
+export type { PackedTree } from './pack-tree.ts';
 export { readCorpusIndex, readDocument } from './read-corpus.ts';
-export type { IngestReport, RefusedEntry, SkippedEntry } from './report.ts';
-export { DEFAULT_SHARD_BYTES, ShardPacker, buildShards, corpusIdOf, corpusIndexKey, shardKey } from './shards.ts';
-export type { BuiltShard, PackedDocument } from './shards.ts';
+export { SUMMARY_EXAMPLES, reportExamples, summarizeReport, summaryLine } from './report.ts';
+export type { IngestReport, ReasonSummary, RefusedEntry, SkippedEntry } from './report.ts';
+export { DEFAULT_SHARD_BYTES, ShardLayout, ShardPacker, buildShards, corpusIdOf, corpusIndexKey, shardKey } from './shards.ts';
+export type { BuiltShard, PackedDocument, Placement } from './shards.ts';
+export { DOCUMENT_TOKEN_OVERHEAD, bytesThatFit, foldOrder, maxTokenBytesOf, tokenBounds, tokenBudgetFor } from './token-budget.ts';
+export type { TokenBounds, TokenBudget } from './token-budget.ts';
 export { uploadCorpus } from './upload.ts';
 export type { UploadOptions, UploadResult } from './upload.ts';

@@ -8,12 +8,14 @@
  * Environment read here (and only here, through `distributedEnv`): KVFOLD_API_URL (default
  * http://127.0.0.1:8080) and KVFOLD_API_KEY, both overridden by --api and --api-key.
  */
-import { createWriteStream, openAsBlob } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
-import { basename, join, relative, resolve } from 'node:path';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { basename, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ApiClient, DEFAULT_API_URL, isTerminal } from '@kvfold/jobs';
 import type { BatchStatus, CreatedBatch } from '@kvfold/jobs';
+import { packTree, summarizeReport, summaryLine } from '@kvfold/producer';
+import type { IngestReport } from '@kvfold/producer';
 import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { runApp } from '../app-process.ts';
@@ -52,25 +54,17 @@ function oneOf(name: string, values: readonly string[]) {
   };
 }
 
-/** Files to upload for one corpus path: a file as its name, a directory's files as `<dir>/<relative path>`. */
-async function* uploadEntries(path: string): AsyncGenerator<{ file: string; name: string }> {
+/**
+ * What to upload for one corpus path: a file as it is, a folder as a tar stream of what `kvfold run`
+ * would read from it (packTree: same walker and decoding), built while the request goes out.
+ */
+async function uploadPart(path: string, reports: IngestReport[]): Promise<{ name: string; body: AsyncIterable<Uint8Array> }> {
   const info = await stat(path).catch(() => null);
   if (!info) throw new CliError(`corpus ${path} does not exist (give files, folders, .tar/.tar.gz/.zip archives or .jsonl)`);
-  if (!info.isDirectory()) {
-    yield { file: path, name: basename(path) };
-    return;
-  }
-  const root = resolve(path);
-  const top = basename(root);
-  const walk = async function* (dir: string): AsyncGenerator<{ file: string; name: string }> {
-    const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
-    for (const entry of entries) {
-      const full = join(dir, entry.name);
-      if (entry.isDirectory() && entry.name !== '.git') yield* walk(full);
-      else if (entry.isFile()) yield { file: full, name: `${top}/${relative(root, full).split('\\').join('/')}` };
-    }
-  };
-  yield* walk(root);
+  if (!info.isDirectory()) return { name: basename(path), body: createReadStream(path) };
+  const packed = packTree(path);
+  reports.push(packed.report);
+  return { name: packed.name, body: packed.stream };
 }
 
 interface EnqueueOptions extends ApiOptions {
@@ -102,23 +96,24 @@ async function enqueue(env: DistributedEnv, corpus: string[], opts: EnqueueOptio
     ...(opts.maxNewTokens ? { maxNewTokens: opts.maxNewTokens } : {}),
     ...(opts.group ? { grouping: opts.group } : {}),
   };
-  const form = new FormData();
-  form.append('spec', JSON.stringify(spec));
-  for (const path of corpus) {
-    for await (const { file, name } of uploadEntries(path)) form.append('file', await openAsBlob(file), name);
-  }
-  const created = await client(env, opts).createBatch(form);
+  const local: IngestReport[] = [];
+  const parts = [];
+  for (const path of corpus) parts.push(await uploadPart(path, local));
+  const created = await client(env, opts).createBatchFromStreams(JSON.stringify(spec), parts);
   if (opts.json) {
     process.stdout.write(`${JSON.stringify(created)}\n`);
     return;
   }
-  printReport(created);
+  printReport(created, local);
   process.stdout.write(`${created.id}\n`);
 }
 
-function printReport(created: CreatedBatch): void {
-  for (const s of created.report.skipped) process.stderr.write(`kvfold: skipped ${s.input}: ${s.path} (${s.reason})\n`);
-  for (const r of created.report.refused) process.stderr.write(`kvfold: refused ${r.input}: ${r.entry} (${r.reason}) [${r.code}]\n`);
+/** One line per reason (with a count and the first names) for what this CLI and the API left out. */
+function printReport(created: CreatedBatch, local: readonly IngestReport[]): void {
+  const here = summarizeReport({ skipped: local.flatMap((r) => r.skipped), refused: local.flatMap((r) => r.refused) });
+  const there = created.report.summary ?? summarizeReport(created.report as Parameters<typeof summarizeReport>[0]);
+  for (const s of [...here, ...there]) process.stderr.write(`kvfold: ${summaryLine(s)}\n`);
+  if (created.report.key && there.length > 0) process.stderr.write(`kvfold: every entry is listed in ${created.report.key} in the store\n`);
   const again = created.added === 0 ? ', already enqueued: nothing added' : '';
   process.stderr.write(`kvfold: batch ${created.id}: ${created.documents} documents, ${created.state}${again}\n`);
 }
@@ -261,7 +256,12 @@ export function registerDistributed(program: Command, env: DistributedEnv = dist
     .option('--window <n>', 'streaming: most recent tokens kept', positiveInt('--window'))
     .option('--kv-codec <codec>', 'checkpoint codec: f32, f16 or int8', oneOf('--kv-codec', ['f32', 'f16', 'int8']))
     .option('--max-new-tokens <n>', 'tokens generated per answer', positiveInt('--max-new-tokens'))
-    .option('--group <how>', 'file: one document per file; directory: one per folder', oneOf('--group', ['file', 'directory']))
+    .option(
+      '--group <how>',
+      'file: one document per file; directory: one per top-level directory; auto: documents that fit maxTokensPerDocument, a directory together where it fits',
+      oneOf('--group', ['file', 'directory', 'auto']),
+      'auto',
+    )
     .option('--json', 'print the API answer as JSON')
     .action((corpus: string[], opts: EnqueueOptions) => enqueue(env, corpus, opts));
 

@@ -25,7 +25,7 @@ interface RunOptions extends PolicyFlags {
   kvCodec: 'f32' | 'f16' | 'int8';
   maxNewTokens: number;
   maxTokensPerDocument?: number;
-  group: 'file' | 'directory';
+  group: 'file' | 'directory' | 'auto';
   chat?: boolean;
   keepFinal?: boolean;
   device: Device;
@@ -47,7 +47,11 @@ export function registerRun(program: Command): void {
     .option('--kv-codec <codec>', 'checkpoint codec: f32, f16 or int8', parseCodec, 'f32')
     .option('--max-new-tokens <n>', 'tokens to generate per answer', positiveInt('--max-new-tokens'), 32)
     .option('--max-tokens-per-document <n>', 'documents longer than this fail alone', positiveInt('--max-tokens-per-document'))
-    .addOption(new Option('--group <grouping>', 'one document per file, or per top-level directory with path headers').choices(['file', 'directory']).default('file'))
+    .addOption(
+      new Option('--group <grouping>', 'file: one document per file; directory: one per top-level directory; auto: documents that fit --max-tokens-per-document, a directory together where it fits')
+        .choices(['file', 'directory', 'auto'])
+        .default('auto'),
+    )
     .option('--chat', "wrap each question in the model's chat template")
     .option('--keep-final', 'keep each final KV state for later questions (fold once, ask many)')
     .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'webgpu', 'cuda']).default('cpu'))
