@@ -122,10 +122,13 @@ function planTree<F extends PlannedFile>(tree: Tree<F>, budget: number, out: Doc
     return;
   }
   let current: F[] = [];
+  let entries: Array<Tree<F> | F> = [];
   let size = 0;
   const flush = () => {
-    if (current.length > 0) out.push(plan(packName(current), current, true));
+    const only = entries.length === 1 ? entries[0] : undefined;
+    if (current.length > 0) out.push(plan(packName(current, only && isTree(only) ? only : undefined), current, true));
     current = [];
+    entries = [];
     size = 0;
   };
   for (const entry of tree.entries) {
@@ -138,6 +141,7 @@ function planTree<F extends PlannedFile>(tree: Tree<F>, budget: number, out: Doc
     }
     if (size + bytes > budget) flush();
     current.push(...filesOf(entry));
+    entries.push(entry);
     size += bytes;
   }
   flush();
