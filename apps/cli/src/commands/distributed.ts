@@ -258,9 +258,8 @@ export function registerDistributed(program: Command, env: DistributedEnv = dist
     .option('--max-new-tokens <n>', 'tokens generated per answer', positiveInt('--max-new-tokens'))
     .option(
       '--group <how>',
-      'file: one document per file; directory: one per top-level directory; auto: documents that fit maxTokensPerDocument, a directory together where it fits',
+      'file (default): one document per file; directory: one per top-level directory; auto: documents that fit the token limit, a directory together where it fits',
       oneOf('--group', ['file', 'directory', 'auto']),
-      'auto',
     )
     .option('--json', 'print the API answer as JSON')
     .action((corpus: string[], opts: EnqueueOptions) => enqueue(env, corpus, opts));

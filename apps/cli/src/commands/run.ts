@@ -48,9 +48,9 @@ export function registerRun(program: Command): void {
     .option('--max-new-tokens <n>', 'tokens to generate per answer', positiveInt('--max-new-tokens'), 32)
     .option('--max-tokens-per-document <n>', 'documents longer than this fail alone', positiveInt('--max-tokens-per-document'))
     .addOption(
-      new Option('--group <grouping>', 'file: one document per file; directory: one per top-level directory; auto: documents that fit --max-tokens-per-document, a directory together where it fits')
+      new Option('--group <grouping>', 'file: one document per file; directory: one per top-level directory; auto: documents that fit --max-tokens-per-document, a directory together where it fits (best for codebases)')
         .choices(['file', 'directory', 'auto'])
-        .default('auto'),
+        .default('file'),
     )
     .option('--chat', "wrap each question in the model's chat template")
     .option('--keep-final', 'keep each final KV state for later questions (fold once, ask many)')
