@@ -77,6 +77,7 @@ interface EnqueueOptions extends ApiOptions {
   window?: number;
   kvCodec?: string;
   maxNewTokens?: number;
+  maxTokensPerDocument?: number;
   group?: string;
   json?: boolean;
 }
@@ -94,6 +95,7 @@ async function enqueue(env: DistributedEnv, corpus: string[], opts: EnqueueOptio
     policy: policyChoice({ policy: opts.policy, kv: 'f32', ...(opts.sink !== undefined ? { sink: opts.sink } : {}), ...(opts.window !== undefined ? { window: opts.window } : {}) }).spec,
     ...(opts.kvCodec ? { kvCodec: opts.kvCodec } : {}),
     ...(opts.maxNewTokens ? { maxNewTokens: opts.maxNewTokens } : {}),
+    ...(opts.maxTokensPerDocument ? { maxTokensPerDocument: opts.maxTokensPerDocument } : {}),
     ...(opts.group ? { grouping: opts.group } : {}),
   };
   const local: IngestReport[] = [];
@@ -256,6 +258,7 @@ export function registerDistributed(program: Command, env: DistributedEnv = dist
     .option('--window <n>', 'streaming: most recent tokens kept', positiveInt('--window'))
     .option('--kv-codec <codec>', 'checkpoint codec: f32, f16 or int8', oneOf('--kv-codec', ['f32', 'f16', 'int8']))
     .option('--max-new-tokens <n>', 'tokens generated per answer', positiveInt('--max-new-tokens'))
+    .option('--max-tokens-per-document <n>', 'longer documents fail alone (default 131072); --group auto packs to fit it', positiveInt('--max-tokens-per-document'))
     .option(
       '--group <how>',
       'file (default): one document per file; directory: one per top-level directory; auto: documents that fit the token limit, a directory together where it fits',
