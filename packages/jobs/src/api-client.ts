@@ -3,6 +3,10 @@
  * API and the CLI cannot drift apart. No dependency beyond the platform's fetch.
  */
 import { randomUUID } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import { MAX_BATCH_PAGE } from './batch-registry.ts';
 import { BATCH_STATES } from './batch-state.ts';
@@ -141,18 +145,13 @@ export class ApiClient {
   async #send(method: string, path: string, body?: RequestBody): Promise<Response> {
     const headers: Record<string, string> = {};
     if (this.#apiKey) headers['x-api-key'] = this.#apiKey;
-    let init: RequestInit & { duplex?: 'half' } = { method, headers };
-    if (body instanceof FormData) init = { ...init, body };
-    else if (body) {
-      headers['content-type'] = body.contentType;
-      init = { ...init, body: ReadableStream.from(body.stream) as unknown as RequestInit['body'], duplex: 'half' };
-    }
     let response: Response;
     try {
-      response = await fetch(`${this.baseUrl}${path}`, init);
+      if (body instanceof FormData || body === undefined) response = await fetch(`${this.baseUrl}${path}`, { method, headers, ...(body ? { body } : {}) });
+      else response = await streamRequest(`${this.baseUrl}${path}`, method, { ...headers, 'content-type': body.contentType }, body.stream);
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      const why = cause?.code ?? cause?.message ?? (err as Error).message;
+      const why = cause?.code ?? cause?.message ?? (err as { code?: string }).code ?? (err as Error).message;
       throw new ApiClientError(
         ApiClientErrorCode.Unreachable,
         `the KV-Fold API at ${this.baseUrl} is not reachable (${why}); start it with \`kvfold serve\` or pass --api`,
@@ -173,6 +172,31 @@ export class ApiClient {
 
 /** A request body: a form held in memory, or a stream with its content type. */
 type RequestBody = FormData | { readonly stream: AsyncIterable<Uint8Array>; readonly contentType: string };
+
+/**
+ * Sends `body` with node:http(s), which writes as the socket drains and keeps nothing it has sent
+ * (Node 20's fetch holds every chunk of a streamed request body until the response ends). A
+ * response that comes before the body is sent (a 413, a 401) is the answer.
+ */
+function streamRequest(url: string, method: string, headers: Record<string, string>, body: AsyncIterable<Uint8Array>): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const send = url.startsWith('https:') ? httpsRequest : httpRequest;
+    const req = send(url, { method, headers });
+    let answered = false;
+    req.on('response', (res) => {
+      answered = true;
+      const responseHeaders = new Headers();
+      for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') responseHeaders.set(k, v);
+      resolve(new Response(Readable.toWeb(res) as ReadableStream<Uint8Array>, { status: res.statusCode ?? 500, headers: responseHeaders }));
+    });
+    req.on('error', (err) => {
+      if (!answered) reject(err);
+    });
+    pipeline(Readable.from(body), req).catch((err: unknown) => {
+      if (!answered) reject(err);
+    });
+  });
+}
 
 /** A multipart/form-data field or file name, quoted as the HTML standard does (`"`, CR, LF escaped). */
 function quoted(name: string): string {

@@ -47,12 +47,12 @@ process.on('exit', () => { try { writeFileSync(process.env.KVFOLD_BENCH_RSS_DIR 
 /** Deterministic source-like text: words from a small vocabulary, lines of ~60 characters. */
 function sourceText(seed: number, bytes: number): string {
   const words = ['const', 'value', 'return', 'function', 'import', 'export', 'await', 'index', 'result', 'buffer', 'length', 'string', '=', '{', '}', '(', ')', ';'];
-  let x = seed * 2654435761 + 1;
-  const out: string[] = [];
-  let size = 0;
+  let x = (Math.imul(seed, 2654435761) + 1) >>> 0;
+  const out: string[] = [`// file ${seed}\n`];
+  let size = out[0]?.length ?? 0;
   let line = '';
   while (size < bytes) {
-    x = (x * 1103515245 + 12345) >>> 0;
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
     line += `${words[x % words.length]} `;
     if (line.length > 60) {
       out.push(`${line}\n`);

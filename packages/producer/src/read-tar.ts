@@ -16,15 +16,24 @@ import type { EntrySink, SourceEntry } from './sink.ts';
 const FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile']);
 const DIRECTORY_TYPES = new Set(['Directory', 'GNUDumpDir']);
 
-/** Reads one entry's body; rejects if the parser fails first (truncated or aborted stream). */
-function readBody(entry: ReadEntry, parserFailed: Promise<never>): Promise<Uint8Array> {
-  const body = new Promise<Uint8Array>((resolve, reject) => {
+/**
+ * Reads one entry's body; rejects if the parser fails first (truncated or aborted stream), through
+ * `failures`, which holds the reader of the entry in progress only. (A race against one promise
+ * that outlives the archive would keep every entry's bytes reachable until the archive ends.)
+ */
+function readBody(entry: ReadEntry, failures: { current?: (error: Error) => void }): Promise<Uint8Array> {
+  return new Promise<Uint8Array>((resolve, reject) => {
     const chunks: Buffer[] = [];
+    const done = (error?: Error) => {
+      failures.current = undefined;
+      if (error) reject(error);
+      else resolve(Buffer.concat(chunks));
+    };
+    failures.current = done;
     entry.on('data', (chunk: Buffer) => chunks.push(chunk));
-    entry.on('end', () => resolve(Buffer.concat(chunks)));
-    entry.on('error', reject);
+    entry.on('end', () => done());
+    entry.on('error', (error: unknown) => done(error instanceof Error ? error : new Error(String(error))));
   });
-  return Promise.race([body, parserFailed]);
 }
 
 /**
@@ -46,13 +55,9 @@ export async function* readTar(file: string, limits: IngestLimits, sink: EntrySi
     },
   });
   const queue = new AsyncQueue<ReadEntry>();
-  let failure: ((error: Error) => void) | undefined;
-  const parserFailed = new Promise<never>((_, reject) => {
-    failure = reject;
-  });
-  parserFailed.catch(() => {});
+  const failures: { current?: (error: Error) => void } = {};
   const fail = (error: Error) => {
-    failure?.(error);
+    failures.current?.(error);
     queue.fail(error);
   };
   parser.on('entry', (entry: ReadEntry) => queue.push(entry));
@@ -130,7 +135,7 @@ export async function* readTar(file: string, limits: IngestLimits, sink: EntrySi
         );
         return;
       }
-      const bytes = await readBody(entry, parserFailed);
+      const bytes = await readBody(entry, failures);
       total += bytes.byteLength;
       yield { path: checked.path, bytes };
     }
