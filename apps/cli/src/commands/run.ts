@@ -3,6 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { batchResultsKey, storeOptionsFromEnv } from '@kvfold/jobs';
 import type { Device } from '@kvfold/onnx';
+import { summarizeReport, summaryLine } from '@kvfold/producer';
 import { ModelCache, runLocal } from '@kvfold/runner';
 import { checkStore, openStore } from '@kvfold/storage';
 import { type Command, Option } from 'commander';
@@ -129,8 +130,8 @@ export function registerRun(program: Command): void {
         process.stdout.write(
           `batch ${summary.batchId}: ${summary.documents} documents: ${summary.completed} completed, ${summary.failed} failed (${summary.foldedNow} folded and ${summary.failedNow} failed now, ${summary.skipped} done earlier)${summary.stopped ? ' — stopped early, run again to resume' : ''}\n`,
         );
-        for (const s of summary.skippedFiles) process.stdout.write(`skipped ${s.path} (${s.input}): ${s.reason}\n`);
-        for (const r of summary.refusedEntries) process.stdout.write(`refused ${r.entry} in ${r.input}: ${r.reason}\n`);
+        // One line per reason, with a count and the first names; --json lists every entry.
+        for (const line of summarizeReport({ skipped: summary.skippedFiles, refused: summary.refusedEntries })) process.stdout.write(`${summaryLine(line)}\n`);
         if (summary.results) process.stdout.write(`results: ${summary.out ?? summary.results}\n`);
       }
       if (result.stopped) process.exitCode = 130;
