@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
 import { FsObjectStore } from '@kvfold/storage';
+import { documentName } from './grouping.ts';
 import { ingest } from './ingest.ts';
 import { packTree } from './pack-tree.ts';
 import { summarizeReport, summaryLine } from './report.ts';
@@ -89,6 +90,9 @@ describe('codebases: grouping, identity, links, refusals', () => {
     assert.deepEqual(docs.map((d) => d.name), ['app', 'app/docs/', 'app/src/']);
     assert.deepEqual(run.report.refused.map((r) => [r.entry, r.code]), [['app/data/', 'KVF_INGEST_DOCUMENT_TOO_LONG']]);
     assert.match(run.report.refused[0]?.reason ?? '', /^at least 379 tokens \(3030 bytes, at most 8 bytes per token .* over maxTokensPerDocument 300/);
+    // A worker knows a document by its paths only; it names a group by the directory they share.
+    assert.equal(documentName(docs[2]?.paths ?? []), 'app/src/ (3 files: app/src/index.ts .. app/src/util/text.ts)');
+    assert.equal(documentName(['app/README.md']), 'app/README.md');
     // Without the vocabulary nothing is proven too long: the document goes to the worker, which counts.
     const unbounded = ingest([tree], { grouping: 'directory', tokenBudget: { maxTokens: 300 } });
     assert.equal((await collect(unbounded)).length, 4);

@@ -104,15 +104,23 @@ function filesOf<F extends PlannedFile>(entry: Tree<F> | F, out: F[] = []): F[] 
   return out;
 }
 
-/** The name of a packed document: a lone file's path, else the directory its files share. */
-function packName<F extends PlannedFile>(files: readonly F[], whole?: Tree<F>): string {
-  if (files.length === 1 && !whole) return (files[0] as F).path;
-  if (whole) return `${whole.path}/`;
-  const first = (files[0] as F).path.split('/');
-  const last = (files[files.length - 1] as F).path.split('/');
+/**
+ * What to call a document that holds `paths` (in order) when only its paths are known, as in a
+ * worker's error: the path of a lone file, else the directory the files share and how many they are.
+ */
+export function documentName(paths: readonly string[]): string {
+  if (paths.length <= 1) return paths[0] ?? '(no path)';
+  const first = (paths[0] as string).split('/');
+  const last = (paths[paths.length - 1] as string).split('/');
   let common = 0;
   while (common < first.length - 1 && first[common] === last[common]) common++;
-  return `${first.slice(0, common).join('/')}/ (${files.length} files: ${(files[0] as F).path} .. ${(files[files.length - 1] as F).path})`;
+  return `${first.slice(0, common).join('/')}/ (${paths.length} files: ${paths[0]} .. ${paths[paths.length - 1]})`;
+}
+
+/** The name of a packed document: a lone file's path, else the directory its files share. */
+function packName<F extends PlannedFile>(files: readonly F[], whole?: Tree<F>): string {
+  if (whole) return `${whole.path}/`;
+  return documentName(files.map((f) => f.path));
 }
 
 function planTree<F extends PlannedFile>(tree: Tree<F>, budget: number, out: DocumentPlan<F>[]): void {

@@ -11,7 +11,7 @@ export { checkEntryPath, looksLikeArchive } from './entry-path.ts';
 export type { EntryPathCheck } from './entry-path.ts';
 export { ProducerError, ProducerErrorCode } from './errors.ts';
 export { ingest, inputName } from './ingest.ts';
-export { packedBytes, planDocuments } from './grouping.ts';
+export { documentName, packedBytes, planDocuments } from './grouping.ts';
 export type { DocumentPlan, PlannedFile } from './grouping.ts';
 export type { IngestOptions, IngestRun } from './ingest.ts';
 export { inputKind } from './input-kind.ts';
