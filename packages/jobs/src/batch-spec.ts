@@ -49,6 +49,26 @@ export type FoldPolicy = z.output<typeof FoldPolicy>;
 export const KvCodec = z.enum(['f32', 'f16', 'int8'], { error: "must be one of 'f32', 'f16', 'int8'" });
 export type KvCodec = z.output<typeof KvCodec>;
 
+/**
+ * How the KV cache is held while folding: as the model produces it, or each full group of rows
+ * rounded through int8 with per-channel scales (full policy only; measures int8's fidelity).
+ */
+export const KvStorage = z.enum(['f32', 'int8'], { error: "must be 'f32' or 'int8'" });
+export type KvStorage = z.output<typeof KvStorage>;
+
+/** Sampled answers (Hugging Face's generate: temperature, then top-k, then top-p); absent: greedy. */
+export const Sampling = z.strictObject({
+  /** > 0. */
+  temperature: z.number({ error: 'must be a number > 0' }).gt(0, { error: 'must be a number > 0' }),
+  /** Keep the k most likely tokens (0: all). */
+  topK: intAtLeast(0).optional(),
+  /** Keep the smallest set of tokens whose probability reaches p, in (0, 1]. */
+  topP: z.number({ error: 'must be a number in (0, 1]' }).gt(0, { error: 'must be a number in (0, 1]' }).max(1, { error: 'must be a number in (0, 1]' }).optional(),
+  /** Seed of query 1 (query i uses seed + i - 1): one seed gives one set of answers. */
+  seed: z.int({ error: 'must be an integer' }).default(0),
+});
+export type Sampling = z.output<typeof Sampling>;
+
 /** How ingested files become documents. */
 export const Grouping = z.enum(['file', 'directory', 'auto'], { error: "must be 'file', 'directory' or 'auto'" });
 export type Grouping = z.output<typeof Grouping>;
@@ -59,9 +79,14 @@ export const FoldSettings = z.strictObject({
   chunkSize: intAtLeast(1).default(DEFAULT_CHUNK_SIZE),
   checkpointEvery: intAtLeast(1).default(DEFAULT_CHECKPOINT_EVERY),
   policy: FoldPolicy.default({ kind: 'full' }),
+  kv: KvStorage.default('f32'),
   kvCodec: KvCodec.default('f32'),
   queries: z.array(NonEmpty, { error: 'must be an array of strings' }).default([]),
-  maxNewTokens: intAtLeast(1).default(DEFAULT_MAX_NEW_TOKENS),
+  /** Tokens generated per answer; 0 folds and asks nothing of the model (e.g. with keepFinalState). */
+  maxNewTokens: intAtLeast(0).default(DEFAULT_MAX_NEW_TOKENS),
+  sampling: Sampling.optional(),
+  /** An answer ends before the first of these texts (the model's EOS tokens always end it). */
+  stop: z.array(NonEmpty, { error: 'must be an array of strings' }).default([]),
   /** Documents with more tokens fail with a clear error instead of folding for hours. */
   maxTokensPerDocument: intAtLeast(1).default(DEFAULT_MAX_TOKENS_PER_DOCUMENT),
   /** Wrap each query in the model's chat template (instruct models). */
@@ -70,6 +95,8 @@ export const FoldSettings = z.strictObject({
   keepFinalState: z.boolean({ error: 'must be true or false' }).default(false),
 });
 export type FoldSettings = z.output<typeof FoldSettings>;
+/** Fold settings as written by a user, defaults optional. */
+export type FoldSettingsInput = z.input<typeof FoldSettings>;
 
 /** A batch: corpora to fold and how. */
 export const BatchSpec = FoldSettings.extend({

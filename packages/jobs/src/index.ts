@@ -12,10 +12,12 @@ export {
   FoldSettings,
   Grouping,
   KvCodec,
+  KvStorage,
   ModelRef,
+  Sampling,
   foldSettingsOf,
 } from './batch-spec.ts';
-export type { BatchSpecInput } from './batch-spec.ts';
+export type { BatchSpecInput, FoldSettingsInput } from './batch-spec.ts';
 export { CORPUS_INDEX_VERSION, CorpusDocument, CorpusIndex, ShardRef } from './corpus-index.ts';
 export { BatchId, BatchJob, DocumentJob } from './document-job.ts';
 export type { DocumentJobInput } from './document-job.ts';

@@ -140,6 +140,7 @@ async function startApi(work: string, env: Record<string, string>): Promise<Api>
     KVFOLD_API_HOST: '127.0.0.1',
     KVFOLD_API_UPLOAD_LIMIT: String(4 * 1024 * MB),
     TMPDIR: work,
+    KVFOLD_API_CHECK_MODEL: 'false',
     LOG_LEVEL: 'warn',
   });
   const url = `http://127.0.0.1:${port}`;

@@ -15,6 +15,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** BOS + EOS added to a document, plus the prefix `▁` a SentencePiece normalizer may insert. */
 export const DOCUMENT_TOKEN_OVERHEAD = 3;
@@ -91,9 +92,11 @@ export async function maxTokenBytesOf(modelDir: string): Promise<number | undefi
 
 /**
  * The budget of a batch: its `maxTokensPerDocument`, and the vocabulary bound when `model` is a
- * model folder readable here (a URI or a folder on the workers only gives the upper bound).
+ * model folder readable here, as a path or a file:// URI (an s3:// model or a folder only the
+ * workers see gives the upper bound only).
  */
 export async function tokenBudgetFor(model: unknown, maxTokens: number): Promise<TokenBudget> {
-  const maxTokenBytes = typeof model === 'string' && !model.includes('://') ? await maxTokenBytesOf(model) : undefined;
+  const folder = typeof model !== 'string' ? undefined : model.startsWith('file://') ? fileURLToPath(model) : model.includes('://') ? undefined : model;
+  const maxTokenBytes = folder ? await maxTokenBytesOf(folder) : undefined;
   return maxTokenBytes ? { maxTokens, maxTokenBytes } : { maxTokens };
 }

@@ -40,6 +40,7 @@ test("a model-zoo tokenizer's counts lie between the producer's bounds from byte
     assert.ok(lower <= n && n <= upper, `${JSON.stringify(text.slice(0, 20))}: ${lower} <= ${n} <= ${upper}`);
   }
   assert.deepEqual(await tokenBudgetFor(model, 500), { maxTokens: 500, maxTokenBytes: longest });
+  assert.deepEqual(await tokenBudgetFor(`file://${model}`, 500), { maxTokens: 500, maxTokenBytes: longest });
   // A URI or a folder not here gives no vocabulary, so nothing can be proven too long.
   assert.deepEqual(await tokenBudgetFor('s3://bucket/models/tiny', 500), { maxTokens: 500 });
   assert.deepEqual(await tokenBudgetFor(join(dir, 'missing'), 500), { maxTokens: 500 });

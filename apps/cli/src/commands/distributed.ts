@@ -17,11 +17,11 @@ import type { BatchStatus, CreatedBatch } from '@kvfold/jobs';
 import { packTree, summarizeReport, summaryLine } from '@kvfold/producer';
 import type { IngestReport } from '@kvfold/producer';
 import cliProgress from 'cli-progress';
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { runApp } from '../app-process.ts';
 import { CliError } from '../cli-error.ts';
-import { collect, nonNegativeInt, positiveInt } from '../options.ts';
-import { policyChoice } from '../fold-options.ts';
+import { positiveInt } from '../options.ts';
+import { addSettingOptions, type SettingFlags, settingsFromFlags } from '../fold-options.ts';
 
 /** The variables these commands read. */
 export interface DistributedEnv {
@@ -45,15 +45,6 @@ interface ApiOptions {
 /** Poll interval of `status --watch`, ms: often enough to feel live, rare enough to cost nothing. */
 const DEFAULT_WATCH_INTERVAL_MS = 1000;
 
-/** The API's entry point, relative to this file: apps/cli/src/commands -> apps/api/src/main.ts. */
-
-function oneOf(name: string, values: readonly string[]) {
-  return (value: string): string => {
-    if (!values.includes(value)) throw new InvalidArgumentError(`${name} must be one of ${values.join(', ')}, got "${value}".`);
-    return value;
-  };
-}
-
 /**
  * What to upload for one corpus path: a file as it is, a folder as a tar stream of what `kvfold run`
  * would read from it (packTree: same walker and decoding), built while the request goes out.
@@ -67,18 +58,7 @@ async function uploadPart(path: string, reports: IngestReport[]): Promise<{ name
   return { name: packed.name, body: packed.stream };
 }
 
-interface EnqueueOptions extends ApiOptions {
-  model: string;
-  ask: string[];
-  chunkSize?: number;
-  checkpointEvery?: number;
-  policy: 'full' | 'streaming';
-  sink?: number;
-  window?: number;
-  kvCodec?: string;
-  maxNewTokens?: number;
-  maxTokensPerDocument?: number;
-  group?: string;
+interface EnqueueOptions extends ApiOptions, SettingFlags {
   json?: boolean;
 }
 
@@ -87,17 +67,7 @@ async function enqueue(env: DistributedEnv, corpus: string[], opts: EnqueueOptio
     (s) => (s.isDirectory() ? resolve(opts.model) : opts.model),
     () => opts.model,
   );
-  const spec = {
-    model,
-    ...(opts.ask.length > 0 ? { queries: opts.ask } : {}),
-    ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
-    ...(opts.checkpointEvery ? { checkpointEvery: opts.checkpointEvery } : {}),
-    policy: policyChoice({ policy: opts.policy, kv: 'f32', ...(opts.sink !== undefined ? { sink: opts.sink } : {}), ...(opts.window !== undefined ? { window: opts.window } : {}) }).spec,
-    ...(opts.kvCodec ? { kvCodec: opts.kvCodec } : {}),
-    ...(opts.maxNewTokens ? { maxNewTokens: opts.maxNewTokens } : {}),
-    ...(opts.maxTokensPerDocument ? { maxTokensPerDocument: opts.maxTokensPerDocument } : {}),
-    ...(opts.group ? { grouping: opts.group } : {}),
-  };
+  const spec = settingsFromFlags(opts, model);
   const local: IngestReport[] = [];
   const parts = [];
   for (const path of corpus) parts.push(await uploadPart(path, local));
@@ -246,24 +216,10 @@ function withApi(command: Command): Command {
 
 /** Adds enqueue, batches, status, results, cancel and serve to `program`. */
 export function registerDistributed(program: Command, env: DistributedEnv = distributedEnv()): void {
-  withApi(program.command('enqueue'))
+  const enqueueCommand = withApi(program.command('enqueue'))
     .description('upload files, folders and archives to the API and fold them as one batch; prints the batch id')
-    .argument('<corpus...>', 'files, folders, .tar/.tar.gz/.zip archives or .jsonl files')
-    .requiredOption('--model <uri|dir>', 'model the workers load: a folder path or a file:// / s3:// URI')
-    .option('--ask <text>', 'a question to answer for every document (repeatable)', collect, [])
-    .option('--chunk-size <n>', 'tokens per fold step', positiveInt('--chunk-size'))
-    .option('--checkpoint-every <n>', 'fold steps between checkpoints', positiveInt('--checkpoint-every'))
-    .addOption(new Option('--policy <policy>', 'what the KV accumulator keeps').choices(['full', 'streaming']).default('full'))
-    .option('--sink <n>', 'streaming: attention-sink tokens kept (default 4)', nonNegativeInt('--sink'))
-    .option('--window <n>', 'streaming: most recent tokens kept', positiveInt('--window'))
-    .option('--kv-codec <codec>', 'checkpoint codec: f32, f16 or int8', oneOf('--kv-codec', ['f32', 'f16', 'int8']))
-    .option('--max-new-tokens <n>', 'tokens generated per answer', positiveInt('--max-new-tokens'))
-    .option('--max-tokens-per-document <n>', 'longer documents fail alone (default 131072); --group auto packs to fit it', positiveInt('--max-tokens-per-document'))
-    .option(
-      '--group <how>',
-      'file (default): one document per file; directory: one per top-level directory; auto: documents that fit the token limit, a directory together where it fits',
-      oneOf('--group', ['file', 'directory', 'auto']),
-    )
+    .argument('<corpus...>', 'files, folders, .tar/.tar.gz/.zip archives or .jsonl files');
+  addSettingOptions(enqueueCommand, 'enqueue', { flags: '--model <dir|uri>', help: 'model the workers load: a folder path or a file:// / s3:// URI' })
     .option('--json', 'print the API answer as JSON')
     .action((corpus: string[], opts: EnqueueOptions) => enqueue(env, corpus, opts));
 

@@ -8,27 +8,18 @@ import { ModelCache, runLocal } from '@kvfold/runner';
 import { checkStore, openStore } from '@kvfold/storage';
 import { type Command, Option } from 'commander';
 import { cliEnv } from '../env.ts';
-import { addPolicyOptions, type PolicyFlags, parseCodec, policyChoice } from '../fold-options.ts';
+import { addSettingOptions, type SettingFlags, settingsFromFlags } from '../fold-options.ts';
 import { cliLogger } from '../logger.ts';
-import { collect, positiveInt } from '../options.ts';
+import { positiveInt } from '../options.ts';
 import { progressBar } from '../progress.ts';
 
 /** Where `kvfold run` keeps its store (corpus shards, checkpoints, results) by default. */
 export const DEFAULT_LOCAL_STORE = '.kvfold/store';
 
-interface RunOptions extends PolicyFlags {
-  model: string;
-  ask: string[];
+interface RunOptions extends SettingFlags {
   out?: string;
   store: string;
-  chunkSize: number;
-  checkpointEvery: number;
-  kvCodec: 'f32' | 'f16' | 'int8';
-  maxNewTokens: number;
-  maxTokensPerDocument?: number;
-  group: 'file' | 'directory' | 'auto';
-  chat?: boolean;
-  keepFinal?: boolean;
+  keepFailures?: boolean;
   device: Device;
   threads?: number;
   json?: boolean;
@@ -37,29 +28,17 @@ interface RunOptions extends PolicyFlags {
 export function registerRun(program: Command): void {
   const cmd = program
     .command('run')
-    .description('fold every document of a corpus in this process (filesystem store, no Redis or S3); rerun to resume')
-    .argument('<corpus...>', 'files, directories (.gitignore honoured), .tar, .tar.gz/.tgz, .zip or .jsonl')
-    .requiredOption('--model <dir>', 'model folder, or a store URI holding one')
-    .option('--ask <text>', 'a question to answer for every document (repeatable)', collect, [])
+    .description('fold every document of a corpus in this process (filesystem store, no Redis or S3); rerun to resume and retry failed documents')
+    .argument('<corpus...>', 'files, directories (.gitignore honoured), .tar, .tar.gz/.tgz, .zip or .jsonl');
+  addSettingOptions(cmd, 'run', { flags: '--model <dir|uri>', help: 'model folder, or a store URI holding one' })
     .option('--out <file>', 'write the results, one JSON line per document')
     .option('--store <uri>', 'object store for shards, checkpoints and results', DEFAULT_LOCAL_STORE)
-    .option('--chunk-size <n>', 'tokens per fold step', positiveInt('--chunk-size'), 256)
-    .option('--checkpoint-every <n>', 'steps between checkpoints', positiveInt('--checkpoint-every'), 8)
-    .option('--kv-codec <codec>', 'checkpoint codec: f32, f16 or int8', parseCodec, 'f32')
-    .option('--max-new-tokens <n>', 'tokens to generate per answer', positiveInt('--max-new-tokens'), 32)
-    .option('--max-tokens-per-document <n>', 'documents longer than this fail alone', positiveInt('--max-tokens-per-document'))
-    .addOption(
-      new Option('--group <grouping>', 'file: one document per file; directory: one per top-level directory; auto: documents that fit --max-tokens-per-document, a directory together where it fits (best for codebases)')
-        .choices(['file', 'directory', 'auto'])
-        .default('file'),
-    )
-    .option('--chat', "wrap each question in the model's chat template")
-    .option('--keep-final', 'keep each final KV state for later questions (fold once, ask many)')
+    .option('--keep-failures', 'on a rerun, keep the stored results of failed documents instead of folding them again')
     .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'webgpu', 'cuda']).default('cpu'))
     .option('--threads <n>', 'ONNX Runtime intra-op threads', positiveInt('--threads'))
     .option('--json', 'print a JSON summary');
-  addPolicyOptions(cmd).action(async (corpus: string[], opts: RunOptions) => {
-    const choice = policyChoice(opts);
+  cmd.action(async (corpus: string[], opts: RunOptions) => {
+    const settings = settingsFromFlags(opts, opts.model.includes('://') ? opts.model : resolve(opts.model));
     const env = cliEnv();
     const log = cliLogger(process.env.LOG_LEVEL ? env.LOG_LEVEL : undefined);
     const store = openStore(opts.store, storeOptionsFromEnv(env));
@@ -76,26 +55,16 @@ export function registerRun(program: Command): void {
     try {
       const result = await runLocal({
         inputs: corpus,
-        spec: {
-          model: opts.model.includes('://') ? opts.model : resolve(opts.model),
-          queries: opts.ask,
-          chunkSize: opts.chunkSize,
-          checkpointEvery: opts.checkpointEvery,
-          kvCodec: opts.kvCodec,
-          policy: choice.spec,
-          maxNewTokens: opts.maxNewTokens,
-          ...(opts.maxTokensPerDocument ? { maxTokensPerDocument: opts.maxTokensPerDocument } : {}),
-          grouping: opts.group,
-          chatTemplate: opts.chat === true,
-          keepFinalState: opts.keepFinal === true,
-        },
+        spec: settings,
         store,
         models,
         log,
         shouldStop: () => stopRequested,
+        keepFailures: opts.keepFailures === true,
         onDocument: (d) => {
           bar.stop();
-          if (!opts.json) process.stderr.write(`[${d.index + 1}/${d.total}] ${d.paths.join(', ')}${d.skipped ? ' (done earlier)' : ''}\n`);
+          const note = d.earlier === 'failed' ? (d.skipped ? ' (failed earlier, kept)' : ' (failed earlier, trying again)') : d.skipped ? ' (done earlier)' : '';
+          if (!opts.json) process.stderr.write(`[${d.index + 1}/${d.total}] ${d.paths.join(', ')}${note}\n`);
           bar = progressBar(1, 'folding');
         },
         onProgress: (p) => {
@@ -119,6 +88,9 @@ export function registerRun(program: Command): void {
         foldedNow: result.completed,
         failedNow: result.failed,
         skipped: result.skipped,
+        retried: result.retried,
+        /** Documents whose checkpoint could not be deleted after their result was stored. */
+        cleanupWarnings: result.cleanupWarnings,
         stopped: result.stopped,
         skippedFiles: result.report?.skipped ?? [],
         refusedEntries: result.report?.refused ?? [],
@@ -128,13 +100,21 @@ export function registerRun(program: Command): void {
       if (opts.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
       else {
         process.stdout.write(
-          `batch ${summary.batchId}: ${summary.documents} documents: ${summary.completed} completed, ${summary.failed} failed (${summary.foldedNow} folded and ${summary.failedNow} failed now, ${summary.skipped} done earlier)${summary.stopped ? ' — stopped early, run again to resume' : ''}\n`,
+          `batch ${summary.batchId}: ${summary.documents} documents: ${summary.completed} completed, ${summary.failed} failed (${summary.foldedNow} folded and ${summary.failedNow} failed now, ${summary.retried} of them retried, ${summary.skipped} done earlier)${summary.stopped ? ' — stopped early, run again to resume' : ''}\n`,
         );
         // One line per reason, with a count and the first names; --json lists every entry.
         for (const line of summarizeReport({ skipped: summary.skippedFiles, refused: summary.refusedEntries })) process.stdout.write(`${summaryLine(line)}\n`);
         if (summary.results) process.stdout.write(`results: ${summary.out ?? summary.results}\n`);
       }
+      if (summary.cleanupWarnings > 0) {
+        process.stderr.write(`kvfold: ${summary.cleanupWarnings} documents folded, but their checkpoints could not be deleted from ${store.uri} (see the warnings above); their results are stored\n`);
+      }
       if (result.stopped) process.exitCode = 130;
+      else if (summary.failed > 0) {
+        const hint = opts.keepFailures ? 'run again without --keep-failures to retry them' : 'fix the cause and run again to retry them';
+        process.stderr.write(`kvfold: ${summary.failed} of ${summary.documents} documents failed (errors in ${summary.out ?? summary.results}); ${hint}\n`);
+        process.exitCode = 1;
+      }
     } finally {
       bar.stop();
       await models.close();
