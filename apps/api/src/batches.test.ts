@@ -1,6 +1,7 @@
 /**
  * Batches end to end through inject(): multipart uploads of files, directories and archives,
  * idempotent re-upload, status from jobs moved by hand with a real BullMQ Worker, results, cancel.
+ * Every test runs alone by name: it asks for the steps it builds on (see `once`).
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -28,13 +29,24 @@ function corpusFiles(): Record<string, string | Uint8Array> {
   };
 }
 
+/** Runs `step` once, however many tests ask for what it leaves behind. */
+function once<T>(step: () => Promise<T>): () => Promise<T> {
+  let done: Promise<T> | undefined;
+  return () => {
+    done ??= step();
+    return done;
+  };
+}
+
+/**
+ * One batch's life, told as steps that each test asks for: a test run alone by name (or in any
+ * order) runs the steps before it once, with their own assertions, then checks its own part.
+ */
 describe('batches (inject, real Redis, FsObjectStore)', () => {
   let api: TestApi;
   let worker: Worker;
-  let batchId = '';
-  let storedCorpusBatch = '';
   const token = randomUUID();
-  const status = async (): Promise<BatchStatus> => {
+  const status = async (batchId: string): Promise<BatchStatus> => {
     const res = await api.app.inject({ method: 'GET', url: `/v1/batches/${batchId}`, headers: api.headers });
     assert.equal(res.statusCode, 200, res.body);
     return res.json();
@@ -54,12 +66,13 @@ describe('batches (inject, real Redis, FsObjectStore)', () => {
     await api.close();
   });
 
-  it('creates a batch from uploaded files, a directory, a .tar.gz and a .zip, refusing an escaping entry', async () => {
+  /** The upload of corpusFiles(): the batch id. */
+  const uploaded = once(async (): Promise<string> => {
     const body = multipartBody(corpusFiles(), spec);
     const res = await api.app.inject({ method: 'POST', url: '/v1/batches', headers: { ...api.headers, ...body.headers }, payload: body.payload });
     assert.equal(res.statusCode, 202, res.body);
     const created = res.json();
-    batchId = created.id;
+    const batchId = created.id as string;
     assert.match(batchId, /^b[0-9a-f]{32}$/);
     assert.equal(created.state, 'queued');
     assert.equal(created.documents, 8); // a, b, notes, 2 logs, 2 zip entries, fine.txt
@@ -83,31 +96,27 @@ describe('batches (inject, real Redis, FsObjectStore)', () => {
     const entry = await api.registry.get(batchId);
     assert.equal(entry?.record.ingest.refused, 1);
     assert.ok(await api.store.head(`batches/${batchId}/spec.json`));
+    return batchId;
   });
 
-  it('returns the same id and adds nothing when the same upload comes again', async () => {
-    const body = multipartBody(corpusFiles(), spec);
-    const res = await api.app.inject({ method: 'POST', url: '/v1/batches', headers: { ...api.headers, ...body.headers }, payload: body.payload });
-    assert.equal(res.statusCode, 202);
-    assert.equal(res.json().id, batchId);
-    assert.equal(res.json().added, 0);
-    assert.equal(await api.queues.documents.count(), 8);
-  });
-
-  it('creates a batch over a stored corpus from a JSON spec', async () => {
+  /** A second batch over the first one's stored corpus, by key and by URI, cancelled at once. */
+  const overStoredCorpus = once(async (): Promise<string> => {
+    const batchId = await uploaded();
     const corpus = (await api.registry.get(batchId))?.record.corpus ?? [];
     const res = await api.app.inject({ method: 'POST', url: '/v1/batches', headers: api.headers, payload: { ...spec, corpus, queries: ['Another question?'] } });
     assert.equal(res.statusCode, 202, res.body);
     assert.notEqual(res.json().id, batchId);
-    storedCorpusBatch = res.json().id;
     assert.equal(res.json().documents, 8);
     const again = await api.app.inject({ method: 'POST', url: '/v1/batches', headers: api.headers, payload: { ...spec, corpus: [`${api.store.uri}/${corpus[0]}`], queries: ['Another question?'] } });
     assert.equal(again.json().id, res.json().id, 'the same corpus by URI is the same batch');
     await api.app.inject({ method: 'POST', url: `/v1/batches/${res.json().id}/cancel`, headers: api.headers });
+    return res.json().id as string;
   });
 
-  it('reports queued, then counts and progress as a worker takes, completes and fails documents', async () => {
-    const queued = await status();
+  /** A worker takes a document of the first batch and completes it, then fails the next. */
+  const progressed = once(async () => {
+    const batchId = await uploaded();
+    const queued = await status(batchId);
     assert.equal(queued.state, 'queued');
     assert.deepEqual(queued.counts, { total: 8, waiting: 8, active: 0, completed: 0, failed: 0, cancelled: 0 });
     assert.equal(queued.progress.tokens, 0);
@@ -115,10 +124,10 @@ describe('batches (inject, real Redis, FsObjectStore)', () => {
     assert.equal(queued.etaMs, null);
 
     let job = await take();
-    while (!job.id?.startsWith(batchId)) job = await take(); // skip the other batch's leftovers, if any
+    while (!job.id?.startsWith(batchId)) job = await take(); // skip another batch's leftovers, if any
     const first = DocumentJob.parse(job.data);
     await job.updateProgress({ tokens: 5, totalTokens: 10, step: 1, totalSteps: 2, etaMs: 100 });
-    const active = await status();
+    const active = await status(batchId);
     assert.equal(active.state, 'in_progress');
     assert.deepEqual(active.counts, { total: 8, waiting: 7, active: 1, completed: 0, failed: 0, cancelled: 0 });
     assert.equal(active.progress.tokens, 5);
@@ -131,21 +140,73 @@ describe('batches (inject, real Redis, FsObjectStore)', () => {
 
     const second = await take();
     await second.moveToFailed(new UnrecoverableError('document is too long'), token, false);
+    return { batchId, first, done, second: DocumentJob.parse(second.data) };
+  });
 
-    const after2 = await status();
-    assert.equal(after2.state, 'in_progress');
-    assert.deepEqual(after2.counts, { total: 8, waiting: 6, active: 0, completed: 1, failed: 1, cancelled: 0 });
-    assert.ok(after2.progress.tokens >= first.bytes && after2.progress.fraction > 0 && after2.progress.fraction < 1);
+  /** The first batch cancelled while a worker holds one of its documents, which then stops. */
+  const cancelled = once(async () => {
+    const { batchId } = await progressed();
+    const held = await take();
+    const heldData = DocumentJob.parse(held.data);
+    const res = await api.app.inject({ method: 'POST', url: `/v1/batches/${batchId}/cancel`, headers: api.headers });
+    assert.equal(res.statusCode, 202);
+    assert.deepEqual(res.json(), { id: batchId, state: 'cancelling', removed: 5 });
+    assert.equal(await api.registry.isCancelled(batchId), true);
+    const cancelling = await status(batchId);
+    assert.equal(cancelling.state, 'cancelling');
+    assert.deepEqual(cancelling.counts, { total: 8, waiting: 0, active: 1, completed: 1, failed: 1, cancelled: 5 });
 
+    // The worker's part: it sees isCancelled between steps, records the stop, and fails the job for good.
+    await api.registry.recordDocumentDone(batchId, { docId: heldData.docId, status: 'cancelled', tokens: 3, bytes: heldData.bytes });
+    await held.moveToFailed(new BatchCancelledError(batchId, heldData.docId), token, false);
+    return batchId;
+  });
+
+  /** A third batch over the same corpus (another chunk size), marked completed. */
+  const completedOther = once(async (): Promise<string> => {
+    const batchId = await uploaded();
+    const other = (await api.app.inject({ method: 'POST', url: '/v1/batches', headers: api.headers, payload: { ...spec, corpus: (await api.registry.get(batchId))?.record.corpus, chunkSize: 99 } })).json().id as string;
+    assert.equal(await api.registry.setState(other, 'completed'), 'completed');
+    return other;
+  });
+
+  it('creates a batch from uploaded files, a directory, a .tar.gz and a .zip, refusing an escaping entry', async () => {
+    assert.match(await uploaded(), /^b[0-9a-f]{32}$/);
+  });
+
+  it('returns the same id and adds nothing when the same upload comes again', async () => {
+    const batchId = await uploaded();
+    const waiting = await api.queues.documents.count();
+    const body = multipartBody(corpusFiles(), spec);
+    const res = await api.app.inject({ method: 'POST', url: '/v1/batches', headers: { ...api.headers, ...body.headers }, payload: body.payload });
+    assert.equal(res.statusCode, 202);
+    assert.equal(res.json().id, batchId);
+    assert.equal(res.json().added, 0);
+    assert.equal(await api.queues.documents.count(), waiting);
+  });
+
+  it('creates a batch over a stored corpus from a JSON spec', async () => {
+    assert.notEqual(await overStoredCorpus(), await uploaded());
+  });
+
+  it('reports queued, then counts and progress as a worker takes, completes and fails documents', async () => {
+    const { batchId, first, done, second } = await progressed();
+    if ((await api.registry.isCancelled(batchId)) === false) {
+      const after2 = await status(batchId);
+      assert.equal(after2.state, 'in_progress');
+      assert.deepEqual(after2.counts, { total: 8, waiting: 6, active: 0, completed: 1, failed: 1, cancelled: 0 });
+      assert.ok(after2.progress.tokens >= first.bytes && after2.progress.fraction > 0 && after2.progress.fraction < 1);
+    }
     const doc = await api.app.inject({ method: 'GET', url: `/v1/batches/${batchId}/documents/${first.docId}`, headers: api.headers });
     assert.equal(doc.statusCode, 200);
     assert.deepEqual(doc.json(), done);
-    const absent = await api.app.inject({ method: 'GET', url: `/v1/batches/${batchId}/documents/${DocumentJob.parse(second.data).docId}`, headers: api.headers });
+    const absent = await api.app.inject({ method: 'GET', url: `/v1/batches/${batchId}/documents/${second.docId}`, headers: api.headers });
     assert.equal(absent.statusCode, 404);
     assert.match(absent.json().error.message, /no result yet/);
   });
 
   it('streams the results written so far as JSONL', async () => {
+    const { batchId } = await progressed();
     const res = await api.app.inject({ method: 'GET', url: `/v1/batches/${batchId}/results`, headers: api.headers });
     assert.equal(res.statusCode, 200);
     assert.match(res.headers['content-type'] as string, /application\/x-ndjson/);
@@ -156,24 +217,11 @@ describe('batches (inject, real Redis, FsObjectStore)', () => {
   });
 
   it('cancels: waiting documents are removed, the active one stops at its next step, then cancelled', async () => {
-    const held = await take();
-    const heldData = DocumentJob.parse(held.data);
-    const res = await api.app.inject({ method: 'POST', url: `/v1/batches/${batchId}/cancel`, headers: api.headers });
-    assert.equal(res.statusCode, 202);
-    assert.deepEqual(res.json(), { id: batchId, state: 'cancelling', removed: 5 });
-    assert.equal(await api.registry.isCancelled(batchId), true);
-    const cancelling = await status();
-    assert.equal(cancelling.state, 'cancelling');
-    assert.deepEqual(cancelling.counts, { total: 8, waiting: 0, active: 1, completed: 1, failed: 1, cancelled: 5 });
-
-    // The worker's part: it sees isCancelled between steps, records the stop, and fails the job for good.
-    await api.registry.recordDocumentDone(batchId, { docId: heldData.docId, status: 'cancelled', tokens: 3, bytes: heldData.bytes });
-    await held.moveToFailed(new BatchCancelledError(batchId, heldData.docId), token, false);
-
-    const cancelled = await status();
-    assert.equal(cancelled.state, 'cancelled');
-    assert.deepEqual(cancelled.counts, { total: 8, waiting: 0, active: 0, completed: 1, failed: 1, cancelled: 6 });
-    assert.equal(cancelled.progress.fraction, 1);
+    const batchId = await cancelled();
+    const after = await status(batchId);
+    assert.equal(after.state, 'cancelled');
+    assert.deepEqual(after.counts, { total: 8, waiting: 0, active: 0, completed: 1, failed: 1, cancelled: 6 });
+    assert.equal(after.progress.fraction, 1);
     assert.equal(await (await api.queues.batches.getJob(batchId))?.getState(), 'waiting', 'the parent is ready to finalize');
 
     const again = await api.app.inject({ method: 'POST', url: `/v1/batches/${batchId}/cancel`, headers: api.headers });
@@ -181,6 +229,7 @@ describe('batches (inject, real Redis, FsObjectStore)', () => {
   });
 
   it('streams results.jsonl once the batch is finalized', async () => {
+    const batchId = await cancelled();
     const jsonl = '{"line":1}\n{"line":2}\n';
     await api.store.put(batchResultsKey(batchId), new Uint8Array(Buffer.from(jsonl)));
     const res = await api.app.inject({ method: 'GET', url: `/v1/batches/${batchId}/results`, headers: api.headers });
@@ -190,16 +239,17 @@ describe('batches (inject, real Redis, FsObjectStore)', () => {
   });
 
   it('refuses to cancel a completed batch with 409', async () => {
-    const other = (await api.app.inject({ method: 'POST', url: '/v1/batches', headers: api.headers, payload: { ...spec, corpus: (await api.registry.get(batchId))?.record.corpus, chunkSize: 99 } })).json().id;
-    assert.equal(await api.registry.setState(other, 'completed'), 'completed');
+    const other = await completedOther();
     const res = await api.app.inject({ method: 'POST', url: `/v1/batches/${other}/cancel`, headers: api.headers });
     assert.equal(res.statusCode, 409);
     assert.equal(res.json().error.code, 'KVF_API_CONFLICT');
-    completedBatch = other;
   });
 
-  let completedBatch = '';
   it('lists every batch newest first with its status, a page at a time', async () => {
+    // Made in this order: the upload (then cancelled), the batch over its stored corpus, the completed one.
+    const batchId = await cancelled();
+    const storedCorpusBatch = await overStoredCorpus();
+    const completedBatch = await completedOther();
     const list = async (query: string) => {
       const res = await api.app.inject({ method: 'GET', url: `/v1/batches${query}`, headers: api.headers });
       assert.equal(res.statusCode, 200, res.body);

@@ -198,7 +198,8 @@ describe('kvfold distributed commands (real API, Redis and store)', () => {
     const id = r.stdout.trim();
     assert.match(r.stderr, /^kvfold: skipped 1 entry \(symlink \(not followed\)\): .*repo: repo\/link\.ts$/m);
     assert.match(r.stderr, /^kvfold: skipped 1 entry \(binary file\): .*repo: repo\/logo\.png$/m);
-    const jobs = await createQueues(redisOptionsFromUrl(REDIS_URL), prefix).documents.getJobs(['prioritized', 'waiting']);
+    const queues = createQueues(redisOptionsFromUrl(REDIS_URL), prefix);
+    const jobs = await queues.documents.getJobs(['prioritized', 'waiting']).finally(() => queues.close());
     const paths = jobs.filter((j) => j.data.batchId === id).map((j) => j.data.paths);
     assert.deepEqual(paths.sort(), [['repo/.gitignore', 'repo/latin1.txt'], ['repo/src/a.ts']]);
     // The corpus is the one `kvfold run` ingests from the folder itself.
