@@ -7,7 +7,7 @@ import rateLimit from '@fastify/rate-limit';
 import { BatchRegistry, FoldMetrics } from '@kvfold/jobs';
 import type { KvfoldQueues, Redis } from '@kvfold/jobs';
 import type { EnqueueOptions } from '@kvfold/producer';
-import type { ObjectStore } from '@kvfold/storage';
+import type { ObjectStore, OpenStoreOptions } from '@kvfold/storage';
 import Fastify from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { apiKeyAuth, presentedKey } from './auth.ts';
@@ -33,6 +33,10 @@ export interface ApiLimits {
   readonly rateLimitMax?: number;
   /** Rate-limit window, ms (default one minute). */
   readonly rateLimitWindowMs?: number;
+  /** Wrong API keys one client address may send per window before it gets 429 (default 10). */
+  readonly authFailuresMax?: number;
+  /** That window, ms, from the first wrong key (default 15 minutes). */
+  readonly authFailureWindowMs?: number;
 }
 
 /** Everything the API needs, built by the caller. */
@@ -48,6 +52,8 @@ export interface ApiDeps {
   readonly spoolDir?: string;
   /** Retry and retention of the document jobs it enqueues (the producer's defaults otherwise). */
   readonly enqueue?: EnqueueOptions;
+  /** Refuse a batch whose model is not there (store options open `s3://` models); off when absent. */
+  readonly modelCheck?: { readonly storeOptions?: OpenStoreOptions };
 }
 
 /** Builds the app; `await app.ready()` (or listen) before use, `app.close()` after. */
@@ -58,8 +64,15 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     uploadFiles: deps.limits?.uploadFiles ?? 10_000,
     rateLimitMax: deps.limits?.rateLimitMax ?? 600,
     rateLimitWindowMs: deps.limits?.rateLimitWindowMs ?? 60_000,
+    authFailuresMax: deps.limits?.authFailuresMax ?? 10,
+    authFailureWindowMs: deps.limits?.authFailureWindowMs ?? 15 * 60_000,
   };
-  const app = Fastify({ loggerInstance: deps.logger, bodyLimit: limits.bodyBytes });
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    bodyLimit: limits.bodyBytes,
+    // Bad percent-encoding and over-long path parameters are answered before routing: same error shape.
+    frameworkErrors: (err, request, reply) => errorHandler(err, request, reply),
+  });
   // Validation is zod's (in the handlers, with messages naming fields); route schemas only document.
   app.setValidatorCompiler(() => (data) => ({ value: data }));
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
@@ -71,7 +84,10 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const registry = new BatchRegistry(deps.redis, { prefix: deps.queues.prefix });
   const metrics = createMetrics(deps.queues, new FoldMetrics(deps.redis, { prefix: deps.queues.prefix }));
   app.addHook('onResponse', metrics.onResponse);
-  app.addHook('onRequest', apiKeyAuth(deps.apiKeys));
+  app.addHook(
+    'onRequest',
+    apiKeyAuth(deps.apiKeys, { redis: deps.redis, prefix: deps.queues.prefix, max: limits.authFailuresMax, windowMs: limits.authFailureWindowMs }),
+  );
 
   await app.register(rateLimit, {
     global: true,
@@ -96,6 +112,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     registry,
     ...(deps.spoolDir ? { spoolDir: deps.spoolDir } : {}),
     ...(deps.enqueue ? { enqueue: deps.enqueue } : {}),
+    ...(deps.modelCheck ? { modelCheck: deps.modelCheck } : {}),
   };
   await app.register(batchRoutes, { ctx, uploadBytes: limits.uploadBytes });
   await app.register(resultRoutes, { store: deps.store, registry });

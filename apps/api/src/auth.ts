@@ -4,8 +4,14 @@
  * the content of a valid key leaks through timing. The probes (/healthz, /readyz) and the
  * Prometheus scrape (/metrics: counts and totals only, no batch data) are open; everything else,
  * /docs and /admin/queues included, needs a key. With no keys configured, every keyed route is 401.
+ *
+ * Guessing is bounded: wrong keys are counted per client address in Redis (shared by replicas), and
+ * once an address has sent `max` of them within `windowMs` of its first, its keyed requests answer
+ * 429 with Retry-After until that window ends — a right key too, so a guess that hits is not told
+ * apart from one that misses.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Redis } from '@kvfold/jobs';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, ApiErrorCode } from './errors.ts';
 
@@ -30,20 +36,76 @@ export function presentedKey(request: FastifyRequest): string | undefined {
   return match?.[1];
 }
 
-/** An onRequest hook accepting `keys`. */
-export function apiKeyAuth(keys: readonly string[]) {
+/** How many wrong keys one client address may send per window. */
+export interface AuthFailureLimit {
+  readonly redis: Redis;
+  /** Redis key prefix (the queue prefix). */
+  readonly prefix: string;
+  /** Wrong keys an address may send before it is refused. */
+  readonly max: number;
+  /** The window, counted from the first wrong key, ms. */
+  readonly windowMs: number;
+}
+
+/** An onRequest hook accepting `keys`, refusing addresses that sent too many wrong ones. */
+export function apiKeyAuth(keys: readonly string[], failures?: AuthFailureLimit) {
   const digests = keys.map(digest);
-  return async function authenticate(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
+  return async function authenticate(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const path = request.url.split('?')[0] ?? '';
     if (PUBLIC_PATHS.has(path)) return;
     const key = presentedKey(request);
     if (key === undefined) {
       throw new ApiError(401, ApiErrorCode.Unauthorized, 'missing API key: send it as x-api-key or Authorization: Bearer <key>');
     }
+    const counter = failures ? new FailureCounter(failures, request) : null;
+    const lockedMs = (await counter?.lockedForMs()) ?? 0;
+    if (lockedMs > 0 && failures) {
+      const seconds = Math.ceil(lockedMs / 1000);
+      reply.header('retry-after', String(seconds));
+      throw new ApiError(
+        429,
+        ApiErrorCode.RateLimited,
+        `too many wrong API keys from ${request.ip}: ${failures.max} within ${Math.round(failures.windowMs / 1000)} s (KVFOLD_API_AUTH_FAILURES); retry in ${seconds} s with a key from KVFOLD_API_KEYS`,
+      );
+    }
     const d = digest(key);
     if (!digests.some((known) => timingSafeEqual(known, d))) {
+      await counter?.record();
       throw new ApiError(401, ApiErrorCode.Unauthorized, 'API key not accepted (it is not one of KVFOLD_API_KEYS)');
     }
     request.apiKeyId = d.toString('hex').slice(0, 12);
   };
+}
+
+/**
+ * One address's count of wrong keys in Redis: a fixed window that starts at the first wrong key.
+ * A Redis that does not answer lets requests through (logged), as the request rate limit does.
+ */
+class FailureCounter {
+  private readonly key: string;
+  constructor(
+    private readonly limit: AuthFailureLimit,
+    private readonly request: FastifyRequest,
+  ) {
+    this.key = `${limit.prefix}:auth-failures:${request.ip}`;
+  }
+
+  /** Milliseconds this address stays refused; 0 while it is under the limit. */
+  async lockedForMs(): Promise<number> {
+    try {
+      const [[, count], [, ttl]] = (await this.limit.redis.multi().get(this.key).pttl(this.key).exec()) as [[unknown, string | null], [unknown, number]];
+      return Number(count ?? 0) >= this.limit.max && ttl > 0 ? ttl : 0;
+    } catch (err) {
+      this.request.log.warn({ err }, 'wrong-key limit not checked: Redis did not answer');
+      return 0;
+    }
+  }
+
+  async record(): Promise<void> {
+    try {
+      await this.limit.redis.multi().set(this.key, '0', 'PX', this.limit.windowMs, 'NX').incr(this.key).exec();
+    } catch (err) {
+      this.request.log.warn({ err }, 'wrong API key not counted: Redis did not answer');
+    }
+  }
 }

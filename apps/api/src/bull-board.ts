@@ -6,6 +6,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import type { KvfoldQueues } from '@kvfold/jobs';
 import type { FastifyInstance } from 'fastify';
+import { classify } from './errors.ts';
 
 /** Where the dashboard is served. */
 export const BULL_BOARD_PATH = '/admin/queues';
@@ -20,6 +21,14 @@ export async function registerBullBoard(app: FastifyInstance, queues: KvfoldQueu
   createBullBoard({
     queues: [new BullMQAdapter(queues.documents), new BullMQAdapter(queues.batches)],
     serverAdapter: serverAdapter as unknown as ServerAdapter,
+  });
+  // The dashboard's plugin answers errors in its scope (a missing key's 401, a 429) with its own
+  // handler; ours keeps them in the API's `{error: {code, message}}` shape.
+  type DashboardStatus = ReturnType<Parameters<typeof serverAdapter.setErrorHandler>[0]>['status'];
+  serverAdapter.setErrorHandler((err) => {
+    const { status, code, message } = classify(err);
+    if (status >= 500) app.log.error({ err }, 'queue dashboard request failed');
+    return { status: status as DashboardStatus, body: { error: { code, message } } };
   });
   await app.register(serverAdapter.registerPlugin(), { prefix: BULL_BOARD_PATH });
 }

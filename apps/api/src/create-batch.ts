@@ -10,10 +10,10 @@ import {
   formatZodError,
 } from '@kvfold/jobs';
 import type { BatchRegistry, BatchState, CorpusIndex, IngestSummary, KvfoldQueues } from '@kvfold/jobs';
-import { enqueueBatch, ingest, readCorpusIndex, uploadCorpus } from '@kvfold/producer';
+import { checkModelRef, enqueueBatch, ingest, readCorpusIndex, uploadCorpus } from '@kvfold/producer';
 import type { EnqueueOptions, IngestReport, RefusedEntry, SkippedEntry } from '@kvfold/producer';
 import { ObjectNotFoundError } from '@kvfold/storage';
-import type { ObjectStore } from '@kvfold/storage';
+import type { ObjectStore, OpenStoreOptions } from '@kvfold/storage';
 import type { FastifyBaseLogger } from 'fastify';
 import { z } from 'zod';
 import { apiErrors } from './errors.ts';
@@ -33,6 +33,8 @@ export interface BatchContext {
   /** Where ingest spools shards. */
   readonly spoolDir?: string;
   readonly enqueue?: EnqueueOptions;
+  /** Check the spec's model before anything is recorded or enqueued (with these store options for `s3://` models); off when absent. */
+  readonly modelCheck?: { readonly storeOptions?: OpenStoreOptions };
 }
 
 /** The 202 answer. */
@@ -61,6 +63,11 @@ export function parseSpecText(text: string | undefined): z.output<typeof UploadS
     throw apiErrors.badRequest(`spec: not JSON (${(err as Error).message})`);
   }
   return parseSpec(UploadSpec, value);
+}
+
+/** Refuses (400 KVF_ENQUEUE_MODEL) a spec whose model is not there, when the context checks models. */
+export async function checkModel(ctx: Pick<BatchContext, 'modelCheck'>, model: BatchSpec['model']): Promise<void> {
+  if (ctx.modelCheck) await checkModelRef(model, ctx.modelCheck.storeOptions);
 }
 
 /** Ingests and uploads spooled inputs as one corpus; returns its index and the report in client names. */
@@ -103,7 +110,7 @@ async function readStoredCorpus(store: ObjectStore, ref: string): Promise<Corpus
 
 /**
  * Creates (or finds) the batch of `spec` over its stored corpora plus `uploaded`, and enqueues it
- * when it is new. `ingestReport` is summarised into the registry record.
+ * when it is new. The caller checks the model first ({@link checkModel}), before any upload. `ingestReport` is summarised into the registry record.
  */
 export async function createBatch(
   ctx: BatchContext,

@@ -13,6 +13,17 @@ describe('loadApiEnv', () => {
     assert.equal(env.KVFOLD_STORE, 'file:///srv/kvfold/.kvfold/store');
     assert.deepEqual(env.KVFOLD_API_KEYS, []);
     assert.deepEqual([env.KVFOLD_JOB_KEEP_COMPLETED_S, env.KVFOLD_JOB_KEEP_FAILED_S], [86_400, 604_800]);
+    assert.deepEqual([env.KVFOLD_API_AUTH_FAILURES, env.KVFOLD_API_AUTH_FAILURE_WINDOW_S, env.KVFOLD_API_CHECK_MODEL], [10, 900, true]);
+  });
+
+  it('parses the wrong-key limit and the model check switch', () => {
+    const env = loadApiEnv({ KVFOLD_API_AUTH_FAILURES: '3', KVFOLD_API_AUTH_FAILURE_WINDOW_S: '60', KVFOLD_API_CHECK_MODEL: 'false' });
+    assert.deepEqual([env.KVFOLD_API_AUTH_FAILURES, env.KVFOLD_API_AUTH_FAILURE_WINDOW_S, env.KVFOLD_API_CHECK_MODEL], [3, 60, false]);
+    assert.throws(
+      () => loadApiEnv({ KVFOLD_API_AUTH_FAILURES: '0', KVFOLD_API_CHECK_MODEL: 'maybe' }),
+      (err: unknown) =>
+        err instanceof JobsError && /KVFOLD_API_AUTH_FAILURES: must be an integer >= 1/.test(err.message) && /KVFOLD_API_CHECK_MODEL: must be true or false/.test(err.message),
+    );
   });
 
   it('parses the API variables and the shared ones', () => {

@@ -26,10 +26,20 @@ export const ApiEnvSchema = z.object({
   KVFOLD_API_UPLOAD_MAX_FILES: envInteger(1, 10_000),
   /** Requests per minute per API key (or per address, for requests without a valid key). */
   KVFOLD_API_RATE_LIMIT: envInteger(1, 600),
+  /** Wrong API keys one client address may send within KVFOLD_API_AUTH_FAILURE_WINDOW_S before it gets 429. */
+  KVFOLD_API_AUTH_FAILURES: envInteger(1, 10),
+  /** Seconds, from an address's first wrong key, that its wrong keys are counted (and it stays refused once over). */
+  KVFOLD_API_AUTH_FAILURE_WINDOW_S: envInteger(1, 900),
   /** Seconds a completed document job stays in Redis (Bull Board) before removal; results stay in the store. */
   KVFOLD_JOB_KEEP_COMPLETED_S: envInteger(0, 24 * 3600),
   /** Seconds a failed document job stays in Redis; the batch keeps the failure reason regardless. */
   KVFOLD_JOB_KEEP_FAILED_S: envInteger(0, 7 * 24 * 3600),
+  /**
+   * Check each new batch's model before enqueueing it: a local folder must exist on this host, an
+   * `s3://` model must be pushed, and either must hold a decoder. Set false when the API cannot see
+   * the workers' model folders (then a wrong path fails every document instead of the request).
+   */
+  KVFOLD_API_CHECK_MODEL: envOptional(z.enum(['true', 'false'], { error: 'must be true or false' }).default('true')).transform((v) => v === 'true'),
   /** Folder where uploads are spooled before ingest; the OS temp folder when unset. */
   KVFOLD_API_SPOOL_DIR: envOptional(z.string().optional()),
 });

@@ -4,18 +4,21 @@
  *
  * | code                        | status | when                                                         |
  * |-----------------------------|--------|--------------------------------------------------------------|
- * | KVF_API_BAD_REQUEST         | 400    | malformed JSON, spec or multipart body; bad id               |
+ * | KVF_API_BAD_REQUEST         | 400    | malformed JSON, spec, URL or multipart body; bad id          |
  * | KVF_API_UNAUTHORIZED        | 401    | no API key, or one not in KVFOLD_API_KEYS                    |
  * | KVF_API_NOT_FOUND           | 404    | unknown route, batch or document result                      |
  * | KVF_API_CONFLICT            | 409    | cancelling a batch that is finalizing or finished            |
  * | KVF_API_BODY_TOO_LARGE      | 413    | JSON body, upload, file count or part count over the limits  |
+ * | KVF_API_URI_TOO_LONG        | 414    | a path parameter longer than the router accepts              |
  * | KVF_API_UNSUPPORTED_MEDIA   | 415    | a body that is neither JSON nor multipart/form-data          |
- * | KVF_API_RATE_LIMITED        | 429    | too many requests for this key (or address) in the window    |
+ * | KVF_API_RATE_LIMITED        | 429    | too many requests for this key (or address) in the window,   |
+ * |                             |        | or too many wrong API keys from this address (Retry-After)   |
  * | KVF_API_NOT_READY           | 503    | /readyz: Redis or the object store does not answer           |
  * | KVF_API_INTERNAL            | 500    | anything unexpected (logged with its stack)                  |
  *
  * Coded errors of the packages keep their own code: invalid specs and corpora
- * (KVF_JOBS_INVALID_INPUT, KVF_CORPUS_*, KVF_INGEST_*, KVF_ENQUEUE_EMPTY) answer 400.
+ * (KVF_JOBS_INVALID_INPUT, KVF_CORPUS_*, KVF_INGEST_*, KVF_ENQUEUE_EMPTY) and a model that is not there
+ * (KVF_ENQUEUE_MODEL) answer 400.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 
@@ -26,6 +29,7 @@ export const ApiErrorCode = {
   NotFound: 'KVF_API_NOT_FOUND',
   Conflict: 'KVF_API_CONFLICT',
   BodyTooLarge: 'KVF_API_BODY_TOO_LARGE',
+  UriTooLong: 'KVF_API_URI_TOO_LONG',
   UnsupportedMedia: 'KVF_API_UNSUPPORTED_MEDIA',
   RateLimited: 'KVF_API_RATE_LIMITED',
   NotReady: 'KVF_API_NOT_READY',
@@ -55,7 +59,7 @@ export const apiErrors = {
 };
 
 /** Codes of package errors that mean "your input is wrong". */
-const CLIENT_ERROR_CODE = /^KVF_(JOBS_INVALID_INPUT|CORPUS_|INGEST_|ENQUEUE_EMPTY|STORE_BAD_KEY)/;
+const CLIENT_ERROR_CODE = /^KVF_(JOBS_INVALID_INPUT|CORPUS_|INGEST_|ENQUEUE_EMPTY|ENQUEUE_MODEL|STORE_BAD_KEY)/;
 
 /** Fastify's own 4xx codes mapped to ours. */
 const FASTIFY_CODES: Readonly<Record<number, ApiErrorCode>> = {
@@ -63,6 +67,7 @@ const FASTIFY_CODES: Readonly<Record<number, ApiErrorCode>> = {
   401: ApiErrorCode.Unauthorized,
   404: ApiErrorCode.NotFound,
   413: ApiErrorCode.BodyTooLarge,
+  414: ApiErrorCode.UriTooLong,
   415: ApiErrorCode.UnsupportedMedia,
   429: ApiErrorCode.RateLimited,
 };
@@ -86,6 +91,10 @@ function describeFastify(e: { code?: unknown }, message: string): string {
       return 'request body is larger than the JSON body limit (KVFOLD_API_BODY_LIMIT); upload large corpora as multipart/form-data';
     case 'FST_REQ_FILE_TOO_LARGE':
       return 'an uploaded file is larger than the upload limit (KVFOLD_API_UPLOAD_LIMIT)';
+    case 'FST_ERR_BAD_URL':
+      return 'the request path is not a valid URL (bad percent-encoding); encode it with encodeURIComponent';
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return 'a path parameter is longer than the router accepts; batch ids are b + 32 hex chars, document ids 64 hex chars';
     case 'FST_FILES_LIMIT':
     case 'FST_PARTS_LIMIT':
     case 'FST_FIELDS_LIMIT':

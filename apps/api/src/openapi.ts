@@ -18,6 +18,13 @@ export function openApiSchema(schema: z.ZodType, io: 'input' | 'output' = 'outpu
 
 const error = openApiSchema(ApiErrorBody);
 const errors = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, { description: 'error', ...error }]));
+/** The create answer, with what `added` counts spelled out for clients. */
+const CreatedBatchDoc = CreatedBatch.extend({
+  added: CreatedBatch.shape.added.describe(
+    'queue jobs this request added: one per document plus the batch job when the batch is new; 0 when the same batch (same corpus contents and settings) was created before',
+  ),
+});
+
 const batchId = { type: 'object', properties: { id: { type: 'string', pattern: '^b[0-9a-f]{32}$' } }, required: ['id'] };
 
 /** Route schemas, for the document only (validation is zod's, in the handlers). */
@@ -40,7 +47,7 @@ export const routeSchemas = {
         },
       },
     },
-    response: { 202: { description: 'accepted', ...openApiSchema(CreatedBatch) }, ...errors(400, 401, 413, 415, 429) },
+    response: { 202: { description: 'accepted', ...openApiSchema(CreatedBatchDoc) }, ...errors(400, 401, 413, 415, 429) },
   },
   listBatches: {
     summary: 'Batches, newest first, a page at a time (pass nextCursor back as cursor)',

@@ -33,8 +33,16 @@ export async function runApi(source: Readonly<Record<string, string | undefined>
     redis,
     logger,
     apiKeys: env.KVFOLD_API_KEYS,
-    limits: { bodyBytes: env.KVFOLD_API_BODY_LIMIT, uploadBytes: env.KVFOLD_API_UPLOAD_LIMIT, uploadFiles: env.KVFOLD_API_UPLOAD_MAX_FILES, rateLimitMax: env.KVFOLD_API_RATE_LIMIT },
+    limits: {
+      bodyBytes: env.KVFOLD_API_BODY_LIMIT,
+      uploadBytes: env.KVFOLD_API_UPLOAD_LIMIT,
+      uploadFiles: env.KVFOLD_API_UPLOAD_MAX_FILES,
+      rateLimitMax: env.KVFOLD_API_RATE_LIMIT,
+      authFailuresMax: env.KVFOLD_API_AUTH_FAILURES,
+      authFailureWindowMs: env.KVFOLD_API_AUTH_FAILURE_WINDOW_S * 1000,
+    },
     ...(env.KVFOLD_API_SPOOL_DIR ? { spoolDir: env.KVFOLD_API_SPOOL_DIR } : {}),
+    ...(env.KVFOLD_API_CHECK_MODEL ? { modelCheck: { storeOptions: storeOptionsFromEnv(env) } } : {}),
     enqueue: { keepCompletedS: env.KVFOLD_JOB_KEEP_COMPLETED_S, keepFailedS: env.KVFOLD_JOB_KEEP_FAILED_S },
   });
 

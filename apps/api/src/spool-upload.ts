@@ -8,7 +8,8 @@
  *   top-level `dir`, and each such folder is one input, read like a local directory.
  *
  * A name that is absolute or holds `..` is refused in the report (nothing is written for it); the
- * `spec` field is returned as text for the caller to parse.
+ * `spec` field, which must come once, is returned as text for the caller to parse. A body the
+ * multipart parser cannot read (no boundary, cut short) is the client's error: 400.
  */
 import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -43,8 +44,33 @@ export interface UploadLimits {
 /** The producer's code for an entry escaping its root (see @kvfold/producer errors). */
 const ESCAPING_ENTRY = 'KVF_INGEST_ESCAPING_ENTRY';
 
-/** Reads every part of `parts` into `dir`. */
-export async function spoolUpload(parts: AsyncIterable<Multipart>, dir: string, limits: UploadLimits): Promise<SpooledUpload> {
+/** Called as the upload is read. */
+export interface SpoolHooks {
+  /** The `spec` field's text, as soon as it arrives (before the files that follow it); may throw to refuse the upload. */
+  readonly onSpec?: (text: string) => Promise<void>;
+}
+
+/** Reads every part of `parts` (a function, so that a parser that refuses the headers is caught too) into `dir`. */
+export async function spoolUpload(parts: () => AsyncIterable<Multipart>, dir: string, limits: UploadLimits, hooks: SpoolHooks = {}): Promise<SpooledUpload> {
+  try {
+    return await spoolParts(parts(), dir, limits, hooks);
+  } catch (err) {
+    throw malformedBody(err);
+  }
+}
+
+/**
+ * What the multipart parser (busboy) throws — `Multipart: Boundary not found`, `Unexpected end of
+ * multipart data` — are plain errors without a code; ours carry a status and the filesystem's carry
+ * a syscall, and those stay as they are.
+ */
+function malformedBody(err: unknown): unknown {
+  const e = err as { statusCode?: unknown; syscall?: unknown; code?: unknown; message?: unknown };
+  if (err instanceof ApiError || !(err instanceof Error) || e.statusCode !== undefined || e.syscall !== undefined || e.code !== undefined) return err;
+  return new ApiError(400, ApiErrorCode.BadRequest, `multipart body cannot be read (${err.message}): send a complete multipart/form-data body with the boundary named in Content-Type`, { cause: err });
+}
+
+async function spoolParts(parts: AsyncIterable<Multipart>, dir: string, limits: UploadLimits, hooks: SpoolHooks): Promise<SpooledUpload> {
   const inputs: SpooledInput[] = [];
   const trees = new Set<string>();
   const refused: RefusedEntry[] = [];
@@ -56,7 +82,9 @@ export async function spoolUpload(parts: AsyncIterable<Multipart>, dir: string, 
     if (part.type === 'field') {
       if (part.fieldname !== 'spec') throw apiErrors.badRequest(`unknown form field ${JSON.stringify(part.fieldname)}: send files and one "spec" field`);
       if (typeof part.value !== 'string') throw apiErrors.badRequest('spec: must be a JSON text field');
+      if (spec !== undefined) throw apiErrors.badRequest('spec: the form has more than one "spec" field; send the batch spec once');
       spec = part.value;
+      await hooks.onSpec?.(spec);
       continue;
     }
     const segments = part.filename.replace(/\\/g, '/').split('/');

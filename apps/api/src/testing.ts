@@ -15,7 +15,7 @@ import type { ObjectStore } from '@kvfold/storage';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { buildApi } from './app.ts';
-import type { ApiLimits } from './app.ts';
+import type { ApiDeps, ApiLimits } from './app.ts';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const API_KEY = 'test-key-0123456789';
@@ -33,7 +33,7 @@ export interface TestApi {
 }
 
 /** Builds an API over a fresh prefix and (unless given) a fresh FsObjectStore. */
-export async function startTestApi(options: { limits?: ApiLimits; store?: ObjectStore; enqueue?: EnqueueOptions } = {}): Promise<TestApi> {
+export async function startTestApi(options: { limits?: ApiLimits; store?: ObjectStore; enqueue?: EnqueueOptions; modelCheck?: ApiDeps['modelCheck'] } = {}): Promise<TestApi> {
   const dir = await mkdtemp(join(tmpdir(), 'kvfold-api-test-'));
   const store = options.store ?? new FsObjectStore(join(dir, 'store'));
   const redis = createRedis(REDIS_URL);
@@ -47,6 +47,7 @@ export async function startTestApi(options: { limits?: ApiLimits; store?: Object
     spoolDir: dir,
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.enqueue ? { enqueue: options.enqueue } : {}),
+    ...(options.modelCheck ? { modelCheck: options.modelCheck } : {}),
   });
   await app.ready();
   return {

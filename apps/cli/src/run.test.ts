@@ -1,12 +1,14 @@
 /**
  * `kvfold run`, the embedded default, as a user runs it: a corpus of a directory and an archive,
- * folded in-process on a filesystem store; a rerun folds nothing; a document over the token limit
- * fails alone; an escaping archive entry is refused alone; a model pushed to an S3 store serves the
+ * folded in-process on a filesystem store; a document over the token limit fails alone (exit 1) and a
+ * rerun folds only it again (or nothing, with --keep-failures); a run whose model folder is missing
+ * fails every document and a rerun once the model is there completes them; an escaping archive entry
+ * is refused alone; a model pushed to an S3 store serves the
  * same results as its local folder.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -27,6 +29,7 @@ interface Summary {
   foldedNow: number;
   failedNow: number;
   skipped: number;
+  retried: number;
   stopped: boolean;
   refusedEntries: { entry: string; reason: string }[];
 }
@@ -40,14 +43,14 @@ interface ResultLine {
   error?: { code: string; message: string };
 }
 
-const json = <T>(r: RunResult): T => {
-  assert.equal(r.code, 0, r.stderr);
+const json = <T>(r: RunResult, code = 0): T => {
+  assert.equal(r.code, code, r.stderr);
   return JSON.parse(r.stdout) as T;
 };
 const lines = (file: string) => readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as ResultLine);
-const runArgs = (store: string, out: string, modelRef = model) => [
+const runArgs = (store: string, out: string, modelRef = model, ...extra: string[]) => [
   'run', corpus, archive, '--model', modelRef, '--store', store, '--out', out, '--chunk-size', '32',
-  '--ask', 'What is carried?', '--max-new-tokens', '4', '--max-tokens-per-document', '600', '--json',
+  '--ask', 'What is carried?', '--max-new-tokens', '4', '--max-tokens-per-document', '600', '--json', ...extra,
 ];
 
 before(async () => {
@@ -71,15 +74,18 @@ after(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-test('run folds every document; a long one fails alone and an escaping entry is refused alone', async () => {
+test('run folds every document; a long one fails alone, exits 1, and is retried by a rerun', async () => {
   const store = join(root, 'store');
   const out = join(root, 'results.jsonl');
-  const first = json<Summary>(await kvfold(runArgs(store, out)));
+  const firstRun = await kvfold(runArgs(store, out));
+  const first = json<Summary>(firstRun, 1);
+  assert.match(firstRun.stderr, /kvfold: 1 of 4 documents failed/);
   assert.equal(first.documents, 4);
   assert.equal(first.completed, 3);
   assert.equal(first.failed, 1);
   assert.equal(first.foldedNow, 3);
   assert.equal(first.failedNow, 1);
+  assert.equal(first.retried, 0);
   assert.equal(first.stopped, false);
   assert.deepEqual(first.refusedEntries.map((r) => r.entry), ['../escape.txt']);
   const results = lines(out);
@@ -94,12 +100,53 @@ test('run folds every document; a long one fails alone and an escaping entry is 
     assert.equal(r.answers[0]?.tokenIds.length, 4);
   }
 
-  const again = json<Summary>(await kvfold(runArgs(store, join(root, 'again.jsonl'))));
+  const again = json<Summary>(await kvfold(runArgs(store, join(root, 'again.jsonl'))), 1);
   assert.equal(again.batchId, first.batchId);
-  assert.equal(again.foldedNow + again.failedNow, 0, 'a rerun folds nothing');
+  assert.equal(again.foldedNow, 0, 'completed documents are not folded again');
+  assert.equal(again.failedNow, 1, 'the failed document is tried again');
+  assert.equal(again.retried, 1);
+  assert.equal(again.skipped, 3);
   assert.equal(again.completed, 3);
-  assert.equal(again.skipped, 4);
-  assert.deepEqual(readFileSync(join(root, 'again.jsonl'), 'utf8'), readFileSync(out, 'utf8'));
+
+  const kept = json<Summary>(await kvfold(runArgs(store, join(root, 'kept.jsonl'), model, '--keep-failures')), 1);
+  assert.equal(kept.foldedNow + kept.failedNow + kept.retried, 0, '--keep-failures folds nothing');
+  assert.equal(kept.skipped, 4);
+  assert.equal(kept.failed, 1);
+  assert.deepEqual(readFileSync(join(root, 'kept.jsonl'), 'utf8'), readFileSync(join(root, 'again.jsonl'), 'utf8'));
+
+  const plain = (...extra: string[]) => kvfold(runArgs(store, join(root, 'plain.jsonl'), model, ...extra).filter((a) => a !== '--json'));
+  const keptPlain = await plain('--keep-failures');
+  assert.equal(keptPlain.code, 1);
+  assert.match(keptPlain.stderr, /long\.txt \(failed earlier, kept\)/);
+  assert.match(keptPlain.stderr, /a\.md \(done earlier\)/);
+  assert.match(keptPlain.stderr, /kvfold: 1 of 4 documents failed \(errors in .*plain\.jsonl\); run again without --keep-failures to retry them/);
+  const retryPlain = await plain();
+  assert.equal(retryPlain.code, 1);
+  assert.match(retryPlain.stderr, /long\.txt \(failed earlier, trying again\)/);
+  assert.match(retryPlain.stdout, /4 documents: 3 completed, 1 failed \(0 folded and 1 failed now, 1 of them retried, 3 done earlier\)/);
+});
+
+test('a run whose model folder is missing fails every document; once the model is there, a rerun folds them', async () => {
+  const later = join(root, 'model-later');
+  const store = join(root, 'store-model-later');
+  const out = join(root, 'model-later.jsonl');
+  const args = ['run', join(corpus, 'a.md'), join(corpus, 'notes'), '--model', later, '--store', store, '--out', out, '--chunk-size', '32', '--json'];
+  const missing = await kvfold(args);
+  const first = json<Summary>(missing, 1);
+  assert.equal(first.failed, 2);
+  assert.match(missing.stderr, /kvfold: 2 of 2 documents failed/);
+  for (const r of lines(out)) {
+    assert.equal(r.error?.code, 'KVF_DOC_MODEL');
+    assert.ok(r.error?.message.includes(later), r.error?.message);
+  }
+  cpSync(model, later, { recursive: true });
+  const second = json<Summary>(await kvfold(args));
+  assert.equal(second.batchId, first.batchId);
+  assert.equal(second.retried, 2);
+  assert.equal(second.foldedNow, 2);
+  assert.equal(second.completed, 2);
+  assert.equal(second.failed, 0);
+  assert.deepEqual(lines(out).map((r) => r.status), ['completed', 'completed']);
 });
 
 test('a model pushed to an S3 store is fetched, verified and gives the same results', async () => {
@@ -116,9 +163,9 @@ test('a model pushed to an S3 store is fetched, verified and gives the same resu
   assert.match(pushed.stdout, /pushed 7 files/);
   const local = join(root, 'local.jsonl');
   const remote = join(root, 'remote.jsonl');
-  json(await kvfold(runArgs(join(root, 'store-local'), local), { env }));
-  const r = await kvfold(runArgs(s3.uri('run-store'), remote, uri), { env });
-  json(r);
+  // Both fail long.txt (over the token limit) alone, so both exit 1.
+  json(await kvfold(runArgs(join(root, 'store-local'), local), { env }), 1);
+  json(await kvfold(runArgs(s3.uri('run-store'), remote, uri), { env }), 1);
   const strip = (x: ResultLine) => ({ docId: x.docId, status: x.status, tokens: x.tokens, answers: x.answers });
   assert.deepEqual(lines(remote).map(strip), lines(local).map(strip));
 });

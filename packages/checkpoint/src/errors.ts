@@ -11,13 +11,16 @@
  * | KVF_CKPT_WRITER_CLOSED  | a call on a writer after `finalize()`                               |
  */
 
-export type CheckpointErrorCode =
-  | 'KVF_CKPT_CORRUPT'
-  | 'KVF_CKPT_VERSION'
-  | 'KVF_CKPT_FINGERPRINT'
-  | 'KVF_CKPT_FENCED'
-  | 'KVF_CKPT_BAD_STATE'
-  | 'KVF_CKPT_WRITER_CLOSED';
+export const CheckpointErrorCode = {
+  Corrupt: 'KVF_CKPT_CORRUPT',
+  Version: 'KVF_CKPT_VERSION',
+  Fingerprint: 'KVF_CKPT_FINGERPRINT',
+  Fenced: 'KVF_CKPT_FENCED',
+  BadState: 'KVF_CKPT_BAD_STATE',
+  WriterClosed: 'KVF_CKPT_WRITER_CLOSED',
+} as const;
+
+export type CheckpointErrorCode = (typeof CheckpointErrorCode)[keyof typeof CheckpointErrorCode];
 
 /** Base class of every checkpoint error; branch on `code` or on the subclasses below. */
 export class CheckpointError extends Error {

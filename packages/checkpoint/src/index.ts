@@ -4,7 +4,7 @@
  */
 export {
   CheckpointError,
-  type CheckpointErrorCode,
+  CheckpointErrorCode,
   CheckpointFencedError,
   checkpointErrors,
   type FingerprintField,

@@ -8,7 +8,13 @@
  * | KVF_KV_REWIND     | a rewind to a point the cache does not hold (past its end, before its start)|
  * | KVF_KV_RELEASED   | an operation on a released cache                                           |
  */
-export type KvCacheErrorCode = 'KVF_KV_NO_MEMORY' | 'KVF_KV_REWIND' | 'KVF_KV_RELEASED';
+export const KvCacheErrorCode = {
+  NoMemory: 'KVF_KV_NO_MEMORY',
+  Rewind: 'KVF_KV_REWIND',
+  Released: 'KVF_KV_RELEASED',
+} as const;
+
+export type KvCacheErrorCode = (typeof KvCacheErrorCode)[keyof typeof KvCacheErrorCode];
 
 export class KvCacheError extends Error {
   override readonly name = 'KvCacheError';

@@ -6,7 +6,7 @@ export { KvBuffer, formatBytes } from './kv-buffer.ts';
 export type { KvBufferOptions, RowOrder } from './kv-buffer.ts';
 export { HostKvCache } from './host-kv-cache.ts';
 export { KvCacheError } from './errors.ts';
-export type { KvCacheErrorCode } from './errors.ts';
+export { KvCacheErrorCode } from './errors.ts';
 export * from './chunks.ts';
 export type { CacheOptions, DecoderModel, ModelLayout, StepInput, StepOutput, LogitsMode } from './model.ts';
 export { fold, foldAll } from './fold.ts';

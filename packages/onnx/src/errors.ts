@@ -11,14 +11,17 @@
  * | KVF_MODEL_RUNTIME        | ONNX Runtime failed while running a step                            |
  * | KVF_MODEL_CLOSED         | a step was asked of a model that was closed                         |
  */
-export type ModelErrorCode =
-  | 'KVF_MODEL_NOT_FOUND'
-  | 'KVF_MODEL_MALFORMED'
-  | 'KVF_MODEL_NO_CHAT_TEMPLATE'
-  | 'KVF_MODEL_NOT_A_DECODER'
-  | 'KVF_MODEL_DEVICE'
-  | 'KVF_MODEL_RUNTIME'
-  | 'KVF_MODEL_CLOSED';
+export const ModelErrorCode = {
+  NotFound: 'KVF_MODEL_NOT_FOUND',
+  Malformed: 'KVF_MODEL_MALFORMED',
+  NoChatTemplate: 'KVF_MODEL_NO_CHAT_TEMPLATE',
+  NotADecoder: 'KVF_MODEL_NOT_A_DECODER',
+  Device: 'KVF_MODEL_DEVICE',
+  Runtime: 'KVF_MODEL_RUNTIME',
+  Closed: 'KVF_MODEL_CLOSED',
+} as const;
+
+export type ModelErrorCode = (typeof ModelErrorCode)[keyof typeof ModelErrorCode];
 
 export class ModelError extends Error {
   override readonly name = 'ModelError';

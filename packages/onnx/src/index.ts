@@ -1,6 +1,6 @@
 /** @kvfold/onnx: a DecoderModel for Hugging Face / optimum ONNX decoder folders on onnxruntime-node. */
 export { ModelError } from './errors.ts';
-export type { ModelErrorCode } from './errors.ts';
+export { ModelErrorCode } from './errors.ts';
 export { readModelFolder, ropeInverseFrequencies, stopTokenIds } from './model-folder.ts';
 export type { ModelConfig, ModelFolder } from './model-folder.ts';
 export { FolderHash, fingerprintModel } from './fingerprint.ts';

@@ -18,8 +18,10 @@
  * | KVF_INGEST_JSONL_BAD_LINE       | a .jsonl line is not `{"id"?, "path"?, "text"}`                |
  * | KVF_CORPUS_NO_DOCUMENTS         | nothing was left to upload after ingest                        |
  * | KVF_CORPUS_DIGEST_MISMATCH      | bytes read back do not hash to the document id                 |
+ * | KVF_CORPUS_NOT_UTF8             | a stored document's bytes are not UTF-8 (the store holds UTF-8) |
  * | KVF_CORPUS_INDEX_INVALID        | a corpus index does not match its schema                       |
  * | KVF_ENQUEUE_EMPTY               | a batch has no documents to enqueue                            |
+ * | KVF_ENQUEUE_MODEL               | a batch's model is not there or is not a model folder          |
  */
 
 /** Stable codes of the producer. */
@@ -38,8 +40,10 @@ export const ProducerErrorCode = {
   JsonlBadLine: 'KVF_INGEST_JSONL_BAD_LINE',
   NoDocuments: 'KVF_CORPUS_NO_DOCUMENTS',
   DigestMismatch: 'KVF_CORPUS_DIGEST_MISMATCH',
+  NotUtf8: 'KVF_CORPUS_NOT_UTF8',
   IndexInvalid: 'KVF_CORPUS_INDEX_INVALID',
   EnqueueEmpty: 'KVF_ENQUEUE_EMPTY',
+  EnqueueModel: 'KVF_ENQUEUE_MODEL',
 } as const;
 
 export type ProducerErrorCode = (typeof ProducerErrorCode)[keyof typeof ProducerErrorCode];

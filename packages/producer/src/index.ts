@@ -12,6 +12,7 @@ export type { EntryPathCheck } from './entry-path.ts';
 export { ProducerError, ProducerErrorCode } from './errors.ts';
 export { ingest } from './ingest.ts';
 export type { IngestOptions, IngestRun } from './ingest.ts';
+export { checkModelRef } from './model-ref.ts';
 export { inputKind } from './input-kind.ts';
 export type { InputKind } from './input-kind.ts';
 export { DEFAULT_INGEST_LIMITS, resolveLimits } from './limits.ts';

@@ -29,7 +29,8 @@ export async function readCorpusIndex(store: ObjectStore, key: string): Promise<
 
 /**
  * Reads one document: a ranged get of `ref` in its shard, checked against `sha256` (the doc id),
- * decoded as UTF-8. Throws `KVF_CORPUS_DIGEST_MISMATCH` if the bytes are not the document.
+ * decoded as UTF-8. Throws `KVF_CORPUS_DIGEST_MISMATCH` if the bytes are not the document and
+ * `KVF_CORPUS_NOT_UTF8` if they are not UTF-8.
  */
 export async function readDocument(store: ObjectStore, ref: ShardRef, sha256: string): Promise<string> {
   const end = ref.offset + ref.length;
@@ -42,5 +43,12 @@ export async function readDocument(store: ObjectStore, ref: ShardRef, sha256: st
         'the shard is corrupt or the index is stale; re-upload the corpus',
     );
   }
-  return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch (error) {
+    throw new ProducerError(
+      ProducerErrorCode.NotUtf8,
+      `document ${sha256} at ${ref.key} in ${store.uri} is not UTF-8 (${(error as Error).message}); the corpus was not written by kvfold's producer: re-upload it`,
+    );
+  }
 }

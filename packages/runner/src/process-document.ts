@@ -5,17 +5,18 @@
  *
  * Outcomes: `completed` (result stored), `failed` (the document cannot be folded: the result records
  * why and the batch goes on), or `stopped` (a stop was requested: a checkpoint is committed and the
- * job should be handed back). Transient errors (a store that does not answer) are thrown, for the
- * caller's retry policy.
+ * job should be handed back). Which errors fail the document and which are thrown for the caller's
+ * retry policy is failures.ts's table.
  */
 import { createHash } from 'node:crypto';
 import { FingerprintMismatchError } from '@kvfold/checkpoint';
-import { KvCacheError } from '@kvfold/fold-core';
+import { KvCacheError, KvCacheErrorCode } from '@kvfold/fold-core';
 import { type DocumentJob, DocumentResult, documentResultKey, type FoldProgress } from '@kvfold/jobs';
-import { type LoadedModel, ModelError, unknownWarning } from '@kvfold/onnx';
+import { type LoadedModel, unknownWarning } from '@kvfold/onnx';
 import { readDocument } from '@kvfold/producer';
 import type { ObjectStore } from '@kvfold/storage';
 import type { Logger } from 'pino';
+import { classifyFailure, DocumentErrorCode } from './failures.ts';
 import type { Query } from './fold-document.ts';
 import type { ModelCache } from './model-cache.ts';
 import { resolvePolicy } from './policy-options.ts';
@@ -45,23 +46,19 @@ export interface ProcessControl {
 }
 
 export type ProcessOutcome =
-  | { readonly kind: 'completed'; readonly result: DocumentResult }
+  | {
+      readonly kind: 'completed';
+      readonly result: DocumentResult;
+      /** True when the checkpoint could not be deleted after the result was stored (a warning, logged). */
+      readonly cleanupFailed: boolean;
+    }
   | { readonly kind: 'failed'; readonly result: DocumentResult }
   | { readonly kind: 'stopped'; readonly step: number }
   | { readonly kind: 'cancelled'; readonly step: number };
 
-/** Error codes of documents that can never fold as they are: retrying would not help. */
-export const DOCUMENT_ERRORS = {
-  tooLong: 'KVF_DOC_TOO_LONG',
-  empty: 'KVF_DOC_EMPTY',
-  unreadable: 'KVF_DOC_UNREADABLE',
-  model: 'KVF_DOC_MODEL',
-  noMemory: 'KVF_DOC_NO_MEMORY',
-} as const;
-
 class DocumentFailure extends Error {
   constructor(
-    readonly code: string,
+    readonly code: DocumentErrorCode,
     message: string,
   ) {
     super(message);
@@ -77,17 +74,9 @@ export async function processDocument(job: DocumentJob, deps: ProcessDeps, contr
   const base = { batchId: job.batchId, docId: job.docId, paths: job.paths, chunkSize: job.fold.chunkSize, attempts: control.attempt };
   let tokens = 0;
   try {
-    const text = await readDocument(deps.store, job.shard, job.docId).catch((err: Error) => {
-      if ((err as { code?: string }).code === 'KVF_INGEST_DIGEST_MISMATCH' || err instanceof TypeError) {
-        throw new DocumentFailure(DOCUMENT_ERRORS.unreadable, err.message);
-      }
-      throw err;
-    });
+    const text = await readDocument(deps.store, job.shard, job.docId);
     const loadMs = performance.now() - started;
-    const model = await deps.models.get(job.fold.model).catch((err: unknown) => {
-      if (err instanceof ModelError) throw new DocumentFailure(DOCUMENT_ERRORS.model, err.message);
-      throw err;
-    });
+    const model = await deps.models.get(job.fold.model);
     const encoded = model.tokenizer.encode(text, { document: true });
     const ids = encoded.ids;
     const warnings = encoded.unknown ? [unknownWarning(`document ${job.paths[0]}`, encoded.unknown, model.folder.dir)] : [];
@@ -95,7 +84,7 @@ export async function processDocument(job: DocumentJob, deps: ProcessDeps, contr
     tokens = ids.length;
     checkLength(job, model, ids.length);
     const queries = encodeQueries(job, model);
-    const { policy, name: policyName } = resolvePolicy(model, { spec: job.fold.policy, kv: 'f32' });
+    const { policy, name: policyName } = choosePolicy(job, model);
 
     let cancelled = false;
     let lastPoll = 0;
@@ -139,7 +128,7 @@ export async function processDocument(job: DocumentJob, deps: ProcessDeps, contr
       });
     const folded = await run(false).catch((err: unknown) => {
       // A cache the machine cannot hold fails this document alone, before anything is allocated.
-      if (err instanceof KvCacheError && err.code === 'KVF_KV_NO_MEMORY') throw new DocumentFailure(DOCUMENT_ERRORS.noMemory, `document ${job.paths[0]} (${ids.length} tokens): ${err.message}`);
+      if (err instanceof KvCacheError && err.code === KvCacheErrorCode.NoMemory) throw new DocumentFailure(DocumentErrorCode.NoMemory, `document ${job.paths[0]} (${ids.length} tokens): ${err.message}`);
       if (!(err instanceof FingerprintMismatchError)) throw err;
       log.warn({ field: err.field }, 'stored checkpoint was made with other settings; starting over');
       return run(true);
@@ -167,11 +156,13 @@ export async function processDocument(job: DocumentJob, deps: ProcessDeps, contr
       ...(warnings.length ? { warnings } : {}),
     });
     await writeResult(deps.store, result);
-    await folded.finalize({ keepFinal: job.fold.keepFinalState });
+    const cleanupFailed = await finalizeCheckpoint(() => folded.finalize({ keepFinal: job.fold.keepFinalState }), log);
     log.info({ tokens: result.tokens, steps: result.steps, resumedFromStep: result.resumedFromStep }, 'document folded');
-    return { kind: 'completed', result };
+    return { kind: 'completed', result, cleanupFailed };
   } catch (err) {
-    if (!(err instanceof DocumentFailure)) throw err;
+    const verdict = err instanceof DocumentFailure ? ({ kind: 'permanent', as: err.code } as const) : classifyFailure(err);
+    if (verdict.kind === 'transient') throw err;
+    const message = (err as Error).message;
     const result = DocumentResult.parse({
       ...base,
       status: 'failed',
@@ -182,23 +173,47 @@ export async function processDocument(job: DocumentJob, deps: ProcessDeps, contr
       answers: [],
       resumedFromStep: 0,
       checkpoint: { segments: 0, bytes: 0 },
-      error: { code: err.code, message: err.message },
+      error: { code: verdict.as, message },
     });
     await writeResult(deps.store, result);
-    log.warn({ code: err.code, reason: err.message }, 'document failed');
+    log.warn({ code: verdict.as, cause: (err as { code?: unknown }).code, reason: message }, 'document failed');
     return { kind: 'failed', result };
   }
 }
 
+/**
+ * Deletes (or, for keepFinal, trims) the checkpoint once the result is stored. The document is done
+ * by then, so a store that refuses the deletes costs only space: a warning, not a failed job.
+ * Returns whether it failed.
+ */
+async function finalizeCheckpoint(finalize: () => Promise<void>, log: Logger): Promise<boolean> {
+  try {
+    await finalize();
+    return false;
+  } catch (err) {
+    log.warn({ err }, 'result stored, but its checkpoint could not be cleaned up; delete it from the store later');
+    return true;
+  }
+}
+
 function checkLength(job: DocumentJob, model: LoadedModel, n: number): void {
-  if (n === 0) throw new DocumentFailure(DOCUMENT_ERRORS.empty, `document ${job.paths[0]} has no tokens`);
+  if (n === 0) throw new DocumentFailure(DocumentErrorCode.Empty, `document ${job.paths[0]} has no tokens`);
   const limit = job.fold.maxTokensPerDocument;
   if (n > limit) {
-    throw new DocumentFailure(DOCUMENT_ERRORS.tooLong, `document ${job.paths[0]} has ${n} tokens, over the batch's limit of ${limit} (maxTokensPerDocument); split it or raise the limit`);
+    throw new DocumentFailure(DocumentErrorCode.TooLong, `document ${job.paths[0]} has ${n} tokens, over the batch's limit of ${limit} (maxTokensPerDocument); split it or raise the limit`);
   }
   const max = model.decoder.layout.maxPositions;
   if (job.fold.policy.kind === 'full' && n + job.fold.maxNewTokens > max) {
-    throw new DocumentFailure(DOCUMENT_ERRORS.tooLong, `document ${job.paths[0]} has ${n} tokens; with answers it exceeds the model's ${max} positions; split it or use the streaming policy`);
+    throw new DocumentFailure(DocumentErrorCode.TooLong, `document ${job.paths[0]} has ${n} tokens; with answers it exceeds the model's ${max} positions; split it or use the streaming policy`);
+  }
+}
+
+/** The batch's KV policy for this model; a combination the model or fold-core refuses fails the document. */
+function choosePolicy(job: DocumentJob, model: LoadedModel): ReturnType<typeof resolvePolicy> {
+  try {
+    return resolvePolicy(model, { spec: job.fold.policy, kv: 'f32' });
+  } catch (err) {
+    throw new DocumentFailure(DocumentErrorCode.Policy, `policy ${JSON.stringify(job.fold.policy)} of batch ${job.batchId} on model ${job.fold.model}: ${(err as Error).message}`);
   }
 }
 

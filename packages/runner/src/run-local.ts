@@ -2,11 +2,13 @@
  * `kvfold run`: the embedded default. Ingests a corpus into a filesystem object store and folds
  * every document in this process, one after another — the same ingest, shards, checkpoints and
  * processDocument() as the distributed system, without Redis or S3. Running it again skips
- * documents whose result is stored and resumes the one that was interrupted.
+ * documents whose stored result is `completed`, folds again (resuming from their checkpoints) the
+ * ones whose stored result is `failed` — unless `keepFailures` — and resumes the one that was
+ * interrupted.
  */
-import { BatchSpec, type BatchSpecInput, type DocumentJob, deriveBatchId, documentResultKey, foldSettingsOf } from '@kvfold/jobs';
+import { BatchSpec, type BatchSpecInput, type DocumentJob, DocumentResult, deriveBatchId, documentResultKey, foldSettingsOf } from '@kvfold/jobs';
 import { type IngestReport, ingest, uploadCorpus } from '@kvfold/producer';
-import type { ObjectStore } from '@kvfold/storage';
+import { type ObjectStore, ObjectNotFoundError } from '@kvfold/storage';
 import type { Logger } from 'pino';
 import { type FinalizeBatchResult, finalizeBatch } from './finalize-batch.ts';
 import type { ModelCache } from './model-cache.ts';
@@ -20,8 +22,10 @@ export interface LocalRunInput {
   readonly models: ModelCache;
   readonly log: Logger;
   readonly shouldStop?: () => boolean;
+  /** Keep stored `failed` results as they are instead of folding those documents again. */
+  readonly keepFailures?: boolean;
   /** Told before each document and after each fold step. */
-  readonly onDocument?: (info: { index: number; total: number; paths: readonly string[]; skipped: boolean }) => void;
+  readonly onDocument?: (info: { index: number; total: number; paths: readonly string[]; skipped: boolean; earlier: 'completed' | 'failed' | null }) => void;
   readonly onProgress?: ProcessControl['onProgress'];
 }
 
@@ -29,10 +33,14 @@ export interface LocalRunResult {
   readonly batchId: string;
   readonly corpusId: string;
   readonly documents: number;
-  /** Documents whose stored result was reused (finished in an earlier run). */
+  /** Documents whose stored result was reused (finished in an earlier run, or a kept failure). */
   readonly skipped: number;
+  /** Documents that had failed in an earlier run and were folded again in this one. */
+  readonly retried: number;
   readonly completed: number;
   readonly failed: number;
+  /** Documents whose checkpoint could not be deleted after their result was stored (logged as warnings). */
+  readonly cleanupWarnings: number;
   /** Set when a stop request ended the run early; rerun to continue. */
   readonly stopped: boolean;
   readonly report: IngestReport | undefined;
@@ -50,13 +58,16 @@ export async function runLocal(input: LocalRunInput): Promise<LocalRunResult> {
   // Long documents first, as the queue's priorities order them.
   const order = [...corpus.index.documents].sort((a, b) => b.bytes - a.bytes || a.docId.localeCompare(b.docId));
   let skipped = 0;
+  let retried = 0;
   let completed = 0;
   let failed = 0;
+  let cleanupWarnings = 0;
   let stopped = false;
   for (const [i, d] of order.entries()) {
-    const existing = await store.head(documentResultKey(batchId, d.docId));
-    input.onDocument?.({ index: i, total: order.length, paths: d.paths, skipped: existing !== null });
-    if (existing) {
+    const earlier = await storedStatus(store, documentResultKey(batchId, d.docId));
+    const skip = earlier === 'completed' || (earlier === 'failed' && input.keepFailures === true);
+    input.onDocument?.({ index: i, total: order.length, paths: d.paths, skipped: skip, earlier });
+    if (skip) {
       skipped++;
       continue;
     }
@@ -71,13 +82,35 @@ export async function runLocal(input: LocalRunInput): Promise<LocalRunResult> {
       ...(input.shouldStop ? { shouldStop: input.shouldStop } : {}),
       ...(input.onProgress ? { onProgress: input.onProgress } : {}),
     });
-    if (outcome.kind === 'completed') completed++;
-    else if (outcome.kind === 'failed') failed++;
+    if (earlier !== null) retried++;
+    if (outcome.kind === 'completed') {
+      completed++;
+      if (outcome.cleanupFailed) cleanupWarnings++;
+    } else if (outcome.kind === 'failed') failed++;
     else {
       stopped = true;
       break;
     }
   }
   const results = stopped ? null : await finalizeBatch({ store, batchId, documentIds: order.map((d) => d.docId) });
-  return { batchId, corpusId: corpus.corpusId, documents: order.length, skipped, completed, failed, stopped, report: corpus.report, results };
+  return { batchId, corpusId: corpus.corpusId, documents: order.length, skipped, retried, completed, failed, cleanupWarnings, stopped, report: corpus.report, results };
+}
+
+/**
+ * The status of a stored result, or null when there is none. A result that cannot be read as one
+ * counts as `failed`, so the document is folded again.
+ */
+async function storedStatus(store: ObjectStore, key: string): Promise<'completed' | 'failed' | null> {
+  let text: string;
+  try {
+    text = new TextDecoder().decode(await store.getBytes(key));
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) return null;
+    throw err;
+  }
+  try {
+    return DocumentResult.parse(JSON.parse(text)).status === 'completed' ? 'completed' : 'failed';
+  } catch {
+    return 'failed';
+  }
 }

@@ -16,18 +16,21 @@
  * | KVF_STORE_IO                  | any other backend failure (disk full, permissions, 5xx)     |
  */
 
-export type StoreErrorCode =
-  | 'KVF_STORE_NOT_FOUND'
-  | 'KVF_STORE_PRECONDITION_FAILED'
-  | 'KVF_STORE_BAD_URI'
-  | 'KVF_STORE_BAD_KEY'
-  | 'KVF_STORE_BAD_RANGE'
-  | 'KVF_STORE_UNREACHABLE'
-  | 'KVF_STORE_CREDENTIALS'
-  | 'KVF_STORE_NO_BUCKET'
-  | 'KVF_STORE_LOCKED'
-  | 'KVF_STORE_TOO_LARGE'
-  | 'KVF_STORE_IO';
+export const StoreErrorCode = {
+  NotFound: 'KVF_STORE_NOT_FOUND',
+  PreconditionFailed: 'KVF_STORE_PRECONDITION_FAILED',
+  BadUri: 'KVF_STORE_BAD_URI',
+  BadKey: 'KVF_STORE_BAD_KEY',
+  BadRange: 'KVF_STORE_BAD_RANGE',
+  Unreachable: 'KVF_STORE_UNREACHABLE',
+  Credentials: 'KVF_STORE_CREDENTIALS',
+  NoBucket: 'KVF_STORE_NO_BUCKET',
+  Locked: 'KVF_STORE_LOCKED',
+  TooLarge: 'KVF_STORE_TOO_LARGE',
+  Io: 'KVF_STORE_IO',
+} as const;
+
+export type StoreErrorCode = (typeof StoreErrorCode)[keyof typeof StoreErrorCode];
 
 /** Base class of every storage error; branch on `code` or on the two subclasses below. */
 export class StoreError extends Error {

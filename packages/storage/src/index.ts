@@ -7,7 +7,7 @@ export {
   ObjectNotFoundError,
   PreconditionFailedError,
   StoreError,
-  type StoreErrorCode,
+  StoreErrorCode,
   storeErrors,
 } from './errors.ts';
 export { FsObjectStore, type FsStoreOptions } from './fs-object-store.ts';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { BatchId, BatchListQuery, readBatchStatus } from '@kvfold/jobs';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { cancelBatch } from '../cancel-batch.ts';
-import { UploadSpec, createBatch, parseSpec, parseSpecText, uploadInputs } from '../create-batch.ts';
+import { UploadSpec, checkModel, createBatch, parseSpec, parseSpecText, uploadInputs } from '../create-batch.ts';
 import type { BatchContext } from '../create-batch.ts';
 import { apiErrors } from '../errors.ts';
 import { routeSchemas } from '../openapi.ts';
@@ -34,12 +34,18 @@ export async function batchRoutes(app: FastifyInstance, opts: BatchRoutesOptions
   app.post('/v1/batches', { schema: routeSchemas.createBatch }, async (request, reply) => {
     const context = { ...ctx, log: request.log };
     if (!request.isMultipart()) {
-      const body = await createBatch(context, parseSpec(UploadSpec, request.body ?? {}));
+      const spec = parseSpec(UploadSpec, request.body ?? {});
+      await checkModel(ctx, spec.model);
+      const body = await createBatch(context, spec);
       return reply.status(202).send(body);
     }
     const dir = await mkdtemp(join(ctx.spoolDir ?? tmpdir(), 'kvfold-upload-'));
     try {
-      const upload = await spoolUpload(request.parts(), dir, { totalBytes: opts.uploadBytes });
+      const upload = await spoolUpload(() => request.parts(), dir, { totalBytes: opts.uploadBytes }, {
+        // The model is checked as soon as the spec arrives: sent ahead of the files (as `kvfold
+        // enqueue` sends it), a wrong one is refused before any file is read.
+        onSpec: async (text) => checkModel(ctx, parseSpecText(text).model),
+      });
       const spec = parseSpecText(upload.spec);
       if (upload.inputs.length === 0 && spec.corpus.length === 0) {
         throw apiErrors.badRequest('corpus: upload at least one file or name a stored corpus in spec.corpus');

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BatchRegistry, DocumentResult, createQueues, createRedis, documentResultKey, redisOptionsFromUrl } from '@kvfold/jobs';
 import { dropTestQueues } from '@kvfold/jobs/testing';
+import { tinyLlamaSpec, writeModelFolder } from '@kvfold/model-zoo';
 import { FsObjectStore } from '@kvfold/storage';
 import { freePort } from '../e2e-support.ts';
 import { kvfold as run, startKvfold } from '../test-support.ts';
@@ -25,6 +26,7 @@ describe('kvfold distributed commands (real API, Redis and store)', () => {
   let server: ChildProcess;
   let api = '';
   let batchId = '';
+  let modelUri = '';
   const prefix = `{test-${randomUUID()}}`;
   const redis = createRedis(REDIS_URL, { lazyConnect: true });
   const registry = new BatchRegistry(redis, { prefix });
@@ -43,6 +45,8 @@ describe('kvfold distributed commands (real API, Redis and store)', () => {
       assert.ok(i < 200, 'the API did not come up within 20 s');
       await new Promise((r) => setTimeout(r, 100));
     }
+    await writeModelFolder(tinyLlamaSpec(), join(dir, 'models', 'tiny'));
+    modelUri = `file://${join(dir, 'models', 'tiny')}`;
     await mkdir(join(dir, 'corpus', 'docs'), { recursive: true });
     await writeFile(join(dir, 'corpus', 'docs', 'a.txt'), 'first document\n');
     await writeFile(join(dir, 'corpus', 'docs', 'b.txt'), 'second document\n');
@@ -58,15 +62,24 @@ describe('kvfold distributed commands (real API, Redis and store)', () => {
   });
 
   it('enqueue uploads a folder and a file and prints the batch id; again prints the same id', async () => {
-    const r = await client('enqueue', join(dir, 'corpus', 'docs'), join(dir, 'corpus', 'single.md'), '--model', 'file:///models/tiny', '--ask', 'What is here?', '--chunk-size', '64');
+    const r = await client('enqueue', join(dir, 'corpus', 'docs'), join(dir, 'corpus', 'single.md'), '--model', modelUri, '--ask', 'What is here?', '--chunk-size', '64');
     assert.equal(r.code, 0, r.stderr);
     batchId = r.stdout.trim();
     assert.match(batchId, /^b[0-9a-f]{32}$/);
     assert.match(r.stderr, /3 documents, queued/);
-    const again = await client('enqueue', join(dir, 'corpus', 'docs'), join(dir, 'corpus', 'single.md'), '--model', 'file:///models/tiny', '--ask', 'What is here?', '--chunk-size', '64', '--json');
+    const again = await client('enqueue', join(dir, 'corpus', 'docs'), join(dir, 'corpus', 'single.md'), '--model', modelUri, '--ask', 'What is here?', '--chunk-size', '64', '--json');
     assert.equal(again.code, 0, again.stderr);
     assert.deepEqual(JSON.parse(again.stdout), { id: batchId, state: 'queued', documents: 3, added: 0, report: { skipped: [], refused: [] } });
     assert.deepEqual((await registry.get(batchId))?.record.spec.queries, ['What is here?']);
+  });
+
+  it('enqueue refuses a model folder that is not there, naming it, and enqueues nothing', async () => {
+    const before = await registry.list({ limit: 100 });
+    const missing = join(dir, 'models', 'not-built');
+    const r = await client('enqueue', join(dir, 'corpus', 'single.md'), '--model', missing);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`^kvfold: model ${missing} folder ${missing} does not exist here.*nothing was enqueued \\[KVF_ENQUEUE_MODEL\\]\n$`));
+    assert.deepEqual((await registry.list({ limit: 100 })).ids, before.ids);
   });
 
   it('status prints a plain line off a terminal, and JSON with --json', async () => {
@@ -78,7 +91,7 @@ describe('kvfold distributed commands (real API, Redis and store)', () => {
   });
 
   it('batches lists the newest first, a page at a time, or every page with --all', async () => {
-    const other = await client('enqueue', join(dir, 'corpus', 'single.md'), '--model', 'file:///models/tiny');
+    const other = await client('enqueue', join(dir, 'corpus', 'single.md'), '--model', modelUri);
     assert.equal(other.code, 0, other.stderr);
     const newest = other.stdout.trim();
     const page = await client('batches', '--limit', '1');

@@ -23,6 +23,7 @@ interface RunOptions extends PolicyFlags {
   group: 'file' | 'directory';
   chat?: boolean;
   keepFinal?: boolean;
+  keepFailures?: boolean;
   device: Device;
   threads?: number;
   json?: boolean;
@@ -31,7 +32,7 @@ interface RunOptions extends PolicyFlags {
 export function registerRun(program: Command): void {
   const cmd = program
     .command('run')
-    .description('fold every document of a corpus in this process (filesystem store, no Redis or S3); rerun to resume')
+    .description('fold every document of a corpus in this process (filesystem store, no Redis or S3); rerun to resume and retry failed documents')
     .argument('<corpus...>', 'files, directories (.gitignore honoured), .tar, .tar.gz/.tgz, .zip or .jsonl')
     .requiredOption('--model <dir>', 'model folder, or a store URI holding one')
     .option('--ask <text>', 'a question to answer for every document (repeatable)', collect, [])
@@ -45,6 +46,7 @@ export function registerRun(program: Command): void {
     .addOption(new Option('--group <grouping>', 'one document per file, or per top-level directory with path headers').choices(['file', 'directory']).default('file'))
     .option('--chat', "wrap each question in the model's chat template")
     .option('--keep-final', 'keep each final KV state for later questions (fold once, ask many)')
+    .option('--keep-failures', 'on a rerun, keep the stored results of failed documents instead of folding them again')
     .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'webgpu', 'cuda']).default('cpu'))
     .option('--threads <n>', 'ONNX Runtime intra-op threads', positiveInt('--threads'))
     .option('--json', 'print a JSON summary');
@@ -90,9 +92,11 @@ export function registerRun(program: Command): void {
         models,
         log,
         shouldStop: () => stopRequested,
+        keepFailures: opts.keepFailures === true,
         onDocument: (d) => {
           bar.stop();
-          if (!opts.json) process.stderr.write(`[${d.index + 1}/${d.total}] ${d.paths.join(', ')}${d.skipped ? ' (done earlier)' : ''}\n`);
+          const note = d.earlier === 'failed' ? (d.skipped ? ' (failed earlier, kept)' : ' (failed earlier, trying again)') : d.skipped ? ' (done earlier)' : '';
+          if (!opts.json) process.stderr.write(`[${d.index + 1}/${d.total}] ${d.paths.join(', ')}${note}\n`);
           bar = progressBar(1, 'folding');
         },
         onProgress: (p) => {
@@ -116,6 +120,9 @@ export function registerRun(program: Command): void {
         foldedNow: result.completed,
         failedNow: result.failed,
         skipped: result.skipped,
+        retried: result.retried,
+        /** Documents whose checkpoint could not be deleted after their result was stored. */
+        cleanupWarnings: result.cleanupWarnings,
         stopped: result.stopped,
         skippedFiles: result.report?.skipped ?? [],
         refusedEntries: result.report?.refused ?? [],
@@ -125,13 +132,21 @@ export function registerRun(program: Command): void {
       if (opts.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
       else {
         process.stdout.write(
-          `batch ${summary.batchId}: ${summary.documents} documents: ${summary.completed} completed, ${summary.failed} failed (${summary.foldedNow} folded and ${summary.failedNow} failed now, ${summary.skipped} done earlier)${summary.stopped ? ' — stopped early, run again to resume' : ''}\n`,
+          `batch ${summary.batchId}: ${summary.documents} documents: ${summary.completed} completed, ${summary.failed} failed (${summary.foldedNow} folded and ${summary.failedNow} failed now, ${summary.retried} of them retried, ${summary.skipped} done earlier)${summary.stopped ? ' — stopped early, run again to resume' : ''}\n`,
         );
         for (const s of summary.skippedFiles) process.stdout.write(`skipped ${s.path} (${s.input}): ${s.reason}\n`);
         for (const r of summary.refusedEntries) process.stdout.write(`refused ${r.entry} in ${r.input}: ${r.reason}\n`);
         if (summary.results) process.stdout.write(`results: ${summary.out ?? summary.results}\n`);
       }
+      if (summary.cleanupWarnings > 0) {
+        process.stderr.write(`kvfold: ${summary.cleanupWarnings} documents folded, but their checkpoints could not be deleted from ${store.uri} (see the warnings above); their results are stored\n`);
+      }
       if (result.stopped) process.exitCode = 130;
+      else if (summary.failed > 0) {
+        const hint = opts.keepFailures ? 'run again without --keep-failures to retry them' : 'fix the cause and run again to retry them';
+        process.stderr.write(`kvfold: ${summary.failed} of ${summary.documents} documents failed (errors in ${summary.out ?? summary.results}); ${hint}\n`);
+        process.exitCode = 1;
+      }
     } finally {
       bar.stop();
       await models.close();

@@ -1,0 +1,128 @@
+/**
+ * The API's edges through inject() on real Redis: multipart bodies the parser cannot read (no
+ * boundary, cut short) and a second `spec` field answer 400; wrong API keys are limited per client
+ * address (429 with Retry-After, right keys included, until the window ends); the 414, bad-URL and
+ * Bull Board 401 answers keep the `{error: {code, message}}` shape; the OpenAPI document explains
+ * the create answer's `added`.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { multipartBody, startTestApi } from './testing.ts';
+import type { TestApi } from './testing.ts';
+
+const spec = { model: 'file:///models/tiny' };
+type Answer = { statusCode: number; headers: Record<string, unknown>; json(): unknown; body: string };
+const errorOf = (res: Answer) => {
+  const body = res.json() as { error: { code: string; message: string } };
+  assert.deepEqual(Object.keys(body), ['error'], res.body);
+  assert.deepEqual(Object.keys(body.error).sort(), ['code', 'message'], res.body);
+  return body.error;
+};
+
+describe('API edges', () => {
+  let api: TestApi;
+  before(async () => {
+    api = await startTestApi({ limits: { authFailuresMax: 3, authFailureWindowMs: 60_000 } });
+  });
+  after(() => api.close());
+  const post = (payload: Buffer, contentType: string) =>
+    api.app.inject({ method: 'POST', url: '/v1/batches', headers: { ...api.headers, 'content-type': contentType }, payload });
+
+  it('answers 400 for a multipart body without a boundary or cut short, and enqueues nothing', async () => {
+    const body = multipartBody({ 'a.txt': 'a document that is long enough to cut in the middle\n' }, spec);
+    const type = body.headers['content-type'] as string;
+    const noBoundary = await post(body.payload, 'multipart/form-data');
+    assert.equal(noBoundary.statusCode, 400, noBoundary.body);
+    assert.match(errorOf(noBoundary).message, /^multipart body cannot be read \(.*[Bb]oundary.*\): send a complete multipart\/form-data body/);
+    // Cut inside the file part's headers, inside its content, and in the closing boundary.
+    for (const cut of [body.payload.indexOf('filename='), body.payload.indexOf('long enough'), body.payload.length - 10]) {
+      assert.ok(cut > 0);
+      const truncated = await post(body.payload.subarray(0, cut), type);
+      assert.equal(truncated.statusCode, 400, `cut at ${cut}: ${truncated.body}`);
+      const error = errorOf(truncated);
+      assert.equal(error.code, 'KVF_API_BAD_REQUEST');
+      assert.match(error.message, /^multipart body cannot be read/);
+    }
+    const counts = await api.queues.documents.getJobCounts();
+    assert.deepEqual(Object.values(counts).filter((n) => n > 0), []);
+  });
+
+  it('refuses a multipart body with two spec fields instead of taking the last', async () => {
+    const body = multipartBody({ 'a.txt': 'one document\n' }, spec);
+    const boundary = (body.headers['content-type'] as string).split('boundary=')[1];
+    const first = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="spec"\r\n\r\n${JSON.stringify({ ...spec, chunkSize: 8 })}\r\n`);
+    const res = await post(Buffer.concat([first, body.payload]), body.headers['content-type'] as string);
+    assert.equal(res.statusCode, 400, res.body);
+    assert.deepEqual(errorOf(res), { code: 'KVF_API_BAD_REQUEST', message: 'spec: the form has more than one "spec" field; send the batch spec once' });
+    assert.deepEqual((await api.registry.list({ limit: 10 })).ids, []);
+  });
+
+  it('limits wrong API keys per address: 429 with Retry-After once over, a right key too; other addresses go on', async () => {
+    const url = `/v1/batches/b${'0'.repeat(32)}`;
+    const from = (remoteAddress: string, key: string) => api.app.inject({ method: 'GET', url, remoteAddress, headers: { 'x-api-key': key } });
+    for (let i = 0; i < 3; i++) assert.equal((await from('10.0.0.7', `guess-${i}`)).statusCode, 401, `guess ${i}`);
+    const limited = await from('10.0.0.7', 'guess-3');
+    assert.equal(limited.statusCode, 429, limited.body);
+    const retryAfter = Number(limited.headers['retry-after']);
+    assert.ok(retryAfter >= 1 && retryAfter <= 60, `Retry-After ${limited.headers['retry-after']}`);
+    const error = errorOf(limited);
+    assert.equal(error.code, 'KVF_API_RATE_LIMITED');
+    assert.match(error.message, /^too many wrong API keys from 10\.0\.0\.7: 3 within 60 s \(KVFOLD_API_AUTH_FAILURES\); retry in \d+ s/);
+    assert.equal((await from('10.0.0.7', 'test-key-0123456789')).statusCode, 429, 'a right key is refused too while locked');
+    assert.equal((await from('10.0.0.8', 'test-key-0123456789')).statusCode, 404, 'another address is not affected');
+    assert.equal((await from('10.0.0.8', 'guess')).statusCode, 401);
+    const missing = await api.app.inject({ method: 'GET', url, remoteAddress: '10.0.0.9' });
+    assert.equal(missing.statusCode, 401, 'a request without a key is not a guess');
+  });
+
+  it('answers an over-long path parameter (414) and a bad URL (400) in the error shape', async () => {
+    const long = await api.app.inject({ method: 'GET', url: `/v1/batches/b${'0'.repeat(300)}`, headers: api.headers });
+    assert.equal(long.statusCode, 414);
+    assert.equal(errorOf(long).code, 'KVF_API_URI_TOO_LONG');
+    const bad = await api.app.inject({ method: 'GET', url: '/v1/batches/%zz', headers: api.headers });
+    assert.equal(bad.statusCode, 400);
+    assert.deepEqual(errorOf(bad), { code: 'KVF_API_BAD_REQUEST', message: 'the request path is not a valid URL (bad percent-encoding); encode it with encodeURIComponent' });
+  });
+
+  it('answers the queue dashboard without a key, or with a wrong one, in the error shape', async () => {
+    for (const path of ['/admin/queues', '/admin/queues/api/queues']) {
+      const none = await api.app.inject({ method: 'GET', url: path });
+      assert.equal(none.statusCode, 401, path);
+      assert.deepEqual(errorOf(none), { code: 'KVF_API_UNAUTHORIZED', message: 'missing API key: send it as x-api-key or Authorization: Bearer <key>' });
+      const wrong = await api.app.inject({ method: 'GET', url: path, remoteAddress: '10.0.1.1', headers: { 'x-api-key': 'nope' } });
+      assert.equal(wrong.statusCode, 401, path);
+      assert.equal(errorOf(wrong).code, 'KVF_API_UNAUTHORIZED');
+    }
+    const open = await api.app.inject({ method: 'GET', url: '/admin/queues/api/queues', headers: api.headers });
+    assert.equal(open.statusCode, 200, open.body);
+  });
+
+  it('documents what added counts in the OpenAPI document', async () => {
+    const doc = (await api.app.inject({ method: 'GET', url: '/docs/json', headers: api.headers })).json() as {
+      paths: Record<string, { post?: { responses: Record<string, { content: Record<string, { schema: { properties: Record<string, { description?: string }> } }> }> } }>;
+    };
+    const created = doc.paths['/v1/batches']?.post?.responses['202']?.content['application/json']?.schema;
+    assert.match(created?.properties.added?.description ?? '', /one per document plus the batch job when the batch is new; 0 when the same batch/);
+  });
+});
+
+describe('API wrong-key window', () => {
+  let api: TestApi;
+  before(async () => {
+    api = await startTestApi({ limits: { authFailuresMax: 1, authFailureWindowMs: 300 } });
+  });
+  after(() => api.close());
+
+  it('lets an address in again once its window has ended', async () => {
+    const url = `/v1/batches/b${'0'.repeat(32)}`;
+    assert.equal((await api.app.inject({ method: 'GET', url, headers: { 'x-api-key': 'guess' } })).statusCode, 401);
+    assert.equal((await api.app.inject({ method: 'GET', url, headers: api.headers })).statusCode, 429);
+    // The window is the bar; the test's own timeout bounds the wait.
+    let status = 429;
+    while (status === 429) {
+      await new Promise((r) => setTimeout(r, 50));
+      status = (await api.app.inject({ method: 'GET', url, headers: api.headers })).statusCode;
+    }
+    assert.equal(status, 404);
+  });
+});
