@@ -13,11 +13,11 @@ import { basename, join, relative, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { ApiClient } from '@kvfold/jobs';
 import type { BatchStatus, CreatedBatch } from '@kvfold/jobs';
-import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { collect, nonNegativeInt, positiveInt } from '../options.ts';
 import { policyChoice } from '../fold-options.ts';
+import { loadCliProgress } from '../progress.ts';
 
 /**
  * @kvfold/jobs' DEFAULT_API_URL, written out so that the command tree loads without the jobs
@@ -173,6 +173,7 @@ async function status(env: DistributedEnv, batchId: string, opts: StatusOptions)
 }
 
 function progressBar() {
+  const cliProgress = loadCliProgress();
   const bar = new cliProgress.SingleBar(
     {
       format: '{state} [{bar}] {percentage}% | {done}/{docs} documents ({failed} failed, {cancelled} cancelled) | {tokens}/{totalTokens} tokens | ETA {eta}',
