@@ -54,6 +54,8 @@ export interface ApiDeps {
   readonly enqueue?: EnqueueOptions;
   /** Refuse a batch whose model is not there (store options open `s3://` models); off when absent. */
   readonly modelCheck?: { readonly storeOptions?: OpenStoreOptions };
+  /** Seconds an ended batch's registry entry stays in Redis (the registry's default otherwise). */
+  readonly registryTtlS?: number;
 }
 
 /** Builds the app; `await app.ready()` (or listen) before use, `app.close()` after. */
@@ -81,7 +83,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   // Bodies are JSON or multipart; anything else is 415, not a string the spec parser trips over.
   app.removeContentTypeParser('text/plain');
 
-  const registry = new BatchRegistry(deps.redis, { prefix: deps.queues.prefix });
+  const registry = new BatchRegistry(deps.redis, { prefix: deps.queues.prefix, ...(deps.registryTtlS ? { endedTtlS: deps.registryTtlS } : {}) });
   const metrics = createMetrics(deps.queues, new FoldMetrics(deps.redis, { prefix: deps.queues.prefix }));
   app.addHook('onResponse', metrics.onResponse);
   app.addHook(

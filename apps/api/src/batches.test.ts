@@ -10,7 +10,7 @@ import type { BatchStatus } from '@kvfold/jobs';
 import { UnrecoverableError, Worker } from 'bullmq';
 import type { Job } from 'bullmq';
 import { rawTar, rawZip } from '@kvfold/producer/testing';
-import { REDIS_URL, multipartBody, startTestApi } from './testing.ts';
+import { REDIS_URL, multipartBody, sampleResult, startTestApi } from './testing.ts';
 import type { TestApi } from './testing.ts';
 
 const spec = { model: 'file:///models/tiny', chunkSize: 64, queries: ['What is inside?'] };
@@ -26,24 +26,6 @@ function corpusFiles(): Record<string, string | Uint8Array> {
     'evil.tar': rawTar([{ path: '../escape.txt', body: 'theta escaping\n' }, { path: 'fine.txt', body: 'iota fine\n' }]),
     'image.bin': new Uint8Array([0, 1, 2, 0, 255, 0, 7, 0]),
   };
-}
-
-function result(job: DocumentJob, status: 'completed' | 'failed' = 'completed'): DocumentResult {
-  return DocumentResult.parse({
-    batchId: job.batchId,
-    docId: job.docId,
-    paths: job.paths,
-    status,
-    tokens: job.bytes,
-    steps: 1,
-    chunkSize: job.fold.chunkSize,
-    timings: { loadMs: 1, foldMs: 2, generateMs: 3, totalMs: 6, tokensPerSecond: 100 },
-    kvBytes: 128,
-    answers: [{ query: 'What is inside?', text: 'words', tokenIds: [1, 2] }],
-    resumedFromStep: 0,
-    checkpoint: { segments: 0, bytes: 0 },
-    attempts: 1,
-  });
 }
 
 describe('batches (inject, real Redis, FsObjectStore)', () => {
@@ -134,7 +116,7 @@ describe('batches (inject, real Redis, FsObjectStore)', () => {
     assert.equal(active.progress.tokens, 5);
     assert.equal(active.etaMs !== null && active.etaMs > 0, true);
 
-    const done = result(first);
+    const done = sampleResult(first);
     await api.store.put(documentResultKey(batchId, first.docId), new Uint8Array(Buffer.from(JSON.stringify(done, null, 2))));
     await api.registry.recordDocumentDone(batchId, { docId: first.docId, status: 'completed', tokens: done.tokens, bytes: first.bytes });
     await job.moveToCompleted(done, token, false);

@@ -1,6 +1,7 @@
 /**
  * Creating a batch: resolve the corpora (stored ones by key, uploaded ones through ingest and
- * uploadCorpus), derive the deterministic batch id, record it, enqueue it, store its spec.
+ * uploadCorpus), derive the deterministic batch id, record it (registry and store), store its spec,
+ * enqueue it.
  * The same corpora and spec always give the same id; a second request adds nothing.
  */
 import {
@@ -8,6 +9,7 @@ import {
   batchSpecKey,
   deriveBatchId,
   formatZodError,
+  writeBatchRecord,
 } from '@kvfold/jobs';
 import type { BatchRegistry, BatchState, CorpusIndex, IngestSummary, KvfoldQueues } from '@kvfold/jobs';
 import { checkModelRef, enqueueBatch, ingest, readCorpusIndex, uploadCorpus } from '@kvfold/producer';
@@ -155,6 +157,8 @@ export async function createBatch(
   let added = 0;
   if (created || entry.state === 'validating') {
     try {
+      // The store is the source of truth: the record goes there before anything is queued.
+      await writeBatchRecord(ctx.store, entry.record);
       await ctx.store.put(batchSpecKey(batchId), new Uint8Array(Buffer.from(`${JSON.stringify(full, null, 1)}\n`)), { contentType: 'application/json' });
       added = (await enqueueBatch(ctx.queues, full, indexes, ctx.enqueue)).added;
       state = await ctx.registry.setState(batchId, 'queued');

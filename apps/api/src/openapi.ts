@@ -5,7 +5,7 @@
  */
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { ApiErrorBody, BatchList, BatchListQuery, BatchStatus, CancelledBatch, CreatedBatch, DocumentResult } from '@kvfold/jobs';
+import { ApiErrorBody, BatchList, BatchListQuery, BatchStatus, CancelledBatch, CreatedBatch, DocumentResult, RecoveredBatches, RetriedBatch } from '@kvfold/jobs';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { UploadSpec } from './create-batch.ts';
@@ -66,6 +66,17 @@ export const routeSchemas = {
     tags: ['batches'],
     params: batchId,
     response: { 202: { description: 'cancelling', ...openApiSchema(CancelledBatch) }, ...errors(401, 404, 409, 429) },
+  },
+  retryBatch: {
+    summary: "Retry an ended batch: its documents without a completed result (failed, cancelled) are enqueued again and resume from their checkpoints",
+    tags: ['batches'],
+    params: batchId,
+    response: { 202: { description: 'queued again', ...openApiSchema(RetriedBatch) }, ...errors(401, 404, 409, 429) },
+  },
+  recoverBatches: {
+    summary: 'Rebuild the registry from the object store and enqueue again the unfinished documents of every batch whose queue state Redis lost',
+    tags: ['batches'],
+    response: { 202: { description: 'recovered', ...openApiSchema(RecoveredBatches) }, ...errors(401, 429) },
   },
   getResults: {
     summary: 'The batch results as JSONL (results.jsonl once finalized, else the results written so far)',

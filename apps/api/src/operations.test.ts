@@ -56,10 +56,12 @@ describe('operational routes', () => {
       '/metrics',
       '/readyz',
       '/v1/batches',
+      '/v1/batches/recover',
       '/v1/batches/{id}',
       '/v1/batches/{id}/cancel',
       '/v1/batches/{id}/documents/{docId}',
       '/v1/batches/{id}/results',
+      '/v1/batches/{id}/retry',
     ]);
     const create = doc.paths['/v1/batches'].post;
     const json = create.requestBody.content['application/json'].schema;

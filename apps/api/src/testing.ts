@@ -6,7 +6,8 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BatchRegistry, createQueues, createRedis, redisOptionsFromUrl } from '@kvfold/jobs';
+import { BatchRegistry, DocumentResult, createQueues, createRedis, redisOptionsFromUrl } from '@kvfold/jobs';
+import type { DocumentJob } from '@kvfold/jobs';
 import type { KvfoldQueues, Redis } from '@kvfold/jobs';
 import { dropTestQueues } from '@kvfold/jobs/testing';
 import type { EnqueueOptions } from '@kvfold/producer';
@@ -32,12 +33,13 @@ export interface TestApi {
   close(): Promise<void>;
 }
 
-/** Builds an API over a fresh prefix and (unless given) a fresh FsObjectStore. */
-export async function startTestApi(options: { limits?: ApiLimits; store?: ObjectStore; enqueue?: EnqueueOptions; modelCheck?: ApiDeps['modelCheck'] } = {}): Promise<TestApi> {
+/** Builds an API over a fresh prefix (on REDIS_URL unless `redisUrl` is given) and (unless given) a fresh FsObjectStore. */
+export async function startTestApi(options: { limits?: ApiLimits; store?: ObjectStore; enqueue?: EnqueueOptions; modelCheck?: ApiDeps['modelCheck']; redisUrl?: string } = {}): Promise<TestApi> {
   const dir = await mkdtemp(join(tmpdir(), 'kvfold-api-test-'));
   const store = options.store ?? new FsObjectStore(join(dir, 'store'));
-  const redis = createRedis(REDIS_URL);
-  const queues = createQueues(redisOptionsFromUrl(REDIS_URL), `{test-${randomUUID()}}`);
+  const redisUrl = options.redisUrl ?? REDIS_URL;
+  const redis = createRedis(redisUrl);
+  const queues = createQueues(redisOptionsFromUrl(redisUrl), `{test-${randomUUID()}}`);
   const app = await buildApi({
     store,
     queues,
@@ -80,4 +82,23 @@ export function multipartBody(files: Record<string, string | Uint8Array>, spec?:
   }
   parts.push(Buffer.from(`--${boundary}--\r\n`));
   return { payload: Buffer.concat(parts), headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } };
+}
+
+/** A DocumentResult for `job` as a worker would write it (tokens = bytes), for tests that play the worker. */
+export function sampleResult(job: DocumentJob, status: 'completed' | 'failed' = 'completed'): DocumentResult {
+  return DocumentResult.parse({
+    batchId: job.batchId,
+    docId: job.docId,
+    paths: job.paths,
+    status,
+    tokens: job.bytes,
+    steps: 1,
+    chunkSize: job.fold.chunkSize,
+    timings: { loadMs: 1, foldMs: 2, generateMs: 3, totalMs: 6, tokensPerSecond: 100 },
+    kvBytes: 128,
+    answers: [{ query: 'What is inside?', text: 'words', tokenIds: [1, 2] }],
+    resumedFromStep: 0,
+    checkpoint: { segments: 0, bytes: 0 },
+    attempts: 1,
+  });
 }

@@ -17,7 +17,9 @@ const sections = reference.split(/^## /m).slice(1);
 function leaves(command: Command, path: string[] = []): { path: string; command: Command }[] {
   const subs = command.commands.filter((c) => !(c as unknown as { _hidden?: boolean })._hidden);
   if (subs.length === 0) return [{ path: path.join(' '), command }];
-  return subs.flatMap((c) => leaves(c, [...path, c.name()]));
+  // A command that runs something itself as well as through subcommands (`batches`, `batches recover`) is checked too.
+  const own = path.length > 0 && command.options.length > 0 ? [{ path: path.join(' '), command }] : [];
+  return [...own, ...subs.flatMap((c) => leaves(c, [...path, c.name()]))];
 }
 
 const commands = leaves(buildProgram());

@@ -232,13 +232,12 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
 
   it('a worker started while Redis is down exits non-zero at once, naming the URL', async () => {
     const url = `redis://127.0.0.1:${await freePort()}`;
-    const started = Date.now();
     const w = startApp('worker', 'worker-no-redis', { ...workerEnv, REDIS_URL: url });
     processes.push(w);
+    // "At once": the poll's deadline is the bar.
     await waitFor('the worker to exit', () => w.gone, REDIS_DOWN_EXIT_MS, () => w.tail());
     const { code } = await w.exited;
     assert.notEqual(code, 0);
-    assert.ok(Date.now() - started < REDIS_DOWN_EXIT_MS);
     assert.match(w.stderr, new RegExp(`^kvfold worker: Redis at ${url} is not reachable: .*; start Redis or set REDIS_URL \\[KVF_REDIS_UNREACHABLE\\]$`, 'm'));
   });
 
@@ -314,11 +313,11 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
     const created = await rest(api).postBatch(namedFiles(TERM_DIR), spec());
     const batchId = created.id as string;
     const target = await waitFor(`the document of ${batchId} past step ${FAULT_AFTER_STEP}`, () => foldPast(batchId, FAULT_AFTER_STEP), START_TIMEOUT_MS, logs);
-    const signalled = Date.now();
     target.worker.signal('SIGTERM');
+    // Within the grace period: the poll's deadline is the bar.
+    await waitFor('the worker to exit after SIGTERM', () => target.worker.gone, GRACE_MS, () => target.worker.tail());
     const exit = await target.worker.exited;
     assert.equal(exit.code, 0, target.worker.tail());
-    assert.ok(Date.now() - signalled < GRACE_MS);
     assert.equal(target.worker.logged('stopping: checkpoint committed, job handed back', target.docId).length, 1, target.worker.tail());
 
     const job = await queues.documents.getJob(documentJobId(batchId, target.docId));
@@ -402,21 +401,26 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
     assert.equal(completed.length, 2);
     await assertMatchesLocalRun(results, completed);
   });
-  it('a worker and the API carry on when Redis restarts: a batch enqueued afterwards completes', async (t) => {
+  /**
+   * A private Redis this file may kill or flush: in-memory only, so a restart comes back empty.
+   * These tests need the redis-server binary (the machine's Redis package, as .ci/run assumes).
+   */
+  async function privateRedis(name: string): Promise<{ url: string; start: () => Promise<AppProcess> }> {
     const version = new AppProcess('redis-version', 'redis-server', ['--version'], process.env);
-    if ((await version.exited).code !== 0) {
-      t.skip('redis-server is not installed');
-      return;
-    }
-    // A private Redis this test may kill: in-memory only, so a restart comes back empty.
+    assert.equal((await version.exited).code, 0, 'redis-server is not on PATH: install Redis (apt-get install redis-server) to run the Redis restart and flush tests');
     const port = await freePort();
-    const url = `redis://127.0.0.1:${port}`;
-    const startRedis = async (): Promise<AppProcess> => {
-      const r = new AppProcess('redis-private', 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], process.env);
+    const start = async (): Promise<AppProcess> => {
+      const r = new AppProcess(name, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], process.env);
       processes.push(r);
-      await waitFor('the private Redis to accept connections', () => r.logged(/Ready to accept connections/).length > 0 || (r.gone && assert.fail(r.tail())), START_TIMEOUT_MS);
+      await waitFor(`${name} to accept connections`, () => r.logged(/Ready to accept connections/).length > 0 || (r.gone && assert.fail(r.tail())), START_TIMEOUT_MS);
       return r;
     };
+    return { url: `redis://127.0.0.1:${port}`, start };
+  }
+
+  it('a worker and the API carry on when Redis restarts: a batch enqueued afterwards completes', async () => {
+    const redisPrivate = await privateRedis('redis-private');
+    const { url, start: startRedis } = redisPrivate;
     let redisServer = await startRedis();
     const env = { ...sharedEnv, REDIS_URL: url, KVFOLD_STORE: s3.uri('e2e-reconnect') };
     const base = await startApi('api-reconnect', env);
@@ -439,5 +443,57 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
     await assertMatchesLocalRun(results, results.keys());
     assert.ok(!worker.gone);
     assert.equal(worker.logged('document folded').length, 1, 'the worker that lived through the restart folded it');
+  });
+
+  it('Redis flushed mid-batch (FLUSHALL): status answers throughout, `kvfold batches recover` enqueues what was lost, completed documents are not folded again, results equal `kvfold run`', async () => {
+    const redisPrivate = await privateRedis('redis-flush');
+    await redisPrivate.start();
+    const env = { ...sharedEnv, REDIS_URL: redisPrivate.url, KVFOLD_STORE: s3.uri('e2e-flush') };
+    const base = await startApi('api-flush', env);
+    const flushWorkers: AppProcess[] = [];
+    for (const name of ['worker-flush-1', 'worker-flush-2']) {
+      const w = startApp('worker', name, { ...workerEnv, ...env });
+      processes.push(w);
+      flushWorkers.push(w);
+    }
+    for (const w of flushWorkers) await waitFor(`${w.name} to be ready`, () => w.logged('kvfold worker ready').length > 0 || (w.gone && assert.fail(w.tail())), START_TIMEOUT_MS, logs);
+
+    const names = ['docs/alpha.txt', 'docs/notes/beta.md', 'limits/short-1.txt', 'limits/short-2.txt'];
+    const created = await rest(base).postBatch(names.map((name) => ({ path: join(dir, name), name })), spec());
+    const batchId = created.id as string;
+    const folded = () => flushWorkers.flatMap((w) => w.logged('document folded').map((l) => l.docId as string));
+    // Mid-batch: one document folded to completion, and another still folding.
+    await waitFor('a document folded while another folds', () => folded().length >= 1 && folded().length < names.length, BATCH_TIMEOUT_MS, logs);
+    const doneBefore = new Set(folded());
+
+    const flusher = createRedis(redisPrivate.url);
+    try {
+      assert.equal(await flusher.flushall(), 'OK');
+    } finally {
+      flusher.disconnect();
+    }
+    // Redis knows nothing now; the API rebuilds the batch's entry from the store.
+    const after = await rest(base).status(batchId);
+    assert.equal(after.id, batchId);
+    assert.ok(['queued', 'in_progress'].includes(after.state as string), `state after the flush: ${String(after.state)}`);
+    assert.ok((after.counts as { completed: number }).completed >= doneBefore.size, JSON.stringify(after.counts));
+
+    const recovered = await kvfold(['batches', 'recover', '--json'], { env: { KVFOLD_API_URL: base, KVFOLD_API_KEY: KEY } });
+    assert.equal(recovered.code, 0, recovered.stderr);
+    const report = JSON.parse(recovered.stdout) as { requeued: Array<{ id: string; requeued: number }> };
+    const mine = report.requeued.find((b) => b.id === batchId);
+    assert.ok(mine, recovered.stdout);
+    assert.ok(mine.requeued >= 1 && mine.requeued <= names.length - doneBefore.size, `requeued ${mine.requeued}, ${doneBefore.size} folded before`);
+
+    // waitForBatch reads the status every poll and fails on anything but 200.
+    const status = await rest(base).waitForBatch(batchId, BATCH_TIMEOUT_MS, logs);
+    assert.deepEqual((status as { counts: object }).counts, { total: 4, waiting: 0, active: 0, completed: 4, failed: 0, cancelled: 0 });
+    const results = await rest(base).results(batchId);
+    assert.equal(results.size, 4);
+    await assertMatchesLocalRun(results, results.keys());
+    for (const docId of doneBefore) {
+      const times = flushWorkers.reduce((n, w) => n + w.logged('document folded', docId).length, 0);
+      assert.equal(times, 1, `document ${docId}, folded before the flush, was folded ${times} times`);
+    }
   });
 });

@@ -37,7 +37,7 @@ export async function runWorker(source: Readonly<Record<string, string | undefin
     prefix: env.KVFOLD_QUEUE_PREFIX,
     store,
     models,
-    registry: new BatchRegistry(redis, { prefix: env.KVFOLD_QUEUE_PREFIX }),
+    registry: new BatchRegistry(redis, { prefix: env.KVFOLD_QUEUE_PREFIX, endedTtlS: env.KVFOLD_REGISTRY_TTL_S }),
     metrics: new FoldMetrics(redis, { prefix: env.KVFOLD_QUEUE_PREFIX }),
     log,
     concurrency: env.KVFOLD_WORKER_CONCURRENCY,

@@ -28,6 +28,19 @@ export type CreatedBatch = z.output<typeof CreatedBatch>;
 export const CancelledBatch = z.object({ id: z.string(), state: z.enum(BATCH_STATES), removed: z.int().min(0) });
 export type CancelledBatch = z.output<typeof CancelledBatch>;
 
+/** Answer of `POST /v1/batches/:id/retry` (202): the documents enqueued again. */
+export const RetriedBatch = z.object({ id: z.string(), state: z.enum(BATCH_STATES), requeued: z.int().min(0) });
+export type RetriedBatch = z.output<typeof RetriedBatch>;
+
+/** Answer of `POST /v1/batches/recover` (202). */
+export const RecoveredBatches = z.object({
+  /** Batches whose registry entry was rebuilt from the store. */
+  rebuilt: z.int().min(0),
+  /** Batches enqueued again, each with the documents it got back. */
+  requeued: z.array(RetriedBatch),
+});
+export type RecoveredBatches = z.output<typeof RecoveredBatches>;
+
 /** Query of `GET /v1/batches`: page size and the previous page's cursor. */
 export const BatchListQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(MAX_BATCH_PAGE).default(20),
@@ -103,6 +116,16 @@ export class ApiClient {
   /** Asks the batch to stop. */
   async cancel(batchId: string): Promise<CancelledBatch> {
     return CancelledBatch.parse(await this.#json('POST', `/v1/batches/${encodeURIComponent(batchId)}/cancel`));
+  }
+
+  /** Enqueues an ended batch's documents that did not complete (failed or cancelled) again. */
+  async retry(batchId: string): Promise<RetriedBatch> {
+    return RetriedBatch.parse(await this.#json('POST', `/v1/batches/${encodeURIComponent(batchId)}/retry`));
+  }
+
+  /** Rebuilds the registry from the store and enqueues again what Redis lost. */
+  async recover(): Promise<RecoveredBatches> {
+    return RecoveredBatches.parse(await this.#json('POST', '/v1/batches/recover'));
   }
 
   /** The batch's results as a JSONL byte stream. */

@@ -45,7 +45,9 @@ export interface DocumentOutcome {
   /**
    * `completed`/`failed`: the fold ended (the job returns its DocumentResult).
    * `cancelled`: a worker stopped an active fold because the batch was cancelled.
-   * `removed`: the API removed a waiting job on cancel.
+   * `removed`: a caller took a waiting job off the queue before any worker saw it. Cancel does
+   * not count these one by one (it removes every waiting job in one script); once cancel was asked,
+   * the status counts every document neither finished nor active as cancelled.
    */
   readonly status: DocumentOutcomeStatus;
   /** Tokens folded (the document's token count when completed; 0 when removed). */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { BatchSpec } from './batch-spec.ts';
-import { BatchRegistry } from './batch-registry.ts';
+import { BatchRegistry, DEFAULT_ENDED_TTL_S } from './batch-registry.ts';
 import type { BatchRecordInput } from './batch-record.ts';
 import { JobsError } from './errors.ts';
 import { FoldMetrics } from './fold-metrics.ts';
@@ -104,6 +104,47 @@ describe('BatchRegistry (real Redis)', () => {
     assert.equal(await registry.recordDocumentDone(batchId, { docId: docB, status: 'failed', tokens: 0, bytes: 200 }), false);
     assert.equal(await redis.exists(`${registry.key(batchId)}:docs`), 0);
     assert.deepEqual((await registry.get(batchId))?.counters, { completed: 1, failed: 0, cancelled: 0, removed: 0, tokens: 40, bytes: 100 });
+  });
+
+  it('an ended entry expires after endedTtlS (a week by default); a running one never does', async () => {
+    await registry.create(sampleRecord(), 'in_progress');
+    assert.equal(await redis.ttl(registry.key(batchId)), -1, 'no expiry while running');
+    assert.equal(await registry.requestCancel(batchId), 'cancelling');
+    assert.equal(await redis.ttl(registry.key(batchId)), -1);
+    assert.equal(await registry.finish(batchId), 'cancelled');
+    const ttl = await redis.ttl(registry.key(batchId));
+    assert.ok(ttl > DEFAULT_ENDED_TTL_S - 60 && ttl <= DEFAULT_ENDED_TTL_S, `ttl ${ttl}`);
+
+    const short = new BatchRegistry(redis, { prefix, endedTtlS: 120 });
+    const other = `b${'2'.repeat(32)}`;
+    await short.create(sampleRecord(other), 'in_progress');
+    await short.recordDocumentDone(other, { docId: docA, status: 'completed', tokens: 1, bytes: 1 });
+    assert.equal(await short.setState(other, 'completed'), 'completed');
+    const ttl2 = await redis.ttl(short.key(other));
+    assert.ok(ttl2 > 60 && ttl2 <= 120, `ttl ${ttl2}`);
+    assert.equal(await redis.exists(`${short.key(other)}:docs`), 0, 'the per-document hash goes when the batch ends');
+    assert.throws(() => new BatchRegistry(redis, { endedTtlS: 0 }), /endedTtlS must be an integer >= 1/);
+  });
+
+  it('restore writes a whole entry in one script: counters from the outcomes, the docs hash while running, an expiry once ended', async () => {
+    const outcomes = new Map([
+      [docA, { status: 'completed' as const, tokens: 40, bytes: 100 }],
+      [docB, { status: 'failed' as const, tokens: 7, bytes: 200 }],
+    ]);
+    assert.equal(await registry.restore({ record: sampleRecord(), state: 'in_progress', outcomes }), true);
+    const entry = await registry.get(batchId);
+    assert.equal(entry?.state, 'in_progress');
+    assert.deepEqual(entry?.counters, { completed: 1, failed: 1, cancelled: 0, removed: 0, tokens: 47, bytes: 300 });
+    assert.equal(await registry.recordDocumentDone(batchId, { docId: docA, status: 'completed', tokens: 40, bytes: 100 }), false, 'a restored outcome is not counted again');
+    assert.equal(await redis.ttl(registry.key(batchId)), -1);
+    assert.deepEqual((await registry.list({ limit: 10 })).ids, [batchId]);
+
+    assert.equal(await registry.restore({ record: sampleRecord(), state: 'queued', outcomes: new Map() }, { onlyIfAbsent: true }), false, 'an existing entry wins');
+    assert.equal((await registry.get(batchId))?.state, 'in_progress');
+    assert.equal(await registry.restore({ record: sampleRecord(), state: 'cancelled', cancelRequestedAt: '2026-01-02T00:00:00.000Z', outcomes }), true);
+    assert.equal(await registry.isCancelled(batchId), true);
+    assert.equal(await redis.exists(`${registry.key(batchId)}:docs`), 0);
+    assert.ok((await redis.ttl(registry.key(batchId))) > 0);
   });
 
   it('lists batches newest first in pages whose cursors hold under ties and new arrivals; delete unlists', async () => {

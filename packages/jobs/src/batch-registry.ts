@@ -7,6 +7,10 @@
  *                                                     cancelRequestedAt, n.<outcome>, tokens, bytes
  *     <prefix>:registry:batch:<batchId>:docs   HASH  docId -> outcome (each document counted once;
  *                                                     dropped when the batch ends, counters stay)
+ *
+ * The registry is an index, not the source of truth: the object store holds every batch's record
+ * and results (result-keys.ts), and `restore` rebuilds an entry from them (batch-store.ts). So an
+ * ended batch's entry expires (`endedTtlS`, a week by default) and comes back on demand.
  *     <prefix>:registry:batches                ZSET  every batch as `<createdAt ms, 15 digits>:<batchId>`,
  *                                                     all at score 0, so lexical order is creation order
  *
@@ -40,18 +44,42 @@ if redis.call('HSETNX', KEYS[1], 'record', ARGV[1]) == 1 then
 end
 return 0`;
 
-/** Sets state ARGV[1] when the current state is one of ARGV[3..]; returns the state after. */
+/**
+ * Sets state ARGV[1] when the current state is one of ARGV[5..]; returns the state after. When
+ * ARGV[4] is '1' (the new state is terminal) the docs hash KEYS[2] goes and the entry expires in
+ * ARGV[3] seconds.
+ */
 const TRANSITION = `
 local current = redis.call('HGET', KEYS[1], 'state')
 if not current then return false end
 if current == ARGV[1] then return current end
-for i = 3, #ARGV do
+for i = 5, #ARGV do
   if ARGV[i] == current then
     redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updatedAt', ARGV[2])
+    if ARGV[4] == '1' then
+      redis.call('DEL', KEYS[2])
+      redis.call('EXPIRE', KEYS[1], ARGV[3])
+    end
     return ARGV[1]
   end
 end
 return current`;
+
+/**
+ * Writes a whole entry: KEYS[1] batch hash, KEYS[2] docs hash, KEYS[3] index. ARGV[1] '1' to leave
+ * an existing entry alone, ARGV[2] index member, ARGV[3] ttl seconds or '0' for none, ARGV[4]
+ * the number n of hash field/value pairs, then those pairs, then docId/outcome pairs. Returns 1
+ * when written.
+ */
+const RESTORE = `
+if ARGV[1] == '1' and redis.call('HEXISTS', KEYS[1], 'record') == 1 then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+local n = tonumber(ARGV[4])
+for i = 5, 4 + 2 * n, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 5 + 2 * n, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+redis.call('ZADD', KEYS[3], 0, ARGV[2])
+if ARGV[3] ~= '0' then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+return 1`;
 
 /** Flags cancel and moves to cancelling unless terminal (ARGV[2..]); returns the state after. */
 const CANCEL = `
@@ -96,6 +124,25 @@ export interface BatchRegistryOptions {
   readonly prefix?: string;
   /** Clock, for tests. */
   readonly now?: () => Date;
+  /**
+   * Seconds an ended batch's entry stays in Redis (default DEFAULT_ENDED_TTL_S); afterwards it is
+   * rebuilt from the store when asked for.
+   */
+  readonly endedTtlS?: number;
+}
+
+/** An ended batch's registry entry lives a week: long enough for dashboards, short enough to stay small. */
+export const DEFAULT_ENDED_TTL_S = 7 * 24 * 3600;
+
+/** An entry as `restore` writes it: the record, the state, and each document's outcome so far. */
+export interface EntrySnapshot {
+  readonly record: BatchRecordInput;
+  readonly state: BatchState;
+  readonly cancelRequestedAt?: string;
+  /** docId -> outcome and tokens, for the documents that ended. */
+  readonly outcomes: ReadonlyMap<string, { readonly status: DocumentOutcomeStatus; readonly tokens: number; readonly bytes: number }>;
+  /** The counters, when known without the outcomes (an ended batch's summary); they win over `outcomes`. */
+  readonly counters?: BatchCounters;
 }
 
 /** Batch records and lifecycle in Redis. One instance per Redis client; cheap to create. */
@@ -103,11 +150,16 @@ export class BatchRegistry {
   readonly prefix: string;
   readonly #redis: Redis;
   readonly #now: () => Date;
+  readonly endedTtlS: number;
 
   constructor(redis: Redis, options: BatchRegistryOptions = {}) {
     this.#redis = redis;
     this.prefix = options.prefix ?? DEFAULT_QUEUE_PREFIX;
     this.#now = options.now ?? (() => new Date());
+    this.endedTtlS = options.endedTtlS ?? DEFAULT_ENDED_TTL_S;
+    if (!Number.isSafeInteger(this.endedTtlS) || this.endedTtlS < 1) {
+      throw new JobsError(JobsErrorCode.InvalidInput, `endedTtlS must be an integer >= 1 (seconds), got ${options.endedTtlS}`);
+    }
   }
 
   /** The Redis key of a batch's hash. */
@@ -159,9 +211,49 @@ export class BatchRegistry {
    * Throws `KVF_BATCH_NOT_FOUND` for an unknown batch.
    */
   async setState(batchId: string, to: BatchState): Promise<BatchState> {
-    const after = await this.#redis.eval(TRANSITION, 1, this.key(batchId), to, this.#stamp(), ...predecessorsOf(to));
+    const key = this.key(batchId);
+    const ended = TERMINAL_STATES.has(to) ? '1' : '0';
+    const after = await this.#redis.eval(TRANSITION, 2, key, `${key}:docs`, to, this.#stamp(), this.endedTtlS, ended, ...predecessorsOf(to));
     if (after === null) throw notFound(batchId);
     return after as BatchState;
+  }
+
+  /**
+   * Writes a batch's whole entry from a snapshot (rebuilt from the store), replacing what is there;
+   * with `onlyIfAbsent`, an entry that exists is left alone. Counters are derived from the
+   * outcomes. One script, whatever the number of documents. Returns true when written.
+   */
+  async restore(snapshot: EntrySnapshot, options: { onlyIfAbsent?: boolean } = {}): Promise<boolean> {
+    const record = BatchRecord.parse(snapshot.record);
+    const derived = { completed: 0, failed: 0, cancelled: 0, removed: 0, tokens: 0, bytes: 0 };
+    const docs: string[] = [];
+    for (const [docId, outcome] of snapshot.outcomes) {
+      derived[outcome.status] += 1;
+      derived.tokens += wholeCount(outcome.tokens, 'tokens');
+      derived.bytes += wholeCount(outcome.bytes, 'bytes');
+      docs.push(docId, outcome.status);
+    }
+    const counts = snapshot.counters ?? derived;
+    const fields: string[] = ['record', JSON.stringify(record), 'state', snapshot.state, 'updatedAt', this.#stamp()];
+    if (snapshot.cancelRequestedAt) fields.push('cancelRequestedAt', snapshot.cancelRequestedAt);
+    for (const status of DocumentOutcomeStatus.options) fields.push(`n.${status}`, String(wholeCount(counts[status], status)));
+    fields.push('tokens', String(wholeCount(counts.tokens, 'tokens')), 'bytes', String(wholeCount(counts.bytes, 'bytes')));
+    const ended = TERMINAL_STATES.has(snapshot.state);
+    const key = this.key(record.id);
+    const written = await this.#redis.eval(
+      RESTORE,
+      3,
+      key,
+      `${key}:docs`,
+      this.#indexKey(),
+      options.onlyIfAbsent ? '1' : '0',
+      indexMember(record),
+      ended ? this.endedTtlS : 0,
+      fields.length / 2,
+      ...fields,
+      ...(ended ? [] : docs),
+    );
+    return written === 1;
   }
 
   /**
@@ -169,10 +261,8 @@ export class BatchRegistry {
    * `completed` otherwise. Returns the state after.
    */
   async finish(batchId: string): Promise<BatchState> {
-    const state = await this.setState(batchId, (await this.isCancelled(batchId)) ? 'cancelled' : 'completed');
-    // An ended batch counts nothing more, so the per-document dedup set has done its work.
-    if (TERMINAL_STATES.has(state)) await this.#redis.del(`${this.key(batchId)}:docs`);
-    return state;
+    // An ended batch counts nothing more: setState drops the per-document dedup set and sets the expiry.
+    return this.setState(batchId, (await this.isCancelled(batchId)) ? 'cancelled' : 'completed');
   }
 
   /**

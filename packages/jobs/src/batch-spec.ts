@@ -3,18 +3,28 @@
  * Parsed strictly: an unknown key is an error naming the key, defaults are set here once.
  */
 import { z } from 'zod';
+import {
+  DEFAULT_CHECKPOINT_EVERY,
+  DEFAULT_CHUNK_SIZE,
+  DEFAULT_GROUPING,
+  DEFAULT_KV,
+  DEFAULT_KV_CODEC,
+  DEFAULT_MAX_NEW_TOKENS,
+  DEFAULT_MAX_TOKENS_PER_DOCUMENT,
+  DEFAULT_STREAMING_SINK,
+  GROUPINGS,
+  KV_CODECS,
+  KV_STORAGES,
+} from './batch-defaults.ts';
 import { NonEmpty, intAtLeast } from './fields.ts';
 
-/** Tokens per fold step when the spec does not say. */
-export const DEFAULT_CHUNK_SIZE = 256;
-/** Fold steps between checkpoints when the spec does not say. */
-export const DEFAULT_CHECKPOINT_EVERY = 8;
-/** Tokens generated per query when the spec does not say. */
-export const DEFAULT_MAX_NEW_TOKENS = 32;
-/** Longest document folded by default: 128K tokens, the longest context the design targets. */
-export const DEFAULT_MAX_TOKENS_PER_DOCUMENT = 131_072;
-/** Attention-sink tokens a streaming policy keeps by default (StreamingLLM keeps 4). */
-export const DEFAULT_STREAMING_SINK = 4;
+export {
+  DEFAULT_CHECKPOINT_EVERY,
+  DEFAULT_CHUNK_SIZE,
+  DEFAULT_MAX_NEW_TOKENS,
+  DEFAULT_MAX_TOKENS_PER_DOCUMENT,
+  DEFAULT_STREAMING_SINK,
+} from './batch-defaults.ts';
 
 /** Which model folds the documents: a URI or local folder, plus the fingerprint it must have. */
 export const ModelRef = z.union([
@@ -46,11 +56,31 @@ export const FoldPolicy = z.discriminatedUnion(
 export type FoldPolicy = z.output<typeof FoldPolicy>;
 
 /** How the KV cache is encoded in checkpoints. */
-export const KvCodec = z.enum(['f32', 'f16', 'int8'], { error: "must be one of 'f32', 'f16', 'int8'" });
+export const KvCodec = z.enum(KV_CODECS, { error: `must be one of ${KV_CODECS.map((c) => `'${c}'`).join(', ')}` });
 export type KvCodec = z.output<typeof KvCodec>;
 
+/**
+ * How the KV cache is held while folding: as the model produces it, or each full group of rows
+ * rounded through int8 with per-channel scales (full policy only; measures int8's fidelity).
+ */
+export const KvStorage = z.enum(KV_STORAGES, { error: `must be one of ${KV_STORAGES.map((c) => `'${c}'`).join(', ')}` });
+export type KvStorage = z.output<typeof KvStorage>;
+
+/** Sampled answers (Hugging Face's generate: temperature, then top-k, then top-p); absent: greedy. */
+export const Sampling = z.strictObject({
+  /** > 0. */
+  temperature: z.number({ error: 'must be a number > 0' }).gt(0, { error: 'must be a number > 0' }),
+  /** Keep the k most likely tokens (0: all). */
+  topK: intAtLeast(0).optional(),
+  /** Keep the smallest set of tokens whose probability reaches p, in (0, 1]. */
+  topP: z.number({ error: 'must be a number in (0, 1]' }).gt(0, { error: 'must be a number in (0, 1]' }).max(1, { error: 'must be a number in (0, 1]' }).optional(),
+  /** Seed of query 1 (query i uses seed + i - 1): one seed gives one set of answers. */
+  seed: z.int({ error: 'must be an integer' }).default(0),
+});
+export type Sampling = z.output<typeof Sampling>;
+
 /** How ingested files become documents. */
-export const Grouping = z.enum(['file', 'directory'], { error: "must be 'file' or 'directory'" });
+export const Grouping = z.enum(GROUPINGS, { error: `must be one of ${GROUPINGS.map((c) => `'${c}'`).join(', ')}` });
 export type Grouping = z.output<typeof Grouping>;
 
 /** The part of a batch spec a worker needs to fold one document. */
@@ -59,9 +89,14 @@ export const FoldSettings = z.strictObject({
   chunkSize: intAtLeast(1).default(DEFAULT_CHUNK_SIZE),
   checkpointEvery: intAtLeast(1).default(DEFAULT_CHECKPOINT_EVERY),
   policy: FoldPolicy.default({ kind: 'full' }),
-  kvCodec: KvCodec.default('f32'),
+  kv: KvStorage.default(DEFAULT_KV),
+  kvCodec: KvCodec.default(DEFAULT_KV_CODEC),
   queries: z.array(NonEmpty, { error: 'must be an array of strings' }).default([]),
-  maxNewTokens: intAtLeast(1).default(DEFAULT_MAX_NEW_TOKENS),
+  /** Tokens generated per answer; 0 folds and asks nothing of the model (e.g. with keepFinalState). */
+  maxNewTokens: intAtLeast(0).default(DEFAULT_MAX_NEW_TOKENS),
+  sampling: Sampling.optional(),
+  /** An answer ends before the first of these texts (the model's EOS tokens always end it). */
+  stop: z.array(NonEmpty, { error: 'must be an array of strings' }).default([]),
   /** Documents with more tokens fail with a clear error instead of folding for hours. */
   maxTokensPerDocument: intAtLeast(1).default(DEFAULT_MAX_TOKENS_PER_DOCUMENT),
   /** Wrap each query in the model's chat template (instruct models). */
@@ -70,12 +105,14 @@ export const FoldSettings = z.strictObject({
   keepFinalState: z.boolean({ error: 'must be true or false' }).default(false),
 });
 export type FoldSettings = z.output<typeof FoldSettings>;
+/** Fold settings as written by a user, defaults optional. */
+export type FoldSettingsInput = z.input<typeof FoldSettings>;
 
 /** A batch: corpora to fold and how. */
 export const BatchSpec = FoldSettings.extend({
   /** Store URIs or keys of uploaded corpus indexes (`corpora/<id>/index.json`). */
   corpus: z.array(NonEmpty, { error: 'must be an array of corpus refs' }).min(1, { error: 'must list at least one corpus' }),
-  grouping: Grouping.default('file'),
+  grouping: Grouping.default(DEFAULT_GROUPING),
 });
 /** A parsed batch spec, defaults filled in. */
 export type BatchSpec = z.output<typeof BatchSpec>;

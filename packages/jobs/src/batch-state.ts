@@ -16,6 +16,8 @@
  *   fold step (workers poll `isCancelled`). It becomes `cancelled` once none is active.
  * - `completed`, `failed`, `cancelled` are terminal. A batch whose documents failed still
  *   `completed`: the failures are in its results. `failed` means the batch itself could not run.
+ * - Retry and recover do not move along these edges: they rewrite the entry from the object store
+ *   (`BatchRegistry.restore`, as `queued`), the one way out of a terminal state.
  */
 
 /** Every state a batch can be in. */

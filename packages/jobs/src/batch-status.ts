@@ -3,11 +3,14 @@
  * registry record plus the BullMQ jobs of the batch. The REST API serves it; the CLI prints it.
  *
  * Sources, chosen so one status read costs O(active documents), not O(documents):
- * - completed / failed: the parent job's dependency counts (BullMQ keeps them per flow);
+ * - completed / failed: the registry counters (`recordDocumentDone`, rebuilt from the stored results
+ *   when Redis lost them) or the parent job's dependency counts, whichever is ahead (a job that
+ *   failed without a result is only in the latter);
  * - active: the documents queue's active jobs whose id starts with the batch id, with the
  *   FoldProgress each worker reported through `job.updateProgress`;
- * - cancelled: the registry counters (`removed` by the API, `cancelled` by workers). A document a
- *   worker stopped also fails in BullMQ, so it is taken out of the failed count;
+ * - cancelled: once cancel was asked, every document that is neither finished nor active (cancel
+ *   removes the waiting ones in one script, and a worker skips any it still gets). A document a
+ *   worker stopped (counter `cancelled`) also fails in BullMQ, so it is taken out of the failed count;
  * - tokens of finished documents: the registry counters (`recordDocumentDone`). Documents whose
  *   token count nobody knows yet are estimated from their bytes, at the tokens-per-byte ratio seen
  *   so far (or DEFAULT_TOKENS_PER_BYTE before any is known).
@@ -17,6 +20,8 @@ import { z } from 'zod';
 import type { BatchRegistry, BatchEntry } from './batch-registry.ts';
 import { BATCH_STATES, deriveBatchState, isTerminal } from './batch-state.ts';
 import type { ParentJobState } from './batch-state.ts';
+import type { ObjectStore } from '@kvfold/storage';
+import { loadBatchEntry } from './batch-store.ts';
 import { foldProgressOf } from './fold-progress.ts';
 import { batchJobId } from './ids.ts';
 import type { KvfoldQueues } from './queues.ts';
@@ -81,11 +86,12 @@ export interface QueueObservation {
 export function summarizeBatch(entry: BatchEntry, seen: QueueObservation, nowMs: number): BatchStatus {
   const { record, counters } = entry;
   const total = record.documents;
-  const cancelled = counters.cancelled + counters.removed;
-  const completed = Math.min(total, seen.completed);
-  const failed = Math.max(0, seen.failed - counters.cancelled);
+  const completed = Math.min(total, Math.max(seen.completed, counters.completed));
+  const failed = Math.min(total - completed, Math.max(seen.failed - counters.cancelled, counters.failed));
   const active = seen.active.length;
-  const waiting = Math.max(0, total - completed - failed - cancelled - active);
+  const open = Math.max(0, total - completed - failed - active);
+  const cancelled = entry.cancelRequestedAt ? open : Math.min(open, counters.cancelled + counters.removed);
+  const waiting = open - cancelled;
   const finished = completed + failed + cancelled;
   const state = deriveBatchState(entry.state, { parent: seen.parent, active, finished });
 
@@ -178,15 +184,16 @@ function activeDocument(job: Job): ActiveDocument {
 }
 
 /**
- * Reads a batch's status, or null when the registry does not know it. A state the queue has moved
+ * Reads a batch's status, or null when neither the registry nor the store knows it (an entry Redis
+ * lost is rebuilt from the store first: loadBatchEntry). A state the queue has moved
  * on to (in_progress, finalizing, completed, cancelled, ...) is written back to the registry.
  */
 export async function readBatchStatus(
-  deps: { readonly registry: BatchRegistry; readonly queues: Pick<KvfoldQueues, 'batches' | 'documents'> },
+  deps: { readonly registry: BatchRegistry; readonly store: ObjectStore; readonly queues: Pick<KvfoldQueues, 'batches' | 'documents'> },
   batchId: string,
   options: { nowMs?: number; activeJobs?: readonly Job[] } = {},
 ): Promise<BatchStatus | null> {
-  const entry = await deps.registry.get(batchId);
+  const entry = await loadBatchEntry(deps, batchId);
   if (!entry) return null;
   const status = summarizeBatch(entry, await observeBatch(deps.queues, batchId, options.activeJobs), options.nowMs ?? Date.now());
   if (status.state === entry.state) return status;

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { JobsError, JobsErrorCode } from './errors.ts';
+import { DEFAULT_ENDED_TTL_S } from './batch-registry.ts';
 import { DEFAULT_QUEUE_PREFIX } from './queues.ts';
 import { redisOptionsFromUrl } from './redis-url.ts';
 import { formatIssuePath } from './zod-format.ts';
@@ -88,6 +89,11 @@ export const EnvSchema = z
         })
         .default('info'),
     ),
+    /**
+     * Seconds an ended batch's registry entry stays in Redis (default a week); afterwards it is
+     * rebuilt from the object store when asked for. The API and the workers should agree on it.
+     */
+    KVFOLD_REGISTRY_TTL_S: envInteger(1, DEFAULT_ENDED_TTL_S),
     /** Documents a worker process folds at once; one per GPU is the sane value. */
     KVFOLD_WORKER_CONCURRENCY: optional(positiveIntText.default(1)),
     /** Execution provider for inference. */

@@ -16,3 +16,54 @@ export async function dropTestQueues(queues: KvfoldQueues, redis?: Redis): Promi
   const keys = await redis.keys(`${queues.prefix}:*`);
   if (keys.length > 0) await redis.del(...keys);
 }
+
+/** A redis-server of a test's own, which it may flush or kill. */
+export interface PrivateRedis {
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+/** Where the Redis binary is (override with REDIS_SERVER). */
+const REDIS_SERVER = process.env.REDIS_SERVER ?? '/usr/bin/redis-server';
+
+/**
+ * Starts an in-memory redis-server (no RDB, no AOF) on a free loopback port and resolves once it
+ * answers PING; `stop()` kills it.
+ */
+export async function startPrivateRedis(): Promise<PrivateRedis> {
+  const { createServer } = await import('node:net');
+  const { spawn } = await import('node:child_process');
+  const { connect } = await import('node:net');
+  const port = await new Promise<number>((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+  const child = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = `redis://127.0.0.1:${port}`;
+  // Ready once it accepts a connection and answers PING (the test's own timeout bounds the wait).
+  for (;;) {
+    const pong = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => socket.write('PING\r\n'));
+      socket.once('data', (data) => {
+        socket.destroy();
+        resolve(data.toString().startsWith('+PONG'));
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (pong) break;
+    if (child.exitCode !== null) throw new Error(`${REDIS_SERVER} exited with code ${child.exitCode} before answering on port ${port}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return {
+    url,
+    async stop() {
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}

@@ -22,6 +22,8 @@
  * | KVF_CORPUS_INDEX_INVALID        | a corpus index does not match its schema                       |
  * | KVF_ENQUEUE_EMPTY               | a batch has no documents to enqueue                            |
  * | KVF_ENQUEUE_MODEL               | a batch's model is not there or is not a model folder          |
+ * | KVF_BATCH_UNKNOWN               | retry/recover: the store has no record of that batch           |
+ * | KVF_BATCH_NOT_ENDED             | retry: the batch is still running (retry once it has ended)    |
  */
 
 /** Stable codes of the producer. */
@@ -44,6 +46,8 @@ export const ProducerErrorCode = {
   IndexInvalid: 'KVF_CORPUS_INDEX_INVALID',
   EnqueueEmpty: 'KVF_ENQUEUE_EMPTY',
   EnqueueModel: 'KVF_ENQUEUE_MODEL',
+  BatchUnknown: 'KVF_BATCH_UNKNOWN',
+  BatchNotEnded: 'KVF_BATCH_NOT_ENDED',
 } as const;
 
 export type ProducerErrorCode = (typeof ProducerErrorCode)[keyof typeof ProducerErrorCode];

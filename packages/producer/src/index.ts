@@ -18,6 +18,8 @@ export type { InputKind } from './input-kind.ts';
 export { DEFAULT_INGEST_LIMITS, resolveLimits } from './limits.ts';
 export type { IngestLimits } from './limits.ts';
 export { readCorpusIndex, readDocument } from './read-corpus.ts';
+export { recoverBatches, retryBatch } from './requeue.ts';
+export type { RecoverReport, RequeueDeps, RequeuedBatch } from './requeue.ts';
 export type { IngestReport, RefusedEntry, SkippedEntry } from './report.ts';
 export { DEFAULT_SHARD_BYTES, ShardPacker, buildShards, corpusIdOf, corpusIndexKey, shardKey } from './shards.ts';
 export type { BuiltShard, PackedDocument } from './shards.ts';

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { DocumentResult, ResultLine, batchResultsKey, documentResultKey } from '@kvfold/jobs';
+import { DocumentResult, ResultLine, batchResultsKey, batchSummaryKey, documentResultKey } from '@kvfold/jobs';
 import { FsObjectStore } from '@kvfold/storage';
 import { finalizeBatch } from './finalize-batch.ts';
 
@@ -55,8 +55,10 @@ describe('finalizeBatch (FsObjectStore)', () => {
     assert.equal(out.key, batchResultsKey(batchId));
     assert.deepEqual(
       { ...out, bytes: 0 },
-      { key: out.key, documents: 6, completed: 2, failed: 3, cancelled: 1, missing: 2, bytes: 0 },
+      { key: out.key, documents: 6, completed: 2, failed: 3, cancelled: 1, missing: 2, bytes: 0, tokens: 300 },
     );
+    // Three results of 100 tokens (two completed, one failed); the summary lets a rebuild skip the results.
+    assert.deepEqual(JSON.parse(Buffer.from(await store.getBytes(batchSummaryKey(batchId))).toString('utf8')), { documents: 6, completed: 2, failed: 3, cancelled: 1, tokens: 300 });
     const text = Buffer.from(await store.getBytes(out.key)).toString('utf8');
     assert.equal(Buffer.byteLength(text), out.bytes);
     assert.ok(text.endsWith('\n'));

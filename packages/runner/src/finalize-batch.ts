@@ -2,7 +2,8 @@
  * finalizeBatch(): the last step of a batch. Streams every document's result object into
  * `batches/<batchId>/results.jsonl`, one line per document in docId order, holding one result in
  * memory at a time. A document without a (valid) result object gets a stub line with its error,
- * so the file always has exactly one line per document.
+ * so the file always has exactly one line per document. Then `summary.json` gets its counts, so the
+ * batch's registry entry can be rebuilt from one object instead of every result.
  */
 import {
   DocumentResult,
@@ -10,6 +11,7 @@ import {
   batchResultsKey,
   documentResultKey,
   formatZodError,
+  writeBatchSummary,
 } from '@kvfold/jobs';
 import type { ResultLine } from '@kvfold/jobs';
 import { ObjectNotFoundError } from '@kvfold/storage';
@@ -49,6 +51,8 @@ export interface FinalizeBatchResult {
   /** Documents that had no result object (stubs written). */
   readonly missing: number;
   readonly bytes: number;
+  /** Tokens of the documents with a result. */
+  readonly tokens: number;
 }
 
 /**
@@ -59,13 +63,14 @@ export async function finalizeBatch(input: FinalizeBatchInput): Promise<Finalize
   const { store, batchId } = input;
   const ids = [...new Set(input.documentIds)].sort();
   const cancelled = new Set(input.cancelled ?? []);
-  const counts = { completed: 0, failed: 0, cancelled: 0, missing: 0, bytes: 0 };
+  const counts = { completed: 0, failed: 0, cancelled: 0, missing: 0, bytes: 0, tokens: 0 };
 
   async function* lines(): AsyncGenerator<Uint8Array> {
     for (const docId of ids) {
       const line = await resultLine(store, batchId, docId, input.failures?.[docId], cancelled.has(docId), counts);
       const bytes = Buffer.from(`${JSON.stringify(line)}\n`, 'utf8');
       counts.bytes += bytes.byteLength;
+      if ('tokens' in line) counts.tokens += line.tokens;
       if (line.status === 'completed') counts.completed += 1;
       else if (line.status === 'failed') counts.failed += 1;
       else counts.cancelled += 1;
@@ -75,6 +80,8 @@ export async function finalizeBatch(input: FinalizeBatchInput): Promise<Finalize
 
   const key = batchResultsKey(batchId);
   await store.put(key, lines(), { contentType: 'application/x-ndjson' });
+  const { completed, failed, cancelled: cancelledCount, tokens } = counts;
+  await writeBatchSummary(store, batchId, { documents: ids.length, completed, failed, cancelled: cancelledCount, tokens });
   return { key, documents: ids.length, ...counts };
 }
 

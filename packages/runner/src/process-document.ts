@@ -97,6 +97,8 @@ export async function processDocument(job: DocumentJob, deps: ProcessDeps, contr
         queries,
         maxNewTokens: job.fold.maxNewTokens,
         stopTokens: model.stopTokens,
+        ...(job.fold.sampling ? { sampling: job.fold.sampling } : {}),
+        ...(job.fold.stop.length ? { stopStrings: job.fold.stop } : {}),
         decode: (t) => model.tokenizer.decode(t),
         policy,
         policyName,
@@ -140,6 +142,7 @@ export async function processDocument(job: DocumentJob, deps: ProcessDeps, contr
     const result = DocumentResult.parse({
       ...base,
       status: 'completed',
+      policy: policyName,
       tokens: folded.tokens,
       steps: folded.steps,
       timings: {
@@ -211,9 +214,9 @@ function checkLength(job: DocumentJob, model: LoadedModel, n: number): void {
 /** The batch's KV policy for this model; a combination the model or fold-core refuses fails the document. */
 function choosePolicy(job: DocumentJob, model: LoadedModel): ReturnType<typeof resolvePolicy> {
   try {
-    return resolvePolicy(model, { spec: job.fold.policy, kv: 'f32' });
+    return resolvePolicy(model, { spec: job.fold.policy, kv: job.fold.kv });
   } catch (err) {
-    throw new DocumentFailure(DocumentErrorCode.Policy, `policy ${JSON.stringify(job.fold.policy)} of batch ${job.batchId} on model ${job.fold.model}: ${(err as Error).message}`);
+    throw new DocumentFailure(DocumentErrorCode.Policy, `policy ${JSON.stringify(job.fold.policy)} (kv ${job.fold.kv}) of batch ${job.batchId} on model ${job.fold.model}: ${(err as Error).message}`);
   }
 }
 
@@ -228,7 +231,7 @@ function encodeQueries(job: DocumentJob, model: LoadedModel): Query[] {
 function settingsKey(job: DocumentJob): string {
   const f = job.fold;
   const model = typeof f.model === 'string' ? f.model : `${f.model.uri}#${'fingerprint' in f.model ? f.model.fingerprint : ''}`;
-  return createHash('sha256').update(JSON.stringify([model, f.chunkSize, f.policy, f.kvCodec])).digest('hex').slice(0, 16);
+  return createHash('sha256').update(JSON.stringify([model, f.chunkSize, f.policy, f.kv, f.kvCodec])).digest('hex').slice(0, 16);
 }
 
 function etaMs(lastStepMs: number, stepsLeft: number): number {

@@ -19,6 +19,7 @@ import {
   documentJobId,
   documentResultKey,
   redisOptionsFromUrl,
+  writeBatchRecord,
 } from '@kvfold/jobs';
 import type { BatchSpecInput, KvfoldQueues, Redis } from '@kvfold/jobs';
 import { dropTestQueues } from '@kvfold/jobs/testing';
@@ -104,18 +105,17 @@ describe('startQueueWorker (real Redis, FsObjectStore)', () => {
     return lines;
   }
 
-  it('a stored result is the answer: no fold, counted once, the job returns its summary', async () => {
-    // No model exists at this URI: a fold would fail the document.
-    const { store, batchId, doc, registry } = await oneDocumentBatch('stored', 'a document folded by an attempt that died afterwards\n', `file://${join(dir, 'no-model')}`);
+  /** Stores a completed result for the batch's document, as an attempt that died after writing it would have. */
+  async function storeResult(store: FsObjectStore, batchId: string, doc: { docId: string; paths: string[] }, tokens: number) {
     const stored = DocumentResult.parse({
       batchId,
       docId: doc.docId,
       paths: doc.paths,
       status: 'completed',
-      tokens: 53,
+      tokens,
       steps: 1,
       chunkSize: 256,
-      timings: { loadMs: 1, foldMs: 1, generateMs: 1, totalMs: 3, tokensPerSecond: 53000 },
+      timings: { loadMs: 1, foldMs: 1, generateMs: 1, totalMs: 3, tokensPerSecond: tokens * 1000 },
       kvBytes: 1024,
       answers: [{ query: 'q?', text: 'a', tokenIds: [97] }],
       resumedFromStep: 0,
@@ -123,6 +123,13 @@ describe('startQueueWorker (real Redis, FsObjectStore)', () => {
       attempts: 1,
     });
     await store.put(documentResultKey(batchId, doc.docId), new TextEncoder().encode(JSON.stringify(stored)));
+    return stored;
+  }
+
+  it('a stored result is the answer: no fold, counted once, the job returns its summary', async () => {
+    // No model exists at this URI: a fold would fail the document.
+    const { store, batchId, doc, registry } = await oneDocumentBatch('stored', 'a document folded by an attempt that died afterwards\n', `file://${join(dir, 'no-model')}`);
+    const stored = await storeResult(store, batchId, doc, 53);
 
     const lines = await workUntil(store, registry, async () => (await registry.get(batchId))?.state === 'completed');
     assert.equal(lines.filter((l) => l.msg === 'result already stored; not folding again').length, 1);
@@ -132,6 +139,20 @@ describe('startQueueWorker (real Redis, FsObjectStore)', () => {
     assert.deepEqual([counters?.completed, counters?.tokens, counters?.bytes], [1, 53, doc.bytes]);
     const results = Buffer.from(await store.getBytes(batchResultsKey(batchId))).toString('utf8');
     assert.deepEqual(JSON.parse(results.trim()), stored);
+  });
+
+  it('a batch Redis lost is rebuilt from the store when its document is counted; the job completes', async () => {
+    const { store, batchId, doc, registry } = await oneDocumentBatch('lost', 'a document whose batch entry Redis lost\n', `file://${join(dir, 'no-model')}`);
+    const record = (await registry.get(batchId))?.record;
+    assert.ok(record);
+    await writeBatchRecord(store, record);
+    await storeResult(store, batchId, doc, 41);
+    await registry.delete(batchId);
+
+    await workUntil(store, registry, async () => (await registry.get(batchId))?.state === 'completed');
+    const job = await queues.documents.getJob(documentJobId(batchId, doc.docId));
+    assert.equal(await job?.getState(), 'completed', job?.failedReason);
+    assert.deepEqual([(await registry.get(batchId))?.counters.completed, (await registry.get(batchId))?.counters.tokens], [1, 41]);
   });
 
   it('a batch cancelled mid-fold stops its document at a step: counted cancelled, no result, the job failed for good', async () => {

@@ -17,15 +17,19 @@ import {
   BatchJob,
   type BatchRegistry,
   DocumentJob,
+  type DocumentOutcome,
   DocumentResult,
+  JobsError,
+  JobsErrorCode,
   documentResultKey,
+  loadBatchEntry,
   type FoldMetrics,
   JOB_NAMES,
   QUEUE_NAMES,
   redisOptionsFromUrl,
 } from '@kvfold/jobs';
 import { readCorpusIndex } from '@kvfold/producer';
-import { ObjectNotFoundError, type ObjectStore } from '@kvfold/storage';
+import { type ObjectStore, readOptional } from '@kvfold/storage';
 import { ErrorCode, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import { finalizeBatch } from './finalize-batch.ts';
@@ -67,6 +71,19 @@ export function startQueueWorker(deps: QueueWorkerDeps): QueueWorker {
   const workerName = `${hostname()}:${process.pid}`;
   let stopping = false;
   const connection = { ...redisOptionsFromUrl(deps.redisUrl), maxRetriesPerRequest: null };
+  /**
+   * Counts a document's outcome; when Redis lost the batch's entry (a restart without persistence)
+   * it is rebuilt from the store first, which already holds this document's result.
+   */
+  const recordDone = async (batchId: string, outcome: DocumentOutcome): Promise<void> => {
+    try {
+      await registry.recordDocumentDone(batchId, outcome);
+    } catch (err) {
+      if (!(err instanceof JobsError && err.code === JobsErrorCode.BatchNotFound)) throw err;
+      if (!(await loadBatchEntry({ registry, store }, batchId))) throw err;
+      await registry.recordDocumentDone(batchId, outcome);
+    }
+  };
   const locks = { lockDuration: deps.lockDurationMs ?? DEFAULT_LOCK_MS, stalledInterval: deps.stalledIntervalMs ?? DEFAULT_STALLED_INTERVAL_MS };
 
   const documents = new Worker<DocumentJob, DocumentJobReturn>(
@@ -76,7 +93,7 @@ export function startQueueWorker(deps: QueueWorkerDeps): QueueWorker {
       const attempt = job.attemptsMade + 1;
       const jlog = log.child({ batchId: data.batchId, docId: data.docId, jobId: job.id, attempt });
       if (await registry.isCancelled(data.batchId)) {
-        await registry.recordDocumentDone(data.batchId, { docId: data.docId, status: 'cancelled', tokens: 0, bytes: data.bytes });
+        await recordDone(data.batchId, { docId: data.docId, status: 'cancelled', tokens: 0, bytes: data.bytes });
         throw new BatchCancelledError(data.batchId, data.docId);
       }
       // A result already stored (a delivery after a finished attempt whose lock had lapsed) is the
@@ -85,7 +102,7 @@ export function startQueueWorker(deps: QueueWorkerDeps): QueueWorker {
       if (stored) {
         jlog.info('result already stored; not folding again');
         // The attempt that stored it may have died before counting it; counting is idempotent.
-        await registry.recordDocumentDone(data.batchId, { docId: data.docId, status: 'completed', tokens: stored.tokens, bytes: data.bytes });
+        await recordDone(data.batchId, { docId: data.docId, status: 'completed', tokens: stored.tokens, bytes: data.bytes });
         return jobReturn(stored);
       }
       const outcome = await processDocument(
@@ -108,13 +125,13 @@ export function startQueueWorker(deps: QueueWorkerDeps): QueueWorker {
         case 'completed':
         case 'failed': {
           const { result } = outcome;
-          await registry.recordDocumentDone(data.batchId, { docId: data.docId, status: result.status, tokens: result.tokens, bytes: data.bytes });
+          await recordDone(data.batchId, { docId: data.docId, status: result.status, tokens: result.tokens, bytes: data.bytes });
           await metrics.recordDocument(result.status);
           if (result.status === 'failed') throw new UnrecoverableError(`${result.error?.code}: ${result.error?.message}`);
           return jobReturn(result);
         }
         case 'cancelled':
-          await registry.recordDocumentDone(data.batchId, { docId: data.docId, status: 'cancelled', tokens: 0, bytes: data.bytes });
+          await recordDone(data.batchId, { docId: data.docId, status: 'cancelled', tokens: 0, bytes: data.bytes });
           throw new BatchCancelledError(data.batchId, data.docId);
         case 'stopped':
           jlog.info({ step: outcome.step }, 'stopping: checkpoint committed, job handed back');
@@ -138,13 +155,16 @@ export function startQueueWorker(deps: QueueWorkerDeps): QueueWorker {
     async (job) => {
       if (job.name !== JOB_NAMES.finalizeBatch) return;
       const data = BatchJob.parse(job.data);
+      await loadBatchEntry({ registry, store }, data.batchId);
       await registry.setState(data.batchId, 'finalizing');
       const documentIds: string[] = [];
       for (const key of data.corpus) for (const d of (await readCorpusIndex(store, key)).documents) documentIds.push(d.docId);
       const failures = Object.fromEntries(
         Object.entries(await job.getIgnoredChildrenFailures()).map(([childKey, reason]) => [docIdOfChildKey(data.batchId, childKey), reason]),
       );
-      const written = await finalizeBatch({ store, batchId: data.batchId, documentIds, failures });
+      // In a cancelled batch, a document without a result was cancelled, not failed.
+      const cancelled = (await registry.isCancelled(data.batchId)) ? documentIds : [];
+      const written = await finalizeBatch({ store, batchId: data.batchId, documentIds, failures, cancelled });
       const state = await registry.finish(data.batchId);
       log.info({ batchId: data.batchId, state, ...written }, 'batch finalized');
       return written;
@@ -200,10 +220,7 @@ function jobReturn(result: DocumentResult): DocumentJobReturn {
 
 /** The completed result stored for this document of this batch, or null. */
 async function readStoredResult(store: ObjectStore, job: DocumentJob): Promise<DocumentResult | null> {
-  const bytes = await store.getBytes(documentResultKey(job.batchId, job.docId)).catch((err: unknown) => {
-    if (err instanceof ObjectNotFoundError) return null;
-    throw err;
-  });
+  const bytes = await readOptional(store, documentResultKey(job.batchId, job.docId));
   if (!bytes) return null;
   const parsed = DocumentResult.safeParse(JSON.parse(Buffer.from(bytes).toString('utf8')));
   return parsed.success && parsed.data.status === 'completed' ? parsed.data : null;

@@ -14,3 +14,4 @@ export { FsObjectStore, type FsStoreOptions } from './fs-object-store.ts';
 export { MAX_PARTS, MIN_PART_SIZE, partSizeFor, S3ObjectStore, type S3Settings } from './s3-object-store.ts';
 export { checkStore, type OpenStoreOptions, openStore, parseStoreUri, type StoreLocation } from './open-store.ts';
 export { collect } from './body.ts';
+export { readOptional } from './read-optional.ts';

@@ -1,10 +1,11 @@
 /**
- * Batch routes: create (JSON or multipart upload), list, status, cancel.
+ * Batch routes: create (JSON or multipart upload), list, status, cancel, retry, recover.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BatchId, BatchListQuery, readBatchStatus } from '@kvfold/jobs';
+import { ProducerError, ProducerErrorCode, recoverBatches, retryBatch } from '@kvfold/producer';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { cancelBatch } from '../cancel-batch.ts';
 import { UploadSpec, checkModel, createBatch, parseSpec, parseSpecText, uploadInputs } from '../create-batch.ts';
@@ -80,5 +81,22 @@ export async function batchRoutes(app: FastifyInstance, opts: BatchRoutesOptions
     const { state, removed } = await cancelBatch(ctx, id);
     request.log.info({ batchId: id, state, removed }, 'batch cancel requested');
     return reply.status(202).send({ id, state, removed });
+  });
+
+  app.post('/v1/batches/:id/retry', { schema: routeSchemas.retryBatch }, async (request, reply) => {
+    const id = batchIdParam(request);
+    const answer = await retryBatch(ctx, id).catch((err: unknown) => {
+      if (err instanceof ProducerError && err.code === ProducerErrorCode.BatchUnknown) throw apiErrors.notFound(err.message);
+      if (err instanceof ProducerError && err.code === ProducerErrorCode.BatchNotEnded) throw apiErrors.conflict(err.message);
+      throw err;
+    });
+    request.log.info({ batchId: id, requeued: answer.requeued }, 'batch retried');
+    return reply.status(202).send(answer);
+  });
+
+  app.post('/v1/batches/recover', { schema: routeSchemas.recoverBatches }, async (request, reply) => {
+    const report = await recoverBatches(ctx);
+    request.log.info({ rebuilt: report.rebuilt, requeued: report.requeued.length }, 'batches recovered from the store');
+    return reply.status(202).send(report);
   });
 }

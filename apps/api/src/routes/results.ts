@@ -2,7 +2,7 @@
  * Result routes: the batch's JSONL and one document's result, read from the object store.
  */
 import { Readable } from 'node:stream';
-import { DocumentResult, batchResultsKey, docIdOfResultKey, documentResultKey, documentResultsPrefix } from '@kvfold/jobs';
+import { DocumentResult, batchResultsKey, docIdOfResultKey, documentResultKey, documentResultsPrefix, loadBatchEntry } from '@kvfold/jobs';
 import type { BatchRegistry } from '@kvfold/jobs';
 import { ObjectNotFoundError } from '@kvfold/storage';
 import type { ObjectStore } from '@kvfold/storage';
@@ -38,7 +38,7 @@ export async function resultRoutes(app: FastifyInstance, opts: ResultRoutesOptio
 
   app.get('/v1/batches/:id/results', { schema: routeSchemas.getResults }, async (request, reply) => {
     const id = batchIdParam(request);
-    if (!(await registry.get(id))) throw apiErrors.notFound(`no batch ${id}`);
+    if (!(await loadBatchEntry({ registry, store }, id))) throw apiErrors.notFound(`no batch ${id}`);
     reply.type('application/x-ndjson');
     const final = batchResultsKey(id);
     if (await store.head(final)) {
@@ -53,7 +53,7 @@ export async function resultRoutes(app: FastifyInstance, opts: ResultRoutesOptio
     const id = batchIdParam(request);
     const { docId = '' } = request.params as { docId?: string };
     if (!/^[0-9a-f]{64}$/.test(docId)) throw apiErrors.notFound(`no document ${docId} (document ids are 64 hex chars)`);
-    if (!(await registry.get(id))) throw apiErrors.notFound(`no batch ${id}`);
+    if (!(await loadBatchEntry({ registry, store }, id))) throw apiErrors.notFound(`no batch ${id}`);
     try {
       const bytes = await store.getBytes(documentResultKey(id, docId));
       return DocumentResult.parse(JSON.parse(Buffer.from(bytes).toString('utf8')));

@@ -1,5 +1,5 @@
 /**
- * `kvfold enqueue | status | results | cancel | serve` as a user runs them: real processes against
+ * `kvfold enqueue | status | results | cancel | retry | batches recover | serve` as a user runs them: real processes against
  * a real API that `kvfold serve` starts on a free port, over real Redis and a filesystem store.
  */
 import assert from 'node:assert/strict';
@@ -143,6 +143,20 @@ describe('kvfold distributed commands (real API, Redis and store)', () => {
     assert.equal(watch.code, 1);
     assert.match(watch.stdout, new RegExp(`^${batchId} cancelled 3/3 documents \\(0 completed, 0 failed, 3 cancelled`));
     assert.equal(watch.stderr, `kvfold: batch ${batchId} ended cancelled\n`);
+  });
+
+  it('retry resumes the cancelled batch (its 3 documents enqueued again), refuses while it runs; batches recover finds nothing lost', async () => {
+    const r = await client('retry', batchId);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `${batchId} queued (3 documents enqueued again)\n`);
+    const status = await client('status', batchId, '--json');
+    assert.deepEqual(JSON.parse(status.stdout).counts, { total: 3, waiting: 3, active: 0, completed: 0, failed: 0, cancelled: 0 });
+    const again = await client('retry', batchId);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, new RegExp(`^kvfold: batch ${batchId} is queued; retry it once it has ended \\(or cancel it first\\) \\[KVF_API_CONFLICT\\]\n$`));
+    const recover = await client('batches', 'recover', '--json');
+    assert.equal(recover.code, 0, recover.stderr);
+    assert.deepEqual(JSON.parse(recover.stdout), { rebuilt: 0, requeued: [] });
   });
 
   it('fails with one line and a non-zero exit: unknown batch, wrong key, unreachable API, missing corpus', async () => {

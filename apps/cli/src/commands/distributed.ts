@@ -1,5 +1,5 @@
 /**
- * The distributed commands: `kvfold enqueue | batches | status | results | cancel` talk to the REST API
+ * The distributed commands: `kvfold enqueue | batches [recover] | status | results | cancel | retry` talk to the REST API
  * (apps/api) over HTTP; `kvfold serve` runs that API in this process (apps/api's `runApi`), passing
  * --port/--host as KVFOLD_API_PORT/KVFOLD_API_HOST and the rest of the environment (REDIS_URL,
  * KVFOLD_STORE, KVFOLD_API_KEYS, ...) unchanged.
@@ -13,10 +13,10 @@ import { basename, join, relative, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { ApiClient } from '@kvfold/jobs';
 import type { BatchStatus, CreatedBatch } from '@kvfold/jobs';
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { CliError } from '../cli-error.ts';
-import { collect, nonNegativeInt, positiveInt } from '../options.ts';
-import { policyChoice } from '../fold-options.ts';
+import { positiveInt } from '../options.ts';
+import { addSettingOptions, type SettingFlags, settingsFromFlags } from '../fold-options.ts';
 import { loadCliProgress } from '../progress.ts';
 
 /**
@@ -47,15 +47,6 @@ interface ApiOptions {
 /** Poll interval of `status --watch`, ms: often enough to feel live, rare enough to cost nothing. */
 const DEFAULT_WATCH_INTERVAL_MS = 1000;
 
-/** The API's entry point, relative to this file: apps/cli/src/commands -> apps/api/src/main.ts. */
-
-function oneOf(name: string, values: readonly string[]) {
-  return (value: string): string => {
-    if (!values.includes(value)) throw new InvalidArgumentError(`${name} must be one of ${values.join(', ')}, got "${value}".`);
-    return value;
-  };
-}
-
 /** Files to upload for one corpus path: a file as its name, a directory's files as `<dir>/<relative path>`. */
 async function* uploadEntries(path: string): AsyncGenerator<{ file: string; name: string }> {
   const info = await stat(path).catch(() => null);
@@ -77,17 +68,7 @@ async function* uploadEntries(path: string): AsyncGenerator<{ file: string; name
   yield* walk(root);
 }
 
-interface EnqueueOptions extends ApiOptions {
-  model: string;
-  ask: string[];
-  chunkSize?: number;
-  checkpointEvery?: number;
-  policy: 'full' | 'streaming';
-  sink?: number;
-  window?: number;
-  kvCodec?: string;
-  maxNewTokens?: number;
-  group?: string;
+interface EnqueueOptions extends ApiOptions, SettingFlags {
   json?: boolean;
 }
 
@@ -96,16 +77,7 @@ async function enqueue(env: DistributedEnv, corpus: string[], opts: EnqueueOptio
     (s) => (s.isDirectory() ? resolve(opts.model) : opts.model),
     () => opts.model,
   );
-  const spec = {
-    model,
-    ...(opts.ask.length > 0 ? { queries: opts.ask } : {}),
-    ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
-    ...(opts.checkpointEvery ? { checkpointEvery: opts.checkpointEvery } : {}),
-    policy: policyChoice({ policy: opts.policy, kv: 'f32', ...(opts.sink !== undefined ? { sink: opts.sink } : {}), ...(opts.window !== undefined ? { window: opts.window } : {}) }).spec,
-    ...(opts.kvCodec ? { kvCodec: opts.kvCodec } : {}),
-    ...(opts.maxNewTokens ? { maxNewTokens: opts.maxNewTokens } : {}),
-    ...(opts.group ? { grouping: opts.group } : {}),
-  };
+  const spec = await settingsFromFlags(opts, model);
   const form = new FormData();
   form.append('spec', JSON.stringify(spec));
   for (const path of corpus) {
@@ -239,6 +211,22 @@ async function cancel(env: DistributedEnv, batchId: string, opts: ApiOptions & {
   else process.stdout.write(`${answer.id} ${answer.state} (${answer.removed} waiting documents removed)\n`);
 }
 
+async function retry(env: DistributedEnv, batchId: string, opts: ApiOptions & { json?: boolean }): Promise<void> {
+  const answer = await (await client(env, opts)).retry(batchId);
+  if (opts.json) process.stdout.write(`${JSON.stringify(answer)}\n`);
+  else process.stdout.write(`${answer.id} ${answer.state} (${answer.requeued} documents enqueued again)\n`);
+}
+
+async function recover(env: DistributedEnv, opts: ApiOptions & { json?: boolean }): Promise<void> {
+  const report = await (await client(env, opts)).recover();
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+    return;
+  }
+  for (const b of report.requeued) process.stdout.write(`${b.id} ${b.state} (${b.requeued} documents enqueued again)\n`);
+  process.stderr.write(`kvfold: ${report.rebuilt} batches rebuilt from the store, ${report.requeued.length} enqueued again\n`);
+}
+
 /** Runs the API in this process (not a child: a supervisor's signals reach it directly) until it is told to stop. */
 async function serve(env: DistributedEnv, opts: { port?: number; host?: string }): Promise<void> {
   const { runApi } = await import('@kvfold/api');
@@ -255,31 +243,28 @@ function withApi(command: Command): Command {
     .option('--api-key <key>', 'API key (default KVFOLD_API_KEY)');
 }
 
-/** Adds enqueue, batches, status, results, cancel and serve to `program`. */
+/** Adds enqueue, batches (and batches recover), status, results, cancel, retry and serve to `program`. */
 export function registerDistributed(program: Command, env: DistributedEnv = distributedEnv()): void {
-  withApi(program.command('enqueue'))
+  const enqueueCommand = withApi(program.command('enqueue'))
     .description('upload files, folders and archives to the API and fold them as one batch; prints the batch id')
-    .argument('<corpus...>', 'files, folders, .tar/.tar.gz/.zip archives or .jsonl files')
-    .requiredOption('--model <uri|dir>', 'model the workers load: a folder path or a file:// / s3:// URI')
-    .option('--ask <text>', 'a question to answer for every document (repeatable)', collect, [])
-    .option('--chunk-size <n>', 'tokens per fold step', positiveInt('--chunk-size'))
-    .option('--checkpoint-every <n>', 'fold steps between checkpoints', positiveInt('--checkpoint-every'))
-    .addOption(new Option('--policy <policy>', 'what the KV accumulator keeps').choices(['full', 'streaming']).default('full'))
-    .option('--sink <n>', 'streaming: attention-sink tokens kept (default 4)', nonNegativeInt('--sink'))
-    .option('--window <n>', 'streaming: most recent tokens kept', positiveInt('--window'))
-    .option('--kv-codec <codec>', 'checkpoint codec: f32, f16 or int8', oneOf('--kv-codec', ['f32', 'f16', 'int8']))
-    .option('--max-new-tokens <n>', 'tokens generated per answer', positiveInt('--max-new-tokens'))
-    .option('--group <how>', 'file: one document per file; directory: one per folder', oneOf('--group', ['file', 'directory']))
+    .argument('<corpus...>', 'files, folders, .tar/.tar.gz/.zip archives or .jsonl files');
+  addSettingOptions(enqueueCommand, 'enqueue', { flags: '--model <dir|uri>', help: 'model the workers load: a folder path or a file:// / s3:// URI' })
     .option('--json', 'print the API answer as JSON')
     .action((corpus: string[], opts: EnqueueOptions) => enqueue(env, corpus, opts));
 
-  withApi(program.command('batches'))
+  const list = withApi(program.command('batches'))
     .description('list batches, newest first, with their state and progress')
     .option('--limit <n>', 'batches per page (1..100, default 20)', positiveInt('--limit'))
     .option('--cursor <cursor>', 'continue from where the previous page ended')
     .option('--all', 'follow the pages to the oldest batch')
     .option('--json', 'print each page as the API answers it (one line per page)')
     .action((opts: BatchesOptions) => batches(env, opts));
+
+  withApi(list.command('recover'))
+    .description('rebuild the batch registry from the object store and enqueue again the unfinished documents of batches Redis lost')
+    .option('--json', 'print the API answer as JSON')
+    // `batches` takes the same options, and commander gives them to whichever command they follow.
+    .action((_opts: unknown, command: Command) => recover(env, command.optsWithGlobals<ApiOptions & { json?: boolean }>()));
 
   withApi(program.command('status'))
     .description("print a batch's state, document counts, token progress and ETA")
@@ -300,6 +285,12 @@ export function registerDistributed(program: Command, env: DistributedEnv = dist
     .argument('<batch>', 'batch id')
     .option('--json', 'print the API answer as JSON')
     .action((batchId: string, opts: ApiOptions & { json?: boolean }) => cancel(env, batchId, opts));
+
+  withApi(program.command('retry'))
+    .description('enqueue an ended batch again: its failed and cancelled documents resume from their checkpoints, completed ones are kept')
+    .argument('<batch>', 'batch id')
+    .option('--json', 'print the API answer as JSON')
+    .action((batchId: string, opts: ApiOptions & { json?: boolean }) => retry(env, batchId, opts));
 
   program
     .command('serve')

@@ -5,52 +5,41 @@ import type { Device, LoadedModel } from '@kvfold/onnx';
 import type { FoldDocumentResult, Query, ResumableFoldResult } from '@kvfold/runner';
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
-import { addGenerationOptions, addPolicyOptions, type GenerationFlags, generationChoice, type PolicyFlags, parseCodec, policyChoice } from '../fold-options.ts';
-import { collect, nonNegativeInt, positiveInt } from '../options.ts';
+import { addSettingOptions, policyChoice, type SettingFlags, samplingOf } from '../fold-options.ts';
+import { positiveInt } from '../options.ts';
 import { progressBar } from '../progress.ts';
 
-interface FoldOptions extends PolicyFlags, GenerationFlags {
-  model: string;
-  chunkSize: number;
-  ask: string[];
-  maxNewTokens: number;
+interface FoldOptions extends Omit<SettingFlags, FoldOwnField> {
   nll?: boolean;
   json?: boolean;
-  chat?: boolean;
   device: Device;
   threads?: number;
   beyondMaxPositions?: boolean;
   checkpoint?: string;
-  checkpointEvery: number;
-  kvCodec: 'f32' | 'f16' | 'int8';
   fresh?: boolean;
   reuse?: boolean;
 }
+
+type FoldOwnField = 'maxTokensPerDocument' | 'keepFinal' | 'group';
 
 export function registerFold(program: Command): void {
   const cmd = program
     .command('fold')
     .description('fold a document through a model chunk by chunk, then answer questions from the folded KV cache')
-    .argument('<file>', 'text file to read, or - for standard input')
-    .requiredOption('--model <dir>', 'model folder (Hugging Face / optimum ONNX layout)')
-    .option('--chunk-size <n>', 'tokens per fold step', positiveInt('--chunk-size'), 256)
-    .option('--ask <text>', 'a question to answer from the folded state (repeatable)', collect, [])
-    .option('--max-new-tokens <n>', 'tokens to generate per answer', nonNegativeInt('--max-new-tokens'), 32)
+    .argument('<file>', 'text file to read, or - for standard input');
+  addSettingOptions(cmd, 'fold', { flags: '--model <dir>', help: 'model folder (Hugging Face / optimum ONNX layout)' })
     .option('--nll', 'report the negative log-likelihood of every chunk')
-    .option('--chat', "wrap each question in the model's chat template")
     .option('--device <device>', 'execution provider: cpu, webgpu or cuda', parseDevice, 'cpu')
     .option('--threads <n>', 'ONNX Runtime intra-op threads', positiveInt('--threads'))
     .option('--beyond-max-positions', "fold past the model's max_position_embeddings instead of refusing")
     .option('--checkpoint <uri>', 'checkpoint the KV cache to this store (s3://bucket/prefix, file:///dir or a path) and resume from it')
-    .option('--checkpoint-every <n>', 'steps between checkpoints', positiveInt('--checkpoint-every'), 8)
-    .option('--kv-codec <codec>', 'checkpoint codec: f32 (lossless for float32 models), f16 or int8', parseCodec, 'f32')
     .option('--fresh', 'ignore a stored checkpoint made with other settings and start over')
     .option('--reuse', 'keep the final state in the checkpoint store, so later runs answer new questions without folding')
     .option('--json', 'print one JSON object (schema: docs/cli.md)');
-  addGenerationOptions(addPolicyOptions(cmd)).action(async (file: string, opts: FoldOptions) => {
+  cmd.action(async (file: string, opts: FoldOptions) => {
     const t0 = performance.now();
     const choice = policyChoice(opts);
-    generationChoice(opts); // refuses bad sampling flags before the model loads
+    await samplingOf(opts); // refuses bad sampling flags before the model loads
     if ((opts.fresh || opts.reuse) && !opts.checkpoint) throw new CliError('--fresh and --reuse need --checkpoint <uri>');
     const text = await readInput(file);
     const { loadModel } = await import('@kvfold/onnx');
@@ -96,7 +85,7 @@ async function foldCommand(model: LoadedModel, text: string, opts: FoldOptions, 
     maxNewTokens: opts.maxNewTokens,
     stopTokens: model.stopTokens,
     decode: (ids: readonly number[]) => model.tokenizer.decode(ids),
-    ...generationOf(opts),
+    ...(await generationOf(opts)),
     nll: opts.nll === true,
     policy,
     onStep: (s: { step: number; tokens: number }) =>
@@ -170,9 +159,9 @@ async function foldCommand(model: LoadedModel, text: string, opts: FoldOptions, 
   for (const a of result.answers) process.stdout.write(`Q: ${a.query}\nA: ${a.text}\n`);
 }
 
-function generationOf(opts: FoldOptions) {
-  const { sampling, stopStrings } = generationChoice(opts);
-  return { ...(sampling ? { sampling } : {}), ...(stopStrings.length ? { stopStrings } : {}) };
+async function generationOf(opts: FoldOptions) {
+  const sampling = await samplingOf(opts);
+  return { ...(sampling ? { sampling } : {}), ...(opts.stop.length ? { stopStrings: opts.stop } : {}) };
 }
 
 function parseDevice(value: string): Device {

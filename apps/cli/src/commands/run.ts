@@ -3,26 +3,16 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { Device } from '@kvfold/onnx';
 import { type Command, Option } from 'commander';
-import { addPolicyOptions, type PolicyFlags, parseCodec, policyChoice } from '../fold-options.ts';
-import { collect, positiveInt } from '../options.ts';
+import { addSettingOptions, type SettingFlags, settingsFromFlags } from '../fold-options.ts';
+import { positiveInt } from '../options.ts';
 import { progressBar } from '../progress.ts';
 
 /** Where `kvfold run` keeps its store (corpus shards, checkpoints, results) by default. */
 export const DEFAULT_LOCAL_STORE = '.kvfold/store';
 
-interface RunOptions extends PolicyFlags {
-  model: string;
-  ask: string[];
+interface RunOptions extends SettingFlags {
   out?: string;
   store: string;
-  chunkSize: number;
-  checkpointEvery: number;
-  kvCodec: 'f32' | 'f16' | 'int8';
-  maxNewTokens: number;
-  maxTokensPerDocument?: number;
-  group: 'file' | 'directory';
-  chat?: boolean;
-  keepFinal?: boolean;
   keepFailures?: boolean;
   device: Device;
   threads?: number;
@@ -33,25 +23,16 @@ export function registerRun(program: Command): void {
   const cmd = program
     .command('run')
     .description('fold every document of a corpus in this process (filesystem store, no Redis or S3); rerun to resume and retry failed documents')
-    .argument('<corpus...>', 'files, directories (.gitignore honoured), .tar, .tar.gz/.tgz, .zip or .jsonl')
-    .requiredOption('--model <dir>', 'model folder, or a store URI holding one')
-    .option('--ask <text>', 'a question to answer for every document (repeatable)', collect, [])
+    .argument('<corpus...>', 'files, directories (.gitignore honoured), .tar, .tar.gz/.tgz, .zip or .jsonl');
+  addSettingOptions(cmd, 'run', { flags: '--model <dir|uri>', help: 'model folder, or a store URI holding one' })
     .option('--out <file>', 'write the results, one JSON line per document')
     .option('--store <uri>', 'object store for shards, checkpoints and results', DEFAULT_LOCAL_STORE)
-    .option('--chunk-size <n>', 'tokens per fold step', positiveInt('--chunk-size'), 256)
-    .option('--checkpoint-every <n>', 'steps between checkpoints', positiveInt('--checkpoint-every'), 8)
-    .option('--kv-codec <codec>', 'checkpoint codec: f32, f16 or int8', parseCodec, 'f32')
-    .option('--max-new-tokens <n>', 'tokens to generate per answer', positiveInt('--max-new-tokens'), 32)
-    .option('--max-tokens-per-document <n>', 'documents longer than this fail alone', positiveInt('--max-tokens-per-document'))
-    .addOption(new Option('--group <grouping>', 'one document per file, or per top-level directory with path headers').choices(['file', 'directory']).default('file'))
-    .option('--chat', "wrap each question in the model's chat template")
-    .option('--keep-final', 'keep each final KV state for later questions (fold once, ask many)')
     .option('--keep-failures', 'on a rerun, keep the stored results of failed documents instead of folding them again')
     .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'webgpu', 'cuda']).default('cpu'))
     .option('--threads <n>', 'ONNX Runtime intra-op threads', positiveInt('--threads'))
     .option('--json', 'print a JSON summary');
-  addPolicyOptions(cmd).action(async (corpus: string[], opts: RunOptions) => {
-    const choice = policyChoice(opts);
+  cmd.action(async (corpus: string[], opts: RunOptions) => {
+    const settings = await settingsFromFlags(opts, opts.model.includes('://') ? opts.model : resolve(opts.model));
     const [{ batchResultsKey, storeOptionsFromEnv }, { ModelCache, runLocal }, { checkStore, openStore }, { cliEnv }, { cliLogger }] = await Promise.all([
       import('@kvfold/jobs'),
       import('@kvfold/runner'),
@@ -75,19 +56,7 @@ export function registerRun(program: Command): void {
     try {
       const result = await runLocal({
         inputs: corpus,
-        spec: {
-          model: opts.model.includes('://') ? opts.model : resolve(opts.model),
-          queries: opts.ask,
-          chunkSize: opts.chunkSize,
-          checkpointEvery: opts.checkpointEvery,
-          kvCodec: opts.kvCodec,
-          policy: choice.spec,
-          maxNewTokens: opts.maxNewTokens,
-          ...(opts.maxTokensPerDocument ? { maxTokensPerDocument: opts.maxTokensPerDocument } : {}),
-          grouping: opts.group,
-          chatTemplate: opts.chat === true,
-          keepFinalState: opts.keepFinal === true,
-        },
+        spec: settings,
         store,
         models,
         log,

@@ -1,0 +1,26 @@
+/**
+ * The defaults and choices of a batch spec, as plain values: BatchSpec (batch-spec.ts) is built from
+ * them, and code that must start without zod (the CLI's command tree, for `kvfold --help`) reads
+ * them here (`@kvfold/jobs/defaults`). This module imports nothing.
+ */
+
+/** Tokens per fold step when the spec does not say. */
+export const DEFAULT_CHUNK_SIZE = 256;
+/** Fold steps between checkpoints when the spec does not say. */
+export const DEFAULT_CHECKPOINT_EVERY = 8;
+/** Tokens generated per query when the spec does not say. */
+export const DEFAULT_MAX_NEW_TOKENS = 32;
+/** Longest document folded by default: 128K tokens, the longest context the design targets. */
+export const DEFAULT_MAX_TOKENS_PER_DOCUMENT = 131_072;
+/** Attention-sink tokens a streaming policy keeps by default (StreamingLLM keeps 4). */
+export const DEFAULT_STREAMING_SINK = 4;
+
+/** How the KV cache is held while folding (`kv`). */
+export const KV_STORAGES = ['f32', 'int8'] as const;
+export const DEFAULT_KV = 'f32';
+/** How checkpoints encode the KV cache (`kvCodec`). */
+export const KV_CODECS = ['f32', 'f16', 'int8'] as const;
+export const DEFAULT_KV_CODEC = 'f32';
+/** How ingested files become documents (`grouping`). */
+export const GROUPINGS = ['file', 'directory'] as const;
+export const DEFAULT_GROUPING = 'file';
