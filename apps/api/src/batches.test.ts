@@ -71,7 +71,15 @@ describe('batches (inject, real Redis, FsObjectStore)', () => {
     assert.deepEqual(created.report.skipped.map((s: { input: string }) => s.input), ['image.bin']);
     assert.equal(await api.queues.documents.count(), 8);
     const paths = (await api.queues.documents.getJobs(['prioritized', 'waiting'])).flatMap((j) => j.data.paths).sort();
-    assert.deepEqual(paths, ['day1.log', 'day2.log', 'dir/z2.txt', 'fine.txt', 'notes.txt', 'project/a.txt', 'project/sub/b.md', 'z1.txt']);
+    // Archive entries keep the archive's name as their first component.
+    assert.deepEqual(paths, ['bundle/dir/z2.txt', 'bundle/z1.txt', 'evil/fine.txt', 'logs/day1.log', 'logs/day2.log', 'notes.txt', 'project/a.txt', 'project/sub/b.md']);
+    assert.deepEqual(
+      created.report.summary.map((s: { kind: string; count: number }) => [s.kind, s.count]),
+      [['skipped', 1], ['refused', 1]],
+    );
+    assert.equal(created.report.key, `batches/${batchId}/ingest-report.json`);
+    const stored = JSON.parse(Buffer.from(await api.store.getBytes(created.report.key)).toString('utf8'));
+    assert.deepEqual(stored.refused.map((r: { entry: string }) => r.entry), ['../escape.txt']);
     const entry = await api.registry.get(batchId);
     assert.equal(entry?.record.ingest.refused, 1);
     assert.ok(await api.store.head(`batches/${batchId}/spec.json`));
@@ -259,5 +267,49 @@ describe('uploads: bad input', () => {
     const res2 = await api.app.inject({ method: 'POST', url: '/v1/batches', headers: { ...api.headers, ...empty.headers }, payload: empty.payload });
     assert.equal(res2.statusCode, 400);
     assert.equal(res2.json().error.code, 'KVF_CORPUS_NO_DOCUMENTS');
+  });
+});
+
+describe('batches: upload reports and content identity (inject, real Redis, FsObjectStore)', () => {
+  let api: TestApi;
+  before(async () => {
+    api = await startTestApi();
+  });
+  after(async () => {
+    await api.close();
+  });
+
+  it('answers one summary per reason with the first few entries; the store keeps every one', async () => {
+    const links = rawTar([
+      { path: 'ok.txt', body: 'kept\n' },
+      ...Array.from({ length: 40 }, (_, i) => ({ path: `l${String(i).padStart(2, '0')}`, type: 'SymbolicLink' as const, linkpath: '/etc/passwd' })),
+    ]);
+    const body = multipartBody({ 'links.tar': links, 'garbage.tar.gz': Buffer.alloc(2048, 0x5a) }, spec);
+    const res = await api.app.inject({ method: 'POST', url: '/v1/batches', headers: { ...api.headers, ...body.headers }, payload: body.payload });
+    assert.equal(res.statusCode, 202, res.body);
+    const { report, id } = res.json();
+    assert.deepEqual(
+      report.summary.map((s: { code: string; count: number; first: string[] }) => [s.code, s.count, s.first]),
+      [
+        ['KVF_INGEST_LINK_ENTRY', 40, ['links.tar: l00', 'links.tar: l01', 'links.tar: l02']],
+        ['KVF_INGEST_CORRUPT_ARCHIVE', 1, [`garbage.tar.gz: ${report.refused[3]?.entry}`]],
+      ],
+    );
+    assert.equal(report.refused.length, 4);
+    const stored = JSON.parse(Buffer.from(await api.store.getBytes(`batches/${id}/ingest-report.json`)).toString('utf8'));
+    assert.equal(stored.refused.length, 41);
+  });
+
+  it('a folder sent file by file and a tar of it are one corpus: the second upload adds nothing', async () => {
+    const folder = multipartBody({ 'same/a.txt': 'one\n', 'same/sub/b.txt': 'two\n' }, spec);
+    const first = await api.app.inject({ method: 'POST', url: '/v1/batches', headers: { ...api.headers, ...folder.headers }, payload: folder.payload });
+    assert.equal(first.statusCode, 202, first.body);
+    assert.ok(first.json().added > 0);
+    const tar = rawTar([{ path: 'a.txt', body: 'one\n' }, { path: 'sub/b.txt', body: 'two\n' }], true);
+    const archived = multipartBody({ 'same.tar.gz': tar }, spec);
+    const second = await api.app.inject({ method: 'POST', url: '/v1/batches', headers: { ...api.headers, ...archived.headers }, payload: archived.payload });
+    assert.equal(second.statusCode, 202, second.body);
+    assert.equal(second.json().id, first.json().id);
+    assert.equal(second.json().added, 0);
   });
 });

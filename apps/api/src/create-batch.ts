@@ -6,14 +6,15 @@
  */
 import {
   BatchSpec,
+  batchIngestReportKey,
   batchSpecKey,
   deriveBatchId,
   formatZodError,
   writeBatchRecord,
 } from '@kvfold/jobs';
 import type { BatchRegistry, BatchState, CorpusIndex, IngestSummary, KvfoldQueues } from '@kvfold/jobs';
-import { checkModelRef, enqueueBatch, ingest, readCorpusIndex, uploadCorpus } from '@kvfold/producer';
-import type { EnqueueOptions, IngestReport, RefusedEntry, SkippedEntry } from '@kvfold/producer';
+import { checkModelRef, enqueueBatch, ingest, readCorpusIndex, reportExamples, summarizeReport, tokenBudgetFor, uploadCorpus } from '@kvfold/producer';
+import type { EnqueueOptions, IngestReport, ReasonSummary, RefusedEntry, SkippedEntry } from '@kvfold/producer';
 import { ObjectNotFoundError } from '@kvfold/storage';
 import type { ObjectStore, OpenStoreOptions } from '@kvfold/storage';
 import type { FastifyBaseLogger } from 'fastify';
@@ -45,7 +46,11 @@ export interface CreatedBatchBody {
   readonly state: BatchState;
   readonly documents: number;
   readonly added: number;
-  readonly report: { readonly skipped: SkippedEntry[]; readonly refused: RefusedEntry[] };
+  /**
+   * What ingest left out: the first few entries of each reason, one summary line per reason, and
+   * the store key of the whole report (every entry) when anything was left out.
+   */
+  readonly report: { readonly skipped: SkippedEntry[]; readonly refused: RefusedEntry[]; readonly summary: ReasonSummary[]; readonly key?: string };
 }
 
 /** Parses a spec (JSON value) or a query with `schema`, answering 400 with every bad field named. */
@@ -73,10 +78,12 @@ export async function checkModel(ctx: Pick<BatchContext, 'modelCheck'>, model: B
 }
 
 /** Ingests and uploads spooled inputs as one corpus; returns its index and the report in client names. */
-export async function uploadInputs(ctx: BatchContext, inputs: readonly SpooledInput[], grouping: BatchSpec['grouping']) {
+export async function uploadInputs(ctx: BatchContext, inputs: readonly SpooledInput[], spec: Pick<BatchSpec, 'grouping' | 'model' | 'maxTokensPerDocument'>) {
+  const { grouping } = spec;
+  const tokenBudget = await tokenBudgetFor(spec.model, spec.maxTokensPerDocument);
   const run = ingest(
     inputs.map((i) => i.path),
-    { grouping },
+    { grouping, tokenBudget, ...(ctx.spoolDir ? { spoolDir: ctx.spoolDir } : {}) },
   );
   const uploaded = await uploadCorpus(ctx.store, run, { grouping, ...(ctx.spoolDir ? { spoolDir: ctx.spoolDir } : {}) });
   return { index: uploaded.index, indexKey: uploaded.indexKey, report: renameInputs(run.report, inputs) };
@@ -170,11 +177,22 @@ export async function createBatch(
   } else {
     log.info({ state }, 'batch already exists; nothing enqueued');
   }
+  const skipped = report?.skipped ?? [];
+  const refused = report?.refused ?? [];
+  let key: string | undefined;
+  if (skipped.length + refused.length > 0) {
+    key = batchIngestReportKey(batchId);
+    await ctx.store.put(key, new Uint8Array(Buffer.from(`${JSON.stringify(report, null, 1)}\n`)), { contentType: 'application/json' });
+  }
   return {
     id: batchId,
     state,
     documents: entry.record.documents,
     added,
-    report: { skipped: report?.skipped ?? [], refused: report?.refused ?? [] },
+    report: {
+      ...reportExamples({ skipped, refused }),
+      summary: summarizeReport({ skipped, refused }),
+      ...(key ? { key } : {}),
+    },
   };
 }

@@ -78,7 +78,7 @@ export interface SettingFlags {
   maxTokensPerDocument: number;
   chat?: boolean;
   keepFinal?: boolean;
-  group: 'file' | 'directory';
+  group: 'file' | 'directory' | 'auto';
 }
 
 /** The options of one field, with the schema's defaults. */
@@ -120,7 +120,7 @@ function optionsOf(field: SettingField, model: ModelFlag): Option[] {
     case 'keepFinalState':
       return [new Option('--keep-final', 'keep each final KV state for later questions (fold once, ask many)')];
     case 'grouping':
-      return [new Option('--group <grouping>', 'one document per file, or per top-level directory with path headers').choices(GROUPINGS).default(DEFAULT_GROUPING)];
+      return [new Option('--group <grouping>', 'file: one document per file; directory: one per top-level directory; auto: documents that fit --max-tokens-per-document, a directory together where it fits (best for codebases)').choices(GROUPINGS).default(DEFAULT_GROUPING)];
   }
 }
 

@@ -2,6 +2,11 @@
  * The REST API's wire contract (paths and response shapes) and a small fetch client for it, so the
  * API and the CLI cannot drift apart. No dependency beyond the platform's fetch.
  */
+import { randomUUID } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import { MAX_BATCH_PAGE } from './batch-registry.ts';
 import { BATCH_STATES } from './batch-state.ts';
@@ -20,6 +25,12 @@ export const CreatedBatch = z.object({
   report: z.object({
     skipped: z.array(z.object({ input: z.string(), path: z.string(), reason: z.string() })),
     refused: z.array(z.object({ input: z.string(), entry: z.string(), reason: z.string(), code: z.string() })),
+    /** One entry per reason with its count and first names (the lists above hold the first few of each). */
+    summary: z
+      .array(z.object({ kind: z.enum(['skipped', 'refused']), code: z.string().optional(), reason: z.string(), count: z.int().min(1), first: z.array(z.string()) }))
+      .optional(),
+    /** Store key of the whole report, every entry listed. */
+    key: z.string().optional(),
   }),
 });
 export type CreatedBatch = z.output<typeof CreatedBatch>;
@@ -99,6 +110,16 @@ export class ApiClient {
     return CreatedBatch.parse(await this.#json('POST', '/v1/batches', form));
   }
 
+  /**
+   * Creates a batch from streamed files: one multipart body with the `spec` field and one `file`
+   * part per entry, each read from its stream as the request goes out (nothing is held whole).
+   */
+  async createBatchFromStreams(spec: string, files: ReadonlyArray<{ readonly name: string; readonly body: AsyncIterable<Uint8Array> }>): Promise<CreatedBatch> {
+    const boundary = `kvfold-${randomUUID()}`;
+    const body = multipartBody(boundary, spec, files);
+    return CreatedBatch.parse(await this.#json('POST', '/v1/batches', { stream: body, contentType: `multipart/form-data; boundary=${boundary}` }));
+  }
+
   /** One page of batches, newest first. */
   async listBatches(query: { limit?: number; cursor?: string } = {}): Promise<BatchList> {
     const params = new URLSearchParams();
@@ -135,7 +156,7 @@ export class ApiClient {
     return response.body as unknown as AsyncIterable<Uint8Array>;
   }
 
-  async #json(method: string, path: string, body?: FormData): Promise<unknown> {
+  async #json(method: string, path: string, body?: RequestBody): Promise<unknown> {
     const response = await this.#send(method, path, body);
     try {
       return await response.json();
@@ -144,15 +165,16 @@ export class ApiClient {
     }
   }
 
-  async #send(method: string, path: string, body?: FormData): Promise<Response> {
+  async #send(method: string, path: string, body?: RequestBody): Promise<Response> {
     const headers: Record<string, string> = {};
     if (this.#apiKey) headers['x-api-key'] = this.#apiKey;
     let response: Response;
     try {
-      response = await fetch(`${this.baseUrl}${path}`, { method, headers, ...(body ? { body } : {}) });
+      if (body instanceof FormData || body === undefined) response = await fetch(`${this.baseUrl}${path}`, { method, headers, ...(body ? { body } : {}) });
+      else response = await streamRequest(`${this.baseUrl}${path}`, method, { ...headers, 'content-type': body.contentType }, body.stream);
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      const why = cause?.code ?? cause?.message ?? (err as Error).message;
+      const why = cause?.code ?? cause?.message ?? (err as { code?: string }).code ?? (err as Error).message;
       throw new ApiClientError(
         ApiClientErrorCode.Unreachable,
         `the KV-Fold API at ${this.baseUrl} is not reachable (${why}); start it with \`kvfold serve\` or pass --api`,
@@ -169,4 +191,49 @@ export class ApiClient {
     const hint = response.status === 401 ? ' (pass --api-key or set KVFOLD_API_KEY)' : '';
     throw new ApiClientError(code, `${message}${hint}`, response.status);
   }
+}
+
+/** A request body: a form held in memory, or a stream with its content type. */
+type RequestBody = FormData | { readonly stream: AsyncIterable<Uint8Array>; readonly contentType: string };
+
+/**
+ * Sends `body` with node:http(s), which writes as the socket drains and keeps nothing it has sent
+ * (Node 20's fetch holds every chunk of a streamed request body until the response ends). A
+ * response that comes before the body is sent (a 413, a 401) is the answer.
+ */
+function streamRequest(url: string, method: string, headers: Record<string, string>, body: AsyncIterable<Uint8Array>): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const send = url.startsWith('https:') ? httpsRequest : httpRequest;
+    const req = send(url, { method, headers });
+    let answered = false;
+    req.on('response', (res) => {
+      answered = true;
+      const responseHeaders = new Headers();
+      for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') responseHeaders.set(k, v);
+      resolve(new Response(Readable.toWeb(res) as ReadableStream<Uint8Array>, { status: res.statusCode ?? 500, headers: responseHeaders }));
+    });
+    req.on('error', (err) => {
+      if (!answered) reject(err);
+    });
+    pipeline(Readable.from(body), req).catch((err: unknown) => {
+      if (!answered) reject(err);
+    });
+  });
+}
+
+/** A multipart/form-data field or file name, quoted as the HTML standard does (`"`, CR, LF escaped). */
+function quoted(name: string): string {
+  return `"${name.replace(/"/g, '%22').replace(/\r/g, '%0D').replace(/\n/g, '%0A')}"`;
+}
+
+/** The multipart/form-data body of a `spec` field and `files`, streamed part by part. */
+async function* multipartBody(boundary: string, spec: string, files: ReadonlyArray<{ readonly name: string; readonly body: AsyncIterable<Uint8Array> }>): AsyncGenerator<Uint8Array> {
+  const text = (s: string) => new Uint8Array(Buffer.from(s, 'utf8'));
+  yield text(`--${boundary}\r\nContent-Disposition: form-data; name="spec"\r\n\r\n${spec}\r\n`);
+  for (const file of files) {
+    yield text(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename=${quoted(file.name)}\r\nContent-Type: application/octet-stream\r\n\r\n`);
+    for await (const chunk of file.body) yield chunk;
+    yield text('\r\n');
+  }
+  yield text(`--${boundary}--\r\n`);
 }

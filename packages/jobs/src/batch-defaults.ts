@@ -22,5 +22,5 @@ export const DEFAULT_KV = 'f32';
 export const KV_CODECS = ['f32', 'f16', 'int8'] as const;
 export const DEFAULT_KV_CODEC = 'f32';
 /** How ingested files become documents (`grouping`). */
-export const GROUPINGS = ['file', 'directory'] as const;
+export const GROUPINGS = ['file', 'directory', 'auto'] as const;
 export const DEFAULT_GROUPING = 'file';

@@ -53,6 +53,7 @@ export {
   BATCH_RECORDS_PREFIX,
   batchCancelKey,
   batchIdOfRecordKey,
+  batchIngestReportKey,
   batchPrefix,
   batchRecordKey,
   batchResultsKey,

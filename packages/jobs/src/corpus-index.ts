@@ -3,6 +3,7 @@
  * document's bytes are. Workers and the API read it; the producer writes it.
  */
 import { z } from 'zod';
+import { Grouping } from './batch-spec.ts';
 import { NonEmpty, Sha256Hex, intAtLeast } from './fields.ts';
 
 /** Where one document's UTF-8 bytes live: a byte range of a shard object. */
@@ -37,7 +38,7 @@ export const CORPUS_INDEX_VERSION = 1;
 export const CorpusIndex = z.strictObject({
   version: z.literal(CORPUS_INDEX_VERSION),
   corpusId: z.string().regex(/^[0-9a-f]{64}$/, { error: 'must be a lowercase hex sha256' }),
-  grouping: z.enum(['file', 'directory']),
+  grouping: Grouping,
   /** Cap on a shard object's size used when packing. */
   shardBytes: intAtLeast(1),
   shards: z.array(z.strictObject({ key: NonEmpty, bytes: intAtLeast(0), sha256: Sha256Hex })),

@@ -7,6 +7,7 @@
  *     batches/<batchId>/spec.json                 the parsed BatchSpec (written by the API)
  *     batches/<batchId>/cancelled.json            present while the batch is cancelled (written by cancel,
  *                                                 removed by retry)
+ *     batches/<batchId>/ingest-report.json        every file skipped or refused by an upload's ingest (the API)
  *     batches/<batchId>/results/<docId>.json      one DocumentResult (written by the worker)
  *     batches/<batchId>/results.jsonl             every result, one per line (written at finalization)
  *     batches/<batchId>/summary.json              the counts of results.jsonl (written right after it), so
@@ -40,6 +41,11 @@ export function batchPrefix(batchId: string): string {
 /** The batch's parsed spec, as JSON. */
 export function batchSpecKey(batchId: string): string {
   return `${batchPrefix(batchId)}spec.json`;
+}
+
+/** The ingest report of the batch's upload, every skipped and refused entry listed, as JSON. */
+export function batchIngestReportKey(batchId: string): string {
+  return `${batchPrefix(batchId)}ingest-report.json`;
 }
 
 /** Folder of the per-document results of a batch (list it to find the results written so far). */

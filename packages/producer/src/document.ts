@@ -7,19 +7,37 @@ import { sha256Hex } from '@kvfold/jobs';
 export interface Document {
   /** sha256 of `bytes`. */
   readonly docId: string;
-  /** Source paths: one file, the files of a group, or a jsonl line's path/id. */
+  /** What reports call it: a file's path, a group's directory (`repo/src/`), a jsonl line's id. */
+  readonly name: string;
+  /** Source paths, in the order the document holds them: one file, a group's files, a jsonl line's path/id. */
   readonly paths: readonly string[];
   /** The input it came from, as given. */
   readonly input: string;
+  /** The text (decoded from `bytes` when first read). */
   readonly text: string;
   /** UTF-8 encoding of `text`. */
   readonly bytes: Uint8Array;
 }
 
-/** Builds a document, hashing its UTF-8 bytes. */
-export function makeDocument(input: string, paths: readonly string[], text: string): Document {
-  const bytes = new Uint8Array(Buffer.from(text, 'utf8'));
-  return { docId: sha256Hex(bytes), paths: [...paths], input, text, bytes };
+/** A document of UTF-8 `bytes`; its text is decoded only if someone reads it. */
+export function documentOf(input: string, name: string, paths: readonly string[], bytes: Uint8Array): Document {
+  let text: string | undefined;
+  return {
+    docId: sha256Hex(bytes),
+    name,
+    paths: [...paths],
+    input,
+    bytes,
+    get text() {
+      text ??= Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+      return text;
+    },
+  };
+}
+
+/** Builds a document from its text, hashing its UTF-8 bytes; named after its first path unless told. */
+export function makeDocument(input: string, paths: readonly string[], text: string, name: string = paths[0] ?? input): Document {
+  return documentOf(input, name, paths, new Uint8Array(Buffer.from(text, 'utf8')));
 }
 
 /** Header written before each file when files are grouped into one document. */

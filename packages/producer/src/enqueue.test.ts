@@ -72,8 +72,8 @@ describe('enqueueBatch (real Redis)', () => {
     assert.equal(await queues.batches.getJobCountByTypes('waiting-children'), 1);
   });
 
-  it('hands out longer documents first', async () => {
-    const result = await enqueueBatch(queues, spec, index);
+  const takenOrder = async (specInput: typeof spec & { maxTokensPerDocument?: number }) => {
+    const result = await enqueueBatch(queues, specInput, index);
     const bytes = new Map(index.documents.map((d) => [documentJobId(result.batchId, d.docId), d.bytes]));
     const taken: number[] = [];
     const worker = new Worker(
@@ -90,8 +90,18 @@ describe('enqueueBatch (real Redis)', () => {
     } finally {
       await worker.close();
     }
-    assert.deepEqual(taken, [...taken].sort((a, b) => b - a));
-    assert.equal(taken[0], 200_001);
+    return taken;
+  };
+
+  it('hands out longer documents first', async () => {
+    const taken = await takenOrder({ ...spec, maxTokensPerDocument: 1_000_000 });
+    assert.deepEqual(taken, [200_001, 20_001, 2_001, 5]);
+  });
+
+  it('hands out documents that may not fit the token limit last', async () => {
+    // 200,001 bytes may hold more than 131,072 tokens (the default limit); the rest surely fit.
+    const taken = await takenOrder(spec);
+    assert.deepEqual(taken, [20_001, 2_001, 5, 200_001]);
   });
 
   it('a failed document does not fail the batch: the parent still becomes ready', async () => {

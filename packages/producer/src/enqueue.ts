@@ -17,6 +17,7 @@ import {
 import type { BatchJob, BatchSpecInput, CorpusIndex, KvfoldQueues } from '@kvfold/jobs';
 import type { FlowJob, FlowJobNode } from 'bullmq';
 import { ProducerError, ProducerErrorCode } from './errors.ts';
+import { bytesThatFit, foldOrder } from './token-budget.ts';
 
 /** Retry policy of document jobs. */
 export interface EnqueueOptions {
@@ -37,7 +38,7 @@ export interface EnqueueOptions {
 export interface EnqueueResult {
   readonly batchId: string;
   readonly parentJobId: string;
-  /** Document job ids, longest document first. */
+  /** Document job ids in fold order (see foldOrder): longest first, those that may not fit last. */
   readonly jobIds: readonly string[];
   /** Jobs created by this call (0 when the batch was already enqueued). */
   readonly added: number;
@@ -50,8 +51,9 @@ const DEFAULT_KEEP_FAILED_S = 7 * 24 * 3600;
 
 /**
  * Enqueues `spec` over `corpora`. Documents are deduplicated across corpora by content id and given
- * priorities so the longest start first. A document that fails for good does not fail the batch:
- * its children use `ignoreDependencyOnFailure`, so the parent still runs and sees the failure.
+ * priorities so the longest start first, except those that may not fit the token limit, which go
+ * last. A document that fails for good does not fail the batch: its children use
+ * `ignoreDependencyOnFailure`, so the parent still runs and sees the failure.
  * Since a flow is added atomically, an existing parent means the whole batch exists; then nothing
  * is added (re-adding could recreate children that were already folded and removed).
  */
@@ -81,7 +83,7 @@ export async function enqueueBatch(
   if (documents.size === 0) {
     throw new ProducerError(ProducerErrorCode.EnqueueEmpty, `batch ${batchId} has no documents (corpora: ${spec.corpus.join(', ')})`);
   }
-  const ordered = [...documents.values()].sort((a, b) => b.bytes - a.bytes || (a.docId < b.docId ? -1 : 1));
+  const ordered = foldOrder([...documents.values()], fold.maxTokensPerDocument);
   const jobIds = ordered.map((d) => documentJobId(batchId, d.docId));
   const parentJobId = batchJobId(batchId);
 
@@ -95,7 +97,8 @@ export async function enqueueBatch(
     data,
     opts: {
       jobId: jobIds[i] as string,
-      priority: priorityForLength(data.bytes),
+      // Documents that may be over the token limit take the lowest priority (see foldOrder).
+      priority: data.bytes > bytesThatFit(fold.maxTokensPerDocument) ? priorityForLength(0) : priorityForLength(data.bytes),
       ignoreDependencyOnFailure: true,
       attempts,
       backoff: { type: 'exponential', delay: backoffMs },

@@ -7,7 +7,7 @@
  * | KVF_INGEST_INPUT_NOT_FOUND      | an input path does not exist                                   |
  * | KVF_INGEST_INPUT_UNREADABLE     | an input (or a file inside a directory) cannot be read         |
  * | KVF_INGEST_ESCAPING_ENTRY       | archive entry with `..`, an absolute path or a drive letter    |
- * | KVF_INGEST_LINK_ENTRY           | archive entry that is a symlink or hardlink (never followed)   |
+ * | KVF_INGEST_LINK_ENTRY           | archive symlink, or hardlink not to an earlier file of the root|
  * | KVF_INGEST_SPECIAL_ENTRY        | archive entry that is a device, FIFO or other non-file         |
  * | KVF_INGEST_TOO_MANY_ENTRIES     | archive has more entries than `maxEntries`; the rest is unread |
  * | KVF_INGEST_ENTRY_TOO_LARGE      | one entry is larger than `maxEntryBytes`                       |
@@ -16,6 +16,8 @@
  * | KVF_INGEST_UNSUPPORTED_ENTRY    | encrypted or unsupported compression method                    |
  * | KVF_INGEST_CORRUPT_ARCHIVE      | the archive cannot be parsed (past this point)                 |
  * | KVF_INGEST_JSONL_BAD_LINE       | a .jsonl line is not `{"id"?, "path"?, "text"}`                |
+ * | KVF_INGEST_DOCUMENT_TOO_LONG    | a document has more tokens than the batch allows (proven)      |
+ * | KVF_INGEST_DOCUMENT_TOO_LARGE   | a document is larger than `maxDocumentBytes`                   |
  * | KVF_CORPUS_NO_DOCUMENTS         | nothing was left to upload after ingest                        |
  * | KVF_CORPUS_DIGEST_MISMATCH      | bytes read back do not hash to the document id                 |
  * | KVF_CORPUS_NOT_UTF8             | a stored document's bytes are not UTF-8 (the store holds UTF-8) |
@@ -40,6 +42,8 @@ export const ProducerErrorCode = {
   UnsupportedEntry: 'KVF_INGEST_UNSUPPORTED_ENTRY',
   CorruptArchive: 'KVF_INGEST_CORRUPT_ARCHIVE',
   JsonlBadLine: 'KVF_INGEST_JSONL_BAD_LINE',
+  DocumentTooLong: 'KVF_INGEST_DOCUMENT_TOO_LONG',
+  DocumentTooLarge: 'KVF_INGEST_DOCUMENT_TOO_LARGE',
   NoDocuments: 'KVF_CORPUS_NO_DOCUMENTS',
   DigestMismatch: 'KVF_CORPUS_DIGEST_MISMATCH',
   NotUtf8: 'KVF_CORPUS_NOT_UTF8',

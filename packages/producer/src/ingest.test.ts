@@ -38,44 +38,47 @@ describe('ingest: directories', () => {
   });
   after(() => cleanup());
 
-  it('honours .gitignore at every level, skips .git, binary, empty, invalid UTF-8 and symlinks', async () => {
+  it('honours .gitignore at every level, skips .git, binary, empty and symlinks; decodes Latin-1 as text', async () => {
     const run = ingest([join(dir, 'repo')]);
     const docs = await collect(run);
     assert.deepEqual(
       docs.map((d) => d.paths[0]),
-      ['repo/.gitignore', 'repo/README.md', 'repo/src/a.ts', 'repo/src/b.ts', 'repo/src/sub/.gitignore', 'repo/src/sub/keep.log'],
+      ['repo/.gitignore', 'repo/README.md', 'repo/latin1.txt', 'repo/src/a.ts', 'repo/src/b.ts', 'repo/src/sub/.gitignore', 'repo/src/sub/keep.log'],
     );
+    assert.equal(docs.find((d) => d.paths[0] === 'repo/latin1.txt')?.text, 'café au lait\n');
     const readme = docs.find((d) => d.paths[0] === 'repo/README.md');
     assert.equal(readme?.text, '# Repo\n');
     assert.equal(readme?.docId, sha256Hex('# Repo\n'));
     const skipped = Object.fromEntries(run.report.skipped.map((s) => [s.path, s.reason]));
     assert.deepEqual(skipped, {
       'repo/empty.txt': 'empty file',
-      'repo/latin1.txt': 'not valid UTF-8',
       'repo/link.md': 'symlink (not followed)',
       'repo/logo.png': 'binary file',
     });
     assert.equal(run.report.ignored, 5); // .git/, app.log, build/, src/sub/drop.log, src/sub/secret.ts
-    assert.equal(run.report.documents, 6);
-    assert.equal(run.report.files, 6);
+    assert.equal(run.report.documents, 7);
+    assert.equal(run.report.files, 7);
     assert.deepEqual(run.report.refused, []);
   });
 
-  it('groups a directory into one document with sorted path headers', async () => {
+  it('groups a directory into one document per top-level directory, root files in one more, with sorted path headers', async () => {
     const docs = await collect(ingest([join(dir, 'repo')], { grouping: 'directory' }));
-    assert.equal(docs.length, 1);
-    const [doc] = docs;
-    assert.deepEqual(doc?.paths, ['repo/.gitignore', 'repo/README.md', 'repo/src/a.ts', 'repo/src/b.ts', 'repo/src/sub/.gitignore', 'repo/src/sub/keep.log']);
+    assert.deepEqual(
+      docs.map((d) => [d.name, d.paths]),
+      [
+        ['repo', ['repo/.gitignore', 'repo/README.md', 'repo/latin1.txt']],
+        ['repo/src/', ['repo/src/a.ts', 'repo/src/b.ts', 'repo/src/sub/.gitignore', 'repo/src/sub/keep.log']],
+      ],
+    );
+    const src = docs[1];
     assert.equal(
-      doc?.text,
-      '===== repo/.gitignore =====\n*.log\nbuild/\n' +
-        '===== repo/README.md =====\n# Repo\n' +
-        '===== repo/src/a.ts =====\nexport const a = 1;\n' +
+      src?.text,
+      '===== repo/src/a.ts =====\nexport const a = 1;\n' +
         '===== repo/src/b.ts =====\nexport const b = 2;\n' +
         '===== repo/src/sub/.gitignore =====\n!keep.log\nsecret.ts\n' +
         '===== repo/src/sub/keep.log =====\nkept by a deeper negation\n',
     );
-    assert.equal(doc?.docId, sha256Hex(doc?.text ?? ''));
+    assert.equal(src?.docId, sha256Hex(src?.text ?? ''));
   });
 
   it('throws naming every missing input before reading anything', async () => {
@@ -110,9 +113,10 @@ describe('ingest: archives and jsonl', () => {
     const docs = await collect(run);
     assert.deepEqual(
       docs.map((d) => d.paths),
-      [['top.txt'], ['other/notes.md'], ['proj/src/main.ts', 'proj/src/util.ts']],
+      [['corpus/top.txt'], ['corpus/other/notes.md'], ['corpus/proj/src/main.ts', 'corpus/proj/src/util.ts']],
     );
-    assert.equal(docs[2]?.text, '===== proj/src/main.ts =====\nconsole.log("main");\n===== proj/src/util.ts =====\nexport {};\n');
+    assert.deepEqual(docs.map((d) => d.name), ['corpus', 'corpus/other/', 'corpus/proj/']);
+    assert.equal(docs[2]?.text, '===== corpus/proj/src/main.ts =====\nconsole.log("main");\n===== corpus/proj/src/util.ts =====\nexport {};\n');
     assert.deepEqual(run.report.skipped, [{ input: file, path: 'proj/logo.png', reason: 'binary file' }]);
   });
 
@@ -131,8 +135,8 @@ describe('ingest: archives and jsonl', () => {
     }
     const run = ingest([file]);
     const docs = await collect(run);
-    assert.deepEqual(docs.map((d) => d.paths[0]).sort(), ['other/notes.md', 'proj/src/main.ts', 'proj/src/util.ts', 'top.txt']);
-    assert.equal(docs.find((d) => d.paths[0] === 'proj/src/main.ts')?.text, 'console.log("main");\n');
+    assert.deepEqual(docs.map((d) => d.paths[0]), ['corpus/other/notes.md', 'corpus/proj/src/main.ts', 'corpus/proj/src/util.ts', 'corpus/top.txt']);
+    assert.equal(docs.find((d) => d.paths[0] === 'corpus/proj/src/main.ts')?.text, 'console.log("main");\n');
     assert.deepEqual(run.report.skipped.map((s) => [s.path, s.reason]), [['proj/logo.png', 'binary file']]);
   });
 

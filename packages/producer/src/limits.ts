@@ -10,6 +10,8 @@ export interface IngestLimits {
   readonly maxTotalBytes: number;
   /** Bytes of one file or entry; larger ones are refused (archives) or skipped (files). */
   readonly maxEntryBytes: number;
+  /** UTF-8 bytes of one document (a group under `directory`); larger ones are refused unbuilt. */
+  readonly maxDocumentBytes: number;
   /** Uncompressed/compressed ratio of one zip entry. */
   readonly maxEntryRatio: number;
   /** Uncompressed bytes / archive file size, for a whole archive. */
@@ -29,6 +31,8 @@ export const DEFAULT_INGEST_LIMITS: IngestLimits = {
   maxTotalBytes: 4 * 1024 * MiB,
   // 64 MiB of text is ~16M tokens, two orders of magnitude past any fold we target.
   maxEntryBytes: 64 * MiB,
+  // The same bound for a group: past it a document is far over any token limit and only costs memory.
+  maxDocumentBytes: 64 * MiB,
   // Deflate tops out near 1032:1; source and logs compress 3-20x, very repetitive logs ~100x.
   maxEntryRatio: 200,
   maxTotalRatio: 200,

@@ -15,22 +15,32 @@ import type { EntrySink, SourceEntry } from './sink.ts';
 
 const FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile']);
 const DIRECTORY_TYPES = new Set(['Directory', 'GNUDumpDir']);
-const LINK_TYPES = new Set(['SymbolicLink', 'Link']);
 
-/** Reads one entry's body; rejects if the parser fails first (truncated or aborted stream). */
-function readBody(entry: ReadEntry, parserFailed: Promise<never>): Promise<Uint8Array> {
-  const body = new Promise<Uint8Array>((resolve, reject) => {
+/**
+ * Reads one entry's body; rejects if the parser fails first (truncated or aborted stream), through
+ * `failures`, which holds the reader of the entry in progress only. (A race against one promise
+ * that outlives the archive would keep every entry's bytes reachable until the archive ends.)
+ */
+function readBody(entry: ReadEntry, failures: { current?: (error: Error) => void }): Promise<Uint8Array> {
+  return new Promise<Uint8Array>((resolve, reject) => {
     const chunks: Buffer[] = [];
+    const done = (error?: Error) => {
+      failures.current = undefined;
+      if (error) reject(error);
+      else resolve(Buffer.concat(chunks));
+    };
+    failures.current = done;
     entry.on('data', (chunk: Buffer) => chunks.push(chunk));
-    entry.on('end', () => resolve(Buffer.concat(chunks)));
-    entry.on('error', reject);
+    entry.on('end', () => done());
+    entry.on('error', (error: unknown) => done(error instanceof Error ? error : new Error(String(error))));
   });
-  return Promise.race([body, parserFailed]);
 }
 
 /**
- * Yields the regular files of tar archive `file`. Directories are passed over; links, devices and
- * entries escaping the root are refused; the entry, byte and ratio caps of `limits` stop the
+ * Yields the regular files of tar archive `file`. Directories are passed over; a hardlink is
+ * yielded as a link to its target (ingest accepts it only when the target is an earlier file of the
+ * same archive, so it never reaches outside); symlinks, devices and entries escaping the root are
+ * refused; a corrupt archive gives one refusal, at the first sign; the entry, byte and ratio caps of `limits` stop the
  * archive (or the entry) with a refusal in `sink`. Gzip is detected by node-tar itself.
  */
 export async function* readTar(file: string, limits: IngestLimits, sink: EntrySink): AsyncGenerator<SourceEntry> {
@@ -45,19 +55,21 @@ export async function* readTar(file: string, limits: IngestLimits, sink: EntrySi
     },
   });
   const queue = new AsyncQueue<ReadEntry>();
-  let failure: ((error: Error) => void) | undefined;
-  const parserFailed = new Promise<never>((_, reject) => {
-    failure = reject;
-  });
-  parserFailed.catch(() => {});
+  const failures: { current?: (error: Error) => void } = {};
   const fail = (error: Error) => {
-    failure?.(error);
+    failures.current?.(error);
     queue.fail(error);
   };
   parser.on('entry', (entry: ReadEntry) => queue.push(entry));
+  // A damaged archive makes node-tar warn once per header it cannot read; the first one says it.
+  let corrupt = false;
+  const refuseCorrupt = (entry: string, reason: string) => {
+    if (!corrupt) sink.refuse(entry, ProducerErrorCode.CorruptArchive, reason);
+    corrupt = true;
+  };
   parser.on('warn', (code: string, message: string | Error) => {
     if (code === 'TAR_ENTRY_INVALID' || code === 'TAR_BAD_ARCHIVE' || code === 'TAR_ENTRY_ERROR') {
-      sink.refuse('(archive)', ProducerErrorCode.CorruptArchive, `${code}: ${String(message)}`);
+      refuseCorrupt('(archive)', `${code}: ${message instanceof Error ? message.message : String(message)}`);
     }
   });
   parser.on('error', (error: Error) => fail(error));
@@ -86,10 +98,19 @@ export async function* readTar(file: string, limits: IngestLimits, sink: EntrySi
         entry.resume();
         continue;
       }
-      if (LINK_TYPES.has(entry.type)) {
-        const kind = entry.type === 'Link' ? 'hardlink' : 'symlink';
-        sink.refuse(entry.path, ProducerErrorCode.LinkEntry, `${kind} to ${entry.linkpath ?? '?'} (links are never followed)`);
+      if (entry.type === 'SymbolicLink') {
+        sink.refuse(entry.path, ProducerErrorCode.LinkEntry, `symlink to ${entry.linkpath ?? '?'} (symlinks are never followed)`);
         entry.resume();
+        continue;
+      }
+      if (entry.type === 'Link') {
+        entry.resume();
+        const target = checkEntryPath(entry.linkpath ?? '');
+        if (!target.ok || target.path === '') {
+          sink.refuse(entry.path, ProducerErrorCode.LinkEntry, `hardlink to ${entry.linkpath ?? '?'}, outside the archive root`);
+          continue;
+        }
+        yield { path: checked.path, linkTo: target.path };
         continue;
       }
       if (!FILE_TYPES.has(entry.type)) {
@@ -114,14 +135,15 @@ export async function* readTar(file: string, limits: IngestLimits, sink: EntrySi
         );
         return;
       }
-      const bytes = await readBody(entry, parserFailed);
+      const bytes = await readBody(entry, failures);
       total += bytes.byteLength;
       yield { path: checked.path, bytes };
     }
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     const code = /decompression ratio/.test(message) ? ProducerErrorCode.CompressionRatio : ProducerErrorCode.CorruptArchive;
-    sink.refuse(lastHeader, code, `archive stopped here: ${message}`);
+    if (code === ProducerErrorCode.CorruptArchive) refuseCorrupt(lastHeader, `archive stopped here: ${message}`);
+    else sink.refuse(lastHeader, code, `archive stopped here: ${message}`);
   } finally {
     source.unpipe();
     source.destroy();

@@ -27,16 +27,21 @@ export interface BuiltShard {
   readonly documents: readonly PackedDocument[];
 }
 
+/** Where a document was placed, and the shard its arrival closed (if any). */
+export interface Placement {
+  readonly placed: PackedDocument;
+  readonly closed?: number;
+}
+
 /**
- * Packs documents in arrival order. A shard is closed when the next document would overflow the
- * cap; a document larger than the cap gets a shard of its own.
+ * Decides where documents go, holding no bytes: in arrival order, a shard is closed when the next
+ * document would overflow the cap; a document larger than the cap gets a shard of its own;
+ * identical documents are placed once and their paths merged.
  */
-export class ShardPacker {
+export class ShardLayout {
   readonly #cap: number;
   readonly #byId = new Map<string, PackedDocument>();
   readonly #documents: PackedDocument[] = [];
-  #parts: Uint8Array[] = [];
-  #current: PackedDocument[] = [];
   #size = 0;
   #number = 0;
   #duplicates = 0;
@@ -51,47 +56,77 @@ export class ShardPacker {
     return this.#documents;
   }
 
-  /** Documents dropped because an identical one was already packed. */
+  /** Documents dropped because an identical one was already placed. */
   get duplicates(): number {
     return this.#duplicates;
   }
 
-  /** Adds a document; returns the shard it closed, if any. */
-  add(doc: Pick<Document, 'docId' | 'paths' | 'bytes'>): BuiltShard | undefined {
+  /** Places a document of `length` bytes; undefined when it duplicates an earlier one. */
+  add(doc: { readonly docId: string; readonly paths: readonly string[]; readonly length: number }): Placement | undefined {
     const seen = this.#byId.get(doc.docId);
     if (seen) {
       for (const path of doc.paths) if (!seen.paths.includes(path)) seen.paths.push(path);
       this.#duplicates += 1;
       return undefined;
     }
-    const closed = this.#size > 0 && this.#size + doc.bytes.byteLength > this.#cap ? this.#close() : undefined;
-    const packed: PackedDocument = {
-      docId: doc.docId,
-      paths: [...doc.paths],
-      shard: this.#number,
-      offset: this.#size,
-      length: doc.bytes.byteLength,
-    };
+    const closed = this.#size > 0 && this.#size + doc.length > this.#cap ? this.finish() : undefined;
+    const placed: PackedDocument = { docId: doc.docId, paths: [...doc.paths], shard: this.#number, offset: this.#size, length: doc.length };
+    this.#size += doc.length;
+    this.#byId.set(doc.docId, placed);
+    this.#documents.push(placed);
+    return closed === undefined ? { placed } : { placed, closed };
+  }
+
+  /** Closes the current shard; returns its number, or undefined when it holds nothing. */
+  finish(): number | undefined {
+    if (this.#size === 0) return undefined;
+    this.#size = 0;
+    this.#number += 1;
+    return this.#number - 1;
+  }
+}
+
+/** Packs documents into shards held in memory (see {@link ShardLayout} for the placement rules). */
+export class ShardPacker {
+  readonly #layout: ShardLayout;
+  #parts: Uint8Array[] = [];
+  #current: PackedDocument[] = [];
+
+  constructor(shardBytes: number = DEFAULT_SHARD_BYTES) {
+    this.#layout = new ShardLayout(shardBytes);
+  }
+
+  /** Every distinct document so far, in order. */
+  get documents(): readonly PackedDocument[] {
+    return this.#layout.documents;
+  }
+
+  /** Documents dropped because an identical one was already packed. */
+  get duplicates(): number {
+    return this.#layout.duplicates;
+  }
+
+  /** Adds a document; returns the shard it closed, if any. */
+  add(doc: Pick<Document, 'docId' | 'paths' | 'bytes'>): BuiltShard | undefined {
+    const placement = this.#layout.add({ docId: doc.docId, paths: doc.paths, length: doc.bytes.byteLength });
+    if (!placement) return undefined;
+    const closed = placement.closed === undefined ? undefined : this.#close(placement.closed);
     this.#parts.push(doc.bytes);
-    this.#current.push(packed);
-    this.#size += doc.bytes.byteLength;
-    this.#byId.set(doc.docId, packed);
-    this.#documents.push(packed);
+    this.#current.push(placement.placed);
     return closed;
   }
 
   /** Closes the last shard, if it holds anything. */
   finish(): BuiltShard | undefined {
-    return this.#size > 0 ? this.#close() : undefined;
+    const number = this.#layout.finish();
+    return number === undefined ? undefined : this.#close(number);
   }
 
-  #close(): BuiltShard {
+  #close(number: number): BuiltShard {
     const bytes = new Uint8Array(Buffer.concat(this.#parts));
-    const shard: BuiltShard = { number: this.#number, bytes, sha256: sha256Hex(bytes), documents: this.#current };
-    this.#number += 1;
+    const shard: BuiltShard = { number, bytes, sha256: sha256Hex(bytes), documents: this.#current };
     this.#parts = [];
     this.#current = [];
-    this.#size = 0;
     return shard;
   }
 }

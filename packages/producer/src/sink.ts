@@ -4,11 +4,11 @@
 import type { ProducerErrorCode } from './errors.ts';
 import type { IngestReport } from './report.ts';
 
-/** One file or archive entry read from an input. `path` is relative, '/'-separated. */
-export interface SourceEntry {
-  readonly path: string;
-  readonly bytes: Uint8Array;
-}
+/**
+ * One file or archive entry read from an input. `path` is relative, '/'-separated. An entry with
+ * `linkTo` is an archive hardlink: the same bytes as the earlier entry at that path.
+ */
+export type SourceEntry = { readonly path: string; readonly bytes: Uint8Array } | { readonly path: string; readonly linkTo: string };
 
 /** Reporting callbacks bound to one input. */
 export interface EntrySink {

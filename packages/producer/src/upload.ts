@@ -1,10 +1,14 @@
 /**
- * uploadCorpus(): documents -> shards -> object store, then the index. Shards are spooled to a
- * local temporary folder while packing (their keys need the corpus id, known only at the end), so
- * memory holds one shard at a time. Commit order: every shard, then the index.
+ * uploadCorpus(): documents -> shards -> object store, then the index. Shards are written to a
+ * local temporary folder while packing (their keys need the corpus id, known only at the end), one
+ * document at a time, so memory holds one document, never a shard. Commit order: every shard, then
+ * the index.
  */
 import { createReadStream } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CORPUS_INDEX_VERSION, CorpusIndex } from '@kvfold/jobs';
@@ -13,8 +17,7 @@ import type { ObjectStore } from '@kvfold/storage';
 import type { Document } from './document.ts';
 import { ProducerError, ProducerErrorCode } from './errors.ts';
 import type { IngestReport } from './report.ts';
-import { DEFAULT_SHARD_BYTES, ShardPacker, corpusIdOf, corpusIndexKey, shardKey } from './shards.ts';
-import type { BuiltShard } from './shards.ts';
+import { DEFAULT_SHARD_BYTES, ShardLayout, corpusIdOf, corpusIndexKey, shardKey } from './shards.ts';
 
 /** Options of {@link uploadCorpus}. */
 export interface UploadOptions {
@@ -62,24 +65,38 @@ export async function uploadCorpus(
   const grouping = options.grouping ?? 'file';
   const spool = await mkdtemp(join(options.spoolDir ?? tmpdir(), 'kvfold-shards-'));
   try {
-    const packer = new ShardPacker(shardBytes);
+    const layout = new ShardLayout(shardBytes);
     const spooled: SpooledShard[] = [];
-    const spoolShard = async (shard: BuiltShard) => {
-      const file = join(spool, `${shard.number}.bin`);
-      await writeFile(file, shard.bytes);
-      spooled.push({ number: shard.number, file, bytes: shard.bytes.byteLength, sha256: shard.sha256 });
+    let current: { number: number; file: string; handle: FileHandle; hash: Hash; bytes: number } | undefined;
+    const close = async () => {
+      if (!current) return;
+      await current.handle.close();
+      spooled.push({ number: current.number, file: current.file, bytes: current.bytes, sha256: current.hash.digest('hex') });
+      current = undefined;
     };
-    for await (const doc of docs) {
-      const closed = packer.add(doc);
-      if (closed) await spoolShard(closed);
+    try {
+      for await (const doc of docs) {
+        const placement = layout.add({ docId: doc.docId, paths: doc.paths, length: doc.bytes.byteLength });
+        if (!placement) continue;
+        if (placement.closed !== undefined) await close();
+        if (!current) {
+          const file = join(spool, `${placement.placed.shard}.bin`);
+          current = { number: placement.placed.shard, file, handle: await open(file, 'w'), hash: createHash('sha256'), bytes: 0 };
+        }
+        await current.handle.write(doc.bytes);
+        current.hash.update(doc.bytes);
+        current.bytes += doc.bytes.byteLength;
+      }
+      layout.finish();
+      await close();
+    } finally {
+      await current?.handle.close();
     }
-    const last = packer.finish();
-    if (last) await spoolShard(last);
-    if (packer.documents.length === 0) {
+    if (layout.documents.length === 0) {
       throw new ProducerError(ProducerErrorCode.NoDocuments, 'no documents to upload: every input was empty, skipped or refused (see the ingest report)');
     }
 
-    const corpusId = corpusIdOf(packer.documents, shardBytes, grouping);
+    const corpusId = corpusIdOf(layout.documents, shardBytes, grouping);
     let uploadedShards = 0;
     for (const shard of spooled) {
       const key = shardKey(corpusId, shard.number);
@@ -95,7 +112,7 @@ export async function uploadCorpus(
       grouping,
       shardBytes,
       shards: spooled.map((s) => ({ key: shardKey(corpusId, s.number), bytes: s.bytes, sha256: s.sha256 })),
-      documents: packer.documents.map((d) => ({
+      documents: layout.documents.map((d) => ({
         docId: d.docId,
         paths: d.paths,
         shard: { key: shardKey(corpusId, d.shard), offset: d.offset, length: d.length },
@@ -110,7 +127,7 @@ export async function uploadCorpus(
       indexKey,
       index,
       documents: index.documents.length,
-      duplicates: packer.duplicates,
+      duplicates: layout.duplicates,
       uploadedShards,
       ...(docs.report ? { report: docs.report } : {}),
     };

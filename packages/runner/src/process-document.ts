@@ -13,7 +13,7 @@ import { FingerprintMismatchError } from '@kvfold/checkpoint';
 import { KvCacheError, KvCacheErrorCode } from '@kvfold/fold-core';
 import { type DocumentJob, DocumentResult, documentResultKey, type FoldProgress } from '@kvfold/jobs';
 import { type LoadedModel, unknownWarning } from '@kvfold/onnx';
-import { readDocument } from '@kvfold/producer';
+import { documentName, readDocument } from '@kvfold/producer';
 import type { ObjectStore } from '@kvfold/storage';
 import type { Logger } from 'pino';
 import { classifyFailure, DocumentErrorCode } from './failures.ts';
@@ -79,7 +79,7 @@ export async function processDocument(job: DocumentJob, deps: ProcessDeps, contr
     const model = await deps.models.get(job.fold.model);
     const encoded = model.tokenizer.encode(text, { document: true });
     const ids = encoded.ids;
-    const warnings = encoded.unknown ? [unknownWarning(`document ${job.paths[0]}`, encoded.unknown, model.folder.dir)] : [];
+    const warnings = encoded.unknown ? [unknownWarning(`document ${documentName(job.paths)}`, encoded.unknown, model.folder.dir)] : [];
     if (warnings.length) log.warn({ warnings }, 'text maps to <unk>');
     tokens = ids.length;
     checkLength(job, model, ids.length);
@@ -130,7 +130,7 @@ export async function processDocument(job: DocumentJob, deps: ProcessDeps, contr
       });
     const folded = await run(false).catch((err: unknown) => {
       // A cache the machine cannot hold fails this document alone, before anything is allocated.
-      if (err instanceof KvCacheError && err.code === KvCacheErrorCode.NoMemory) throw new DocumentFailure(DocumentErrorCode.NoMemory, `document ${job.paths[0]} (${ids.length} tokens): ${err.message}`);
+      if (err instanceof KvCacheError && err.code === KvCacheErrorCode.NoMemory) throw new DocumentFailure(DocumentErrorCode.NoMemory, `document ${documentName(job.paths)} (${ids.length} tokens): ${err.message}`);
       if (!(err instanceof FingerprintMismatchError)) throw err;
       log.warn({ field: err.field }, 'stored checkpoint was made with other settings; starting over');
       return run(true);
@@ -200,14 +200,14 @@ async function finalizeCheckpoint(finalize: () => Promise<void>, log: Logger): P
 }
 
 function checkLength(job: DocumentJob, model: LoadedModel, n: number): void {
-  if (n === 0) throw new DocumentFailure(DocumentErrorCode.Empty, `document ${job.paths[0]} has no tokens`);
+  if (n === 0) throw new DocumentFailure(DocumentErrorCode.Empty, `document ${documentName(job.paths)} has no tokens`);
   const limit = job.fold.maxTokensPerDocument;
   if (n > limit) {
-    throw new DocumentFailure(DocumentErrorCode.TooLong, `document ${job.paths[0]} has ${n} tokens, over the batch's limit of ${limit} (maxTokensPerDocument); split it or raise the limit`);
+    throw new DocumentFailure(DocumentErrorCode.TooLong, `document ${documentName(job.paths)} has ${n} tokens, over the batch's limit of ${limit} (maxTokensPerDocument); split it or raise the limit`);
   }
   const max = model.decoder.layout.maxPositions;
   if (job.fold.policy.kind === 'full' && n + job.fold.maxNewTokens > max) {
-    throw new DocumentFailure(DocumentErrorCode.TooLong, `document ${job.paths[0]} has ${n} tokens; with answers it exceeds the model's ${max} positions; split it or use the streaming policy`);
+    throw new DocumentFailure(DocumentErrorCode.TooLong, `document ${documentName(job.paths)} has ${n} tokens; with answers it exceeds the model's ${max} positions; split it or use the streaming policy`);
   }
 }
 

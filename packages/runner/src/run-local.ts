@@ -6,8 +6,8 @@
  * ones whose stored result is `failed` — unless `keepFailures` — and resumes the one that was
  * interrupted.
  */
-import { BatchSpec, type BatchSpecInput, type DocumentJob, DocumentResult, deriveBatchId, documentResultKey, foldSettingsOf } from '@kvfold/jobs';
-import { type IngestReport, ingest, uploadCorpus } from '@kvfold/producer';
+import { BatchSpec, type BatchSpecInput, DEFAULT_MAX_TOKENS_PER_DOCUMENT, type DocumentJob, DocumentResult, deriveBatchId, documentResultKey, foldSettingsOf } from '@kvfold/jobs';
+import { type IngestReport, foldOrder, ingest, tokenBudgetFor, uploadCorpus } from '@kvfold/producer';
 import { type ObjectStore, ObjectNotFoundError } from '@kvfold/storage';
 import type { Logger } from 'pino';
 import { type FinalizeBatchResult, finalizeBatch } from './finalize-batch.ts';
@@ -50,13 +50,15 @@ export interface LocalRunResult {
 export async function runLocal(input: LocalRunInput): Promise<LocalRunResult> {
   const { store, log } = input;
   const grouping = input.spec.grouping ?? 'file';
-  const docs = ingest(input.inputs, { grouping });
+  // The same budget the API applies: documents proven too long are refused before anything is folded.
+  const tokenBudget = await tokenBudgetFor(input.spec.model, input.spec.maxTokensPerDocument ?? DEFAULT_MAX_TOKENS_PER_DOCUMENT);
+  const docs = ingest(input.inputs, { grouping, tokenBudget });
   const corpus = await uploadCorpus(store, docs, { grouping });
   const spec = BatchSpec.parse({ ...input.spec, corpus: [corpus.indexKey] });
   const batchId = deriveBatchId([corpus.corpusId], spec);
   const fold = foldSettingsOf(spec);
-  // Long documents first, as the queue's priorities order them.
-  const order = [...corpus.index.documents].sort((a, b) => b.bytes - a.bytes || a.docId.localeCompare(b.docId));
+  // The queue's order: long documents first, those that may not fit the token limit last.
+  const order = foldOrder(corpus.index.documents, fold.maxTokensPerDocument);
   let skipped = 0;
   let retried = 0;
   let completed = 0;

@@ -51,7 +51,7 @@ export async function batchRoutes(app: FastifyInstance, opts: BatchRoutesOptions
       if (upload.inputs.length === 0 && spec.corpus.length === 0) {
         throw apiErrors.badRequest('corpus: upload at least one file or name a stored corpus in spec.corpus');
       }
-      const uploaded = upload.inputs.length > 0 ? await uploadInputs(context, upload.inputs, spec.grouping) : undefined;
+      const uploaded = upload.inputs.length > 0 ? await uploadInputs(context, upload.inputs, spec) : undefined;
       if (uploaded) uploaded.report.refused.unshift(...upload.refused);
       const body = await createBatch(context, spec, uploaded);
       return reply.status(202).send(body);

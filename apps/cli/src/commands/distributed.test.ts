@@ -5,13 +5,14 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BatchRegistry, DocumentResult, createQueues, createRedis, documentResultKey, redisOptionsFromUrl } from '@kvfold/jobs';
 import { dropTestQueues } from '@kvfold/jobs/testing';
 import { tinyLlamaSpec, writeModelFolder } from '@kvfold/model-zoo';
+import { ingest, uploadCorpus } from '@kvfold/producer';
 import { FsObjectStore } from '@kvfold/storage';
 import { freePort } from '../e2e-support.ts';
 import { kvfold as run, startKvfold } from '../test-support.ts';
@@ -69,7 +70,7 @@ describe('kvfold distributed commands (real API, Redis and store)', () => {
     assert.match(r.stderr, /3 documents, queued/);
     const again = await client('enqueue', join(dir, 'corpus', 'docs'), join(dir, 'corpus', 'single.md'), '--model', modelUri, '--ask', 'What is here?', '--chunk-size', '64', '--json');
     assert.equal(again.code, 0, again.stderr);
-    assert.deepEqual(JSON.parse(again.stdout), { id: batchId, state: 'queued', documents: 3, added: 0, report: { skipped: [], refused: [] } });
+    assert.deepEqual(JSON.parse(again.stdout), { id: batchId, state: 'queued', documents: 3, added: 0, report: { skipped: [], refused: [], summary: [] } });
     assert.deepEqual((await registry.get(batchId))?.record.spec.queries, ['What is here?']);
   });
 
@@ -177,5 +178,32 @@ describe('kvfold distributed commands (real API, Redis and store)', () => {
     const missing = await client('enqueue', join(dir, 'nope'), '--model', 'm');
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /^kvfold: corpus .*nope does not exist/);
+  });
+
+  it('enqueue sends only what `kvfold run` reads from a folder: .gitignore, .git/, symlinks and binaries left out, one line per reason', async () => {
+    const repo = join(dir, 'repo');
+    await mkdir(join(repo, 'node_modules', 'dep'), { recursive: true });
+    await mkdir(join(repo, 'src'), { recursive: true });
+    await mkdir(join(repo, '.git'), { recursive: true });
+    await writeFile(join(repo, '.gitignore'), 'node_modules/\n*.log\n');
+    await writeFile(join(repo, 'node_modules', 'dep', 'index.js'), 'module.exports = 1;\n');
+    await writeFile(join(repo, 'debug.log'), 'noise\n');
+    await writeFile(join(repo, '.git', 'HEAD'), 'ref: refs/heads/main\n');
+    await writeFile(join(repo, 'src', 'a.ts'), 'export const a = 1;\n');
+    await writeFile(join(repo, 'latin1.txt'), Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x0a]));
+    await writeFile(join(repo, 'logo.png'), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 0, 0, 0x0d, 0, 1]));
+    await symlink(join(repo, 'src', 'a.ts'), join(repo, 'link.ts'));
+    const r = await client('enqueue', repo, '--model', modelUri, '--group', 'directory');
+    assert.equal(r.code, 0, r.stderr);
+    const id = r.stdout.trim();
+    assert.match(r.stderr, /^kvfold: skipped 1 entry \(symlink \(not followed\)\): .*repo: repo\/link\.ts$/m);
+    assert.match(r.stderr, /^kvfold: skipped 1 entry \(binary file\): .*repo: repo\/logo\.png$/m);
+    const jobs = await createQueues(redisOptionsFromUrl(REDIS_URL), prefix).documents.getJobs(['prioritized', 'waiting']);
+    const paths = jobs.filter((j) => j.data.batchId === id).map((j) => j.data.paths);
+    assert.deepEqual(paths.sort(), [['repo/.gitignore', 'repo/latin1.txt'], ['repo/src/a.ts']]);
+    // The corpus is the one `kvfold run` ingests from the folder itself.
+    const local = await uploadCorpus(new FsObjectStore(join(dir, 'local-store')), ingest([repo], { grouping: 'directory' }), { grouping: 'directory' });
+    assert.deepEqual((await registry.get(id))?.record.corpusIds, [local.corpusId]);
+    await client('cancel', id);
   });
 });

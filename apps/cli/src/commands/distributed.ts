@@ -7,12 +7,13 @@
  * Environment read here (and only here, through `distributedEnv`): KVFOLD_API_URL (default
  * http://127.0.0.1:8080) and KVFOLD_API_KEY, both overridden by --api and --api-key.
  */
-import { createWriteStream, openAsBlob } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
-import { basename, join, relative, resolve } from 'node:path';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { basename, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { ApiClient } from '@kvfold/jobs';
 import type { BatchStatus, CreatedBatch } from '@kvfold/jobs';
+import type { IngestReport } from '@kvfold/producer';
 import { type Command, InvalidArgumentError } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { positiveInt } from '../options.ts';
@@ -47,25 +48,18 @@ interface ApiOptions {
 /** Poll interval of `status --watch`, ms: often enough to feel live, rare enough to cost nothing. */
 const DEFAULT_WATCH_INTERVAL_MS = 1000;
 
-/** Files to upload for one corpus path: a file as its name, a directory's files as `<dir>/<relative path>`. */
-async function* uploadEntries(path: string): AsyncGenerator<{ file: string; name: string }> {
+/**
+ * What to upload for one corpus path: a file as it is, a folder as a tar stream of what `kvfold run`
+ * would read from it (packTree: same walker and decoding), built while the request goes out.
+ */
+async function uploadPart(path: string, reports: IngestReport[]): Promise<{ name: string; body: AsyncIterable<Uint8Array> }> {
   const info = await stat(path).catch(() => null);
   if (!info) throw new CliError(`corpus ${path} does not exist (give files, folders, .tar/.tar.gz/.zip archives or .jsonl)`);
-  if (!info.isDirectory()) {
-    yield { file: path, name: basename(path) };
-    return;
-  }
-  const root = resolve(path);
-  const top = basename(root);
-  const walk = async function* (dir: string): AsyncGenerator<{ file: string; name: string }> {
-    const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
-    for (const entry of entries) {
-      const full = join(dir, entry.name);
-      if (entry.isDirectory() && entry.name !== '.git') yield* walk(full);
-      else if (entry.isFile()) yield { file: full, name: `${top}/${relative(root, full).split('\\').join('/')}` };
-    }
-  };
-  yield* walk(root);
+  if (!info.isDirectory()) return { name: basename(path), body: createReadStream(path) };
+  const { packTree } = await import('@kvfold/producer');
+  const packed = packTree(path);
+  reports.push(packed.report);
+  return { name: packed.name, body: packed.stream };
 }
 
 interface EnqueueOptions extends ApiOptions, SettingFlags {
@@ -78,23 +72,25 @@ async function enqueue(env: DistributedEnv, corpus: string[], opts: EnqueueOptio
     () => opts.model,
   );
   const spec = await settingsFromFlags(opts, model);
-  const form = new FormData();
-  form.append('spec', JSON.stringify(spec));
-  for (const path of corpus) {
-    for await (const { file, name } of uploadEntries(path)) form.append('file', await openAsBlob(file), name);
-  }
-  const created = await (await client(env, opts)).createBatch(form);
+  const local: IngestReport[] = [];
+  const parts = [];
+  for (const path of corpus) parts.push(await uploadPart(path, local));
+  const created = await (await client(env, opts)).createBatchFromStreams(JSON.stringify(spec), parts);
   if (opts.json) {
     process.stdout.write(`${JSON.stringify(created)}\n`);
     return;
   }
-  printReport(created);
+  await printReport(created, local);
   process.stdout.write(`${created.id}\n`);
 }
 
-function printReport(created: CreatedBatch): void {
-  for (const s of created.report.skipped) process.stderr.write(`kvfold: skipped ${s.input}: ${s.path} (${s.reason})\n`);
-  for (const r of created.report.refused) process.stderr.write(`kvfold: refused ${r.input}: ${r.entry} (${r.reason}) [${r.code}]\n`);
+/** One line per reason (with a count and the first names) for what this CLI and the API left out. */
+async function printReport(created: CreatedBatch, local: readonly IngestReport[]): Promise<void> {
+  const { summarizeReport, summaryLine } = await import('@kvfold/producer');
+  const here = summarizeReport({ skipped: local.flatMap((r) => r.skipped), refused: local.flatMap((r) => r.refused) });
+  const there = created.report.summary ?? summarizeReport(created.report as Parameters<typeof summarizeReport>[0]);
+  for (const s of [...here, ...there]) process.stderr.write(`kvfold: ${summaryLine(s)}\n`);
+  if (created.report.key && there.length > 0) process.stderr.write(`kvfold: every entry is listed in ${created.report.key} in the store\n`);
   const again = created.added === 0 ? ', already enqueued: nothing added' : '';
   process.stderr.write(`kvfold: batch ${created.id}: ${created.documents} documents, ${created.state}${again}\n`);
 }

@@ -33,8 +33,9 @@ export function registerRun(program: Command): void {
     .option('--json', 'print a JSON summary');
   cmd.action(async (corpus: string[], opts: RunOptions) => {
     const settings = await settingsFromFlags(opts, opts.model.includes('://') ? opts.model : resolve(opts.model));
-    const [{ batchResultsKey, storeOptionsFromEnv }, { ModelCache, runLocal }, { checkStore, openStore }, { cliEnv }, { cliLogger }] = await Promise.all([
+    const [{ batchResultsKey, storeOptionsFromEnv }, { summarizeReport, summaryLine }, { ModelCache, runLocal }, { checkStore, openStore }, { cliEnv }, { cliLogger }] = await Promise.all([
       import('@kvfold/jobs'),
+      import('@kvfold/producer'),
       import('@kvfold/runner'),
       import('@kvfold/storage'),
       import('../env.ts'),
@@ -103,8 +104,8 @@ export function registerRun(program: Command): void {
         process.stdout.write(
           `batch ${summary.batchId}: ${summary.documents} documents: ${summary.completed} completed, ${summary.failed} failed (${summary.foldedNow} folded and ${summary.failedNow} failed now, ${summary.retried} of them retried, ${summary.skipped} done earlier)${summary.stopped ? ' — stopped early, run again to resume' : ''}\n`,
         );
-        for (const s of summary.skippedFiles) process.stdout.write(`skipped ${s.path} (${s.input}): ${s.reason}\n`);
-        for (const r of summary.refusedEntries) process.stdout.write(`refused ${r.entry} in ${r.input}: ${r.reason}\n`);
+        // One line per reason, with a count and the first names; --json lists every entry.
+        for (const line of summarizeReport({ skipped: summary.skippedFiles, refused: summary.refusedEntries })) process.stdout.write(`${summaryLine(line)}\n`);
         if (summary.results) process.stdout.write(`results: ${summary.out ?? summary.results}\n`);
       }
       if (summary.cleanupWarnings > 0) {

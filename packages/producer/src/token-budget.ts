@@ -1,0 +1,102 @@
+/**
+ * Token counts of a document bounded from its UTF-8 size, with no tokenizer run, so documents that
+ * cannot fit are refused at ingest and documents that surely fit are packed without counting.
+ *
+ * Upper bound: tokens <= bytes + DOCUMENT_TOKEN_OVERHEAD. A byte-level BPE (GPT-2, Llama 3, Qwen2)
+ * maps every input byte into exactly one token and each token holds at least one byte; a
+ * SentencePiece BPE with byte fallback holds each character in one piece or in one token per byte;
+ * `<unk>` replaces at least one character. None makes more tokens than bytes; the overhead covers
+ * the BOS and EOS a post-processor adds and the leading `▁` a SentencePiece normalizer prepends.
+ *
+ * Lower bound: tokens >= ceil(bytes / L), with L the longest token of the model's vocabulary in
+ * UTF-8 bytes: a token never stands for more input bytes than its own string has (a byte-level
+ * character or a `▁` is one input byte written with 2-3 bytes). Only known when the tokenizer.json
+ * is readable, and only when its normalizer cannot shrink text (NFKC/NFKD fold e.g. `ﬁ` into `fi`).
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** BOS + EOS added to a document, plus the prefix `▁` a SentencePiece normalizer may insert. */
+export const DOCUMENT_TOKEN_OVERHEAD = 3;
+
+/** The token limit documents must fit, and what is known about the model's vocabulary. */
+export interface TokenBudget {
+  /** Most tokens one document may have (the batch's maxTokensPerDocument). */
+  readonly maxTokens: number;
+  /** Longest vocabulary entry in UTF-8 bytes; without it no document can be proven too long. */
+  readonly maxTokenBytes?: number;
+}
+
+/** Bounds on the tokens of a document of `bytes` UTF-8 bytes. */
+export interface TokenBounds {
+  readonly lower: number;
+  readonly upper: number;
+}
+
+/** Bounds on the tokens of `bytes` UTF-8 bytes under `budget` (lower is 0 without a vocabulary). */
+export function tokenBounds(bytes: number, budget: TokenBudget): TokenBounds {
+  const lower = budget.maxTokenBytes ? Math.ceil(bytes / budget.maxTokenBytes) : 0;
+  return { lower, upper: bytes + DOCUMENT_TOKEN_OVERHEAD };
+}
+
+/** UTF-8 bytes a document may have and still certainly fit `maxTokens`. */
+export function bytesThatFit(maxTokens: number): number {
+  return Math.max(1, maxTokens - DOCUMENT_TOKEN_OVERHEAD);
+}
+
+/**
+ * The order documents are folded in: those proven to fit `maxTokens` first, longest first (a long
+ * tail of one big document is what makes a batch slow), then those that may not fit, longest
+ * first, so a document over the limit never holds a worker before the rest. Ties by id.
+ */
+export function foldOrder<D extends { readonly bytes: number; readonly docId: string }>(docs: readonly D[], maxTokens: number): D[] {
+  const limit = bytesThatFit(maxTokens);
+  return [...docs].sort((a, b) => Number(a.bytes > limit) - Number(b.bytes > limit) || b.bytes - a.bytes || (a.docId < b.docId ? -1 : a.docId > b.docId ? 1 : 0));
+}
+
+/** Normalizers that may shrink text, which would break the lower bound. */
+const SHRINKING_NORMALIZERS = new Set(['NFKC', 'NFKD', 'Precompiled']);
+
+function normalizerShrinks(normalizer: unknown): boolean {
+  if (normalizer === null || typeof normalizer !== 'object') return false;
+  const n = normalizer as { type?: string; normalizers?: unknown[] };
+  if (n.type && SHRINKING_NORMALIZERS.has(n.type)) return true;
+  return Array.isArray(n.normalizers) && n.normalizers.some(normalizerShrinks);
+}
+
+/**
+ * The longest vocabulary entry of the Hugging Face tokenizer.json in `modelDir`, in UTF-8 bytes;
+ * undefined when the file is not there or not readable, or the normalizer may shrink text.
+ */
+export async function maxTokenBytesOf(modelDir: string): Promise<number | undefined> {
+  let json: { model?: { vocab?: unknown }; added_tokens?: Array<{ content?: string }>; normalizer?: unknown };
+  try {
+    json = JSON.parse(await readFile(join(modelDir, 'tokenizer.json'), 'utf8'));
+  } catch {
+    return undefined;
+  }
+  if (normalizerShrinks(json.normalizer)) return undefined;
+  const vocab = json.model?.vocab;
+  // BPE and WordPiece keep {token: id}; Unigram keeps [[piece, score], ...].
+  const pieces: string[] = Array.isArray(vocab)
+    ? vocab.map((v) => (Array.isArray(v) ? String(v[0]) : String(v)))
+    : vocab && typeof vocab === 'object'
+      ? Object.keys(vocab)
+      : [];
+  for (const t of json.added_tokens ?? []) if (typeof t.content === 'string') pieces.push(t.content);
+  let longest = 0;
+  for (const piece of pieces) longest = Math.max(longest, Buffer.byteLength(piece, 'utf8'));
+  return longest > 0 ? longest : undefined;
+}
+
+/**
+ * The budget of a batch: its `maxTokensPerDocument`, and the vocabulary bound when `model` is a
+ * model folder readable here, as a path or a file:// URI (an s3:// model or a folder only the
+ * workers see gives the upper bound only).
+ */
+export async function tokenBudgetFor(model: unknown, maxTokens: number): Promise<TokenBudget> {
+  const folder = typeof model !== 'string' ? undefined : model.startsWith('file://') ? fileURLToPath(model) : model.includes('://') ? undefined : model;
+  const maxTokenBytes = folder ? await maxTokenBytesOf(folder) : undefined;
+  return maxTokenBytes ? { maxTokens, maxTokenBytes } : { maxTokens };
+}
