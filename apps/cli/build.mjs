@@ -1,5 +1,5 @@
 // Builds the `kvfold` binary: apps/cli/src and the workspace packages it imports (TypeScript
-// source) compiled into plain JavaScript under dist/, one chunk per lazily imported command, so
+// source, and commander) compiled into plain JavaScript under dist/, one chunk per lazily imported command, so
 // `kvfold --help` loads only the command tree. Every other package stays external and is
 // resolved from node_modules at run time, so each must be a dependency of @kvfold/cli (checked
 // here). bin/kvfold.mjs runs dist/main.mjs. Run by `pnpm install` (the workspace's `prepare`)
@@ -22,6 +22,11 @@ const packageOf = (spec) => spec.split('/').slice(0, spec.startsWith('@') ? 2 : 
  * a constant the command tree reads at start-up (a default, a list of names) brings in only what
  * it needs: the modules behind each command load when that command runs (its dynamic imports).
  */
+/**
+ * commander, which every start of the CLI loads (pure JavaScript, no dependencies), is bundled too:
+ * reading it from the bundle saves resolving and loading its CommonJS files one by one.
+ */
+const BUNDLED = new Set(['commander']);
 const WORKSPACE = new URL('../../', here).pathname;
 const externalPackages = {
   name: 'external-packages',
@@ -29,7 +34,7 @@ const externalPackages = {
     b.onResolve({ filter: /.*/ }, async (args) => {
       if (args.pluginData?.inner || args.kind === 'entry-point') return undefined;
       if (args.path.startsWith('node:') || builtins.has(args.path)) return { path: args.path, external: true, sideEffects: false };
-      if (/^[^./]/.test(args.path) && !packageOf(args.path).startsWith('@kvfold/')) return { path: args.path, external: true, sideEffects: false };
+      if (/^[^./]/.test(args.path) && !BUNDLED.has(packageOf(args.path)) && !packageOf(args.path).startsWith('@kvfold/')) return { path: args.path, external: true, sideEffects: false };
       const resolved = await b.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: { inner: true } });
       if (resolved.errors.length > 0) return { errors: resolved.errors };
       const ours = resolved.path.startsWith(WORKSPACE) && !resolved.path.includes('/node_modules/');
@@ -60,6 +65,8 @@ const result = await build({
   platform: 'node',
   target: 'node20',
   sourcemap: 'linked',
+  // Bundled CommonJS (commander) requires Node built-ins; ESM has no `require` of its own.
+  banner: { js: "import { createRequire as __kvfoldCreateRequire } from 'node:module'; const require = __kvfoldCreateRequire(import.meta.url);" },
   logLevel: 'warning',
   plugins: [externalPackages],
   metafile: true,

@@ -14,11 +14,11 @@ import { pipeline } from 'node:stream/promises';
 import type { ApiClient } from '@kvfold/jobs';
 import type { BatchStatus, CreatedBatch } from '@kvfold/jobs';
 import type { IngestReport } from '@kvfold/producer';
-import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { positiveInt } from '../options.ts';
 import { addSettingOptions, type SettingFlags, settingsFromFlags } from '../fold-options.ts';
+import { loadCliProgress } from '../progress.ts';
 
 /**
  * @kvfold/jobs' DEFAULT_API_URL, written out so that the command tree loads without the jobs
@@ -141,6 +141,7 @@ async function status(env: DistributedEnv, batchId: string, opts: StatusOptions)
 }
 
 function progressBar() {
+  const cliProgress = loadCliProgress();
   const bar = new cliProgress.SingleBar(
     {
       format: '{state} [{bar}] {percentage}% | {done}/{docs} documents ({failed} failed, {cancelled} cancelled) | {tokens}/{totalTokens} tokens | ETA {eta}',
