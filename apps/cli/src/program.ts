@@ -43,6 +43,7 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode; // commander already printed the message
-    return reportError(err, Boolean(process.env.KVFOLD_DEBUG));
+    const { debugEnabled } = await import('./env.ts');
+    return reportError(err, debugEnabled());
   }
 }

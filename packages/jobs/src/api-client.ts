@@ -8,12 +8,13 @@ import { request as httpsRequest } from 'node:https';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
+import { DEFAULT_API_URL } from './batch-defaults.ts';
+
+export { DEFAULT_API_URL };
 import { MAX_BATCH_PAGE } from './batch-registry.ts';
 import { BATCH_STATES } from './batch-state.ts';
 import { BatchStatus } from './batch-status.ts';
 
-/** Where the API listens when nothing says otherwise. */
-export const DEFAULT_API_URL = 'http://127.0.0.1:8080';
 
 /** Answer of `POST /v1/batches` (202). */
 export const CreatedBatch = z.object({

@@ -1,5 +1,5 @@
 /**
- * The defaults and choices of a batch spec, as plain values: BatchSpec (batch-spec.ts) is built from
+ * The defaults and choices of a batch spec (and where clients find the API), as plain values: BatchSpec (batch-spec.ts) is built from
  * them, and code that must start without zod (the CLI's command tree, for `kvfold --help`) reads
  * them here (`@kvfold/jobs/defaults`). This module imports nothing.
  */
@@ -24,3 +24,6 @@ export const DEFAULT_KV_CODEC = 'f32';
 /** How ingested files become documents (`grouping`). */
 export const GROUPINGS = ['file', 'directory', 'auto'] as const;
 export const DEFAULT_GROUPING = 'file';
+
+/** Where API clients find the REST service when they are not told (`KVFOLD_API_URL`, `--api`). */
+export const DEFAULT_API_URL = 'http://127.0.0.1:8080';

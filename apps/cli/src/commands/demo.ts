@@ -42,13 +42,14 @@ export function registerDemo(program: Command): void {
 }
 
 async function demo(opts: DemoOptions): Promise<{ exact: boolean }> {
-  const [{ recallLayout, recallSpec, recallTrial, writeModelFolder }, { runLocal, ModelCache }, { openStore }, { batchResultsKey }, { singlePassBytes }, { cliLogger }] = await Promise.all([
+  const [{ recallLayout, recallSpec, recallTrial, writeModelFolder }, { runLocal, ModelCache }, { openStore }, { batchResultsKey }, { singlePassBytes }, { cliLogger }, { cliEnv }] = await Promise.all([
     import('@kvfold/model-zoo'),
     import('@kvfold/runner'),
     import('@kvfold/storage'),
     import('@kvfold/jobs'),
     import('@kvfold/bench'),
     import('../logger.ts'),
+    import('../env.ts'),
   ]);
   const dir = resolve(opts.dir);
   const layout = recallLayout();
@@ -77,7 +78,7 @@ async function demo(opts: DemoOptions): Promise<{ exact: boolean }> {
       spec: { model: model.dir, queries: [QUESTION], chunkSize: opts.chunkSize, checkpointEvery: 8, maxNewTokens: NEEDLE.length + 1 },
       store,
       models,
-      log: cliLogger(process.env.LOG_LEVEL),
+      log: cliLogger(cliEnv().logLevelSet),
       onDocument: (d) => {
         skipped = d.skipped;
         bar = progressBar(1, 'folding');

@@ -4,8 +4,8 @@
  * --port/--host as KVFOLD_API_PORT/KVFOLD_API_HOST and the rest of the environment (REDIS_URL,
  * KVFOLD_STORE, KVFOLD_API_KEYS, ...) unchanged.
  *
- * Environment read here (and only here, through `distributedEnv`): KVFOLD_API_URL (default
- * http://127.0.0.1:8080) and KVFOLD_API_KEY, both overridden by --api and --api-key.
+ * The environment comes from ../env.ts (KVFOLD_API_URL, default http://127.0.0.1:8080, and
+ * KVFOLD_API_KEY, both overridden by --api and --api-key), read when a command runs.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -17,14 +17,9 @@ import type { IngestReport } from '@kvfold/producer';
 import { type Command, InvalidArgumentError } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { positiveInt } from '../options.ts';
+import { DEFAULT_API_URL } from '@kvfold/jobs/defaults';
 import { addSettingOptions, type SettingFlags, settingsFromFlags } from '../fold-options.ts';
 import { loadCliProgress } from '../progress.ts';
-
-/**
- * @kvfold/jobs' DEFAULT_API_URL, written out so that the command tree loads without the jobs
- * package (`kvfold --help` stays fast); startup.test.ts checks the two agree.
- */
-export const DEFAULT_API_URL = 'http://127.0.0.1:8080';
 
 /** The variables these commands read. */
 export interface DistributedEnv {
@@ -34,10 +29,12 @@ export interface DistributedEnv {
   readonly all: Readonly<Record<string, string | undefined>>;
 }
 
-/** Reads KVFOLD_API_URL and KVFOLD_API_KEY (empty counts as unset). */
-export function distributedEnv(source: Readonly<Record<string, string | undefined>> = process.env): DistributedEnv {
-  const apiKey = source.KVFOLD_API_KEY?.trim();
-  return { apiUrl: source.KVFOLD_API_URL?.trim() || DEFAULT_API_URL, ...(apiKey ? { apiKey } : {}), all: source };
+/** KVFOLD_API_URL and KVFOLD_API_KEY from the CLI's environment (empty counts as unset). */
+async function distributedEnv(): Promise<DistributedEnv> {
+  const { cliEnv } = await import('../env.ts');
+  const env = cliEnv();
+  const apiKey = env.KVFOLD_API_KEY?.trim();
+  return { apiUrl: env.KVFOLD_API_URL, ...(apiKey ? { apiKey } : {}), all: env.all };
 }
 
 interface ApiOptions {
@@ -240,13 +237,13 @@ function withApi(command: Command): Command {
 }
 
 /** Adds enqueue, batches (and batches recover), status, results, cancel, retry and serve to `program`. */
-export function registerDistributed(program: Command, env: DistributedEnv = distributedEnv()): void {
+export function registerDistributed(program: Command): void {
   const enqueueCommand = withApi(program.command('enqueue'))
     .description('upload files, folders and archives to the API and fold them as one batch; prints the batch id')
     .argument('<corpus...>', 'files, folders, .tar/.tar.gz/.zip archives or .jsonl files');
   addSettingOptions(enqueueCommand, 'enqueue', { flags: '--model <dir|uri>', help: 'model the workers load: a folder path or a file:// / s3:// URI' })
     .option('--json', 'print the API answer as JSON')
-    .action((corpus: string[], opts: EnqueueOptions) => enqueue(env, corpus, opts));
+    .action(async (corpus: string[], opts: EnqueueOptions) => enqueue(await distributedEnv(), corpus, opts));
 
   const list = withApi(program.command('batches'))
     .description('list batches, newest first, with their state and progress')
@@ -254,13 +251,13 @@ export function registerDistributed(program: Command, env: DistributedEnv = dist
     .option('--cursor <cursor>', 'continue from where the previous page ended')
     .option('--all', 'follow the pages to the oldest batch')
     .option('--json', 'print each page as the API answers it (one line per page)')
-    .action((opts: BatchesOptions) => batches(env, opts));
+    .action(async (opts: BatchesOptions) => batches(await distributedEnv(), opts));
 
   withApi(list.command('recover'))
     .description('rebuild the batch registry from the object store and enqueue again the unfinished documents of batches Redis lost')
     .option('--json', 'print the API answer as JSON')
     // `batches` takes the same options, and commander gives them to whichever command they follow.
-    .action((_opts: unknown, command: Command) => recover(env, command.optsWithGlobals<ApiOptions & { json?: boolean }>()));
+    .action(async (_opts: unknown, command: Command) => recover(await distributedEnv(), command.optsWithGlobals<ApiOptions & { json?: boolean }>()));
 
   withApi(program.command('status'))
     .description("print a batch's state, document counts, token progress and ETA")
@@ -268,25 +265,25 @@ export function registerDistributed(program: Command, env: DistributedEnv = dist
     .option('--watch', 'poll until the batch completes, fails or is cancelled (exit 1 unless completed)')
     .option('--interval <ms>', 'poll interval of --watch', positiveInt('--interval'), DEFAULT_WATCH_INTERVAL_MS)
     .option('--json', 'print the status as JSON (one line per poll with --watch)')
-    .action((batchId: string, opts: StatusOptions) => status(env, batchId, opts));
+    .action(async (batchId: string, opts: StatusOptions) => status(await distributedEnv(), batchId, opts));
 
   withApi(program.command('results'))
     .description("write a batch's results as JSONL (all of them once finalized, else those written so far)")
     .argument('<batch>', 'batch id')
     .option('--out <file>', 'write to a file instead of standard output')
-    .action((batchId: string, opts: ApiOptions & { out?: string }) => results(env, batchId, opts));
+    .action(async (batchId: string, opts: ApiOptions & { out?: string }) => results(await distributedEnv(), batchId, opts));
 
   withApi(program.command('cancel'))
     .description('cancel a batch: waiting documents are dropped, active ones stop after their current step')
     .argument('<batch>', 'batch id')
     .option('--json', 'print the API answer as JSON')
-    .action((batchId: string, opts: ApiOptions & { json?: boolean }) => cancel(env, batchId, opts));
+    .action(async (batchId: string, opts: ApiOptions & { json?: boolean }) => cancel(await distributedEnv(), batchId, opts));
 
   withApi(program.command('retry'))
     .description('enqueue an ended batch again: its failed and cancelled documents resume from their checkpoints, completed ones are kept')
     .argument('<batch>', 'batch id')
     .option('--json', 'print the API answer as JSON')
-    .action((batchId: string, opts: ApiOptions & { json?: boolean }) => retry(env, batchId, opts));
+    .action(async (batchId: string, opts: ApiOptions & { json?: boolean }) => retry(await distributedEnv(), batchId, opts));
 
   program
     .command('serve')
@@ -297,5 +294,5 @@ export function registerDistributed(program: Command, env: DistributedEnv = dist
       return n;
     })
     .option('--host <host>', 'address to bind (default KVFOLD_API_HOST or 127.0.0.1)')
-    .action((opts: { port?: number; host?: string }) => serve(env, opts));
+    .action(async (opts: { port?: number; host?: string }) => serve(await distributedEnv(), opts));
 }

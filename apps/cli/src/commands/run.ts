@@ -42,7 +42,7 @@ export function registerRun(program: Command): void {
       import('../logger.ts'),
     ]);
     const env = cliEnv();
-    const log = cliLogger(process.env.LOG_LEVEL ? env.LOG_LEVEL : undefined);
+    const log = cliLogger(env.logLevelSet ? env.LOG_LEVEL : undefined);
     const store = openStore(opts.store, storeOptionsFromEnv(env));
     await checkStore(store);
     const models = new ModelCache({ cacheDir: env.KVFOLD_MODEL_CACHE ?? resolve('.kvfold/models-cache'), storeOptions: storeOptionsFromEnv(env), device: opts.device, ...(opts.threads ? { threads: opts.threads } : {}) });

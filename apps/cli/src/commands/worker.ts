@@ -13,9 +13,9 @@ export function registerWorker(program: Command): void {
     .option('--health-port <port>', 'serve GET /healthz and /readyz on this port', nonNegativeInt('--health-port'))
     .action(async (opts: { concurrency?: number; device?: string; threads?: number; healthPort?: number }) => {
       // The worker runs here, not in a child: a supervisor's SIGTERM or SIGKILL reaches it directly.
-      const { runWorker } = await import('@kvfold/worker');
+      const [{ runWorker }, { cliEnv }] = await Promise.all([import('@kvfold/worker'), import('../env.ts')]);
       await runWorker({
-        ...process.env,
+        ...cliEnv().all,
         ...(opts.concurrency ? { KVFOLD_WORKER_CONCURRENCY: String(opts.concurrency) } : {}),
         ...(opts.device ? { KVFOLD_DEVICE: opts.device } : {}),
         ...(opts.threads ? { KVFOLD_THREADS: String(opts.threads) } : {}),
