@@ -22,9 +22,11 @@ describe('BatchSpec', () => {
       chunkSize: 256,
       checkpointEvery: 8,
       policy: { kind: 'full' },
+      kv: 'f32',
       kvCodec: 'f32',
       queries: [],
       maxNewTokens: 32,
+      stop: [],
       maxTokensPerDocument: 131072,
       chatTemplate: false,
       keepFinalState: false,
@@ -82,7 +84,7 @@ describe('BatchSpec', () => {
       (err: unknown) =>
         err instanceof JobsError &&
         err.code === 'KVF_JOBS_INVALID_INPUT' &&
-        err.message === 'invalid batch spec: maxNewTokens: must be an integer >= 1',
+        err.message === 'invalid batch spec: maxNewTokens: must be an integer >= 0',
     );
   });
 });
