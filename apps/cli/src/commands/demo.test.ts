@@ -4,6 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import type { DemoOutcome } from './demo.ts';
 import { kvfold } from '../test-support.ts';
 
 let dir = '';
@@ -12,23 +13,12 @@ before(async () => {
 });
 after(() => rm(dir, { recursive: true, force: true }));
 
-interface Outcome {
-  document: string;
-  question: string;
-  answer: string;
-  expected: string;
-  exact: boolean;
-  tokens: number;
-  steps: number;
-  peakRssBytes: number;
-  foldedNow: boolean;
-}
 
 test('kvfold demo folds a document with one needle, asks for it and gets it back exactly; rerun, it folds nothing', async () => {
   const args = ['demo', '--tokens', '3000', '--chunk-size', '256', '--dir', dir, '--json'];
   const first = await kvfold(args);
   assert.equal(first.code, 0, first.stderr);
-  const o = JSON.parse(first.stdout) as Outcome;
+  const o = JSON.parse(first.stdout) as DemoOutcome;
   // The needle as the document holds it: the words after its only KEY, up to the next filler word.
   const words = (await readFile(join(dir, 'demo', 'haystack-3000.txt'), 'utf8')).trim().split(' ');
   assert.equal(words.filter((w) => w === 'KEY').length, 1);
@@ -48,7 +38,7 @@ test('kvfold demo folds a document with one needle, asks for it and gets it back
 
   const again = await kvfold(args);
   assert.equal(again.code, 0, again.stderr);
-  const o2 = JSON.parse(again.stdout) as Outcome;
+  const o2 = JSON.parse(again.stdout) as DemoOutcome;
   assert.equal(o2.foldedNow, false);
   assert.equal(o2.answer, needle);
 });

@@ -140,11 +140,8 @@ async function demo(opts: DemoOptions): Promise<{ exact: boolean }> {
   }
 }
 
-const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
-const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
-const count = (n: number) => n.toLocaleString('en-US');
-
-function demoText(o: {
+/** What `kvfold demo --json` prints: the document, the question, the answer and the fold's figures. */
+export interface DemoOutcome {
   document: string;
   needle: string;
   depth: number;
@@ -162,7 +159,13 @@ function demoText(o: {
   singlePassBytes: number;
   foldedNow: boolean;
   results: string;
-}): string {
+}
+
+const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+const count = (n: number) => n.toLocaleString('en-US');
+
+function demoText(o: DemoOutcome): string {
   return [
     `document  ${o.document}: ${count(o.tokens)} tokens of filler words, one needle "${o.needle}" ${Math.round(o.depth * 100)}% of the way in`,
     `asked     ${o.question}`,
