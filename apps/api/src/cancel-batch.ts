@@ -5,7 +5,7 @@
  * removeUnprocessedChildren; a child a worker holds is locked and left to its worker). The count
  * removed is the parent's unprocessed dependencies before minus after (two SCARDs).
  */
-import { batchJobId, loadBatchEntry, readBatchStatus, writeCancelMarker } from '@kvfold/jobs';
+import { batchGateJobId, batchJobId, loadBatchEntry, readBatchStatus, writeCancelMarker } from '@kvfold/jobs';
 import type { BatchRegistry, BatchState, KvfoldQueues } from '@kvfold/jobs';
 import type { ObjectStore } from '@kvfold/storage';
 import { apiErrors } from './errors.ts';
@@ -33,7 +33,9 @@ async function removeWaitingChildren(queues: KvfoldQueues, batchId: string): Pro
   const parent = await queues.batches.getJob(batchJobId(batchId));
   if (!parent) return 0;
   const unprocessed = async () => (await parent.getDependenciesCount({ unprocessed: true })).unprocessed ?? 0;
+  // A batch still being enqueued has its gate among them, which is no document.
+  const gate = (await queues.batches.getJob(batchGateJobId(batchId))) ? 1 : 0;
   const before = await unprocessed();
   await parent.removeUnprocessedChildren();
-  return before - (await unprocessed());
+  return before - (await unprocessed()) - gate;
 }

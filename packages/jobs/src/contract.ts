@@ -29,6 +29,7 @@ export { JobsError, JobsErrorCode } from './errors.ts';
 export {
   PRIORITY_BYTES_PER_STEP,
   PRIORITY_LIMIT,
+  batchGateJobId,
   batchJobId,
   deriveBatchId,
   documentJobId,

@@ -46,6 +46,14 @@ export function batchJobId(batchId: string): string {
 }
 
 /** Job id of one document of a batch: `<batchId>-<docId>` (BullMQ job ids may not contain ':'). */
+/**
+ * Job id of a batch's enqueue gate: a child of its parent job that never runs and holds the parent
+ * while the documents are attached in chunks (producer's enqueueBatch); removed once all are.
+ */
+export function batchGateJobId(batchId: string): string {
+  return `${batchId}-gate`;
+}
+
 export function documentJobId(batchId: string, docId: string): string {
   return `${batchId}-${docId}`;
 }

@@ -15,6 +15,8 @@ export const QUEUE_NAMES = {
 export const JOB_NAMES = {
   foldDocument: 'fold-document',
   finalizeBatch: 'finalize-batch',
+  /** A batch's enqueue gate (batchGateJobId), in the batches queue: never processed. */
+  enqueueGate: 'enqueue-gate',
 } as const;
 
 /**

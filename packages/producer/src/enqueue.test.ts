@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
-import { DocumentJob, createQueues, deriveBatchId, documentJobId, redisOptionsFromUrl, BatchSpec } from '@kvfold/jobs';
+import { DocumentJob, batchGateJobId, createQueues, deriveBatchId, documentJobId, redisOptionsFromUrl, BatchSpec } from '@kvfold/jobs';
 import type { CorpusIndex, KvfoldQueues } from '@kvfold/jobs';
 import { dropTestQueues } from '@kvfold/jobs/testing';
 import { FsObjectStore } from '@kvfold/storage';
@@ -162,5 +162,39 @@ describe('enqueueBatch (real Redis)', () => {
     const defaults = await enqueueBatch(queues, spec, index);
     const job = await queues.documents.getJob(defaults.jobIds[0] as string);
     assert.deepEqual([job?.opts.removeOnComplete, job?.opts.removeOnFail], [{ age: 86_400 }, { age: 604_800 }]);
+  });
+
+  it('attaches a batch in chunks: the parent waits for every chunk, and an enqueue cut off between chunks resumes', async () => {
+    // The documents queue refuses the second chunk, as if the enqueuing process died there.
+    const cut = { ...queues, documents: Object.create(queues.documents, { addBulk: { value: async () => Promise.reject(new Error('cut off')) } }) };
+    await assert.rejects(enqueueBatch(cut, spec, index, { chunk: 2 }), /cut off/);
+    const batchId = deriveBatchId([index.corpusId], BatchSpec.parse(spec));
+    const parent = await queues.batches.getJob(batchId);
+    assert.ok(parent);
+    assert.ok(await queues.batches.getJob(batchGateJobId(batchId)), 'the gate holds the parent');
+    // Fold the two documents of the first chunk: the parent still waits (two are not attached yet).
+    const worker = new Worker(queues.documents.name, async () => ({ ok: true }), { connection: redisOptionsFromUrl(REDIS_URL), prefix: queues.prefix, concurrency: 1 });
+    let done = 0;
+    const waiters: { n: number; resolve: () => void }[] = [];
+    worker.on('completed', () => {
+      done += 1;
+      for (const w of waiters) if (done >= w.n) w.resolve();
+    });
+    const folded = (n: number) => new Promise<void>((resolve) => waiters.push({ n, resolve }));
+    try {
+      await folded(2);
+      assert.equal(await parent.getState(), 'waiting-children');
+      assert.deepEqual(await parent.getDependenciesCount(), { processed: 2, unprocessed: 1, failed: 0, ignored: 0 });
+
+      const resumed = await enqueueBatch(queues, spec, index, { chunk: 2 });
+      assert.ok(resumed.added > 0);
+      await folded(4);
+      assert.equal(await queues.batches.getJob(batchGateJobId(batchId)), undefined, 'the gate is gone');
+      assert.equal(await parent.getState(), 'waiting');
+      assert.deepEqual(await parent.getDependenciesCount(), { processed: 4, unprocessed: 0, failed: 0, ignored: 0 });
+      assert.equal((await enqueueBatch(queues, spec, index, { chunk: 2 })).added, 0, 'a whole batch is not enqueued again');
+    } finally {
+      await worker.close();
+    }
   });
 });

@@ -1,12 +1,21 @@
 /**
- * enqueueBatch(): one BullMQ flow per batch — a parent job in the batches queue and one child per
- * distinct document — with deterministic ids, so enqueueing the same batch again adds nothing.
+ * enqueueBatch(): one BullMQ parent job per batch in the batches queue and one child per distinct
+ * document, with deterministic ids, so enqueueing the same batch again adds nothing.
+ *
+ * The children are added in chunks (ENQUEUE_CHUNK at a time), so the memory of an enqueue stays
+ * bounded whatever the batch size (one BullMQ flow of every child holds ~19 KB a job until Redis
+ * answers). The parent is created first, in one flow with the first chunk and a gate: a child that
+ * never runs (delayed far out) and keeps the parent waiting while later chunks are attached. Once
+ * every document is attached the gate is removed, which releases the parent to finalize when its
+ * last document is done. A parent whose gate is still there is a batch still being enqueued (or
+ * whose enqueue was cut off): enqueueing it again attaches what is missing and removes the gate.
  */
 import {
   BatchSpec,
   DocumentJob,
   JOB_NAMES,
   QUEUE_NAMES,
+  batchGateJobId,
   batchJobId,
   deriveBatchId,
   documentJobId,
@@ -15,7 +24,7 @@ import {
   priorityForLength,
 } from '@kvfold/jobs';
 import type { BatchJob, BatchSpecInput, CorpusIndex, KvfoldQueues } from '@kvfold/jobs';
-import type { FlowJob, FlowJobNode } from 'bullmq';
+import type { FlowJob, FlowJobNode, JobsOptions } from 'bullmq';
 import { ProducerError, ProducerErrorCode } from './errors.ts';
 import { bytesThatFit, foldOrder } from './token-budget.ts';
 
@@ -32,6 +41,8 @@ export interface EnqueueOptions {
   readonly keepCompletedS?: number;
   /** Seconds a failed document job stays in Redis (default a week); the parent keeps its reason. */
   readonly keepFailedS?: number;
+  /** Documents attached per Redis call (default ENQUEUE_CHUNK). */
+  readonly chunk?: number;
 }
 
 /** What was enqueued. */
@@ -48,6 +59,10 @@ const DEFAULT_ATTEMPTS = 3;
 const DEFAULT_BACKOFF_MS = 10_000;
 const DEFAULT_KEEP_COMPLETED_S = 24 * 3600;
 const DEFAULT_KEEP_FAILED_S = 7 * 24 * 3600;
+/** Documents attached to a batch per Redis call. */
+export const ENQUEUE_CHUNK = 500;
+/** How long the gate waits if nothing removes it: an enqueue cut off and never resumed. */
+const GATE_DELAY_MS = 30 * 24 * 3600 * 1000;
 
 /**
  * Enqueues `spec` over `corpora`. Documents are deduplicated across corpora by content id and given
@@ -58,7 +73,7 @@ const DEFAULT_KEEP_FAILED_S = 7 * 24 * 3600;
  * is added (re-adding could recreate children that were already folded and removed).
  */
 export async function enqueueBatch(
-  queues: Pick<KvfoldQueues, 'flow' | 'batches'>,
+  queues: Pick<KvfoldQueues, 'flow' | 'batches' | 'documents'>,
   specInput: BatchSpecInput | BatchSpec,
   corpora: CorpusIndex | readonly CorpusIndex[],
   options: EnqueueOptions = {},
@@ -87,40 +102,57 @@ export async function enqueueBatch(
   const jobIds = ordered.map((d) => documentJobId(batchId, d.docId));
   const parentJobId = batchJobId(batchId);
 
-  if (await queues.batches.getJob(parentJobId)) return { batchId, parentJobId, jobIds, added: 0 };
-
   const attempts = options.attempts ?? DEFAULT_ATTEMPTS;
   const backoffMs = options.backoffMs ?? DEFAULT_BACKOFF_MS;
-  const children: FlowJobNode[] = ordered.map((data, i) => ({
-    name: JOB_NAMES.foldDocument,
-    queueName: QUEUE_NAMES.documents,
-    data,
-    opts: {
-      jobId: jobIds[i] as string,
-      // Documents that may be over the token limit take the lowest priority (see foldOrder).
-      priority: data.bytes > bytesThatFit(fold.maxTokensPerDocument) ? priorityForLength(0) : priorityForLength(data.bytes),
-      ignoreDependencyOnFailure: true,
-      attempts,
-      backoff: { type: 'exponential', delay: backoffMs },
-      removeOnComplete: { age: options.keepCompletedS ?? DEFAULT_KEEP_COMPLETED_S },
-      removeOnFail: { age: options.keepFailedS ?? DEFAULT_KEEP_FAILED_S },
-    },
-  }));
-  const parentData: BatchJob = {
-    batchId,
-    corpusIds: indexes.map((c) => c.corpusId),
-    corpus: spec.corpus,
-    documents: ordered.length,
-    fold,
-    createdAt: new Date().toISOString(),
-  };
-  const flow: FlowJob = {
-    name: JOB_NAMES.finalizeBatch,
-    queueName: QUEUE_NAMES.batches,
-    data: parentData,
-    opts: { jobId: parentJobId },
-    children,
-  };
-  await queues.flow.add(flow);
-  return { batchId, parentJobId, jobIds, added: children.length + 1 };
+  const chunk = Math.max(1, options.chunk ?? ENQUEUE_CHUNK);
+  const childOpts = (data: DocumentJob, i: number): JobsOptions => ({
+    jobId: jobIds[i] as string,
+    // Documents that may be over the token limit take the lowest priority (see foldOrder).
+    priority: data.bytes > bytesThatFit(fold.maxTokensPerDocument) ? priorityForLength(0) : priorityForLength(data.bytes),
+    ignoreDependencyOnFailure: true,
+    attempts,
+    backoff: { type: 'exponential', delay: backoffMs },
+    removeOnComplete: { age: options.keepCompletedS ?? DEFAULT_KEEP_COMPLETED_S },
+    removeOnFail: { age: options.keepFailedS ?? DEFAULT_KEEP_FAILED_S },
+  });
+
+  let first = 0;
+  if (await queues.batches.getJob(parentJobId)) {
+    const gate = await queues.batches.getJob(batchGateJobId(batchId));
+    if (!gate) return { batchId, parentJobId, jobIds, added: 0 };
+    // An enqueue that was cut off: attach every document again (those attached already are left
+    // as they are: the same ids), then release the parent.
+  } else {
+    const firstChunk: FlowJobNode[] = ordered.slice(0, chunk).map((data, i) => ({ name: JOB_NAMES.foldDocument, queueName: QUEUE_NAMES.documents, data, opts: childOpts(data, i) }));
+    const parentData: BatchJob = {
+      batchId,
+      corpusIds: indexes.map((c) => c.corpusId),
+      corpus: spec.corpus,
+      documents: ordered.length,
+      fold,
+      createdAt: new Date().toISOString(),
+    };
+    const gated = ordered.length > chunk;
+    const gate: FlowJobNode = { name: JOB_NAMES.enqueueGate, queueName: QUEUE_NAMES.batches, data: { batchId }, opts: { jobId: batchGateJobId(batchId), delay: GATE_DELAY_MS } };
+    const flow: FlowJob = {
+      name: JOB_NAMES.finalizeBatch,
+      queueName: QUEUE_NAMES.batches,
+      data: parentData,
+      opts: { jobId: parentJobId },
+      children: gated ? [gate, ...firstChunk] : firstChunk,
+    };
+    await queues.flow.add(flow);
+    if (!gated) return { batchId, parentJobId, jobIds, added: firstChunk.length + 1 };
+    first = chunk;
+  }
+  const parent = { id: parentJobId, queue: queues.batches.qualifiedName };
+  for (let from = first; from < ordered.length; from += chunk) {
+    // Cancel removes the gate with the waiting documents: attach no more.
+    if (from > first && !(await queues.batches.getJob(batchGateJobId(batchId)))) break;
+    const jobs = ordered.slice(from, from + chunk).map((data, i) => ({ name: JOB_NAMES.foldDocument, data, opts: { ...childOpts(data, from + i), parent } }));
+    await queues.documents.addBulk(jobs);
+  }
+  // Removing the gate is what lets the parent finalize; a cancel may have removed it already.
+  await (await queues.batches.getJob(batchGateJobId(batchId)))?.remove();
+  return { batchId, parentJobId, jobIds, added: first === 0 ? ordered.length : ordered.length + 1 };
 }

@@ -29,7 +29,7 @@ import { readCorpusIndex } from './read-corpus.ts';
 /** What requeueing needs. */
 export interface RequeueDeps {
   readonly store: ObjectStore;
-  readonly queues: Pick<KvfoldQueues, 'flow' | 'batches'>;
+  readonly queues: Pick<KvfoldQueues, 'flow' | 'batches' | 'documents'>;
   readonly registry: BatchRegistry;
   readonly enqueue?: EnqueueOptions;
 }
