@@ -45,7 +45,6 @@ export function batchJobId(batchId: string): string {
   return batchId;
 }
 
-/** Job id of one document of a batch: `<batchId>-<docId>` (BullMQ job ids may not contain ':'). */
 /**
  * Job id of a batch's enqueue gate: a child of its parent job that never runs and holds the parent
  * while the documents are attached in chunks (producer's enqueueBatch); removed once all are.
@@ -54,6 +53,7 @@ export function batchGateJobId(batchId: string): string {
   return `${batchId}-gate`;
 }
 
+/** Job id of one document of a batch: `<batchId>-<docId>` (BullMQ job ids may not contain ':'). */
 export function documentJobId(batchId: string, docId: string): string {
   return `${batchId}-${docId}`;
 }

@@ -51,7 +51,7 @@ export interface EnqueueResult {
   readonly parentJobId: string;
   /** Document job ids in fold order (see foldOrder): longest first, those that may not fit last. */
   readonly jobIds: readonly string[];
-  /** Jobs created by this call (0 when the batch was already enqueued). */
+  /** Jobs created or attached again by this call (0 when the whole batch was already enqueued). */
   readonly added: number;
 }
 
@@ -69,8 +69,8 @@ const GATE_DELAY_MS = 30 * 24 * 3600 * 1000;
  * priorities so the longest start first, except those that may not fit the token limit, which go
  * last. A document that fails for good does not fail the batch: its children use
  * `ignoreDependencyOnFailure`, so the parent still runs and sees the failure.
- * Since a flow is added atomically, an existing parent means the whole batch exists; then nothing
- * is added (re-adding could recreate children that were already folded and removed).
+ * An existing parent without its gate means the whole batch was attached; then nothing is added
+ * (re-adding could recreate children that were already folded and removed).
  */
 export async function enqueueBatch(
   queues: Pick<KvfoldQueues, 'flow' | 'batches' | 'documents'>,
