@@ -3,16 +3,17 @@
  * across processes), ranges, listing order, deletes.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { execFile, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { collect } from './body.ts';
 import { ObjectNotFoundError, PreconditionFailedError, StoreError } from './errors.ts';
+import { lockPathOf } from './fs-lock.ts';
 import { FsObjectStore } from './fs-object-store.ts';
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -67,6 +68,29 @@ describe('FsObjectStore', () => {
     await assert.rejects(store.put('atomic/k', failing), (e: unknown) => e instanceof StoreError && e.code === 'KVF_STORE_IO');
     assert.equal(dec(await store.getBytes('atomic/k')), 'old');
     assert.deepEqual(await allFiles(join(root, 'atomic')), ['k']);
+  });
+
+  test('an old lock is broken when its holder is gone, never while it runs (a paused writer keeps its lock)', async () => {
+    const paused = new FsObjectStore(root, { lockStaleMs: 20, lockTimeoutMs: 400 });
+    const lockFor = async (key: string, token: string) => {
+      const lock = lockPathOf(join(root, ...key.split('/')));
+      await mkdir(dirname(lock), { recursive: true });
+      await writeFile(lock, token);
+      const old = new Date(Date.now() - 60_000);
+      await utimes(lock, old, old);
+    };
+    // A live process of this host (this one) holds it: a waiter gives up rather than break it.
+    await lockFor('locks/live.txt', `${process.pid} ${hostname()} token`);
+    await assert.rejects(paused.put('locks/live.txt', enc('x')), (err: unknown) => err instanceof StoreError && err.code === 'KVF_STORE_LOCKED');
+    // A process that exited, or a holder on another host whose liveness nobody here can see: broken.
+    const child = spawn(process.execPath, ['-e', '0']);
+    await new Promise((r) => child.once('exit', r));
+    await lockFor('locks/dead.txt', `${child.pid} ${hostname()} token`);
+    await paused.put('locks/dead.txt', enc('y'));
+    assert.equal(dec(await paused.getBytes('locks/dead.txt')), 'y');
+    await lockFor('locks/remote.txt', '1 another-host token');
+    await paused.put('locks/remote.txt', enc('z'));
+    assert.equal(dec(await paused.getBytes('locks/remote.txt')), 'z');
   });
 
   test('many writes leave no temp or lock files behind', async () => {

@@ -30,7 +30,7 @@ export interface FsStoreOptions {
   readonly lockStaleMs?: number;
 }
 
-/** A lock is held for one stat and one rename; 10 s without release means its holder died. */
+/** A lock is held for one stat and one rename; one 10 s old is broken once its holder is gone (fs-lock.ts). */
 const DEFAULT_LOCK_STALE_MS = 10_000;
 /** Waiters must outlast the stale age, or they would give up before they may break a dead lock. */
 const DEFAULT_LOCK_TIMEOUT_MS = 15_000;
