@@ -1,17 +1,22 @@
 /**
- * Batches end to end through inject(): multipart uploads of files, directories and archives,
- * idempotent re-upload, status from jobs moved by hand with a real BullMQ Worker, results, cancel.
+ * Batches end to end through inject(), with the real queue worker (`startQueueWorker`, what
+ * `kvfold worker` runs) folding on a real tiny-llama: multipart uploads of files, directories and
+ * archives, idempotent re-upload, status as the worker folds and fails documents, results, cancel.
  * Every test runs alone by name: it asks for the steps it builds on (see `once`).
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BatchCancelledError, DocumentJob, DocumentResult, batchResultsKey, documentResultKey, redisOptionsFromUrl } from '@kvfold/jobs';
-import type { BatchStatus } from '@kvfold/jobs';
-import { UnrecoverableError, Worker } from 'bullmq';
-import type { Job } from 'bullmq';
+import { FoldMetrics } from '@kvfold/jobs';
+import { DocumentResult, ResultLine, batchResultsKey } from '@kvfold/contract';
+import type { BatchStatus } from '@kvfold/contract';
+import { tinyLlamaSpec, writeModelFolder } from '@kvfold/model-zoo';
+import { readCorpusIndex } from '@kvfold/producer';
 import { rawTar, rawZip } from '@kvfold/producer/testing';
-import { REDIS_URL, multipartBody, sampleResult, startTestApi } from './testing.ts';
+import { ModelCache, startQueueWorker } from '@kvfold/runner';
+import type { QueueWorker } from '@kvfold/runner';
+import { pino } from 'pino';
+import { REDIS_URL, multipartBody, startTestApi } from './testing.ts';
 import type { TestApi } from './testing.ts';
 
 const spec = { model: 'file:///models/tiny', chunkSize: 64, queries: ['What is inside?'] };
@@ -38,38 +43,77 @@ function once<T>(step: () => Promise<T>): () => Promise<T> {
   };
 }
 
+/** Polls `check` until it holds (a deadline, not a timing assertion). */
+async function until(what: string, check: () => Promise<boolean>, deadlineMs = 120_000): Promise<void> {
+  const deadline = Date.now() + deadlineMs;
+  while (!(await check())) {
+    assert.ok(Date.now() < deadline, `gave up waiting: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /**
- * One batch's life, told as steps that each test asks for: a test run alone by name (or in any
+ * Two batches' lives, told as steps that each test asks for: a test run alone by name (or in any
  * order) runs the steps before it once, with their own assertions, then checks its own part.
  */
-describe('batches (inject, real Redis, FsObjectStore)', () => {
+describe('batches (inject, real Redis, FsObjectStore, the queue worker on tiny-llama)', () => {
   let api: TestApi;
-  let worker: Worker;
-  const token = randomUUID();
+  let model = '';
+  let worker: QueueWorker | undefined;
+  let models: ModelCache;
   const status = async (batchId: string): Promise<BatchStatus> => {
     const res = await api.app.inject({ method: 'GET', url: `/v1/batches/${batchId}`, headers: api.headers });
     assert.equal(res.statusCode, 200, res.body);
     return res.json();
   };
-  const take = async (): Promise<Job> => {
-    const job = await worker.getNextJob(token);
-    assert.ok(job, 'a document job is waiting');
-    return job;
+  const results = async (batchId: string) => {
+    const res = await api.app.inject({ method: 'GET', url: `/v1/batches/${batchId}/results`, headers: api.headers });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.match(res.headers['content-type'] as string, /application\/x-ndjson/);
+    const lines = res.body === '' ? [] : res.body.trimEnd().split('\n').map((l) => ResultLine.parse(JSON.parse(l)));
+    return { final: res.headers['x-kvfold-results'] === 'final', lines };
+  };
+  const upload = async (files: Record<string, string | Uint8Array>, batchSpec: object) => {
+    const body = multipartBody(files, batchSpec);
+    return api.app.inject({ method: 'POST', url: '/v1/batches', headers: { ...api.headers, ...body.headers }, payload: body.payload });
+  };
+  /** The queue worker `kvfold worker` runs, in this process: one document at a time. */
+  const startWorker = async () => {
+    assert.equal(worker, undefined, 'one worker at a time');
+    worker = startQueueWorker({
+      redisUrl: REDIS_URL,
+      prefix: api.queues.prefix,
+      store: api.store,
+      models,
+      registry: api.registry,
+      metrics: new FoldMetrics(api.redis, { prefix: api.queues.prefix }),
+      log: pino({ level: process.env.KVFOLD_TEST_LOG ?? 'silent' }),
+      concurrency: 1,
+    });
+    await worker.ready();
+  };
+  const stopWorker = async () => {
+    await worker?.stop();
+    worker = undefined;
   };
 
   before(async () => {
     api = await startTestApi();
-    worker = new Worker(api.queues.documents.name, null, { connection: redisOptionsFromUrl(REDIS_URL), prefix: api.queues.prefix, autorun: false });
+    model = join(api.dir, 'tiny-llama');
+    await writeModelFolder(tinyLlamaSpec(), model);
+    models = new ModelCache({ cacheDir: join(api.dir, 'models-cache') });
   });
   after(async () => {
-    await worker.close();
+    await stopWorker();
+    await models.close();
     await api.close();
   });
 
+  const foldSpec = () => ({ model, chunkSize: 64, maxNewTokens: 2, queries: ['What is inside?'] });
+
   /** The upload of corpusFiles(): the batch id. */
   const uploaded = once(async (): Promise<string> => {
-    const body = multipartBody(corpusFiles(), spec);
-    const res = await api.app.inject({ method: 'POST', url: '/v1/batches', headers: { ...api.headers, ...body.headers }, payload: body.payload });
+    const res = await upload(corpusFiles(), foldSpec());
     assert.equal(res.statusCode, 202, res.body);
     const created = res.json();
     const batchId = created.id as string;
@@ -103,70 +147,106 @@ describe('batches (inject, real Redis, FsObjectStore)', () => {
   const overStoredCorpus = once(async (): Promise<string> => {
     const batchId = await uploaded();
     const corpus = (await api.registry.get(batchId))?.record.corpus ?? [];
-    const res = await api.app.inject({ method: 'POST', url: '/v1/batches', headers: api.headers, payload: { ...spec, corpus, queries: ['Another question?'] } });
+    const res = await api.app.inject({ method: 'POST', url: '/v1/batches', headers: api.headers, payload: { ...foldSpec(), corpus, queries: ['Another question?'] } });
     assert.equal(res.statusCode, 202, res.body);
     assert.notEqual(res.json().id, batchId);
     assert.equal(res.json().documents, 8);
-    const again = await api.app.inject({ method: 'POST', url: '/v1/batches', headers: api.headers, payload: { ...spec, corpus: [`${api.store.uri}/${corpus[0]}`], queries: ['Another question?'] } });
+    const again = await api.app.inject({ method: 'POST', url: '/v1/batches', headers: api.headers, payload: { ...foldSpec(), corpus: [`${api.store.uri}/${corpus[0]}`], queries: ['Another question?'] } });
     assert.equal(again.json().id, res.json().id, 'the same corpus by URI is the same batch');
-    await api.app.inject({ method: 'POST', url: `/v1/batches/${res.json().id}/cancel`, headers: api.headers });
+    const cancel = await api.app.inject({ method: 'POST', url: `/v1/batches/${res.json().id}/cancel`, headers: api.headers });
+    assert.deepEqual([cancel.statusCode, cancel.json().removed], [202, 8]);
     return res.json().id as string;
   });
 
-  /** A worker takes a document of the first batch and completes it, then fails the next. */
-  const progressed = once(async () => {
+  /**
+   * The first batch folded to the end by the worker, one of its documents unreadable: `notes.txt`'s
+   * bytes in the shard no longer hash to its id, which fails that document for good.
+   */
+  const folded = once(async () => {
     const batchId = await uploaded();
+    await overStoredCorpus(); // its documents are gone from the queue before the worker starts
     const queued = await status(batchId);
     assert.equal(queued.state, 'queued');
     assert.deepEqual(queued.counts, { total: 8, waiting: 8, active: 0, completed: 0, failed: 0, cancelled: 0 });
     assert.equal(queued.progress.tokens, 0);
     assert.ok(queued.progress.totalTokens > 0);
     assert.equal(queued.etaMs, null);
+    assert.deepEqual(await results(batchId), { final: false, lines: [] });
 
-    let job = await take();
-    while (!job.id?.startsWith(batchId)) job = await take(); // skip another batch's leftovers, if any
-    const first = DocumentJob.parse(job.data);
-    await job.updateProgress({ tokens: 5, totalTokens: 10, step: 1, totalSteps: 2, etaMs: 100 });
-    const active = await status(batchId);
-    assert.equal(active.state, 'in_progress');
-    assert.deepEqual(active.counts, { total: 8, waiting: 7, active: 1, completed: 0, failed: 0, cancelled: 0 });
-    assert.equal(active.progress.tokens, 5);
-    assert.equal(active.etaMs !== null && active.etaMs > 0, true);
+    const [indexKey] = (await api.registry.get(batchId))?.record.corpus ?? [];
+    assert.ok(indexKey);
+    const index = await readCorpusIndex(api.store, indexKey);
+    const notes = index.documents.find((d) => d.paths.includes('notes.txt'));
+    assert.ok(notes);
+    const shard = new Uint8Array(await api.store.getBytes(notes.shard.key));
+    shard[notes.shard.offset] = (shard[notes.shard.offset] as number) ^ 0x20; // one letter's case flipped
+    await api.store.put(notes.shard.key, shard);
 
-    const done = sampleResult(first);
-    await api.store.put(documentResultKey(batchId, first.docId), new Uint8Array(Buffer.from(JSON.stringify(done, null, 2))));
-    await api.registry.recordDocumentDone(batchId, { docId: first.docId, status: 'completed', tokens: done.tokens, bytes: first.bytes });
-    await job.moveToCompleted(done, token, false);
-
-    const second = await take();
-    await second.moveToFailed(new UnrecoverableError('document is too long'), token, false);
-    return { batchId, first, done, second: DocumentJob.parse(second.data) };
+    // Every status seen on the way is consistent: counts add up and never go back.
+    const seen: BatchStatus[] = [];
+    await startWorker();
+    try {
+      await until('the batch completes', async () => {
+        const now = await status(batchId);
+        seen.push(now);
+        return now.state === 'completed';
+      });
+    } finally {
+      await stopWorker();
+    }
+    for (const [i, s] of seen.entries()) {
+      const { total, waiting, active, completed, failed, cancelled } = s.counts;
+      assert.equal(waiting + active + completed + failed + cancelled, total, JSON.stringify(s.counts));
+      assert.ok(active <= 1, 'one document at a time');
+      const before = seen[i - 1]?.counts;
+      if (before) assert.ok(completed >= before.completed && failed >= before.failed, `${JSON.stringify(before)} then ${JSON.stringify(s.counts)}`);
+      assert.ok(['queued', 'in_progress', 'finalizing', 'completed'].includes(s.state), s.state);
+    }
+    return { batchId, notes, final: seen.at(-1) as BatchStatus };
   });
 
-  /** The first batch cancelled while a worker holds one of its documents, which then stops. */
+  /** A batch with one long document (folded first: longest first) and three short ones, cancelled while the long one folds. */
   const cancelled = once(async () => {
-    const { batchId } = await progressed();
-    const held = await take();
-    const heldData = DocumentJob.parse(held.data);
-    const res = await api.app.inject({ method: 'POST', url: `/v1/batches/${batchId}/cancel`, headers: api.headers });
-    assert.equal(res.statusCode, 202);
-    assert.deepEqual(res.json(), { id: batchId, state: 'cancelling', removed: 5 });
-    assert.equal(await api.registry.isCancelled(batchId), true);
-    const cancelling = await status(batchId);
-    assert.equal(cancelling.state, 'cancelling');
-    assert.deepEqual(cancelling.counts, { total: 8, waiting: 0, active: 1, completed: 1, failed: 1, cancelled: 5 });
+    await folded(); // the worker is free for this batch alone
+    const files = { 'long.txt': 'A long document that takes several seconds to fold in chunks of sixteen. '.repeat(600), 'one.txt': 'one\n', 'two.txt': 'two\n', 'three.txt': 'three\n' };
+    const res = await upload(files, { ...foldSpec(), chunkSize: 16 });
+    assert.equal(res.statusCode, 202, res.body);
+    const batchId = res.json().id as string;
+    const long = (await api.queues.documents.getJobs(['prioritized', 'waiting'])).find((j) => j.data.paths.includes('long.txt'));
+    assert.ok(long?.id);
+    await startWorker();
+    try {
+      await until('the long document reports progress', async () => Boolean((await api.queues.documents.getJob(long.id as string))?.progress));
+      const active = await status(batchId);
+      assert.equal(active.state, 'in_progress');
+      assert.deepEqual(active.counts, { total: 4, waiting: 3, active: 1, completed: 0, failed: 0, cancelled: 0 });
+      assert.ok(active.progress.tokens > 0 && active.progress.fraction < 1, JSON.stringify(active.progress));
+      assert.deepEqual(await results(batchId), { final: false, lines: [] }, 'nothing written yet');
 
-    // The worker's part: it sees isCancelled between steps, records the stop, and fails the job for good.
-    await api.registry.recordDocumentDone(batchId, { docId: heldData.docId, status: 'cancelled', tokens: 3, bytes: heldData.bytes });
-    await held.moveToFailed(new BatchCancelledError(batchId, heldData.docId), token, false);
-    return batchId;
+      const cancel = await api.app.inject({ method: 'POST', url: `/v1/batches/${batchId}/cancel`, headers: api.headers });
+      assert.equal(cancel.statusCode, 202);
+      assert.deepEqual(cancel.json(), { id: batchId, state: 'cancelling', removed: 3 });
+      assert.equal(await api.registry.isCancelled(batchId), true);
+      const cancelling = await status(batchId);
+      // The worker may already have stopped the long document; either way the others are cancelled.
+      if (cancelling.state === 'cancelling') assert.deepEqual(cancelling.counts, { total: 4, waiting: 0, active: 1, completed: 0, failed: 0, cancelled: 3 });
+      await until('the batch is cancelled and finalized', async () => (await status(batchId)).state === 'cancelled' && (await results(batchId)).final);
+    } finally {
+      await stopWorker();
+    }
+    const job = await api.queues.documents.getJob(long.id);
+    const progress = job?.progress as { step: number; totalSteps: number };
+    assert.ok(progress.step < progress.totalSteps, `stopped at step ${progress.step} of ${progress.totalSteps}`);
+    return { batchId, longId: long.id };
   });
 
   /** A third batch over the same corpus (another chunk size), marked completed. */
   const completedOther = once(async (): Promise<string> => {
     const batchId = await uploaded();
-    const other = (await api.app.inject({ method: 'POST', url: '/v1/batches', headers: api.headers, payload: { ...spec, corpus: (await api.registry.get(batchId))?.record.corpus, chunkSize: 99 } })).json().id as string;
+    const other = (await api.app.inject({ method: 'POST', url: '/v1/batches', headers: api.headers, payload: { ...foldSpec(), corpus: (await api.registry.get(batchId))?.record.corpus, chunkSize: 99 } })).json().id as string;
     assert.equal(await api.registry.setState(other, 'completed'), 'completed');
+    // Its documents are not for the worker to fold.
+    for (const job of await api.queues.documents.getJobs(['prioritized', 'waiting'])) if (job.data.batchId === other) await job.remove();
     return other;
   });
 
@@ -177,8 +257,7 @@ describe('batches (inject, real Redis, FsObjectStore)', () => {
   it('returns the same id and adds nothing when the same upload comes again', async () => {
     const batchId = await uploaded();
     const waiting = await api.queues.documents.count();
-    const body = multipartBody(corpusFiles(), spec);
-    const res = await api.app.inject({ method: 'POST', url: '/v1/batches', headers: { ...api.headers, ...body.headers }, payload: body.payload });
+    const res = await upload(corpusFiles(), foldSpec());
     assert.equal(res.statusCode, 202);
     assert.equal(res.json().id, batchId);
     assert.equal(res.json().added, 0);
@@ -189,53 +268,55 @@ describe('batches (inject, real Redis, FsObjectStore)', () => {
     assert.notEqual(await overStoredCorpus(), await uploaded());
   });
 
-  it('reports queued, then counts and progress as a worker takes, completes and fails documents', async () => {
-    const { batchId, first, done, second } = await progressed();
-    if ((await api.registry.isCancelled(batchId)) === false) {
-      const after2 = await status(batchId);
-      assert.equal(after2.state, 'in_progress');
-      assert.deepEqual(after2.counts, { total: 8, waiting: 6, active: 0, completed: 1, failed: 1, cancelled: 0 });
-      assert.ok(after2.progress.tokens >= first.bytes && after2.progress.fraction > 0 && after2.progress.fraction < 1);
-    }
-    const doc = await api.app.inject({ method: 'GET', url: `/v1/batches/${batchId}/documents/${first.docId}`, headers: api.headers });
-    assert.equal(doc.statusCode, 200);
-    assert.deepEqual(doc.json(), done);
-    const absent = await api.app.inject({ method: 'GET', url: `/v1/batches/${batchId}/documents/${second.docId}`, headers: api.headers });
+  it('counts what the worker folds and fails: 7 completed, the unreadable one failed with its reason', async () => {
+    const { batchId, final } = await folded();
+    assert.deepEqual(final.counts, { total: 8, waiting: 0, active: 0, completed: 7, failed: 1, cancelled: 0 });
+    assert.equal(final.progress.fraction, 1);
+    const entry = await api.registry.get(batchId);
+    assert.equal(final.progress.tokens, entry?.counters.tokens);
+  });
+
+  it('serves each document\'s result, the failed one\'s with its code; 404 for a document without one', async () => {
+    const { batchId, notes } = await folded();
+    const failed = await api.app.inject({ method: 'GET', url: `/v1/batches/${batchId}/documents/${notes.docId}`, headers: api.headers });
+    assert.equal(failed.statusCode, 200);
+    const result = DocumentResult.parse(failed.json());
+    assert.deepEqual([result.status, result.error?.code, result.paths], ['failed', 'KVF_DOC_UNREADABLE', ['notes.txt']]);
+    const other = await overStoredCorpus(); // cancelled before anything folded
+    const absent = await api.app.inject({ method: 'GET', url: `/v1/batches/${other}/documents/${notes.docId}`, headers: api.headers });
     assert.equal(absent.statusCode, 404);
     assert.match(absent.json().error.message, /no result yet/);
   });
 
-  it('streams the results written so far as JSONL', async () => {
-    const { batchId } = await progressed();
-    const res = await api.app.inject({ method: 'GET', url: `/v1/batches/${batchId}/results`, headers: api.headers });
-    assert.equal(res.statusCode, 200);
-    assert.match(res.headers['content-type'] as string, /application\/x-ndjson/);
-    assert.equal(res.headers['x-kvfold-results'], 'partial');
-    const lines = res.body.trimEnd().split('\n');
-    assert.equal(lines.length, 1);
-    assert.equal(DocumentResult.parse(JSON.parse(lines[0] as string)).status, 'completed');
+  it('streams results.jsonl once the batch is finalized: one line per document, as the worker wrote them', async () => {
+    const { batchId, notes } = await folded();
+    const { final, lines } = await results(batchId);
+    assert.equal(final, true);
+    assert.equal(lines.length, 8);
+    assert.deepEqual(lines.map((l) => l.status).sort(), [...Array(7).fill('completed'), 'failed']);
+    const stored = Buffer.from(await api.store.getBytes(batchResultsKey(batchId))).toString('utf8');
+    assert.equal(stored.trimEnd().split('\n').length, 8);
+    assert.equal(lines.find((l) => l.docId === notes.docId)?.status, 'failed');
+    for (const line of lines.filter((l) => l.status === 'completed')) {
+      const answers = (line as DocumentResult).answers;
+      assert.equal(answers[0]?.query, 'What is inside?');
+      assert.ok((line as DocumentResult).tokens > 0);
+    }
   });
 
-  it('cancels: waiting documents are removed, the active one stops at its next step, then cancelled', async () => {
-    const batchId = await cancelled();
+  it('cancels: waiting documents are removed, the active one stops at its next step, and every one is cancelled in results.jsonl', async () => {
+    const { batchId, longId } = await cancelled();
     const after = await status(batchId);
     assert.equal(after.state, 'cancelled');
-    assert.deepEqual(after.counts, { total: 8, waiting: 0, active: 0, completed: 1, failed: 1, cancelled: 6 });
+    assert.deepEqual(after.counts, { total: 4, waiting: 0, active: 0, completed: 0, failed: 0, cancelled: 4 });
     assert.equal(after.progress.fraction, 1);
-    assert.equal(await (await api.queues.batches.getJob(batchId))?.getState(), 'waiting', 'the parent is ready to finalize');
+    const { lines } = await results(batchId);
+    assert.deepEqual(lines.map((l) => [l.status, l.error?.code]), Array(4).fill(['cancelled', 'KVF_BATCH_CANCELLED']));
+    const job = await api.queues.documents.getJob(longId);
+    assert.match(job?.failedReason ?? '', /KVF_BATCH_CANCELLED/);
 
     const again = await api.app.inject({ method: 'POST', url: `/v1/batches/${batchId}/cancel`, headers: api.headers });
     assert.deepEqual([again.statusCode, again.json().state], [202, 'cancelled']);
-  });
-
-  it('streams results.jsonl once the batch is finalized', async () => {
-    const batchId = await cancelled();
-    const jsonl = '{"line":1}\n{"line":2}\n';
-    await api.store.put(batchResultsKey(batchId), new Uint8Array(Buffer.from(jsonl)));
-    const res = await api.app.inject({ method: 'GET', url: `/v1/batches/${batchId}/results`, headers: api.headers });
-    assert.equal(res.statusCode, 200);
-    assert.equal(res.headers['x-kvfold-results'], 'final');
-    assert.equal(res.body, jsonl);
   });
 
   it('refuses to cancel a completed batch with 409', async () => {
@@ -246,8 +327,9 @@ describe('batches (inject, real Redis, FsObjectStore)', () => {
   });
 
   it('lists every batch newest first with its status, a page at a time', async () => {
-    // Made in this order: the upload (then cancelled), the batch over its stored corpus, the completed one.
-    const batchId = await cancelled();
+    // Made in this order: the upload, the batch over its stored corpus (cancelled), the long one (cancelled), the completed one.
+    const { batchId: longBatch } = await cancelled();
+    const batchId = await uploaded();
     const storedCorpusBatch = await overStoredCorpus();
     const completedBatch = await completedOther();
     const list = async (query: string) => {
@@ -256,12 +338,12 @@ describe('batches (inject, real Redis, FsObjectStore)', () => {
       return res.json() as { batches: BatchStatus[]; nextCursor: string | null };
     };
     const first = await list('?limit=2');
-    assert.deepEqual(first.batches.map((b) => [b.id, b.state]), [[completedBatch, 'completed'], [storedCorpusBatch, 'cancelled']]);
+    assert.deepEqual(first.batches.map((b) => [b.id, b.state]), [[completedBatch, 'completed'], [longBatch, 'cancelled']]);
     assert.ok(first.nextCursor);
     const second = await list(`?limit=2&cursor=${encodeURIComponent(first.nextCursor)}`);
-    assert.deepEqual(second.batches.map((b) => [b.id, b.state, b.counts.total]), [[batchId, 'cancelled', 8]]);
+    assert.deepEqual(second.batches.map((b) => [b.id, b.state, b.counts.total]), [[storedCorpusBatch, 'cancelled', 8], [batchId, 'completed', 8]]);
     assert.equal(second.nextCursor, null);
-    assert.deepEqual((await list('')).batches.map((b) => b.id), [completedBatch, storedCorpusBatch, batchId], 'default page size holds all three');
+    assert.deepEqual((await list('')).batches.map((b) => b.id), [completedBatch, longBatch, storedCorpusBatch, batchId], 'default page size holds all four');
   });
 
   it('answers 400 naming the query field, and 401 without a key', async () => {

@@ -5,8 +5,10 @@
  * removeUnprocessedChildren; a child a worker holds is locked and left to its worker). The count
  * removed is the parent's unprocessed dependencies before minus after (two SCARDs).
  */
-import { batchGateJobId, batchJobId, loadBatchEntry, readBatchStatus, writeCancelMarker } from '@kvfold/jobs';
-import type { BatchRegistry, BatchState, KvfoldQueues } from '@kvfold/jobs';
+import { batchGateJobId, batchJobId } from '@kvfold/contract';
+import { loadBatchEntry, readBatchStatus, writeCancelMarker } from '@kvfold/jobs';
+import type { BatchRegistry, KvfoldQueues } from '@kvfold/jobs';
+import type { BatchState } from '@kvfold/contract';
 import type { ObjectStore } from '@kvfold/storage';
 import { apiErrors } from './errors.ts';
 

@@ -4,15 +4,10 @@
  * enqueue it.
  * The same corpora and spec always give the same id; a second request adds nothing.
  */
-import {
-  BatchSpec,
-  batchIngestReportKey,
-  batchSpecKey,
-  deriveBatchId,
-  formatZodError,
-  writeBatchRecord,
-} from '@kvfold/jobs';
-import type { BatchRegistry, BatchState, CorpusIndex, IngestSummary, KvfoldQueues } from '@kvfold/jobs';
+import { BatchSpec, batchIngestReportKey, batchSpecKey, deriveBatchId, formatZodError } from '@kvfold/contract';
+import { writeBatchRecord } from '@kvfold/jobs';
+import type { BatchRegistry, KvfoldQueues } from '@kvfold/jobs';
+import type { BatchState, CorpusIndex, IngestSummary } from '@kvfold/contract';
 import { checkModelRef, enqueueBatch, ingest, readCorpusIndex, reportExamples, summarizeReport, tokenBudgetFor, uploadCorpus } from '@kvfold/producer';
 import type { EnqueueOptions, IngestReport, ReasonSummary, RefusedEntry, SkippedEntry } from '@kvfold/producer';
 import { ObjectNotFoundError } from '@kvfold/storage';

@@ -17,7 +17,7 @@
  * | KVF_API_INTERNAL            | 500    | anything unexpected (logged with its stack)                  |
  *
  * Coded errors of the packages keep their own code: invalid specs and corpora
- * (KVF_JOBS_INVALID_INPUT, KVF_CORPUS_*, KVF_INGEST_*, KVF_ENQUEUE_EMPTY) and a model that is not there
+ * (KVF_CONTRACT_INVALID_INPUT, KVF_JOBS_INVALID_INPUT, KVF_CORPUS_*, KVF_INGEST_*, KVF_ENQUEUE_EMPTY) and a model that is not there
  * (KVF_ENQUEUE_MODEL) answer 400.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
@@ -59,7 +59,7 @@ export const apiErrors = {
 };
 
 /** Codes of package errors that mean "your input is wrong". */
-const CLIENT_ERROR_CODE = /^KVF_(JOBS_INVALID_INPUT|CORPUS_|INGEST_|ENQUEUE_EMPTY|ENQUEUE_MODEL|STORE_BAD_KEY)/;
+const CLIENT_ERROR_CODE = /^KVF_(CONTRACT_INVALID_INPUT|JOBS_INVALID_INPUT|CORPUS_|INGEST_|ENQUEUE_EMPTY|ENQUEUE_MODEL|STORE_BAD_KEY)/;
 
 /** Fastify's own 4xx codes mapped to ours. */
 const FASTIFY_CODES: Readonly<Record<number, ApiErrorCode>> = {

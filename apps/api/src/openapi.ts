@@ -5,7 +5,7 @@
  */
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { ApiErrorBody, BatchList, BatchListQuery, BatchStatus, CancelledBatch, CreatedBatch, DocumentResult, RecoveredBatches, RetriedBatch } from '@kvfold/jobs';
+import { ApiErrorBody, BatchList, BatchListQuery, BatchStatus, CancelledBatch, CreatedBatch, DocumentResult, RecoveredBatches, RetriedBatch } from '@kvfold/contract';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { UploadSpec } from './create-batch.ts';

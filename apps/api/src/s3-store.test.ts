@@ -1,7 +1,7 @@
 /** The API over an S3-protocol store (s3rver on loopback): upload, status, one document's result. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { DocumentJob, DocumentResult, documentResultKey } from '@kvfold/jobs';
+import { DocumentJob, DocumentResult, documentResultKey } from '@kvfold/contract';
 import { startTestS3Server } from '@kvfold/storage/testing';
 import type { TestS3Server } from '@kvfold/storage/testing';
 import { rawTar } from '@kvfold/producer/testing';

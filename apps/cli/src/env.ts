@@ -4,7 +4,7 @@
  * asks (the command tree itself starts without it, so `kvfold --help` stays fast).
  */
 import { type Env, envOptional, loadEnvWith } from '@kvfold/jobs';
-import { DEFAULT_API_URL } from '@kvfold/jobs/defaults';
+import { DEFAULT_API_URL } from '@kvfold/contract/defaults';
 import { z } from 'zod';
 
 const CliEnvSchema = z.object({

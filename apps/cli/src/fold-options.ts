@@ -1,25 +1,13 @@
 /**
- * The batch settings as flags. The zod `BatchSpec` (packages/jobs/src/batch-spec.ts) is the one
+ * The batch settings as flags. The zod `BatchSpec` (packages/contract/src/batch-spec.ts) is the one
  * definition of what a batch can be asked; `SETTING_FLAGS` gives each of its fields the flags that
  * set it (the `satisfies` clause stops a field from existing without them), and `addSettingOptions`
- * registers those flags, with the schema's defaults (its plain constants, `@kvfold/jobs/defaults`, so
+ * registers those flags, with the schema's defaults (its plain constants, `@kvfold/contract/defaults`, so
  * `kvfold --help` starts without zod), on `fold`, `run` and `enqueue` alike. What the flags say
  * becomes a spec through `settingsFromFlags`, and the schema checks it.
  */
-import type { BatchSpecInput, FoldPolicy, KvStorage, Sampling } from '@kvfold/jobs/contract';
-import {
-  DEFAULT_CHECKPOINT_EVERY,
-  DEFAULT_CHUNK_SIZE,
-  DEFAULT_GROUPING,
-  DEFAULT_KV,
-  DEFAULT_KV_CODEC,
-  DEFAULT_MAX_NEW_TOKENS,
-  DEFAULT_MAX_TOKENS_PER_DOCUMENT,
-  DEFAULT_STREAMING_SINK,
-  GROUPINGS,
-  KV_CODECS,
-  KV_STORAGES,
-} from '@kvfold/jobs/defaults';
+import type { BatchSpecInput, FoldPolicy, KvStorage, Sampling } from '@kvfold/contract';
+import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHUNK_SIZE, DEFAULT_GROUPING, DEFAULT_KV, DEFAULT_KV_CODEC, DEFAULT_MAX_NEW_TOKENS, DEFAULT_MAX_TOKENS_PER_DOCUMENT, DEFAULT_STREAMING_SINK, GROUPINGS, KV_CODECS, KV_STORAGES } from '@kvfold/contract/defaults';
 import type { PolicyChoice } from '@kvfold/runner';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { CliError } from './cli-error.ts';
@@ -164,7 +152,7 @@ export async function samplingOf(flags: Pick<SettingFlags, 'temperature' | 'topK
     ...(flags.topK !== undefined ? { topK: flags.topK } : {}),
     ...(flags.topP !== undefined ? { topP: flags.topP } : {}),
   };
-  const { Sampling } = await import('@kvfold/jobs/contract');
+  const { Sampling } = await import('@kvfold/contract');
   const checked = Sampling.safeParse(sampling);
   if (!checked.success) {
     const issue = checked.error.issues[0];
@@ -198,7 +186,7 @@ export async function settingsFromFlags(flags: SettingFlags, model: string): Pro
     keepFinalState: flags.keepFinal === true,
     grouping: flags.group,
   } satisfies Record<Exclude<SettingField, 'sampling'>, unknown> & Omit<BatchSpecInput, 'corpus'>;
-  const { BatchSpec } = await import('@kvfold/jobs/contract');
+  const { BatchSpec } = await import('@kvfold/contract');
   const checked = BatchSpec.omit({ corpus: true }).safeParse(settings);
   if (!checked.success) {
     const issue = checked.error.issues[0];

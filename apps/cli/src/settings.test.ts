@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { BatchSpec } from '@kvfold/jobs';
+import { BatchSpec } from '@kvfold/contract';
 import type { Command } from 'commander';
 import { FOLD_OWN_FIELDS, SETTING_FLAGS, type SettingField, settingFields } from './fold-options.ts';
 import { buildProgram } from './program.ts';

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
-import { BatchSpec } from './batch-spec.ts';
+import { BatchSpec } from '@kvfold/contract';
 import { BatchRegistry, DEFAULT_ENDED_TTL_S } from './batch-registry.ts';
-import type { BatchRecordInput } from './batch-record.ts';
+import type { BatchRecordInput } from '@kvfold/contract';
 import { JobsError } from './errors.ts';
 import { FoldMetrics } from './fold-metrics.ts';
 import { createRedis } from './redis-client.ts';

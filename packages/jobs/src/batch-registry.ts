@@ -18,10 +18,8 @@
  * and BullMQ's at-least-once delivery never counts a document twice.
  */
 import type { Redis } from 'ioredis';
-import { BatchRecord, DocumentOutcomeStatus } from './batch-record.ts';
-import type { BatchCounters, BatchRecordInput, DocumentOutcome } from './batch-record.ts';
-import { BATCH_STATES, TERMINAL_STATES, predecessorsOf } from './batch-state.ts';
-import type { BatchState } from './batch-state.ts';
+import { BATCH_STATES, BatchRecord, DocumentOutcomeStatus, MAX_BATCH_PAGE, TERMINAL_STATES, predecessorsOf } from '@kvfold/contract';
+import type { BatchCounters, BatchRecordInput, BatchState, DocumentOutcome } from '@kvfold/contract';
 import { JobsError, JobsErrorCode } from './errors.ts';
 import { DEFAULT_QUEUE_PREFIX } from './queues.ts';
 
@@ -115,8 +113,6 @@ export interface BatchPage {
   readonly nextCursor: string | null;
 }
 
-/** Largest page `list` returns. */
-export const MAX_BATCH_PAGE = 100;
 
 /** Options of {@link BatchRegistry}. */
 export interface BatchRegistryOptions {

@@ -3,60 +3,31 @@
  * registry record plus the BullMQ jobs of the batch. The REST API serves it; the CLI prints it.
  *
  * Sources, chosen so one status read costs O(active documents), not O(documents):
- * - completed / failed: the registry counters (`recordDocumentDone`, rebuilt from the stored results
- *   when Redis lost them) or the parent job's dependency counts, whichever is ahead (a job that
- *   failed without a result is only in the latter);
+ * - completed / failed / cancelled by a worker: the registry counters alone. Every end of a
+ *   document is counted there once (`recordDocumentDone`): the worker counts the result it stored,
+ *   a cancelled document, and a document that failed its last attempt without a result; counters
+ *   Redis lost are rebuilt from the stored results (loadBatchEntry);
  * - active: the documents queue's active jobs whose id starts with the batch id, with the
  *   FoldProgress each worker reported through `job.updateProgress`;
  * - cancelled: once cancel was asked, every document that is neither finished nor active (cancel
- *   removes the waiting ones in one script, and a worker skips any it still gets). A document a
- *   worker stopped (counter `cancelled`) also fails in BullMQ, so it is taken out of the failed count;
- * - tokens of finished documents: the registry counters (`recordDocumentDone`). Documents whose
- *   token count nobody knows yet are estimated from their bytes, at the tokens-per-byte ratio seen
- *   so far (or DEFAULT_TOKENS_PER_BYTE before any is known).
+ *   removes the waiting ones in one script, and a worker skips any it still gets);
+ * - state: the registry's state moved on by the parent job's state (deriveBatchState);
+ * - tokens of finished documents: the registry counters. Documents whose token count nobody knows
+ *   yet are estimated from their bytes, at the tokens-per-byte ratio seen so far (or
+ *   DEFAULT_TOKENS_PER_BYTE before any is known).
  */
 import type { Job } from 'bullmq';
-import { z } from 'zod';
 import type { BatchRegistry, BatchEntry } from './batch-registry.ts';
-import { BATCH_STATES, deriveBatchState, isTerminal } from './batch-state.ts';
-import type { ParentJobState } from './batch-state.ts';
+import { type BatchStatus, batchJobId, deriveBatchState, isTerminal } from '@kvfold/contract';
+import type { ParentJobState } from '@kvfold/contract';
 import type { ObjectStore } from '@kvfold/storage';
 import { loadBatchEntry } from './batch-store.ts';
 import { foldProgressOf } from './fold-progress.ts';
-import { batchJobId } from './ids.ts';
 import type { KvfoldQueues } from './queues.ts';
 
 /** Tokens per UTF-8 byte assumed before any document reports its count (BPE on English: ~4 bytes/token). */
 export const DEFAULT_TOKENS_PER_BYTE = 0.25;
 
-const count = z.int().min(0);
-
-/** The status object of `GET /v1/batches/:id`. */
-export const BatchStatus = z.object({
-  id: z.string(),
-  state: z.enum(BATCH_STATES),
-  createdAt: z.string(),
-  updatedAt: z.string(),
-  counts: z.object({
-    total: count,
-    waiting: count,
-    active: count,
-    completed: count,
-    failed: count,
-    cancelled: count,
-  }),
-  progress: z.object({
-    /** Tokens folded (finished documents count whole). */
-    tokens: count,
-    /** All tokens of the batch; partly estimated from bytes until every document reported. */
-    totalTokens: count,
-    /** tokens / totalTokens, in [0, 1]. */
-    fraction: z.number().min(0).max(1),
-  }),
-  /** Estimated time to the last document, or null when nothing is being folded. */
-  etaMs: z.number().min(0).nullable(),
-});
-export type BatchStatus = z.output<typeof BatchStatus>;
 
 /** One document being folded now. */
 export interface ActiveDocument {
@@ -72,10 +43,6 @@ export interface ActiveDocument {
 /** What the queue shows about one batch. */
 export interface QueueObservation {
   readonly parent: ParentJobState;
-  /** Children that completed. */
-  readonly completed: number;
-  /** Children that failed for good (including ones stopped by cancellation). */
-  readonly failed: number;
   readonly active: readonly ActiveDocument[];
 }
 
@@ -86,8 +53,8 @@ export interface QueueObservation {
 export function summarizeBatch(entry: BatchEntry, seen: QueueObservation, nowMs: number): BatchStatus {
   const { record, counters } = entry;
   const total = record.documents;
-  const completed = Math.min(total, Math.max(seen.completed, counters.completed));
-  const failed = Math.min(total - completed, Math.max(seen.failed - counters.cancelled, counters.failed));
+  const completed = Math.min(total, counters.completed);
+  const failed = Math.min(total - completed, counters.failed);
   const active = seen.active.length;
   const open = Math.max(0, total - completed - failed - active);
   const cancelled = entry.cancelRequestedAt ? open : Math.min(open, counters.cancelled + counters.removed);
@@ -152,7 +119,7 @@ function estimateEta(active: readonly ActiveDocument[], remainingTokens: number,
 }
 
 /**
- * The queue's view of one batch: its parent job, dependency counts and active documents.
+ * The queue's view of one batch: its parent job's state and its active documents.
  * `activeJobs` is the documents queue's active list when the caller already has it (one read
  * serves a page of batches).
  */
@@ -163,14 +130,7 @@ export async function observeBatch(
 ): Promise<QueueObservation> {
   const parent = await queues.batches.getJob(batchJobId(batchId));
   const active = (activeJobs ?? (await queues.documents.getActive())).filter((job: Job) => job.id?.startsWith(`${batchId}-`));
-  if (!parent) return { parent: 'missing', completed: 0, failed: 0, active: active.map(activeDocument) };
-  const [state, deps] = await Promise.all([parent.getState(), parent.getDependenciesCount()]);
-  return {
-    parent: state as ParentJobState,
-    completed: deps.processed ?? 0,
-    failed: (deps.ignored ?? 0) + (deps.failed ?? 0),
-    active: active.map(activeDocument),
-  };
+  return { parent: parent ? ((await parent.getState()) as ParentJobState) : 'missing', active: active.map(activeDocument) };
 }
 
 function activeDocument(job: Job): ActiveDocument {

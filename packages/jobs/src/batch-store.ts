@@ -12,25 +12,10 @@
 import { readOptional } from '@kvfold/storage';
 import type { ObjectStore } from '@kvfold/storage';
 import { z } from 'zod';
-import { BatchRecord } from './batch-record.ts';
-import type { BatchCounters, DocumentOutcomeStatus } from './batch-record.ts';
+import { BATCH_RECORDS_PREFIX, BatchRecord, CorpusIndex, DocumentResult, batchCancelKey, batchIdOfRecordKey, batchRecordKey, batchResultsKey, batchSummaryKey, docIdOfResultKey, documentResultsPrefix, formatZodError, intAtLeast } from '@kvfold/contract';
+import type { BatchCounters, BatchState, DocumentOutcomeStatus } from '@kvfold/contract';
 import type { BatchEntry, BatchRegistry, EntrySnapshot } from './batch-registry.ts';
-import type { BatchState } from './batch-state.ts';
-import { CorpusIndex } from './corpus-index.ts';
-import { DocumentResult } from './document-result.ts';
 import { JobsError, JobsErrorCode } from './errors.ts';
-import {
-  BATCH_RECORDS_PREFIX,
-  batchCancelKey,
-  batchIdOfRecordKey,
-  batchRecordKey,
-  batchResultsKey,
-  batchSummaryKey,
-  docIdOfResultKey,
-  documentResultsPrefix,
-} from './result-keys.ts';
-import { intAtLeast } from './fields.ts';
-import { formatZodError } from './zod-format.ts';
 
 /** The counts of a finalized batch, written beside its results.jsonl. */
 export const BatchSummary = z.strictObject({

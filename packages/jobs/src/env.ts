@@ -8,7 +8,7 @@ import { JobsError, JobsErrorCode } from './errors.ts';
 import { DEFAULT_ENDED_TTL_S } from './batch-registry.ts';
 import { DEFAULT_QUEUE_PREFIX } from './queues.ts';
 import { redisOptionsFromUrl } from './redis-url.ts';
-import { formatIssuePath } from './zod-format.ts';
+import { formatIssuePath } from '@kvfold/contract';
 
 const optional = <T extends z.ZodType>(schema: T) =>
   z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), schema);

@@ -3,7 +3,7 @@
  *
  * | code                     | when                                                        |
  * |--------------------------|-------------------------------------------------------------|
- * | KVF_JOBS_INVALID_INPUT   | a batch spec, job or result failed its schema               |
+ * | KVF_JOBS_INVALID_INPUT   | a registry value or argument is malformed                   |
  * | KVF_ENV_INVALID          | one or more environment variables are missing or malformed  |
  * | KVF_REDIS_URL_INVALID    | a Redis URL cannot be parsed                                |
  * | KVF_REDIS_UNREACHABLE    | Redis did not answer PING in time at start-up               |

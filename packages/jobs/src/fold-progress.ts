@@ -5,7 +5,7 @@
 import { UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
 import { JobsErrorCode } from './errors.ts';
-import { intAtLeast } from './fields.ts';
+import { intAtLeast } from '@kvfold/contract';
 
 /** Progress of one document's fold. */
 export const FoldProgress = z.object({

@@ -1,6 +1,8 @@
 /**
  * Test support for any package's tests (`@kvfold/jobs/testing`).
  */
+import { deriveBatchId } from '@kvfold/contract';
+import type { BatchRecord, BatchSpec, CorpusIndex } from '@kvfold/contract';
 import type { KvfoldQueues } from './queues.ts';
 import type { Redis } from './redis-client.ts';
 
@@ -65,5 +67,19 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
       child.kill('SIGKILL');
       await exited;
     },
+  };
+}
+
+/** The record the API writes for a batch of `spec` over one uploaded corpus (ingest counts left at 0). */
+export function batchRecordOf(spec: BatchSpec, index: CorpusIndex, indexKey: string): BatchRecord {
+  return {
+    id: deriveBatchId([index.corpusId], spec),
+    spec,
+    createdAt: new Date().toISOString(),
+    documents: index.documents.length,
+    totalBytes: index.documents.reduce((n, d) => n + d.bytes, 0),
+    corpusIds: [index.corpusId],
+    corpus: [indexKey],
+    ingest: { files: 0, documents: 0, bytes: 0, ignored: 0, skipped: 0, refused: 0 },
   };
 }

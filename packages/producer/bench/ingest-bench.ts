@@ -20,7 +20,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ApiClient, createRedis } from '@kvfold/jobs';
+import { ApiClient } from '@kvfold/api-client';
+import { createRedis } from '@kvfold/jobs';
 
 const MB = 1e6;
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');

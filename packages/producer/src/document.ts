@@ -1,7 +1,7 @@
 /**
  * A document: the UTF-8 text one fold reads, identified by the sha256 of its bytes.
  */
-import { sha256Hex } from '@kvfold/jobs';
+import { sha256Hex } from '@kvfold/contract';
 
 /** One document ready to shard. */
 export interface Document {

@@ -10,20 +10,10 @@
  * last document is done. A parent whose gate is still there is a batch still being enqueued (or
  * whose enqueue was cut off): enqueueing it again attaches what is missing and removes the gate.
  */
-import {
-  BatchSpec,
-  DocumentJob,
-  JOB_NAMES,
-  QUEUE_NAMES,
-  batchGateJobId,
-  batchJobId,
-  deriveBatchId,
-  documentJobId,
-  foldSettingsOf,
-  parseOrThrow,
-  priorityForLength,
-} from '@kvfold/jobs';
-import type { BatchJob, BatchSpecInput, CorpusIndex, KvfoldQueues } from '@kvfold/jobs';
+import { BatchSpec, DocumentJob, batchGateJobId, batchJobId, deriveBatchId, documentJobId, foldSettingsOf, parseOrThrow, priorityForLength } from '@kvfold/contract';
+import { JOB_NAMES, QUEUE_NAMES } from '@kvfold/jobs';
+import type { BatchJob, BatchSpecInput, CorpusIndex } from '@kvfold/contract';
+import type { KvfoldQueues } from '@kvfold/jobs';
 import type { FlowJob, FlowJobNode, JobsOptions } from 'bullmq';
 import { ProducerError, ProducerErrorCode } from './errors.ts';
 import { bytesThatFit, foldOrder } from './token-budget.ts';

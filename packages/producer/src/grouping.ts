@@ -9,7 +9,7 @@
  *   order, packing neighbours together while they fit and splitting the largest directories the
  *   same way, recursively. A single file over the budget is a document of its own.
  */
-import type { Grouping } from '@kvfold/jobs';
+import type { Grouping } from '@kvfold/contract';
 import { fileHeader } from './document.ts';
 
 /** A file as grouping sees it: its path and the UTF-8 bytes of its text. */

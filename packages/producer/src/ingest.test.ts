@@ -5,7 +5,7 @@ import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { create } from 'tar';
-import { sha256Hex } from '@kvfold/jobs';
+import { sha256Hex } from '@kvfold/contract';
 import { ProducerError } from './errors.ts';
 import { ingest } from './ingest.ts';
 import { collect, rawZip, tempDir, writeTree } from './test-fixtures.ts';

@@ -9,8 +9,8 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
-import { DEFAULT_MAX_TOKENS_PER_DOCUMENT } from '@kvfold/jobs';
-import type { Grouping } from '@kvfold/jobs';
+import { DEFAULT_MAX_TOKENS_PER_DOCUMENT } from '@kvfold/contract';
+import type { Grouping } from '@kvfold/contract';
 import { decodeEntry } from './decode-text.ts';
 import { documentOf, fileHeader, makeDocument } from './document.ts';
 import type { Document } from './document.ts';

@@ -9,7 +9,7 @@
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { BatchSpec } from '@kvfold/jobs';
+import type { BatchSpec } from '@kvfold/contract';
 import { FsObjectStore, type ObjectStore, type OpenStoreOptions, openStore } from '@kvfold/storage';
 import { ProducerError, ProducerErrorCode } from './errors.ts';
 

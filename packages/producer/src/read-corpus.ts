@@ -2,8 +2,8 @@
  * Reading back what uploadCorpus wrote: a corpus index, and one document by ranged get,
  * verified against its sha256.
  */
-import { CorpusIndex, formatZodError } from '@kvfold/jobs';
-import type { ShardRef } from '@kvfold/jobs';
+import { CorpusIndex, formatZodError } from '@kvfold/contract';
+import type { ShardRef } from '@kvfold/contract';
 import type { ObjectStore } from '@kvfold/storage';
 import { createHash } from 'node:crypto';
 import { ProducerError, ProducerErrorCode } from './errors.ts';

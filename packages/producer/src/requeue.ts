@@ -8,19 +8,10 @@
  * A batch is enqueued again as a fresh flow under the same deterministic ids: the old parent job,
  * if Redis still has it, is removed with its finished children first.
  */
-import {
-  BatchSpec,
-  JOB_NAMES,
-  batchCancelKey,
-  batchJobId,
-  batchResultsKey,
-  batchSummaryKey,
-  foldSettingsOf,
-  readStoredBatch,
-  snapshotOf,
-  storedBatchIds,
-} from '@kvfold/jobs';
-import type { BatchJob, BatchRegistry, BatchState, CorpusIndex, KvfoldQueues, StoredBatch } from '@kvfold/jobs';
+import { BatchSpec, batchCancelKey, batchJobId, batchResultsKey, batchSummaryKey, foldSettingsOf } from '@kvfold/contract';
+import { JOB_NAMES, readStoredBatch, snapshotOf, storedBatchIds } from '@kvfold/jobs';
+import type { BatchJob, BatchState, CorpusIndex } from '@kvfold/contract';
+import type { BatchRegistry, KvfoldQueues, StoredBatch } from '@kvfold/jobs';
 import type { ObjectStore } from '@kvfold/storage';
 import { type EnqueueOptions, enqueueBatch } from './enqueue.ts';
 import { ProducerError, ProducerErrorCode } from './errors.ts';

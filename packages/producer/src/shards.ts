@@ -2,7 +2,7 @@
  * Packing documents into size-capped shard objects: pure, no I/O. Identical documents are stored
  * once; their paths are merged into the first one's entry.
  */
-import { sha256Hex } from '@kvfold/jobs';
+import { sha256Hex } from '@kvfold/contract';
 import type { Document } from './document.ts';
 
 const MiB = 1024 * 1024;

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { documentResultsPrefix } from '@kvfold/jobs';
+import { documentResultsPrefix } from '@kvfold/contract';
 import { byteLevelTokenizer, type LlamaConfig, randomLlamaWeights, writeModelFolder } from '@kvfold/model-zoo';
 import { FsObjectStore } from '@kvfold/storage';
 import { pino } from 'pino';

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
-import { DocumentResult, documentResultsPrefix } from '@kvfold/jobs';
+import { DocumentResult, documentResultsPrefix } from '@kvfold/contract';
 import { tinyLlamaSpec, writeModelFolder } from '@kvfold/model-zoo';
 import { startTestS3Server, type TestS3Server } from '@kvfold/storage/testing';
 import { pino } from 'pino';

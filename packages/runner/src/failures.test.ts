@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { BatchSpec, type BatchSpecInput, type DocumentJob, type DocumentResult, documentResultKey, foldSettingsOf } from '@kvfold/jobs';
+import { BatchSpec, type BatchSpecInput, type DocumentJob, type DocumentResult, documentResultKey, foldSettingsOf } from '@kvfold/contract';
 import { recallSpec, writeModelFolder } from '@kvfold/model-zoo';
 import { ingest, uploadCorpus } from '@kvfold/producer';
 import { FsObjectStore, type ObjectStore } from '@kvfold/storage';

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { DocumentResult, ResultLine, batchResultsKey, batchSummaryKey, documentResultKey } from '@kvfold/jobs';
+import { DocumentResult, ResultLine, batchResultsKey, batchSummaryKey, documentResultKey } from '@kvfold/contract';
 import { FsObjectStore } from '@kvfold/storage';
 import { finalizeBatch } from './finalize-batch.ts';
 

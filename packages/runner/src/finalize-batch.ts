@@ -5,15 +5,9 @@
  * so the file always has exactly one line per document. Then `summary.json` gets its counts, so the
  * batch's registry entry can be rebuilt from one object instead of every result.
  */
-import {
-  DocumentResult,
-  ResultStub,
-  batchResultsKey,
-  documentResultKey,
-  formatZodError,
-  writeBatchSummary,
-} from '@kvfold/jobs';
-import type { ResultLine } from '@kvfold/jobs';
+import { DocumentResult, ResultStub, batchResultsKey, documentResultKey, formatZodError } from '@kvfold/contract';
+import { writeBatchSummary } from '@kvfold/jobs';
+import type { ResultLine } from '@kvfold/contract';
 import { ObjectNotFoundError } from '@kvfold/storage';
 import type { ObjectStore } from '@kvfold/storage';
 

@@ -11,7 +11,8 @@
 import { createHash } from 'node:crypto';
 import { FingerprintMismatchError } from '@kvfold/checkpoint';
 import { KvCacheError, KvCacheErrorCode } from '@kvfold/fold-core';
-import { type DocumentJob, DocumentResult, documentResultKey, type FoldProgress } from '@kvfold/jobs';
+import { type DocumentJob, DocumentResult, documentResultKey } from '@kvfold/contract';
+import type { FoldProgress } from '@kvfold/jobs';
 import { type LoadedModel, unknownWarning } from '@kvfold/onnx';
 import { documentName, readDocument } from '@kvfold/producer';
 import type { ObjectStore } from '@kvfold/storage';

@@ -1,7 +1,8 @@
 /**
  * The queue worker in-process on real Redis, a filesystem store and a real tiny-llama: a document
  * whose result is already stored (an earlier attempt wrote it and died before BullMQ heard) is not
- * folded again but is counted; a batch cancelled mid-fold stops its document at a step.
+ * folded again but is counted; a document that fails its last attempt with a transient error is
+ * counted failed; a batch cancelled mid-fold stops its document at a step.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -9,19 +10,10 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import {
-  BatchRegistry,
-  DocumentResult,
-  FoldMetrics,
-  batchResultsKey,
-  createQueues,
-  createRedis,
-  documentJobId,
-  documentResultKey,
-  redisOptionsFromUrl,
-  writeBatchRecord,
-} from '@kvfold/jobs';
-import type { BatchSpecInput, KvfoldQueues, Redis } from '@kvfold/jobs';
+import { BatchRegistry, FoldMetrics, createQueues, createRedis, redisOptionsFromUrl, writeBatchRecord } from '@kvfold/jobs';
+import { DocumentResult, batchResultsKey, documentJobId, documentResultKey } from '@kvfold/contract';
+import type { BatchSpecInput } from '@kvfold/contract';
+import type { KvfoldQueues, Redis } from '@kvfold/jobs';
 import { dropTestQueues } from '@kvfold/jobs/testing';
 import { tinyLlamaSpec, writeModelFolder } from '@kvfold/model-zoo';
 import { enqueueBatch, ingest, uploadCorpus } from '@kvfold/producer';
@@ -153,6 +145,21 @@ describe('startQueueWorker (real Redis, FsObjectStore)', () => {
     const job = await queues.documents.getJob(documentJobId(batchId, doc.docId));
     assert.equal(await job?.getState(), 'completed', job?.failedReason);
     assert.deepEqual([(await registry.get(batchId))?.counters.completed, (await registry.get(batchId))?.counters.tokens], [1, 41]);
+  });
+
+  it('a document whose last attempt fails with a transient error is counted failed, without a result', async () => {
+    const { store, batchId, doc, registry } = await oneDocumentBatch('transient', 'a document whose shard the store lost\n', `file://${join(dir, 'no-model')}`);
+    // A shard the store cannot serve is transient (the store may answer next time); with one
+    // attempt allowed, that attempt is the last.
+    await store.delete(doc.shard.key);
+    const jobId = documentJobId(batchId, doc.docId);
+    await workUntil(store, registry, async () => (await registry.get(batchId))?.counters.failed === 1);
+    const job = await queues.documents.getJob(jobId);
+    assert.equal(await job?.getState(), 'failed');
+    assert.match(job?.failedReason ?? '', /no object corpora\/[0-9a-f]{64}\/shards\//);
+    const counters = (await registry.get(batchId))?.counters;
+    assert.deepEqual([counters?.completed, counters?.failed, counters?.cancelled], [0, 1, 0]);
+    assert.equal(await store.head(documentResultKey(batchId, doc.docId)), null, 'a transient failure stores no result');
   });
 
   it('a batch cancelled mid-fold stops its document at a step: counted cancelled, no result, the job failed for good', async () => {

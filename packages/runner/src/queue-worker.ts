@@ -12,22 +12,8 @@
  */
 import { hostname } from 'node:os';
 import { CheckpointFencedError } from '@kvfold/checkpoint';
-import {
-  BatchCancelledError,
-  BatchJob,
-  type BatchRegistry,
-  DocumentJob,
-  type DocumentOutcome,
-  DocumentResult,
-  JobsError,
-  JobsErrorCode,
-  documentResultKey,
-  loadBatchEntry,
-  type FoldMetrics,
-  JOB_NAMES,
-  QUEUE_NAMES,
-  redisOptionsFromUrl,
-} from '@kvfold/jobs';
+import { BatchCancelledError, type BatchRegistry, JobsError, JobsErrorCode, loadBatchEntry, type FoldMetrics, JOB_NAMES, QUEUE_NAMES, redisOptionsFromUrl } from '@kvfold/jobs';
+import { BatchJob, DocumentJob, type DocumentOutcome, DocumentResult, documentResultKey } from '@kvfold/contract';
 import { readCorpusIndex } from '@kvfold/producer';
 import { type ObjectStore, readOptional } from '@kvfold/storage';
 import { ErrorCode, UnrecoverableError, WaitingError, Worker } from 'bullmq';
@@ -188,7 +174,18 @@ export function startQueueWorker(deps: QueueWorkerDeps): QueueWorker {
       log.error({ err }, 'queue worker error');
     });
   }
-  documents.on('failed', (job, err) => log.warn({ jobId: job?.id, err: err.message }, 'document job failed'));
+  // A document that failed its last attempt without a result (a transient error every time, or
+  // stalled too often) is counted here, so the registry's counters alone say how many failed. A
+  // permanent failure or a cancel was counted where it was thrown (counting is per document, once).
+  documents.on('failed', (job, err) => {
+    log.warn({ jobId: job?.id, err: err.message }, 'document job failed');
+    if (!job || err instanceof BatchCancelledError || err instanceof UnrecoverableError || job.attemptsMade < (job.opts.attempts ?? 1)) return;
+    const data = DocumentJob.safeParse(job.data);
+    if (!data.success) return;
+    recordDone(data.data.batchId, { docId: data.data.docId, status: 'failed', tokens: 0, bytes: data.data.bytes }).catch((e: unknown) =>
+      log.warn({ jobId: job.id, err: (e as Error).message }, 'could not count the failed document; the batch status shows it when the batch finalizes'),
+    );
+  });
 
   return {
     ready: async () => {

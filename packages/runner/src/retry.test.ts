@@ -9,23 +9,11 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import {
-  BatchRegistry,
-  BatchSpec,
-  DEFAULT_CHECKPOINT_EVERY,
-  FoldMetrics,
-  ResultLine,
-  batchResultsKey,
-  createQueues,
-  createRedis,
-  deriveBatchId,
-  documentJobId,
-  redisOptionsFromUrl,
-  writeBatchRecord,
-  writeCancelMarker,
-} from '@kvfold/jobs';
-import type { BatchRecord, BatchSpecInput, KvfoldQueues, Redis } from '@kvfold/jobs';
-import { dropTestQueues } from '@kvfold/jobs/testing';
+import { BatchRegistry, FoldMetrics, createQueues, createRedis, redisOptionsFromUrl, writeBatchRecord, writeCancelMarker } from '@kvfold/jobs';
+import { BatchSpec, DEFAULT_CHECKPOINT_EVERY, ResultLine, batchResultsKey, documentJobId } from '@kvfold/contract';
+import type { BatchSpecInput } from '@kvfold/contract';
+import type { KvfoldQueues, Redis } from '@kvfold/jobs';
+import { batchRecordOf, dropTestQueues } from '@kvfold/jobs/testing';
 import { tinyLlamaSpec, writeModelFolder } from '@kvfold/model-zoo';
 import { enqueueBatch, ingest, retryBatch, uploadCorpus } from '@kvfold/producer';
 import { FsObjectStore } from '@kvfold/storage';
@@ -78,16 +66,7 @@ describe('retryBatch with the queue worker (real Redis, FsObjectStore, tiny-llam
     }
     const { index, indexKey } = await uploadCorpus(store, ingest([join(dir, name)]));
     const spec = BatchSpec.parse({ corpus: [indexKey], model, queries: ['q?'], maxNewTokens: 2, ...extra });
-    const record: BatchRecord = {
-      id: deriveBatchId([index.corpusId], spec),
-      spec,
-      createdAt: new Date().toISOString(),
-      documents: index.documents.length,
-      totalBytes: index.documents.reduce((n, d) => n + d.bytes, 0),
-      corpusIds: [index.corpusId],
-      corpus: [indexKey],
-      ingest: { files: 0, documents: 0, bytes: 0, ignored: 0, skipped: 0, refused: 0 },
-    };
+    const record = batchRecordOf(spec, index, indexKey);
     await registry.create(record, 'queued');
     await writeBatchRecord(store, record);
     await enqueueBatch(queues, spec, index, { attempts: 1 });

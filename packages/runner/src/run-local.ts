@@ -6,7 +6,7 @@
  * ones whose stored result is `failed` — unless `keepFailures` — and resumes the one that was
  * interrupted.
  */
-import { BatchSpec, type BatchSpecInput, DEFAULT_MAX_TOKENS_PER_DOCUMENT, type DocumentJob, DocumentResult, deriveBatchId, documentResultKey, foldSettingsOf } from '@kvfold/jobs';
+import { BatchSpec, type BatchSpecInput, DEFAULT_MAX_TOKENS_PER_DOCUMENT, type DocumentJob, DocumentResult, deriveBatchId, documentResultKey, foldSettingsOf } from '@kvfold/contract';
 import { type IngestReport, foldOrder, ingest, tokenBudgetFor, uploadCorpus } from '@kvfold/producer';
 import { type ObjectStore, ObjectNotFoundError } from '@kvfold/storage';
 import type { Logger } from 'pino';

@@ -4,7 +4,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BatchId, BatchListQuery, readBatchStatus } from '@kvfold/jobs';
+import { BatchId, BatchListQuery } from '@kvfold/contract';
+import { readBatchStatus } from '@kvfold/jobs';
 import { ProducerError, ProducerErrorCode, recoverBatches, retryBatch } from '@kvfold/producer';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { cancelBatch } from '../cancel-batch.ts';

@@ -2,7 +2,8 @@
  * Result routes: the batch's JSONL and one document's result, read from the object store.
  */
 import { Readable } from 'node:stream';
-import { DocumentResult, batchResultsKey, docIdOfResultKey, documentResultKey, documentResultsPrefix, loadBatchEntry } from '@kvfold/jobs';
+import { DocumentResult, batchResultsKey, docIdOfResultKey, documentResultKey, documentResultsPrefix } from '@kvfold/contract';
+import { loadBatchEntry } from '@kvfold/jobs';
 import type { BatchRegistry } from '@kvfold/jobs';
 import { ObjectNotFoundError } from '@kvfold/storage';
 import type { ObjectStore } from '@kvfold/storage';

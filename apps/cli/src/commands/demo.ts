@@ -46,7 +46,7 @@ async function demo(opts: DemoOptions): Promise<{ exact: boolean }> {
     import('@kvfold/model-zoo'),
     import('@kvfold/runner'),
     import('@kvfold/storage'),
-    import('@kvfold/jobs'),
+    import('@kvfold/contract'),
     import('@kvfold/bench'),
     import('../logger.ts'),
     import('../env.ts'),

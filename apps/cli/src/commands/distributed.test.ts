@@ -9,7 +9,8 @@ import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BatchRegistry, DocumentResult, createQueues, createRedis, documentResultKey, redisOptionsFromUrl } from '@kvfold/jobs';
+import { BatchRegistry, createQueues, createRedis, redisOptionsFromUrl } from '@kvfold/jobs';
+import { DocumentResult, documentResultKey } from '@kvfold/contract';
 import { dropTestQueues } from '@kvfold/jobs/testing';
 import { tinyLlamaSpec, writeModelFolder } from '@kvfold/model-zoo';
 import { ingest, uploadCorpus } from '@kvfold/producer';

@@ -11,13 +11,13 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { ApiClient } from '@kvfold/jobs';
-import type { BatchStatus, CreatedBatch } from '@kvfold/jobs';
+import type { ApiClient } from '@kvfold/api-client';
+import type { BatchStatus, CreatedBatch } from '@kvfold/contract';
 import type { IngestReport } from '@kvfold/producer';
 import { type Command, InvalidArgumentError } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { positiveInt } from '../options.ts';
-import { DEFAULT_API_URL } from '@kvfold/jobs/defaults';
+import { DEFAULT_API_URL } from '@kvfold/contract/defaults';
 import { addSettingOptions, type SettingFlags, settingsFromFlags } from '../fold-options.ts';
 import { loadCliProgress } from '../progress.ts';
 
@@ -93,7 +93,7 @@ async function printReport(created: CreatedBatch, local: readonly IngestReport[]
 }
 
 async function client(env: DistributedEnv, opts: ApiOptions): Promise<ApiClient> {
-  const { ApiClient } = await import('@kvfold/jobs');
+  const { ApiClient } = await import('@kvfold/api-client');
   const apiKey = opts.apiKey ?? env.apiKey;
   return new ApiClient({ baseUrl: opts.api ?? env.apiUrl, ...(apiKey ? { apiKey } : {}) });
 }
@@ -117,7 +117,7 @@ interface StatusOptions extends ApiOptions {
 
 async function status(env: DistributedEnv, batchId: string, opts: StatusOptions): Promise<void> {
   const api = await client(env, opts);
-  const { isTerminal } = await import('@kvfold/jobs');
+  const { isTerminal } = await import('@kvfold/contract');
   const bar = opts.watch && !opts.json && process.stderr.isTTY === true ? progressBar() : undefined;
   let current = await api.status(batchId);
   for (;;) {

@@ -33,7 +33,8 @@ export function registerRun(program: Command): void {
     .option('--json', 'print a JSON summary');
   cmd.action(async (corpus: string[], opts: RunOptions) => {
     const settings = await settingsFromFlags(opts, opts.model.includes('://') ? opts.model : resolve(opts.model));
-    const [{ batchResultsKey, storeOptionsFromEnv }, { summarizeReport, summaryLine }, { ModelCache, runLocal }, { checkStore, openStore }, { cliEnv }, { cliLogger }] = await Promise.all([
+    const [{ batchResultsKey }, { storeOptionsFromEnv }, { summarizeReport, summaryLine }, { ModelCache, runLocal }, { checkStore, openStore }, { cliEnv }, { cliLogger }] = await Promise.all([
+      import('@kvfold/contract'),
       import('@kvfold/jobs'),
       import('@kvfold/producer'),
       import('@kvfold/runner'),

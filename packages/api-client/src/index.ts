@@ -1,75 +1,17 @@
 /**
- * The REST API's wire contract (paths and response shapes) and a small fetch client for it, so the
- * API and the CLI cannot drift apart. No dependency beyond the platform's fetch.
+ * @kvfold/api-client: a small client of the REST API (its paths, over the platform's fetch and
+ * node:http for streamed uploads), parsing every answer with the wire shapes of @kvfold/contract,
+ * so the API and the CLI cannot drift apart.
  */
 import { randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { z } from 'zod';
-import { DEFAULT_API_URL } from './batch-defaults.ts';
+import type { z } from 'zod';
+import { ApiErrorBody, BatchList, BatchStatus, CancelledBatch, CreatedBatch, DEFAULT_API_URL, RecoveredBatches, RetriedBatch, formatZodError } from '@kvfold/contract';
 
 export { DEFAULT_API_URL };
-import { MAX_BATCH_PAGE } from './batch-registry.ts';
-import { BATCH_STATES } from './batch-state.ts';
-import { BatchStatus } from './batch-status.ts';
-
-
-/** Answer of `POST /v1/batches` (202). */
-export const CreatedBatch = z.object({
-  id: z.string(),
-  state: z.enum(BATCH_STATES),
-  documents: z.int().min(0),
-  /** Jobs this request added (0 when the same batch was enqueued before). */
-  added: z.int().min(0),
-  report: z.object({
-    skipped: z.array(z.object({ input: z.string(), path: z.string(), reason: z.string() })),
-    refused: z.array(z.object({ input: z.string(), entry: z.string(), reason: z.string(), code: z.string() })),
-    /** One entry per reason with its count and first names (the lists above hold the first few of each). */
-    summary: z
-      .array(z.object({ kind: z.enum(['skipped', 'refused']), code: z.string().optional(), reason: z.string(), count: z.int().min(1), first: z.array(z.string()) }))
-      .optional(),
-    /** Store key of the whole report, every entry listed. */
-    key: z.string().optional(),
-  }),
-});
-export type CreatedBatch = z.output<typeof CreatedBatch>;
-
-/** Answer of `POST /v1/batches/:id/cancel` (202). */
-export const CancelledBatch = z.object({ id: z.string(), state: z.enum(BATCH_STATES), removed: z.int().min(0) });
-export type CancelledBatch = z.output<typeof CancelledBatch>;
-
-/** Answer of `POST /v1/batches/:id/retry` (202): the documents enqueued again. */
-export const RetriedBatch = z.object({ id: z.string(), state: z.enum(BATCH_STATES), requeued: z.int().min(0) });
-export type RetriedBatch = z.output<typeof RetriedBatch>;
-
-/** Answer of `POST /v1/batches/recover` (202). */
-export const RecoveredBatches = z.object({
-  /** Batches whose registry entry was rebuilt from the store. */
-  rebuilt: z.int().min(0),
-  /** Batches enqueued again, each with the documents it got back. */
-  requeued: z.array(RetriedBatch),
-});
-export type RecoveredBatches = z.output<typeof RecoveredBatches>;
-
-/** Query of `GET /v1/batches`: page size and the previous page's cursor. */
-export const BatchListQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(MAX_BATCH_PAGE).default(20),
-  cursor: z.string().min(1).optional(),
-});
-export type BatchListQuery = z.output<typeof BatchListQuery>;
-
-/** Answer of `GET /v1/batches`: statuses, newest batch first. */
-export const BatchList = z.object({
-  batches: z.array(BatchStatus),
-  /** Pass as `cursor` for the next page; null on the last. */
-  nextCursor: z.string().nullable(),
-});
-export type BatchList = z.output<typeof BatchList>;
-
-/** The body of every 4xx/5xx answer. */
-export const ApiErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
 
 /** Why a call to the API failed; `code` is the API's own or one of the client codes below. */
 export class ApiClientError extends Error {
@@ -108,7 +50,7 @@ export class ApiClient {
 
   /** Uploads files and a spec (multipart) and creates the batch. */
   async createBatch(form: FormData): Promise<CreatedBatch> {
-    return CreatedBatch.parse(await this.#json('POST', '/v1/batches', form));
+    return this.#call(CreatedBatch, 'POST', '/v1/batches', form);
   }
 
   /**
@@ -118,7 +60,7 @@ export class ApiClient {
   async createBatchFromStreams(spec: string, files: ReadonlyArray<{ readonly name: string; readonly body: AsyncIterable<Uint8Array> }>): Promise<CreatedBatch> {
     const boundary = `kvfold-${randomUUID()}`;
     const body = multipartBody(boundary, spec, files);
-    return CreatedBatch.parse(await this.#json('POST', '/v1/batches', { stream: body, contentType: `multipart/form-data; boundary=${boundary}` }));
+    return this.#call(CreatedBatch, 'POST', '/v1/batches', { stream: body, contentType: `multipart/form-data; boundary=${boundary}` });
   }
 
   /** One page of batches, newest first. */
@@ -127,27 +69,27 @@ export class ApiClient {
     if (query.limit !== undefined) params.set('limit', String(query.limit));
     if (query.cursor !== undefined) params.set('cursor', query.cursor);
     const qs = params.size > 0 ? `?${params}` : '';
-    return BatchList.parse(await this.#json('GET', `/v1/batches${qs}`));
+    return this.#call(BatchList, 'GET', `/v1/batches${qs}`);
   }
 
   /** The batch's status. */
   async status(batchId: string): Promise<BatchStatus> {
-    return BatchStatus.parse(await this.#json('GET', `/v1/batches/${encodeURIComponent(batchId)}`));
+    return this.#call(BatchStatus, 'GET', `/v1/batches/${encodeURIComponent(batchId)}`);
   }
 
   /** Asks the batch to stop. */
   async cancel(batchId: string): Promise<CancelledBatch> {
-    return CancelledBatch.parse(await this.#json('POST', `/v1/batches/${encodeURIComponent(batchId)}/cancel`));
+    return this.#call(CancelledBatch, 'POST', `/v1/batches/${encodeURIComponent(batchId)}/cancel`);
   }
 
   /** Enqueues an ended batch's documents that did not complete (failed or cancelled) again. */
   async retry(batchId: string): Promise<RetriedBatch> {
-    return RetriedBatch.parse(await this.#json('POST', `/v1/batches/${encodeURIComponent(batchId)}/retry`));
+    return this.#call(RetriedBatch, 'POST', `/v1/batches/${encodeURIComponent(batchId)}/retry`);
   }
 
   /** Rebuilds the registry from the store and enqueues again what Redis lost. */
   async recover(): Promise<RecoveredBatches> {
-    return RecoveredBatches.parse(await this.#json('POST', '/v1/batches/recover'));
+    return this.#call(RecoveredBatches, 'POST', '/v1/batches/recover');
   }
 
   /** The batch's results as a JSONL byte stream. */
@@ -155,6 +97,16 @@ export class ApiClient {
     const response = await this.#send('GET', `/v1/batches/${encodeURIComponent(batchId)}/results`);
     if (!response.body) throw new ApiClientError(ApiClientErrorCode.BadResponse, `${this.baseUrl} sent results without a body`);
     return response.body as unknown as AsyncIterable<Uint8Array>;
+  }
+
+  /** Sends the request and parses its JSON answer with `schema`, naming a body that breaks it. */
+  async #call<S extends z.ZodType>(schema: S, method: string, path: string, body?: RequestBody): Promise<z.output<S>> {
+    const parsed = schema.safeParse(await this.#json(method, path, body));
+    if (parsed.success) return parsed.data;
+    throw new ApiClientError(
+      ApiClientErrorCode.BadResponse,
+      `${method} ${this.baseUrl}${path} answered with a body this client does not understand (${formatZodError(parsed.error)}); are the CLI and the API the same version?`,
+    );
   }
 
   async #json(method: string, path: string, body?: RequestBody): Promise<unknown> {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BatchSpec, foldSettingsOf } from './batch-spec.ts';
 import { DocumentResult } from './document-result.ts';
-import { JobsError } from './errors.ts';
+import { ContractError } from './errors.ts';
 import { formatZodError, parseOrThrow } from './zod-format.ts';
 
 const minimal = { corpus: ['corpora/abc/index.json'], model: 'file:///models/tiny' };
@@ -82,8 +82,8 @@ describe('BatchSpec', () => {
     assert.throws(
       () => parseOrThrow(BatchSpec, { ...minimal, maxNewTokens: -1 }, 'batch spec'),
       (err: unknown) =>
-        err instanceof JobsError &&
-        err.code === 'KVF_JOBS_INVALID_INPUT' &&
+        err instanceof ContractError &&
+        err.code === 'KVF_CONTRACT_INVALID_INPUT' &&
         err.message === 'invalid batch spec: maxNewTokens: must be an integer >= 0',
     );
   });

@@ -1,8 +1,9 @@
 /**
- * @kvfold/jobs/contract: what the apps agree on, as zod schemas and pure functions — batch specs
- * and fold settings, corpus indexes, document jobs and results, batch records and states, ids and
- * store keys. It imports nothing but zod and node:crypto, so the CLI's command tree, the API's
- * validation and tests load it without BullMQ, ioredis or an S3 client.
+ * @kvfold/contract: what the apps agree on, as zod schemas and pure functions — batch specs and
+ * fold settings, corpus indexes, document jobs and results, batch records and states, the REST
+ * API's answers, ids and store keys. It imports nothing but zod and node:crypto, so the CLI, the
+ * API's validation and tests load it without BullMQ, ioredis or an S3 client. Its plain defaults
+ * (no zod) are `@kvfold/contract/defaults`.
  */
 export {
   BatchSpec,
@@ -25,7 +26,20 @@ export { CORPUS_INDEX_VERSION, CorpusDocument, CorpusIndex, ShardRef } from './c
 export { BatchId, BatchJob, DocumentJob } from './document-job.ts';
 export type { DocumentJobInput } from './document-job.ts';
 export { Answer, DocumentResult, Timings } from './document-result.ts';
-export { JobsError, JobsErrorCode } from './errors.ts';
+export { ContractError, ContractErrorCode } from './errors.ts';
+export { DEFAULT_API_URL } from './batch-defaults.ts';
+export { NonEmpty, Sha256Hex, intAtLeast } from './fields.ts';
+export {
+  ApiErrorBody,
+  BatchList,
+  BatchListQuery,
+  BatchStatus,
+  CancelledBatch,
+  CreatedBatch,
+  MAX_BATCH_PAGE,
+  RecoveredBatches,
+  RetriedBatch,
+} from './rest.ts';
 export {
   PRIORITY_BYTES_PER_STEP,
   PRIORITY_LIMIT,

@@ -1,7 +1,7 @@
 /**
  * The defaults and choices of a batch spec (and where clients find the API), as plain values: BatchSpec (batch-spec.ts) is built from
  * them, and code that must start without zod (the CLI's command tree, for `kvfold --help`) reads
- * them here (`@kvfold/jobs/defaults`). This module imports nothing.
+ * them here (`@kvfold/contract/defaults`). This module imports nothing.
  */
 
 /** Tokens per fold step when the spec does not say. */

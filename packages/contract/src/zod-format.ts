@@ -2,7 +2,7 @@
  * Turns zod issues into one readable line per problem, each naming the field it concerns.
  */
 import type { z } from 'zod';
-import { JobsError, JobsErrorCode } from './errors.ts';
+import { ContractError, ContractErrorCode } from './errors.ts';
 
 /** Renders an issue path as `a.b[2].c`; the empty path is `(root)`. */
 export function formatIssuePath(path: readonly PropertyKey[]): string {
@@ -31,13 +31,13 @@ export function formatZodError(error: z.core.$ZodError): string {
 }
 
 /**
- * Parses `value` with `schema`, throwing a {@link JobsError} (`KVF_JOBS_INVALID_INPUT`) whose message
+ * Parses `value` with `schema`, throwing a {@link ContractError} (`KVF_CONTRACT_INVALID_INPUT`) whose message
  * names `what` and every bad field.
  */
 export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  throw new JobsError(JobsErrorCode.InvalidInput, `invalid ${what}: ${formatZodError(result.error)}`, {
+  throw new ContractError(ContractErrorCode.InvalidInput, `invalid ${what}: ${formatZodError(result.error)}`, {
     cause: result.error,
   });
 }

@@ -1,5 +1,5 @@
 /**
- * The contract loads alone: every module `@kvfold/jobs/contract` reaches imports only zod, Node
+ * The contract loads alone: every module `@kvfold/contract` reaches imports only zod, Node
  * built-ins and other contract modules, never BullMQ, ioredis or the store's S3 client.
  */
 import assert from 'node:assert/strict';
@@ -18,7 +18,7 @@ test('the contract reaches only zod, node: built-ins and itself', () => {
       else if (spec && spec !== 'zod' && !spec.startsWith('node:')) outside.add(`${file} imports ${spec}`);
     }
   };
-  visit('./contract.ts');
+  visit('./index.ts');
   assert.ok(seen.size > 8, `reached ${[...seen].join(', ')}`);
   assert.deepEqual([...outside], []);
 });
