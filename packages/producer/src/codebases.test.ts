@@ -83,6 +83,22 @@ describe('codebases: grouping, identity, links, refusals', () => {
     assert.deepEqual(whole.map((d) => [d.name, d.paths.length]), [['app/', 6]]);
   });
 
+  it('auto: the last files of a split directory share a document with the siblings after it', async () => {
+    // lib/ (1,357 bytes packed) is over 1,100 and split: a.txt alone, then b.txt and c.txt, which
+    // z.md (after lib/ at the root) joins instead of making a document of its own.
+    const packedTree = join(dir, 'packed');
+    await writeTree(packedTree, { 'lib/a.txt': `${'a'.repeat(599)}\n`, 'lib/b.txt': `${'b'.repeat(499)}\n`, 'lib/c.txt': 'c\n', 'z.md': 'z\n' });
+    const docs = await collect(ingest([packedTree], { grouping: 'auto', tokenBudget: { maxTokens: 1100 } }));
+    assert.deepEqual(
+      docs.map((d) => [d.name, d.paths]),
+      [
+        ['packed/lib/a.txt', ['packed/lib/a.txt']],
+        ['packed/ (3 files: packed/lib/b.txt .. packed/z.md)', ['packed/lib/b.txt', 'packed/lib/c.txt', 'packed/z.md']],
+      ],
+    );
+    for (const d of docs) assert.ok(d.bytes.byteLength <= 1100 - 3, `${d.name} has ${d.bytes.byteLength} bytes`);
+  });
+
   it('refuses a document proven too long at ingest, named by its group, without building it', async () => {
     // 8 bytes at most per token: data/ (3,030 bytes) needs >= 379 tokens, over 300; src/ (1,295) needs >= 162 and may fit.
     const run = ingest([tree], { grouping: 'directory', tokenBudget: { maxTokens: 300, maxTokenBytes: 8 } });

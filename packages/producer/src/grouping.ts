@@ -7,7 +7,8 @@
  * - `auto`: documents that fit a byte budget (an upper bound on tokens, see token-budget.ts): a
  *   directory that fits is one document; one that does not is split into its entries, in path
  *   order, packing neighbours together while they fit and splitting the largest directories the
- *   same way, recursively. A single file over the budget is a document of its own.
+ *   same way, recursively; the last files of a split directory share a document with the siblings
+ *   after it while they fit. A single file over the budget is a document of its own.
  */
 import type { Grouping } from '@kvfold/contract';
 import { fileHeader } from './document.ts';
@@ -123,34 +124,49 @@ function packName<F extends PlannedFile>(files: readonly F[], whole?: Tree<F>): 
   return documentName(files.map((f) => f.path));
 }
 
+/** The document being packed: its files, the entries they came from, their packed bytes. */
+interface Pack<F> {
+  files: F[];
+  entries: Array<Tree<F> | F>;
+  size: number;
+}
+
+const emptyPack = <F>(): Pack<F> => ({ files: [], entries: [], size: 0 });
+
+function flush<F extends PlannedFile>(pack: Pack<F>, out: DocumentPlan<F>[]): Pack<F> {
+  const only = pack.entries.length === 1 ? pack.entries[0] : undefined;
+  if (pack.files.length > 0) out.push(plan(packName(pack.files, only && isTree(only) ? only : undefined), pack.files, true));
+  return emptyPack();
+}
+
 function planTree<F extends PlannedFile>(tree: Tree<F>, budget: number, out: DocumentPlan<F>[]): void {
   if (tree.bytes <= budget) {
     const files = filesOf(tree);
     if (files.length > 0) out.push(plan(packName(files, tree), files, true));
     return;
   }
-  let current: F[] = [];
-  let entries: Array<Tree<F> | F> = [];
-  let size = 0;
-  const flush = () => {
-    const only = entries.length === 1 ? entries[0] : undefined;
-    if (current.length > 0) out.push(plan(packName(current, only && isTree(only) ? only : undefined), current, true));
-    current = [];
-    entries = [];
-    size = 0;
-  };
+  flush(packEntries(tree, budget, out, emptyPack()), out);
+}
+
+/**
+ * Packs the entries of a directory over the budget into `open` and the documents after it; returns
+ * the last document, still open, so the directory's trailing files share a document with the
+ * siblings that follow it. A directory over the budget starts a document of its own.
+ */
+function packEntries<F extends PlannedFile>(tree: Tree<F>, budget: number, out: DocumentPlan<F>[], open: Pack<F>): Pack<F> {
+  let pack = open;
   for (const entry of tree.entries) {
     const bytes = isTree(entry) ? entry.bytes : packedBytes(entry);
     if (bytes > budget) {
-      flush();
-      if (isTree(entry)) planTree(entry, budget, out);
+      pack = flush(pack, out);
+      if (isTree(entry)) pack = packEntries(entry, budget, out, pack);
       else out.push(plan(entry.path, [entry], true));
       continue;
     }
-    if (size + bytes > budget) flush();
-    current.push(...filesOf(entry));
-    entries.push(entry);
-    size += bytes;
+    if (pack.size + bytes > budget) pack = flush(pack, out);
+    pack.files.push(...filesOf(entry));
+    pack.entries.push(entry);
+    pack.size += bytes;
   }
-  flush();
+  return pack;
 }
