@@ -5,13 +5,15 @@
  * Every test runs alone by name: it asks for the steps it builds on (see `once`).
  */
 import assert from 'node:assert/strict';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { FoldMetrics } from '@kvfold/jobs';
-import { DocumentResult, ResultLine, batchResultsKey } from '@kvfold/contract';
+import { FoldMetrics, writeBatchRecord } from '@kvfold/jobs';
+import { batchRecordOf } from '@kvfold/jobs/testing';
+import { BatchSpec, DocumentResult, ResultLine, batchGateJobId, batchResultsKey } from '@kvfold/contract';
 import type { BatchStatus } from '@kvfold/contract';
 import { tinyLlamaSpec, writeModelFolder } from '@kvfold/model-zoo';
-import { readCorpusIndex } from '@kvfold/producer';
+import { enqueueBatch, ingest, readCorpusIndex, uploadCorpus } from '@kvfold/producer';
 import { rawTar, rawZip } from '@kvfold/producer/testing';
 import { ModelCache, startQueueWorker } from '@kvfold/runner';
 import type { QueueWorker } from '@kvfold/runner';
@@ -443,5 +445,38 @@ describe('batches: upload reports and content identity (inject, real Redis, FsOb
     assert.equal(second.statusCode, 202, second.body);
     assert.equal(second.json().id, first.json().id);
     assert.equal(second.json().added, 0);
+  });
+});
+
+describe('cancel of a batch whose enqueue was cut off between chunks (inject, real Redis, FsObjectStore)', () => {
+  let api: TestApi;
+  before(async () => {
+    api = await startTestApi();
+  });
+  after(() => api.close());
+
+  it('removes the attached documents, not the gate, and no later enqueue attaches the rest', async () => {
+    const dir = join(api.dir, 'gated');
+    await mkdir(dir, { recursive: true });
+    for (let i = 0; i < 5; i++) await writeFile(join(dir, `doc-${i}.txt`), `document ${i}\n`.repeat(i + 1));
+    const { index, indexKey } = await uploadCorpus(api.store, ingest([dir]));
+    const batchSpec = BatchSpec.parse({ ...spec, corpus: [indexKey] });
+    const record = batchRecordOf(batchSpec, index, indexKey);
+    await writeBatchRecord(api.store, record);
+    await api.registry.create(record, 'queued');
+    // The documents queue refuses the second chunk, as if the API died while attaching them.
+    const cut = { ...api.queues, documents: Object.create(api.queues.documents, { addBulk: { value: async () => Promise.reject(new Error('cut off')) } }) };
+    await assert.rejects(enqueueBatch(cut, batchSpec, index, { chunk: 2 }), /cut off/);
+    assert.ok(await api.queues.batches.getJob(batchGateJobId(record.id)), 'the gate holds the parent');
+
+    const res = await api.app.inject({ method: 'POST', url: `/v1/batches/${record.id}/cancel`, headers: api.headers });
+    assert.equal(res.statusCode, 202, res.body);
+    assert.deepEqual(res.json(), { id: record.id, state: 'cancelled', removed: 2 });
+    assert.equal(await api.queues.batches.getJob(batchGateJobId(record.id)), undefined, 'the gate went with the waiting documents');
+    // The enqueue resumed (the same upload again) finds the gate gone: nothing more is attached.
+    assert.equal((await enqueueBatch(api.queues, batchSpec, index, { chunk: 2 })).added, 0);
+    assert.equal((await api.queues.documents.getJobs(['prioritized', 'waiting'])).filter((j) => j.data.batchId === record.id).length, 0);
+    const status = (await api.app.inject({ method: 'GET', url: `/v1/batches/${record.id}`, headers: api.headers })).json() as BatchStatus;
+    assert.deepEqual(status.counts, { total: 5, waiting: 0, active: 0, completed: 0, failed: 0, cancelled: 5 });
   });
 });

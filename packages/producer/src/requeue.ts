@@ -8,11 +8,12 @@
  * A batch is enqueued again as a fresh flow under the same deterministic ids: the old parent job,
  * if Redis still has it, is removed with its finished children first.
  */
-import { BatchSpec, batchCancelKey, batchJobId, batchResultsKey, batchSummaryKey, foldSettingsOf } from '@kvfold/contract';
+import { BatchSpec, batchCancelKey, batchGateJobId, batchJobId, batchResultsKey, batchSummaryKey, foldSettingsOf } from '@kvfold/contract';
 import { JOB_NAMES, readStoredBatch, snapshotOf, storedBatchIds } from '@kvfold/jobs';
 import type { BatchJob, BatchState, CorpusIndex } from '@kvfold/contract';
 import type { BatchRegistry, KvfoldQueues, StoredBatch } from '@kvfold/jobs';
 import type { ObjectStore } from '@kvfold/storage';
+import type { Job } from 'bullmq';
 import { type EnqueueOptions, enqueueBatch } from './enqueue.ts';
 import { ProducerError, ProducerErrorCode } from './errors.ts';
 import { readCorpusIndex } from './read-corpus.ts';
@@ -23,7 +24,15 @@ export interface RequeueDeps {
   readonly queues: Pick<KvfoldQueues, 'flow' | 'batches' | 'documents'>;
   readonly registry: BatchRegistry;
   readonly enqueue?: EnqueueOptions;
+  /**
+   * How old (ms) an enqueue gate must be before `recover` takes its batch for an enqueue that was
+   * cut off and attaches the rest (default 5 minutes; an enqueue attaches 500 documents a call).
+   */
+  readonly staleGateMs?: number;
 }
+
+/** Age after which a gate still holding its parent is an enqueue that was cut off. */
+const DEFAULT_STALE_GATE_MS = 5 * 60 * 1000;
 
 /** What one batch got. */
 export interface RequeuedBatch {
@@ -64,14 +73,21 @@ export interface RecoverReport {
 /**
  * Rebuilds the registry entry of every batch in the store that Redis does not know, and enqueues
  * again each unfinished batch whose parent job Redis lost: its documents without a result (none
- * for a cancelled batch, which only finalizes). Batches Redis still queues are left alone, so
- * running it twice, or on a healthy system, changes nothing. O(stored batches + their results).
+ * for a cancelled batch, which only finalizes). A batch whose enqueue was cut off (its gate older
+ * than `staleGateMs`) gets the rest of its documents attached. Other batches Redis still queues
+ * are left alone, so running it twice, or on a healthy system, changes nothing. O(stored batches +
+ * their results).
  */
 export async function recoverBatches(deps: RequeueDeps): Promise<RecoverReport> {
   let rebuilt = 0;
   const requeued: RequeuedBatch[] = [];
   for await (const batchId of storedBatchIds(deps.store)) {
-    if (await deps.queues.batches.getJob(batchJobId(batchId))) continue;
+    const parent = await deps.queues.batches.getJob(batchJobId(batchId));
+    if (parent) {
+      const resumed = await resumeCutOffEnqueue(deps, batchId, parent);
+      if (resumed) requeued.push(resumed);
+      continue;
+    }
     const stored = await readStoredBatch(deps.store, batchId);
     if (!stored) continue;
     if (stored.finalized) {
@@ -83,6 +99,27 @@ export async function recoverBatches(deps: RequeueDeps): Promise<RecoverReport> 
     requeued.push(await requeue(deps, stored, redo, { keepCancel: true }));
   }
   return { rebuilt, requeued };
+}
+
+/**
+ * A batch whose enqueue was cut off between chunks (its process died): the parent is still held by
+ * its gate, so it would never finalize (the gate waits 30 days, after which the documents never
+ * attached end as failed stubs). Enqueueing it again from its stored record attaches the rest and
+ * removes the gate; documents already attached keep their jobs (the same ids). Safe beside an
+ * enqueue still running: both attach the same jobs, and the one that removes the gate last wins.
+ */
+async function resumeCutOffEnqueue(deps: RequeueDeps, batchId: string, parent: Job): Promise<RequeuedBatch | undefined> {
+  const gate = await deps.queues.batches.getJob(batchGateJobId(batchId));
+  if (!gate || Date.now() - gate.timestamp < (deps.staleGateMs ?? DEFAULT_STALE_GATE_MS)) return undefined;
+  const stored = await readStoredBatch(deps.store, batchId);
+  if (!stored || stored.cancelledAt) return undefined;
+  const attached = async () => Object.values(await parent.getDependenciesCount()).reduce((a, b) => a + b, 0);
+  const before = await attached();
+  const indexes = await Promise.all(stored.record.corpus.map((key) => readCorpusIndex(deps.store, key)));
+  await enqueueBatch(deps.queues, BatchSpec.parse(stored.record.spec), indexes, deps.enqueue);
+  // Children now, less those before, plus the gate that went.
+  const requeued = (await attached()) - before + 1;
+  return { id: batchId, state: (await deps.registry.get(batchId))?.state ?? 'queued', requeued };
 }
 
 /**
