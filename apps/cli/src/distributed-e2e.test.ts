@@ -67,7 +67,17 @@ const MAIN_TAR = { 'gamma.log': prose(3, 6000) };
 const MAIN_ZIP = { 'delta.txt': prose(4, 4000), 'sub/epsilon.txt': prose(5, 4500) };
 const TERM_DIR = { 'term/zeta.txt': prose(6, 7000) };
 const STOP_DIR = { 'stop/eta.txt': prose(7, 8000) };
-const LIMIT_DIR = { 'limits/short-1.txt': prose(8, 600), 'limits/short-2.txt': prose(9, 800), 'limits/too-long.txt': prose(10, 3000) };
+/**
+ * Over the limit two ways: `too-long.txt` is proven so from its text at upload (tiny-llama's
+ * vocabulary is its bytes) and refused before it is enqueued; `at-limit.txt` has as many bytes as
+ * the limit allows tokens, so only the tokenizer's count (with BOS) puts it over, in a worker.
+ */
+const LIMIT_DIR = {
+  'limits/short-1.txt': prose(8, 600),
+  'limits/short-2.txt': prose(9, 800),
+  'limits/at-limit.txt': prose(10, TOKEN_LIMIT),
+  'limits/too-long.txt': prose(11, 3000),
+};
 
 type Result = Record<string, unknown>;
 
@@ -385,17 +395,20 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
     assert.ok(!paused.gone, 'the fenced worker is still running (it failed the attempt, not the process)');
   });
 
-  it('bad input through the API: a document over the token limit fails alone with its reason; the rest complete', async () => {
+  it('bad input through the API: a document proven over the token limit is refused at upload, one counted over fails alone; the rest complete', async () => {
     await ensureWorkers(2);
     const created = await rest(api).postBatch(namedFiles(LIMIT_DIR), { ...spec(), maxTokensPerDocument: TOKEN_LIMIT });
     const batchId = created.id as string;
+    const refused = (created.report as { refused: { entry: string; code: string; reason: string }[] }).refused;
+    assert.deepEqual(refused.map((r) => [r.entry, r.code]), [['limits/too-long.txt', 'KVF_INGEST_DOCUMENT_TOO_LONG']]);
+    assert.match(refused[0]?.reason ?? '', /^at least \d+ tokens .* over maxTokensPerDocument 2000/);
     const status = await rest(api).waitForBatch(batchId, BATCH_TIMEOUT_MS, logs);
     assert.deepEqual((status as { counts: object }).counts, { total: 3, waiting: 0, active: 0, completed: 2, failed: 1, cancelled: 0 });
     const results = await rest(api).results(batchId);
     const failed = [...results.values()].filter((r) => r.status === 'failed');
     assert.deepEqual(
       failed.map((r) => [r.paths, (r.error as { code: string }).code]),
-      [[['limits/too-long.txt'], 'KVF_DOC_TOO_LONG']],
+      [[['limits/at-limit.txt'], 'KVF_DOC_TOO_LONG']],
     );
     assert.match((failed[0] as { error: { message: string } }).error.message, new RegExp(`over the batch's limit of ${TOKEN_LIMIT} \\(maxTokensPerDocument\\)`));
     const completed = [...results.values()].filter((r) => r.status === 'completed').map((r) => r.docId as string);

@@ -58,7 +58,9 @@ before(async () => {
   mkdirSync(join(corpus, 'notes'), { recursive: true });
   writeFileSync(join(corpus, 'a.md'), 'The cache is carried from chunk to chunk. '.repeat(8));
   writeFileSync(join(corpus, 'notes', 'b.txt'), 'Positions continue where the previous chunk stopped. '.repeat(6));
-  writeFileSync(join(corpus, 'long.txt'), 'This document is over the token limit. '.repeat(40));
+  // 600 bytes: no bound proves it over the limit of 600 before it is tokenized (tiny-llama's
+  // vocabulary is its bytes), and with BOS it has 601 tokens, so the worker fails it.
+  writeFileSync(join(corpus, 'long.txt'), 'This document is over the token limit. '.repeat(15).padEnd(600, '.'));
   const staging = join(root, 'staging');
   mkdirSync(staging);
   writeFileSync(join(staging, 'inside.txt'), 'An archive entry that stays inside its root. '.repeat(5));

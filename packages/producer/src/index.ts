@@ -28,7 +28,8 @@ export { SUMMARY_EXAMPLES, reportExamples, summarizeReport, summaryLine } from '
 export type { IngestReport, ReasonSummary, RefusedEntry, SkippedEntry } from './report.ts';
 export { DEFAULT_SHARD_BYTES, ShardLayout, ShardPacker, buildShards, corpusIdOf, corpusIndexKey, shardKey } from './shards.ts';
 export type { BuiltShard, PackedDocument, Placement } from './shards.ts';
-export { DOCUMENT_TOKEN_OVERHEAD, bytesThatFit, foldOrder, maxTokenBytesOf, tokenBounds, tokenBudgetFor } from './token-budget.ts';
+export { DOCUMENT_TOKEN_OVERHEAD, bytesThatFit, foldOrder, maxTokenBytesOf, provenTooLong, tokenBounds, tokenBudgetFor } from './token-budget.ts';
+export { TokenFloor } from './token-floor.ts';
 export type { TokenBounds, TokenBudget } from './token-budget.ts';
 export { uploadCorpus } from './upload.ts';
 export type { UploadOptions, UploadResult } from './upload.ts';

@@ -30,7 +30,7 @@ import { reportSink } from './sink.ts';
 import type { EntrySink, SourceEntry } from './sink.ts';
 import { TextSpool } from './spool.ts';
 import type { SpoolRange } from './spool.ts';
-import { bytesThatFit, tokenBounds } from './token-budget.ts';
+import { bytesThatFit, provenTooLong, tokenBounds } from './token-budget.ts';
 import type { TokenBudget } from './token-budget.ts';
 import { walkDirectory } from './walk-directory.ts';
 
@@ -152,7 +152,7 @@ async function* jsonlDocuments(input: string, settings: Settings, sink: EntrySin
     }
     report.files += 1;
     const doc = makeDocument(input, [line.path], line.text);
-    if (!refusedUnbuilt({ name: line.path, bytes: doc.bytes.byteLength }, settings, sink)) yield doc;
+    if (!refusedUnbuilt({ name: line.path, bytes: doc.bytes.byteLength }, settings, sink) && !refusedBuilt(line.path, doc.bytes, settings, sink)) yield doc;
   }
 }
 
@@ -171,7 +171,9 @@ async function* spooledDocuments(
     const plans = planDocuments(files, grouping, name, bytesThatFit(settings.budget.maxTokens));
     for (const plan of plans) {
       if (refusedUnbuilt(plan, settings, sink)) continue;
-      yield documentOf(input, plan.name, plan.files.map((f) => f.path), await build(plan, spool));
+      const bytes = await build(plan, spool);
+      if (refusedBuilt(plan.name, bytes, settings, sink)) continue;
+      yield documentOf(input, plan.name, plan.files.map((f) => f.path), bytes);
     }
   } finally {
     await spool.remove();
@@ -245,6 +247,24 @@ function refusedUnbuilt(plan: Pick<DocumentPlan, 'name' | 'bytes'>, settings: Se
     return true;
   }
   return false;
+}
+
+/**
+ * Refuses a built document whose text the model's vocabulary proves too long (token-floor.ts);
+ * only a document whose size neither proves it fits nor proves it too long is read.
+ */
+function refusedBuilt(name: string, bytes: Uint8Array, settings: Settings, sink: EntrySink): boolean {
+  const { maxTokens, floor } = settings.budget;
+  if (!floor || bytes.byteLength <= bytesThatFit(maxTokens)) return false;
+  const lower = provenTooLong(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'), settings.budget);
+  if (lower === undefined) return false;
+  sink.refuse(
+    name,
+    ProducerErrorCode.DocumentTooLong,
+    `at least ${lower} tokens (the fewest pieces of the model's vocabulary its text can be cut into), ` +
+      `over maxTokensPerDocument ${maxTokens}; split it (--group auto) or raise the limit`,
+  );
+  return true;
 }
 
 /** The bytes of `plan`, read back from the spool. */

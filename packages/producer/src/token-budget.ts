@@ -8,14 +8,21 @@
  * `<unk>` replaces at least one character. None makes more tokens than bytes; the overhead covers
  * the BOS and EOS a post-processor adds and the leading `▁` a SentencePiece normalizer prepends.
  *
- * Lower bound: tokens >= ceil(bytes / L), with L the longest token of the model's vocabulary in
- * UTF-8 bytes: a token never stands for more input bytes than its own string has (a byte-level
- * character or a `▁` is one input byte written with 2-3 bytes). Only known when the tokenizer.json
- * is readable, and only when its normalizer cannot shrink text (NFKC/NFKD fold e.g. `ﬁ` into `fi`).
+ * Lower bound from bytes: tokens >= ceil(bytes / L), with L the longest token of the model's
+ * vocabulary in UTF-8 bytes: a token never stands for more input bytes than its own string has (a
+ * byte-level character or a `▁` is one input byte written with 2-3 bytes). Only known when the
+ * tokenizer.json is readable, and only when its normalizer cannot shrink text (Unicode
+ * normalization composes or folds characters: `e` + U+0301 into `é`, `ﬁ` into `fi`).
+ *
+ * A real vocabulary has long tokens (runs of spaces, `=====`), so that bound proves only documents
+ * far over the limit too long. For a document between the two bounds, `provenTooLong` reads it
+ * with the vocabulary itself (token-floor.ts): the fewest pieces it can be cut into, a lower bound
+ * within a few percent of the real count, found after reading about the limit's worth of text.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { TokenFloor } from './token-floor.ts';
 
 /** BOS + EOS added to a document, plus the prefix `▁` a SentencePiece normalizer may insert. */
 export const DOCUMENT_TOKEN_OVERHEAD = 3;
@@ -24,8 +31,10 @@ export const DOCUMENT_TOKEN_OVERHEAD = 3;
 export interface TokenBudget {
   /** Most tokens one document may have (the batch's maxTokensPerDocument). */
   readonly maxTokens: number;
-  /** Longest vocabulary entry in UTF-8 bytes; without it no document can be proven too long. */
+  /** Longest vocabulary entry in UTF-8 bytes: proves documents far over the limit too long from their size. */
   readonly maxTokenBytes?: number;
+  /** The vocabulary as pieces: proves a document too long from its text (provenTooLong). */
+  readonly floor?: TokenFloor;
 }
 
 /** Bounds on the tokens of a document of `bytes` UTF-8 bytes. */
@@ -55,8 +64,19 @@ export function foldOrder<D extends { readonly bytes: number; readonly docId: st
   return [...docs].sort((a, b) => Number(a.bytes > limit) - Number(b.bytes > limit) || b.bytes - a.bytes || (a.docId < b.docId ? -1 : a.docId > b.docId ? 1 : 0));
 }
 
-/** Normalizers that may shrink text, which would break the lower bound. */
-const SHRINKING_NORMALIZERS = new Set(['NFKC', 'NFKD', 'Precompiled']);
+/**
+ * The proven token count of `text` when it is over `budget.maxTokens` (the floor's lower bound),
+ * else undefined: a document that may fit, or a budget without a vocabulary. Reads the text only
+ * when its size does not already prove it fits.
+ */
+export function provenTooLong(text: string, budget: TokenBudget): number | undefined {
+  if (!budget.floor || Buffer.byteLength(text, 'utf8') <= bytesThatFit(budget.maxTokens)) return undefined;
+  const lower = budget.floor.lowerBound(text, budget.maxTokens);
+  return lower !== undefined && lower > budget.maxTokens ? lower : undefined;
+}
+
+/** Normalizers that may shrink text, which would break the lower bound from bytes. */
+const SHRINKING_NORMALIZERS = new Set(['NFC', 'NFD', 'NFKC', 'NFKD', 'Precompiled']);
 
 function normalizerShrinks(normalizer: unknown): boolean {
   if (normalizer === null || typeof normalizer !== 'object') return false;
@@ -65,17 +85,19 @@ function normalizerShrinks(normalizer: unknown): boolean {
   return Array.isArray(n.normalizers) && n.normalizers.some(normalizerShrinks);
 }
 
-/**
- * The longest vocabulary entry of the Hugging Face tokenizer.json in `modelDir`, in UTF-8 bytes;
- * undefined when the file is not there or not readable, or the normalizer may shrink text.
- */
-export async function maxTokenBytesOf(modelDir: string): Promise<number | undefined> {
-  let json: { model?: { vocab?: unknown }; added_tokens?: Array<{ content?: string }>; normalizer?: unknown };
+/** A model folder's parsed tokenizer.json, or undefined when it is not there or not readable. */
+async function readTokenizerJson(modelDir: string): Promise<TokenizerJson | undefined> {
   try {
-    json = JSON.parse(await readFile(join(modelDir, 'tokenizer.json'), 'utf8'));
+    return JSON.parse(await readFile(join(modelDir, 'tokenizer.json'), 'utf8'));
   } catch {
     return undefined;
   }
+}
+
+type TokenizerJson = { model?: { vocab?: unknown }; added_tokens?: Array<{ content?: string }>; normalizer?: unknown };
+
+/** The longest vocabulary entry of a tokenizer.json in UTF-8 bytes; undefined when its normalizer may shrink text. */
+function longestEntry(json: TokenizerJson): number | undefined {
   if (normalizerShrinks(json.normalizer)) return undefined;
   const vocab = json.model?.vocab;
   // BPE and WordPiece keep {token: id}; Unigram keeps [[piece, score], ...].
@@ -91,12 +113,26 @@ export async function maxTokenBytesOf(modelDir: string): Promise<number | undefi
 }
 
 /**
- * The budget of a batch: its `maxTokensPerDocument`, and the vocabulary bound when `model` is a
- * model folder readable here, as a path or a file:// URI (an s3:// model or a folder only the
- * workers see gives the upper bound only).
+ * The longest vocabulary entry of the Hugging Face tokenizer.json in `modelDir`, in UTF-8 bytes;
+ * undefined when the file is not there or not readable, or the normalizer may shrink text.
  */
-export async function tokenBudgetFor(model: unknown, maxTokens: number): Promise<TokenBudget> {
-  const folder = typeof model !== 'string' ? undefined : model.startsWith('file://') ? fileURLToPath(model) : model.includes('://') ? undefined : model;
-  const maxTokenBytes = folder ? await maxTokenBytesOf(folder) : undefined;
-  return maxTokenBytes ? { maxTokens, maxTokenBytes } : { maxTokens };
+export async function maxTokenBytesOf(modelDir: string): Promise<number | undefined> {
+  const json = await readTokenizerJson(modelDir);
+  return json && longestEntry(json);
+}
+
+/**
+ * The budget of a batch: its `maxTokensPerDocument`, and the vocabulary's bounds when `model` (a
+ * URI, or a spec's parsed model reference) is a model folder readable here, as a path or a file:// URI (an s3:// model or a folder only the
+ * workers see gives the upper bound only; the workers then prove it with the same floor before
+ * they tokenize).
+ */
+export async function tokenBudgetFor(model: string | { readonly uri: string }, maxTokens: number): Promise<TokenBudget> {
+  const uri = typeof model === 'string' ? model : model.uri;
+  const folder = uri.startsWith('file://') ? fileURLToPath(uri) : uri.includes('://') ? undefined : uri;
+  const json = folder ? await readTokenizerJson(folder) : undefined;
+  if (!json) return { maxTokens };
+  const maxTokenBytes = longestEntry(json);
+  const floor = TokenFloor.of(json);
+  return { maxTokens, ...(maxTokenBytes ? { maxTokenBytes } : {}), ...(floor ? { floor } : {}) };
 }

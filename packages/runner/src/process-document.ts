@@ -14,7 +14,7 @@ import { KvCacheError, KvCacheErrorCode } from '@kvfold/fold-core';
 import { type DocumentJob, DocumentResult, documentResultKey } from '@kvfold/contract';
 import type { FoldProgress } from '@kvfold/jobs';
 import { type LoadedModel, unknownWarning } from '@kvfold/onnx';
-import { documentName, readDocument } from '@kvfold/producer';
+import { TokenFloor, documentName, provenTooLong, readDocument } from '@kvfold/producer';
 import type { ObjectStore } from '@kvfold/storage';
 import type { Logger } from 'pino';
 import { classifyFailure, DocumentErrorCode } from './failures.ts';
@@ -78,6 +78,7 @@ export async function processDocument(job: DocumentJob, deps: ProcessDeps, contr
     const text = await readDocument(deps.store, job.shard, job.docId);
     const loadMs = performance.now() - started;
     const model = await deps.models.get(job.fold.model);
+    refuseProvenTooLong(job, model, text);
     const encoded = model.tokenizer.encode(text, { document: true });
     const ids = encoded.ids;
     const warnings = encoded.unknown ? [unknownWarning(`document ${documentName(job.paths)}`, encoded.unknown, model.folder.dir)] : [];
@@ -198,6 +199,33 @@ async function finalizeCheckpoint(finalize: () => Promise<void>, log: Logger): P
     log.warn({ err }, 'result stored, but its checkpoint could not be cleaned up; delete it from the store later');
     return true;
   }
+}
+
+/** Each model's vocabulary as pieces (token-floor.ts), built on first use; undefined where it proves nothing. */
+const floors = new WeakMap<LoadedModel, TokenFloor | undefined>();
+
+/** The most tokens a document of `job` may have on `model`. */
+function tokenLimit(job: DocumentJob, model: LoadedModel): number {
+  const positions = job.fold.policy.kind === 'full' ? model.decoder.layout.maxPositions - job.fold.maxNewTokens : Number.POSITIVE_INFINITY;
+  return Math.max(0, Math.min(job.fold.maxTokensPerDocument, positions));
+}
+
+/**
+ * Fails a document the model's vocabulary proves too long before it is tokenized, so no worker
+ * spends a tokenizer pass only to reject it. The producer refuses these at ingest when it can read
+ * the model; this covers models only the workers see.
+ */
+function refuseProvenTooLong(job: DocumentJob, model: LoadedModel, text: string): void {
+  if (!floors.has(model)) floors.set(model, TokenFloor.of(model.folder.tokenizerJson));
+  const floor = floors.get(model);
+  const limit = tokenLimit(job, model);
+  const lower = floor && provenTooLong(text, { maxTokens: limit, floor });
+  if (lower === undefined) return;
+  throw new DocumentFailure(
+    DocumentErrorCode.TooLong,
+    `document ${documentName(job.paths)} has at least ${lower} tokens (the fewest pieces of the model's vocabulary its text can be cut into), ` +
+      `over the limit of ${limit} (maxTokensPerDocument, or the model's positions less the answers); split it or raise the limit`,
+  );
 }
 
 function checkLength(job: DocumentJob, model: LoadedModel, n: number): void {
