@@ -95,7 +95,24 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
   let workerEnv: NodeJS.ProcessEnv = {};
   let expected: Promise<Map<string, Result>>;
   let reference: ReturnType<typeof startKvfold> | undefined;
-  let mainBatch = '';
+  /** The main batch (a folder, a .tar.gz, a .zip) posted through REST, once, for every test that folds it. */
+  let posted: Promise<string> | undefined;
+  const mainBatch = () => {
+    posted ??= (async () => {
+      const io = inputs();
+      const files = [...namedFiles(MAIN_DIR), { path: io.tar, name: 'logs.tar.gz' }, { path: io.zip, name: 'bundle.zip' }];
+      const created = await rest(api).postBatch(files, spec());
+      assert.equal(created.documents, 5);
+      assert.equal(created.added, 6); // five documents and the batch's parent job
+      const refused = (created.report as { refused: Array<{ input: string; entry: string; code: string }> }).refused;
+      assert.deepEqual(
+        refused.map((r) => [r.input, r.entry, r.code]),
+        [['logs.tar.gz', '../escape.txt', 'KVF_INGEST_ESCAPING_ENTRY']],
+      );
+      return created.id as string;
+    })();
+    return posted;
+  };
   const spec = () => ({ model, queries: [QUESTION], chunkSize: CHUNK_SIZE, checkpointEvery: CHECKPOINT_EVERY, maxNewTokens: MAX_NEW_TOKENS });
   const inputs = () => ({
     docs: join(dir, 'docs'),
@@ -254,51 +271,38 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
 
   it('one corpus (a folder, a .tar.gz, a .zip) enqueued through REST and again through the CLI is one batch; the escaping entry is refused', async () => {
     const io = inputs();
-    const files = [
-      ...namedFiles(MAIN_DIR),
-      { path: io.tar, name: 'logs.tar.gz' },
-      { path: io.zip, name: 'bundle.zip' },
-    ];
-    const created = await rest(api).postBatch(files, spec());
-    mainBatch = created.id as string;
-    assert.equal(created.documents, 5);
-    assert.equal(created.added, 6); // five documents and the batch's parent job
-    const refused = (created.report as { refused: Array<{ input: string; entry: string; code: string }> }).refused;
-    assert.deepEqual(
-      refused.map((r) => [r.input, r.entry, r.code]),
-      [['logs.tar.gz', '../escape.txt', 'KVF_INGEST_ESCAPING_ENTRY']],
-    );
-
+    const batchId = await mainBatch();
     const again = await kvfold(
       ['enqueue', io.docs, io.tar, io.zip, '--model', model, '--ask', QUESTION, '--chunk-size', String(CHUNK_SIZE), '--checkpoint-every', String(CHECKPOINT_EVERY), '--max-new-tokens', String(MAX_NEW_TOKENS), '--json'],
       { env: { KVFOLD_API_URL: api, KVFOLD_API_KEY: KEY } },
     );
     assert.equal(again.code, 0, again.stderr);
     const second = JSON.parse(again.stdout);
-    assert.equal(second.id, mainBatch);
+    assert.equal(second.id, batchId);
     assert.equal(second.added, 0);
     assert.equal(second.documents, 5);
     // No worker runs yet: the five jobs of the first enqueue wait, and nothing else came.
     const jobs = await queues.documents.getJobs(['prioritized', 'waiting', 'active', 'completed', 'failed']);
     assert.deepEqual(
       jobs.map((j) => j.data.batchId),
-      Array(5).fill(mainBatch),
+      Array(5).fill(batchId),
     );
   });
 
   it('SIGKILL mid-fold: the stalled job resumes from its checkpoint on another worker, no document is folded twice, results equal `kvfold run`', async () => {
+    const main = await mainBatch();
     await ensureWorkers(2);
-    const target = await waitFor(`a document of ${mainBatch} past step ${FAULT_AFTER_STEP}`, () => foldPast(mainBatch, FAULT_AFTER_STEP), START_TIMEOUT_MS, logs);
+    const target = await waitFor(`a document of ${main} past step ${FAULT_AFTER_STEP}`, () => foldPast(main, FAULT_AFTER_STEP), START_TIMEOUT_MS, logs);
     // Stopped first, so the step it reached can be read: a worker reports a step before it
     // commits it, so no checkpoint is past the progress it last reported.
     target.worker.signal('SIGSTOP');
     const reached = foldProgressOf((await queues.documents.getJob(target.job.id as string))?.progress)?.step ?? target.step;
     target.worker.signal('SIGKILL');
     assert.equal((await target.worker.exited).signal, 'SIGKILL');
-    const [, status] = await Promise.all([ensureWorkers(2), rest(api).waitForBatch(mainBatch, BATCH_TIMEOUT_MS, logs)]);
+    const [, status] = await Promise.all([ensureWorkers(2), rest(api).waitForBatch(main, BATCH_TIMEOUT_MS, logs)]);
     assert.deepEqual((status as { counts: object }).counts, { total: 5, waiting: 0, active: 0, completed: 5, failed: 0, cancelled: 0 });
 
-    const r = await kvfold(['results', mainBatch], { env: { KVFOLD_API_URL: api, KVFOLD_API_KEY: KEY } });
+    const r = await kvfold(['results', main], { env: { KVFOLD_API_URL: api, KVFOLD_API_KEY: KEY } });
     assert.equal(r.code, 0, r.stderr);
     const results = new Map(parseJsonl(r.stdout).map((x) => [x.docId as string, x]));
     assert.equal(results.size, 5);
@@ -315,8 +319,8 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
     );
     assertFoldedOnce(results.keys());
     // BullMQ keeps a summary and the result's key on the job, not the result.
-    const job = await queues.documents.getJob(documentJobId(mainBatch, target.docId));
-    assert.deepEqual(job?.returnvalue, { status: 'completed', tokens: killed.tokens, result: documentResultKey(mainBatch, target.docId) });
+    const job = await queues.documents.getJob(documentJobId(main, target.docId));
+    assert.deepEqual(job?.returnvalue, { status: 'completed', tokens: killed.tokens, result: documentResultKey(main, target.docId) });
   });
 
   it('SIGTERM: the worker commits, hands the job back without consuming an attempt and exits 0; the next worker resumes', async () => {

@@ -9,7 +9,8 @@
  *    file:// store): the CLI streams a tar it builds while walking, the API spools and ingests it;
  * 3. REST: a .tar.gz of the same tree POSTed as one multipart part to a fresh API.
  * Printed per path: MB/s (tree bytes / wall seconds), documents, peak RSS of the CLI (or run) and
- * of the API, and Redis bytes per document (MEMORY USAGE over the queue prefix's keys).
+ * of the API, and Redis bytes per document (MEMORY USAGE over the queue prefix's keys); for the
+ * REST upload also the time to cancel that batch (every document still waiting) through the API.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -161,8 +162,8 @@ async function startApi(work: string, env: Record<string, string>): Promise<Api>
   };
 }
 
-/** Redis bytes held under `prefix` (MEMORY USAGE of every key), then the keys are dropped. */
-async function redisBytes(prefix: string): Promise<number> {
+/** Redis bytes held under `prefix` (MEMORY USAGE of every key), then the keys are dropped (unless `keep`). */
+async function redisBytes(prefix: string, options: { keep?: boolean } = {}): Promise<number> {
   const redis = createRedis(REDIS_URL);
   try {
     let bytes = 0;
@@ -174,7 +175,7 @@ async function redisBytes(prefix: string): Promise<number> {
       keys.push(...batch);
     } while (cursor !== '0');
     for (const key of keys) bytes += Number((await redis.call('MEMORY', 'USAGE', key)) ?? 0);
-    for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
+    if (!options.keep) for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
     return bytes;
   } finally {
     redis.disconnect();
@@ -189,6 +190,8 @@ interface Row {
   readonly clientPeakRssMiB: number | null;
   readonly apiPeakRssMiB: number | null;
   readonly redisBytesPerDocument: number | null;
+  /** Cancelling the uploaded batch through the API (every document still waiting). */
+  readonly cancel?: { readonly ms: number; readonly removed: number };
 }
 
 async function main(): Promise<void> {
@@ -261,9 +264,15 @@ process.stdout.write(JSON.stringify({ documents: up.documents, files: up.report?
         const t0 = performance.now();
         const created = await client.createBatchFromStreams(JSON.stringify({ model, grouping: args.group }), [{ name: 'repo.tar.gz', body: createReadStream(tarGz) }]);
         const seconds = (performance.now() - t0) / 1000;
-        const redis = await redisBytes(api.prefix);
+        // Redis is measured before the cancel, which removes the waiting documents.
+        const redis = await redisBytes(api.prefix, { keep: true });
+        const c0 = performance.now();
+        const cancelled = await client.cancel(created.id);
+        const cancelMs = performance.now() - c0;
+        await redisBytes(api.prefix);
         await api.stop();
         return {
+          cancel: { ms: Math.round(cancelMs), removed: cancelled.removed },
           path: 'REST .tar.gz upload',
           seconds,
           mbPerS: treeBytes / MB / seconds,
@@ -279,7 +288,8 @@ process.stdout.write(JSON.stringify({ documents: up.documents, files: up.report?
     for (const r of rows) {
       process.stdout.write(
         `${r.path}: ${r.seconds.toFixed(1)} s, ${r.mbPerS.toFixed(1)} MB/s, ${r.documents} documents, ` +
-          `peak RSS client ${r.clientPeakRssMiB ?? '-'} MiB, API ${r.apiPeakRssMiB ?? '-'} MiB, Redis ${r.redisBytesPerDocument ?? '-'} B/document\n`,
+          `peak RSS client ${r.clientPeakRssMiB ?? '-'} MiB, API ${r.apiPeakRssMiB ?? '-'} MiB, Redis ${r.redisBytesPerDocument ?? '-'} B/document` +
+          `${r.cancel ? `; cancel ${r.cancel.ms} ms (${r.cancel.removed} documents removed)` : ''}\n`,
       );
     }
     if (args.out) {
