@@ -3,10 +3,15 @@
  * boundary, cut short) and a second `spec` field answer 400; wrong API keys are limited per client
  * address (429 with Retry-After, right keys included, until the window ends); the 414, bad-URL and
  * Bull Board 401 answers keep the `{error: {code, message}}` shape; the OpenAPI document explains
- * the create answer's `added`.
+ * the create answer's `added`. The packages' input errors answer 400 with their own codes.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { ContractErrorCode } from '@kvfold/contract';
+import { JobsErrorCode } from '@kvfold/jobs';
+import { ProducerErrorCode } from '@kvfold/producer';
+import { StoreErrorCode } from '@kvfold/storage';
+import { ApiErrorCode, classify } from './errors.ts';
 import { multipartBody, startTestApi } from './testing.ts';
 import type { TestApi } from './testing.ts';
 
@@ -124,5 +129,19 @@ describe('API wrong-key window', () => {
       status = (await api.app.inject({ method: 'GET', url, headers: api.headers })).statusCode;
     }
     assert.equal(status, 404);
+  });
+});
+
+describe('error classification', () => {
+  it('answers 400 with their own code for the packages\' input errors, and 500 for the rest', () => {
+    const coded = (code: string) => Object.assign(new Error(`failed with ${code}`), { code });
+    for (const code of [ContractErrorCode.InvalidInput, JobsErrorCode.InvalidInput, StoreErrorCode.BadKey, ProducerErrorCode.InputNotFound, ProducerErrorCode.DocumentTooLong, ProducerErrorCode.NoDocuments, ProducerErrorCode.EnqueueModel]) {
+      assert.deepEqual(classify(coded(code)), { status: 400, code, message: `failed with ${code}` });
+    }
+    // The batch routes answer these 404 and 409 themselves; a store or Redis fault is the server's.
+    for (const code of [ProducerErrorCode.BatchUnknown, ProducerErrorCode.BatchNotEnded, StoreErrorCode.Io, 'KVF_SOMETHING_ELSE']) {
+      assert.equal(classify(coded(code)).status, 500, code);
+      assert.equal(classify(coded(code)).code, ApiErrorCode.Internal);
+    }
   });
 });

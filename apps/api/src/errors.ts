@@ -20,6 +20,10 @@
  * (KVF_CONTRACT_INVALID_INPUT, KVF_JOBS_INVALID_INPUT, KVF_CORPUS_*, KVF_INGEST_*, KVF_ENQUEUE_EMPTY) and a model that is not there
  * (KVF_ENQUEUE_MODEL) answer 400.
  */
+import { ContractErrorCode } from '@kvfold/contract';
+import { JobsErrorCode } from '@kvfold/jobs';
+import { ProducerErrorCode } from '@kvfold/producer';
+import { StoreErrorCode } from '@kvfold/storage';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 
 /** Stable codes of the API. */
@@ -58,8 +62,16 @@ export const apiErrors = {
   tooLarge: (message: string) => new ApiError(413, ApiErrorCode.BodyTooLarge, message),
 };
 
-/** Codes of package errors that mean "your input is wrong". */
-const CLIENT_ERROR_CODE = /^KVF_(CONTRACT_INVALID_INPUT|JOBS_INVALID_INPUT|CORPUS_|INGEST_|ENQUEUE_EMPTY|ENQUEUE_MODEL|STORE_BAD_KEY)/;
+/**
+ * Codes of package errors that mean "your input is wrong", from the packages' own constants: every
+ * producer code (ingest, corpus, enqueue) but the two the batch routes answer 404 and 409.
+ */
+export const CLIENT_ERROR_CODES: ReadonlySet<string> = new Set([
+  ContractErrorCode.InvalidInput,
+  JobsErrorCode.InvalidInput,
+  StoreErrorCode.BadKey,
+  ...Object.values(ProducerErrorCode).filter((code) => code !== ProducerErrorCode.BatchUnknown && code !== ProducerErrorCode.BatchNotEnded),
+]);
 
 /** Fastify's own 4xx codes mapped to ours. */
 const FASTIFY_CODES: Readonly<Record<number, ApiErrorCode>> = {
@@ -77,7 +89,7 @@ export function classify(err: unknown): { status: number; code: string; message:
   if (err instanceof ApiError) return { status: err.statusCode, code: err.code, message: err.message };
   const e = err as Partial<FastifyError> & { code?: unknown; message?: string };
   const message = e.message ?? String(err);
-  if (typeof e.code === 'string' && CLIENT_ERROR_CODE.test(e.code)) return { status: 400, code: e.code, message };
+  if (typeof e.code === 'string' && CLIENT_ERROR_CODES.has(e.code)) return { status: 400, code: e.code, message };
   const status = typeof e.statusCode === 'number' ? e.statusCode : 500;
   if (status >= 400 && status < 500) {
     return { status, code: FASTIFY_CODES[status] ?? ApiErrorCode.BadRequest, message: describeFastify(e, message) };

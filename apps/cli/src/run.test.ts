@@ -128,6 +128,19 @@ test('run folds every document; a long one fails alone, exits 1, and is retried 
   assert.match(retryPlain.stdout, /4 documents: 3 completed, 1 failed \(0 folded and 1 failed now, 1 of them retried, 3 done earlier\)/);
 });
 
+test('a document proven over the token limit is refused before folding, by name; the others fold and the run exits 1', async () => {
+  const dir = join(root, 'proven');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'short.txt'), 'A short document that fits. '.repeat(4));
+  writeFileSync(join(dir, 'huge.txt'), 'This document is far over the token limit. '.repeat(40));
+  const r = await kvfold(['run', dir, '--model', model, '--store', join(root, 'proven-store'), '--chunk-size', '32', '--ask', 'What is carried?', '--max-new-tokens', '4', '--max-tokens-per-document', '600', '--json']);
+  const summary = json<Summary>(r, 1);
+  assert.deepEqual([summary.documents, summary.completed, summary.failed], [1, 1, 0]);
+  assert.deepEqual(summary.refusedEntries.map((e) => e.entry), ['proven/huge.txt']);
+  assert.match(summary.refusedEntries[0]?.reason ?? '', /^at least \d+ tokens .* over maxTokensPerDocument 600/);
+  assert.match(r.stderr, /kvfold: 1 documents were refused before folding as over the token limit or the size cap/);
+});
+
 test('a run whose model folder is missing fails every document; once the model is there, a rerun folds them', async () => {
   const later = join(root, 'model-later');
   const store = join(root, 'store-model-later');

@@ -33,7 +33,7 @@ export function registerRun(program: Command): void {
     .option('--json', 'print a JSON summary');
   cmd.action(async (corpus: string[], opts: RunOptions) => {
     const settings = await settingsFromFlags(opts, opts.model.includes('://') ? opts.model : resolve(opts.model));
-    const [{ batchResultsKey }, { storeOptionsFromEnv }, { summarizeReport, summaryLine }, { ModelCache, runLocal }, { checkStore, openStore }, { cliEnv }, { cliLogger }] = await Promise.all([
+    const [{ batchResultsKey }, { storeOptionsFromEnv }, { ProducerErrorCode, summarizeReport, summaryLine }, { ModelCache, runLocal }, { checkStore, openStore }, { cliEnv }, { cliLogger }] = await Promise.all([
       import('@kvfold/contract'),
       import('@kvfold/jobs'),
       import('@kvfold/producer'),
@@ -112,10 +112,13 @@ export function registerRun(program: Command): void {
       if (summary.cleanupWarnings > 0) {
         process.stderr.write(`kvfold: ${summary.cleanupWarnings} documents folded, but their checkpoints could not be deleted from ${store.uri} (see the warnings above); their results are stored\n`);
       }
+      // Whole documents refused as too long or too large were given and not folded: the run did not do all it was asked.
+      const tooBig = summary.refusedEntries.filter((r) => r.code === ProducerErrorCode.DocumentTooLong || r.code === ProducerErrorCode.DocumentTooLarge).length;
       if (result.stopped) process.exitCode = 130;
-      else if (summary.failed > 0) {
+      else if (summary.failed > 0 || tooBig > 0) {
         const hint = opts.keepFailures ? 'run again without --keep-failures to retry them' : 'fix the cause and run again to retry them';
-        process.stderr.write(`kvfold: ${summary.failed} of ${summary.documents} documents failed (errors in ${summary.out ?? summary.results}); ${hint}\n`);
+        if (summary.failed > 0) process.stderr.write(`kvfold: ${summary.failed} of ${summary.documents} documents failed (errors in ${summary.out ?? summary.results}); ${hint}\n`);
+        if (tooBig > 0) process.stderr.write(`kvfold: ${tooBig} documents were refused before folding as over the token limit or the size cap (listed above); split them (--group auto) or raise --max-tokens-per-document\n`);
         process.exitCode = 1;
       }
     } finally {
