@@ -177,7 +177,8 @@ export class TokenFloor {
   readonly longestPiece: number;
   readonly #pieces: readonly Uint8Array[];
   readonly #rewrite: Rewrite;
-  readonly #addedTokens: readonly string[];
+  /** Any added token's content, as one alternation (one pass over a text, not one per token). */
+  readonly #addedTokens: RegExp | undefined;
   /** Whether any one character may be one piece (`<unk>`): when some byte has no piece of its own. */
   readonly #anyChar: boolean;
   #trie: ByteTrie | undefined;
@@ -185,7 +186,7 @@ export class TokenFloor {
   private constructor(pieces: Uint8Array[], rewrite: Rewrite, addedTokens: string[], anyChar: boolean) {
     this.#pieces = pieces;
     this.#rewrite = rewrite;
-    this.#addedTokens = addedTokens;
+    this.#addedTokens = addedTokens.length > 0 ? new RegExp(addedTokens.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')) : undefined;
     this.#anyChar = anyChar;
     this.longestPiece = pieces.reduce((max, p) => Math.max(max, p.length), anyChar ? 4 : 1);
   }
@@ -233,7 +234,7 @@ export class TokenFloor {
    * the bound passes it (the answer is then over `limit`, not the full minimum).
    */
   lowerBound(text: string, limit = Number.POSITIVE_INFINITY): number | undefined {
-    if (this.#addedTokens.some((t) => text.includes(t))) return undefined;
+    if (this.#addedTokens?.test(text)) return undefined;
     const bytes = Buffer.from(this.#rewrite(text), 'utf8');
     const n = bytes.length;
     const trie = this.#trieOf();
