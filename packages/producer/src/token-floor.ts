@@ -136,7 +136,6 @@ function emittablePieces(model: Json): string[] | undefined {
 class ByteTrie {
   readonly #next = new Map<number, number>();
   readonly #terminal: boolean[] = [false];
-  depth = 0;
 
   add(bytes: ArrayLike<number>): void {
     let node = 0;
@@ -151,7 +150,6 @@ class ByteTrie {
       node = child;
     }
     this.#terminal[node] = true;
-    this.depth = Math.max(this.depth, bytes.length);
   }
 
   /** For every piece that starts at `from` in `bytes`, lowers `m` at its end (a ring of `size`) to `value`. */
