@@ -174,11 +174,19 @@ test('two writers racing on one document: the stale one fails cleanly and the ne
   const store = join(root, 'race-store');
   const args = ['fold', long, '--model', model, '--chunk-size', '64', '--checkpoint', store, '--checkpoint-every', '4', '--json', ...ASK];
   const a = startKvfold(args);
-  await waitFor('writer A to commit', async () => fsManifestStep(store) >= 8);
-  // A stops (a long GC pause, a SIGSTOP) while B takes the document over and finishes it; A then
-  // wakes up with commits still to make, and its next one meets B's newer generation.
-  a.child.kill('SIGSTOP');
-  const b = parse(await kvfold(args));
+  let b: ReturnType<typeof parse>;
+  try {
+    await waitFor('writer A to commit', async () => fsManifestStep(store) >= 8);
+    // A stops (a long GC pause, a SIGSTOP) while B takes the document over and finishes it; A then
+    // wakes up with commits still to make, and its next one meets B's newer generation.
+    a.child.kill('SIGSTOP');
+    b = parse(await kvfold(args));
+  } catch (err) {
+    // A stopped writer would keep this file's process waiting for it: end it before failing.
+    a.child.kill('SIGKILL');
+    a.child.kill('SIGCONT');
+    throw err;
+  }
   a.child.kill('SIGCONT');
   const ra = await a.done;
   assert.equal(ra.code, 1, `the stale writer must fail: ${ra.stderr}`);

@@ -3,12 +3,9 @@
  *
  * `open(path, 'wx')` is atomic on local filesystems, so of several processes racing for one key
  * exactly one holds the lock; it is held only for the compare-and-rename of a put (microseconds
- * to milliseconds). A lock file older than `staleMs` is broken when its holder is gone: a process
- * of this host that no longer runs, or any holder on another host (a shared filesystem, where no
- * liveness can be seen). A live holder here keeps its lock however long it is paused (SIGSTOP,
- * swapped out): breaking it would let its compare-and-rename land after a newer writer's. Two
- * processes breaking the same stale lock at the same instant is the one race this scheme does not
- * close; it needs a crash inside the rename window first.
+ * to milliseconds). A lock file older than `staleMs` can only be left by a crashed process and is
+ * broken. Two processes breaking the same stale lock at the same instant is the one race this
+ * scheme does not close; it needs a crash inside the rename window first.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
@@ -73,23 +70,10 @@ export async function lockKey(
   }
 }
 
-/** Whether the lock's token names a process of this host that still runs. */
-function holderAlive(token: string): boolean {
-  const [pid, host] = token.split(' ');
-  if (host !== hostname() || !pid || !/^\d+$/.test(pid)) return false;
-  try {
-    process.kill(Number(pid), 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'; // alive, someone else's
-  }
-}
-
 async function breakIfStale(lockPath: string, staleMs: number): Promise<boolean> {
   try {
     const s = await stat(lockPath);
     if (Date.now() - s.mtimeMs < staleMs) return false;
-    if (holderAlive(await readFile(lockPath, 'utf8'))) return false;
     const aside = `${lockPath}.stale-${randomUUID()}`;
     await rename(lockPath, aside);
     await unlink(aside);

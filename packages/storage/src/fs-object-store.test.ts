@@ -3,7 +3,7 @@
  * across processes), ranges, listing order, deletes.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -70,27 +70,28 @@ describe('FsObjectStore', () => {
     assert.deepEqual(await allFiles(join(root, 'atomic')), ['k']);
   });
 
-  test('an old lock is broken when its holder is gone, never while it runs (a paused writer keeps its lock)', async () => {
-    const paused = new FsObjectStore(root, { lockStaleMs: 20, lockTimeoutMs: 400 });
-    const lockFor = async (key: string, token: string) => {
+  test('a lock older than the stale age is broken (its holder died or is stuck); a fresh one is waited for, then refused', async () => {
+    const waiter = new FsObjectStore(root, { lockStaleMs: 2_000, lockTimeoutMs: 300 });
+    const lockFor = async (key: string, ageMs: number) => {
       const lock = lockPathOf(join(root, ...key.split('/')));
       await mkdir(dirname(lock), { recursive: true });
-      await writeFile(lock, token);
-      const old = new Date(Date.now() - 60_000);
-      await utimes(lock, old, old);
+      await writeFile(lock, `${process.pid} ${hostname()} token`);
+      const at = new Date(Date.now() - ageMs);
+      await utimes(lock, at, at);
     };
-    // A live process of this host (this one) holds it: a waiter gives up rather than break it.
-    await lockFor('locks/live.txt', `${process.pid} ${hostname()} token`);
-    await assert.rejects(paused.put('locks/live.txt', enc('x')), (err: unknown) => err instanceof StoreError && err.code === 'KVF_STORE_LOCKED');
-    // A process that exited, or a holder on another host whose liveness nobody here can see: broken.
-    const child = spawn(process.execPath, ['-e', '0']);
-    await new Promise((r) => child.once('exit', r));
-    await lockFor('locks/dead.txt', `${child.pid} ${hostname()} token`);
-    await paused.put('locks/dead.txt', enc('y'));
-    assert.equal(dec(await paused.getBytes('locks/dead.txt')), 'y');
-    await lockFor('locks/remote.txt', '1 another-host token');
-    await paused.put('locks/remote.txt', enc('z'));
-    assert.equal(dec(await paused.getBytes('locks/remote.txt')), 'z');
+    await lockFor('locks/fresh.txt', 0);
+    await assert.rejects(waiter.put('locks/fresh.txt', enc('x')), (err: unknown) => err instanceof StoreError && err.code === 'KVF_STORE_LOCKED');
+    await lockFor('locks/old.txt', 60_000);
+    await waiter.put('locks/old.txt', enc('y'));
+    assert.equal(dec(await waiter.getBytes('locks/old.txt')), 'y');
+  });
+
+  test('the etag a put answers is the stored object\'s', async () => {
+    const { etag } = await store.put('etags/one.txt', enc('first'));
+    assert.equal((await store.head('etags/one.txt'))?.etag, etag);
+    const second = await store.put('etags/one.txt', enc('second!'), { ifMatch: etag });
+    assert.equal((await store.head('etags/one.txt'))?.etag, second.etag);
+    assert.notEqual(second.etag, etag);
   });
 
   test('many writes leave no temp or lock files behind', async () => {

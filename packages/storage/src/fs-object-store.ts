@@ -30,7 +30,7 @@ export interface FsStoreOptions {
   readonly lockStaleMs?: number;
 }
 
-/** A lock is held for one stat and one rename; one 10 s old is broken once its holder is gone (fs-lock.ts). */
+/** A lock is held for one stat and one rename; 10 s without release means its holder died or is stuck. */
 const DEFAULT_LOCK_STALE_MS = 10_000;
 /** Waiters must outlast the stale age, or they would give up before they may break a dead lock. */
 const DEFAULT_LOCK_TIMEOUT_MS = 15_000;
@@ -76,9 +76,10 @@ export class FsObjectStore implements ObjectStore {
     const dir = dirname(path);
     const tmp = join(dir, `${RESERVED_PREFIX}tmp-${randomUUID()}`);
     try {
-      await this.#writeTemp(tmp, body);
+      // The etag is the temp file's (rename keeps inode, size and mtime), so the lock is held for
+      // the compare and the rename alone.
+      const etag = etagOf(await this.#writeTemp(tmp, body));
       const release = await lockKey(this.uri, key, path, this.#lock);
-      let etag: string;
       try {
         const current = await statOrNull(path);
         if (options.ifNoneMatch === '*' && current) {
@@ -89,7 +90,6 @@ export class FsObjectStore implements ObjectStore {
           throw new PreconditionFailedError(this.uri, key, `expected etag ${options.ifMatch}, ${found}`);
         }
         await rename(tmp, path);
-        etag = etagOf(await stat(path, { bigint: true }));
       } finally {
         await release();
       }
@@ -195,7 +195,8 @@ export class FsObjectStore implements ObjectStore {
     }
   }
 
-  async #writeTemp(tmp: string, body: Body): Promise<void> {
+  /** Writes `body` to a new temp file and syncs it; returns its stats. */
+  async #writeTemp(tmp: string, body: Body): Promise<BigIntStats> {
     let handle: Awaited<ReturnType<typeof open>> | undefined;
     for (let attempt = 0; !handle; attempt++) {
       try {
@@ -214,6 +215,7 @@ export class FsObjectStore implements ObjectStore {
         }
       }
       await handle.sync();
+      return await handle.stat({ bigint: true });
     } finally {
       await handle.close();
     }
@@ -251,8 +253,15 @@ async function statOrNull(path: string): Promise<BigIntStats | null> {
   }
 }
 
+/** Makes a rename in `dir` durable. A directory already gone was emptied by a delete of what was just written: the put itself landed. */
 async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(dir, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
   try {
     await handle.sync();
   } finally {
