@@ -254,15 +254,13 @@ function refusedUnbuilt(plan: Pick<DocumentPlan, 'name' | 'bytes'>, settings: Se
  * only a document whose size neither proves it fits nor proves it too long is read.
  */
 function refusedBuilt(name: string, bytes: Uint8Array, settings: Settings, sink: EntrySink): boolean {
-  const { maxTokens, floor } = settings.budget;
-  if (!floor || bytes.byteLength <= bytesThatFit(maxTokens)) return false;
-  const lower = provenTooLong(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'), settings.budget);
+  const lower = provenTooLong(bytes, settings.budget);
   if (lower === undefined) return false;
   sink.refuse(
     name,
     ProducerErrorCode.DocumentTooLong,
     `at least ${lower} tokens (the fewest pieces of the model's vocabulary its text can be cut into), ` +
-      `over maxTokensPerDocument ${maxTokens}; split it (--group auto) or raise the limit`,
+      `over maxTokensPerDocument ${settings.budget.maxTokens}; split it (--group auto) or raise the limit`,
   );
   return true;
 }

@@ -20,7 +20,7 @@
  * close to the real count (within 5% on prose, 87% on source code in `pnpm bench:floor`), found
  * after reading about the limit's worth of text.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TokenFloor } from './token-floor.ts';
@@ -66,12 +66,14 @@ export function foldOrder<D extends { readonly bytes: number; readonly docId: st
 }
 
 /**
- * The proven token count of `text` when it is over `budget.maxTokens` (the floor's lower bound),
- * else undefined: a document that may fit, or a budget without a vocabulary. Reads the text only
- * when its size does not already prove it fits.
+ * The proven token count of a document (its text, or its UTF-8 bytes) when it is over
+ * `budget.maxTokens` (the floor's lower bound), else undefined: a document that may fit, or a
+ * budget without a vocabulary. Reads the text only when its size does not already prove it fits.
  */
-export function provenTooLong(text: string, budget: TokenBudget): number | undefined {
-  if (!budget.floor || Buffer.byteLength(text, 'utf8') <= bytesThatFit(budget.maxTokens)) return undefined;
+export function provenTooLong(document: string | Uint8Array, budget: TokenBudget): number | undefined {
+  const bytes = typeof document === 'string' ? Buffer.byteLength(document, 'utf8') : document.byteLength;
+  if (!budget.floor || bytes <= bytesThatFit(budget.maxTokens)) return undefined;
+  const text = typeof document === 'string' ? document : Buffer.from(document.buffer, document.byteOffset, document.byteLength).toString('utf8');
   const lower = budget.floor.lowerBound(text, budget.maxTokens);
   return lower !== undefined && lower > budget.maxTokens ? lower : undefined;
 }
@@ -131,9 +133,33 @@ export async function maxTokenBytesOf(modelDir: string): Promise<number | undefi
 export async function tokenBudgetFor(model: string | { readonly uri: string }, maxTokens: number): Promise<TokenBudget> {
   const uri = typeof model === 'string' ? model : model.uri;
   const folder = uri.startsWith('file://') ? fileURLToPath(uri) : uri.includes('://') ? undefined : uri;
-  const json = folder ? await readTokenizerJson(folder) : undefined;
-  if (!json) return { maxTokens };
+  const vocabulary = folder ? await vocabularyOf(folder) : undefined;
+  return { maxTokens, ...vocabulary };
+}
+
+type Vocabulary = Pick<TokenBudget, 'maxTokenBytes' | 'floor'>;
+
+/** The vocabulary bounds of the folders seen lately, by tokenizer.json's path, size and mtime. */
+const vocabularies = new Map<string, Vocabulary>();
+const VOCABULARIES_KEPT = 8;
+
+/**
+ * A model folder's vocabulary bounds, read once per version of its tokenizer.json (a Llama 3 one
+ * is 9 MB of JSON: the API would parse it again for every batch); {} without a readable one.
+ */
+async function vocabularyOf(folder: string): Promise<Vocabulary> {
+  const path = join(folder, 'tokenizer.json');
+  const info = await stat(path).catch(() => undefined);
+  if (!info) return {};
+  const key = `${path}\0${info.size}\0${info.mtimeMs}`;
+  const known = vocabularies.get(key);
+  if (known) return known;
+  const json = await readTokenizerJson(folder);
+  if (!json) return {};
   const maxTokenBytes = longestEntry(json);
   const floor = TokenFloor.of(json);
-  return { maxTokens, ...(maxTokenBytes ? { maxTokenBytes } : {}), ...(floor ? { floor } : {}) };
+  const vocabulary: Vocabulary = { ...(maxTokenBytes ? { maxTokenBytes } : {}), ...(floor ? { floor } : {}) };
+  if (vocabularies.size >= VOCABULARIES_KEPT) vocabularies.delete(vocabularies.keys().next().value as string);
+  vocabularies.set(key, vocabulary);
+  return vocabulary;
 }

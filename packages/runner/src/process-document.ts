@@ -204,10 +204,14 @@ async function finalizeCheckpoint(finalize: () => Promise<void>, log: Logger): P
 /** Each model's vocabulary as pieces (token-floor.ts), built on first use; undefined where it proves nothing. */
 const floors = new WeakMap<LoadedModel, TokenFloor | undefined>();
 
+/** The most document tokens the model's positions leave room for, answers included (full policy only). */
+function positionsLeft(job: DocumentJob, model: LoadedModel): number {
+  return job.fold.policy.kind === 'full' ? model.decoder.layout.maxPositions - job.fold.maxNewTokens : Number.POSITIVE_INFINITY;
+}
+
 /** The most tokens a document of `job` may have on `model`. */
 function tokenLimit(job: DocumentJob, model: LoadedModel): number {
-  const positions = job.fold.policy.kind === 'full' ? model.decoder.layout.maxPositions - job.fold.maxNewTokens : Number.POSITIVE_INFINITY;
-  return Math.max(0, Math.min(job.fold.maxTokensPerDocument, positions));
+  return Math.max(0, Math.min(job.fold.maxTokensPerDocument, positionsLeft(job, model)));
 }
 
 /**
@@ -219,7 +223,7 @@ function refuseProvenTooLong(job: DocumentJob, model: LoadedModel, text: string)
   if (!floors.has(model)) floors.set(model, TokenFloor.of(model.folder.tokenizerJson));
   const floor = floors.get(model);
   const limit = tokenLimit(job, model);
-  const lower = floor && provenTooLong(text, { maxTokens: limit, floor });
+  const lower = floor ? provenTooLong(text, { maxTokens: limit, floor }) : undefined;
   if (lower === undefined) return;
   throw new DocumentFailure(
     DocumentErrorCode.TooLong,
@@ -234,8 +238,8 @@ function checkLength(job: DocumentJob, model: LoadedModel, n: number): void {
   if (n > limit) {
     throw new DocumentFailure(DocumentErrorCode.TooLong, `document ${documentName(job.paths)} has ${n} tokens, over the batch's limit of ${limit} (maxTokensPerDocument); split it or raise the limit`);
   }
-  const max = model.decoder.layout.maxPositions;
-  if (job.fold.policy.kind === 'full' && n + job.fold.maxNewTokens > max) {
+  if (n > positionsLeft(job, model)) {
+    const max = model.decoder.layout.maxPositions;
     throw new DocumentFailure(DocumentErrorCode.TooLong, `document ${documentName(job.paths)} has ${n} tokens; with answers it exceeds the model's ${max} positions; split it or use the streaming policy`);
   }
 }
