@@ -160,3 +160,22 @@ test('a worker fails a document the floor proves too long before tokenizing it; 
     await models.close();
   }
 });
+
+test('a normalizer that may shrink text gives no size bound but keeps the floor; a changed tokenizer.json is read again', async () => {
+  const model = join(dir, 'nfc-bpe');
+  await mkdir(model, { recursive: true });
+  // Qwen2's pipeline: NFC, which composes `e` + U+0301 (3 bytes) into `é` (2).
+  const nfc = { ...byteLevelBpe().tokenizerJson, normalizer: { type: 'NFC' } };
+  await writeFile(join(model, 'tokenizer.json'), JSON.stringify(nfc));
+  assert.equal(await maxTokenBytesOf(model), undefined);
+  const first = await tokenBudgetFor(model, 500);
+  assert.equal(first.maxTokenBytes, undefined);
+  assert.ok(first.floor instanceof TokenFloor);
+  assert.ok((first.floor.lowerBound('e\u0301'.repeat(10)) as number) <= fixtureTokenizer({ tokenizerJson: nfc, tokenizerConfig: {} }).encode('e\u0301'.repeat(10), { document: false }).ids.length);
+  // The same folder with another vocabulary (a longer piece): the budget follows the file.
+  const longer = byteLevelBpe({ corpus: `${DEFAULT_CORPUS} extraordinarily` }).tokenizerJson;
+  await writeFile(join(model, 'tokenizer.json'), JSON.stringify(longer));
+  const second = await tokenBudgetFor(model, 500);
+  assert.equal(second.floor?.longestPiece, TokenFloor.of(longer)?.longestPiece);
+  assert.notEqual(second.floor?.longestPiece, first.floor.longestPiece);
+});
