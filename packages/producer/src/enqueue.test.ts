@@ -182,7 +182,8 @@ describe('enqueueBatch (real Redis)', () => {
       done += 1;
       for (const w of waiters) if (done >= w.n) w.resolve();
     });
-    const folded = (n: number) => new Promise<void>((resolve) => waiters.push({ n, resolve }));
+    // Resolves once `n` jobs have completed, counting those that completed before it was asked.
+    const folded = (n: number) => new Promise<void>((resolve) => (done >= n ? resolve() : waiters.push({ n, resolve })));
     try {
       await folded(2);
       assert.equal(await parent.getState(), 'waiting-children');
