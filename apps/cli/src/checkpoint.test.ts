@@ -1,7 +1,8 @@
 /**
  * Checkpoints through `kvfold fold --checkpoint`, with real processes and real stores (a folder,
  * and an S3-protocol server on loopback): killed folds resume, damaged segments fall back, other
- * settings are refused, a stale writer is fenced, and a kept final state answers without folding.
+ * settings are kept apart and other weights refused, a stale writer is fenced, and a kept final state
+ * answers without folding.
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,7 +15,6 @@ import { kvfold, type RunResult, startKvfold } from './test-support.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'kvfold-ckpt-test-'));
 const model = join(root, 'tiny');
-const otherModel = join(root, 'tiny-seed-1');
 const doc = join(root, 'doc.txt');
 let s3: TestS3Server;
 let baseline: FoldJson;
@@ -61,13 +61,8 @@ function assertSameAsBaseline(r: FoldJson, lostFirstPrediction = false): void {
 }
 
 before(async () => {
-  for (const [dir, seed] of [
-    [model, '0'],
-    [otherModel, '1'],
-  ] as const) {
-    const r = await kvfold(['models', 'build', 'tiny-llama', '--out', dir, '--seed', seed]);
-    assert.equal(r.code, 0, r.stderr);
-  }
+  const r = await kvfold(['models', 'build', 'tiny-llama', '--out', model]);
+  assert.equal(r.code, 0, r.stderr);
   writeFileSync(doc, Array.from({ length: 420 }, (_, i) => `Line ${i}: the cache is carried from chunk to chunk.`).join('\n'));
   baseline = parse(await kvfold(['fold', doc, '--model', model, '--chunk-size', '64', '--nll', '--json', ...ASK]));
   assert.ok(baseline.steps > 300);
@@ -148,21 +143,30 @@ test('a corrupted segment is detected and the fold resumes from the valid prefix
   assertSameAsBaseline(out, true);
 });
 
-test('a checkpoint made with another model, chunk size or codec is refused by name, or ignored with --fresh', async () => {
+test('checkpoints of other settings are kept apart; a model rebuilt at the same path is refused by name, or ignored with --fresh', async () => {
   const store = join(root, 'mismatch-store');
-  parse(await kvfold(foldArgs(store, ['--reuse'])));
-  const cases: [string[], RegExp][] = [
-    [['--model', otherModel], /model/],
-    [['--chunk-size', '32'], /chunk ?size/i],
-    [['--kv-codec', 'f16'], /codec/],
-  ];
-  for (const [change, field] of cases) {
-    const r = await kvfold([...foldArgs(store, ['--reuse']), ...change]);
-    assert.equal(r.code, 1, `${change.join(' ')} must be refused`);
-    assert.match(r.stderr, field);
-    assert.match(r.stderr, /--fresh|fresh/);
+  const kept = parse(await kvfold(foldArgs(store, ['--reuse'])));
+  // Another chunk size or codec is another checkpoint: it folds from the start, and the first stays whole.
+  for (const change of [['--chunk-size', '32'], ['--kv-codec', 'f16']]) {
+    const other = parse(await kvfold([...foldArgs(store), ...change]));
+    assert.equal(other.resumedFromStep, 0, change.join(' '));
+    assert.equal(other.stepsRun, other.steps);
   }
-  const fresh = parse(await kvfold([...foldArgs(store), '--chunk-size', '32', '--fresh']));
+  const again = parse(await kvfold(foldArgs(store, ['--reuse'])));
+  assert.equal(again.resumedFromStep, kept.steps);
+  assert.equal(again.stepsRun, 0);
+
+  // The same path, other weights: the stored checkpoint's model fingerprint no longer matches.
+  const rebuilt = join(root, 'tiny-rebuilt');
+  for (const seed of ['0', '1']) {
+    const built = await kvfold(['models', 'build', 'tiny-llama', '--out', rebuilt, '--seed', seed]);
+    assert.equal(built.code, 0, built.stderr);
+    if (seed === '0') parse(await kvfold([...foldArgs(store, ['--reuse']), '--model', rebuilt]));
+  }
+  const refused = await kvfold([...foldArgs(store, ['--reuse']), '--model', rebuilt]);
+  assert.equal(refused.code, 1, 'a checkpoint of other weights must be refused');
+  assert.match(refused.stderr, /made with model .* this run uses .*fresh/);
+  const fresh = parse(await kvfold([...foldArgs(store), '--model', rebuilt, '--fresh']));
   assert.equal(fresh.resumedFromStep, 0);
   assert.equal(fresh.stepsRun, fresh.steps);
 });

@@ -222,9 +222,9 @@ export class OnnxKvCache implements KvCache {
   }
   mark(): KvMark {
     this.#live();
-    // A resident session pins what the device holds now; the request is ordered before any later
-    // step, and nothing waits for it.
-    if (this.owner.plan.kind === 'resident') void this.owner.cacheOp(this.id, { op: 'mark' }).catch(() => {});
+    // The session's plan learns of the mark (a resident one pins what the device holds now); the
+    // request is ordered before any later step, and nothing waits for it.
+    void this.owner.cacheOp(this.id, { op: 'mark' }).catch(() => {});
     return { length: this.#state.length, nextPosition: this.#state.nextPosition, tokensSeen: this.#state.tokensSeen };
   }
   async rewind(mark: KvMark): Promise<void> {

@@ -10,6 +10,7 @@ import { dropTestQueues } from '@kvfold/jobs/testing';
 import { FsObjectStore } from '@kvfold/storage';
 import { UnrecoverableError, Worker } from 'bullmq';
 import { enqueueBatch } from './enqueue.ts';
+import { planBatch } from './plan-batch.ts';
 import { ingest } from './ingest.ts';
 import { tempDir, writeTree } from './test-fixtures.ts';
 import { uploadCorpus } from './upload.ts';
@@ -43,7 +44,7 @@ describe('enqueueBatch (real Redis)', () => {
   });
 
   it('creates one parent and one child per document with deterministic ids', async () => {
-    const result = await enqueueBatch(queues, spec, index);
+    const result = await enqueueBatch(queues, planBatch(spec, index));
     const batchId = deriveBatchId([index.corpusId], BatchSpec.parse(spec));
     assert.equal(result.batchId, batchId);
     assert.equal(result.parentJobId, batchId);
@@ -65,8 +66,8 @@ describe('enqueueBatch (real Redis)', () => {
   });
 
   it('adds nothing when the same batch is enqueued again', async () => {
-    const first = await enqueueBatch(queues, spec, index);
-    const second = await enqueueBatch(queues, spec, index);
+    const first = await enqueueBatch(queues, planBatch(spec, index));
+    const second = await enqueueBatch(queues, planBatch(spec, index));
     assert.equal(second.added, 0);
     assert.equal(second.batchId, first.batchId);
     assert.deepEqual(second.jobIds, first.jobIds);
@@ -75,7 +76,7 @@ describe('enqueueBatch (real Redis)', () => {
   });
 
   const takenOrder = async (specInput: typeof spec & { maxTokensPerDocument?: number }) => {
-    const result = await enqueueBatch(queues, specInput, index);
+    const result = await enqueueBatch(queues, planBatch(specInput, index));
     const bytes = new Map(index.documents.map((d) => [documentJobId(result.batchId, d.docId), d.bytes]));
     const taken: number[] = [];
     const worker = new Worker(
@@ -107,7 +108,7 @@ describe('enqueueBatch (real Redis)', () => {
   });
 
   it('a failed document does not fail the batch: the parent still becomes ready', async () => {
-    const result = await enqueueBatch(queues, spec, index, { attempts: 1 });
+    const result = await enqueueBatch(queues, planBatch(spec, index), { attempts: 1 });
     const failing = result.jobIds[1];
     const worker = new Worker(
       queues.documents.name,
@@ -136,7 +137,7 @@ describe('enqueueBatch (real Redis)', () => {
 
   it('finished document jobs leave Redis after their retention; the batch still counts them and keeps the failures', async () => {
     // A retention of zero seconds: BullMQ removes each job as it finishes, so nothing has to wait for an age to pass.
-    const result = await enqueueBatch(queues, spec, index, { attempts: 1, keepCompletedS: 0, keepFailedS: 0 });
+    const result = await enqueueBatch(queues, planBatch(spec, index), { attempts: 1, keepCompletedS: 0, keepFailedS: 0 });
     const worker = new Worker(queues.documents.name, null, { connection: redisOptionsFromUrl(REDIS_URL), prefix: queues.prefix, autorun: false });
     const token = randomUUID();
     const finished: string[] = [];
@@ -161,7 +162,7 @@ describe('enqueueBatch (real Redis)', () => {
   });
 
   it('takes the retention of finished jobs from the options, a day (completed) and a week (failed) by default', async () => {
-    const defaults = await enqueueBatch(queues, spec, index);
+    const defaults = await enqueueBatch(queues, planBatch(spec, index));
     const job = await queues.documents.getJob(defaults.jobIds[0] as string);
     assert.deepEqual([job?.opts.removeOnComplete, job?.opts.removeOnFail], [{ age: 86_400 }, { age: 604_800 }]);
   });
@@ -169,7 +170,7 @@ describe('enqueueBatch (real Redis)', () => {
   it('attaches a batch in chunks: the parent waits for every chunk, and an enqueue cut off between chunks resumes', async () => {
     // The documents queue refuses the second chunk, as if the enqueuing process died there.
     const cut = { ...queues, documents: Object.create(queues.documents, { addBulk: { value: async () => Promise.reject(new Error('cut off')) } }) };
-    await assert.rejects(enqueueBatch(cut, spec, index, { chunk: 2 }), /cut off/);
+    await assert.rejects(enqueueBatch(cut, planBatch(spec, index), { chunk: 2 }), /cut off/);
     const batchId = deriveBatchId([index.corpusId], BatchSpec.parse(spec));
     const parent = await queues.batches.getJob(batchId);
     assert.ok(parent);
@@ -189,13 +190,13 @@ describe('enqueueBatch (real Redis)', () => {
       assert.equal(await parent.getState(), 'waiting-children');
       assert.deepEqual(await parent.getDependenciesCount(), { processed: 2, unprocessed: 1, failed: 0, ignored: 0 });
 
-      const resumed = await enqueueBatch(queues, spec, index, { chunk: 2 });
+      const resumed = await enqueueBatch(queues, planBatch(spec, index), { chunk: 2 });
       assert.ok(resumed.added > 0);
       await folded(4);
       assert.equal(await queues.batches.getJob(batchGateJobId(batchId)), undefined, 'the gate is gone');
       assert.equal(await parent.getState(), 'waiting');
       assert.deepEqual(await parent.getDependenciesCount(), { processed: 4, unprocessed: 0, failed: 0, ignored: 0 });
-      assert.equal((await enqueueBatch(queues, spec, index, { chunk: 2 })).added, 0, 'a whole batch is not enqueued again');
+      assert.equal((await enqueueBatch(queues, planBatch(spec, index), { chunk: 2 })).added, 0, 'a whole batch is not enqueued again');
     } finally {
       await worker.close();
     }

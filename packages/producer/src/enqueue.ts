@@ -10,13 +10,13 @@
  * last document is done. A parent whose gate is still there is a batch still being enqueued (or
  * whose enqueue was cut off): enqueueing it again attaches what is missing and removes the gate.
  */
-import { BatchSpec, DocumentJob, batchGateJobId, batchJobId, deriveBatchId, documentJobId, foldSettingsOf, parseOrThrow, priorityForLength } from '@kvfold/contract';
+import { type DocumentJob, batchGateJobId, batchJobId, documentJobId, foldSettingsOf, priorityForLength } from '@kvfold/contract';
 import { JOB_NAMES, QUEUE_NAMES } from '@kvfold/jobs';
-import type { BatchJob, BatchSpecInput, CorpusIndex } from '@kvfold/contract';
+import type { BatchJob } from '@kvfold/contract';
 import type { KvfoldQueues } from '@kvfold/jobs';
 import type { FlowJob, FlowJobNode, JobsOptions } from 'bullmq';
-import { ProducerError, ProducerErrorCode } from './errors.ts';
-import { bytesThatFit, foldOrder } from './token-budget.ts';
+import type { BatchPlan } from './plan-batch.ts';
+import { bytesThatFit } from './token-budget.ts';
 
 /** Retry policy of document jobs. */
 export interface EnqueueOptions {
@@ -55,40 +55,15 @@ export const ENQUEUE_CHUNK = 500;
 const GATE_DELAY_MS = 30 * 24 * 3600 * 1000;
 
 /**
- * Enqueues `spec` over `corpora`. Documents are deduplicated across corpora by content id and given
- * priorities so the longest start first, except those that may not fit the token limit, which go
- * last. A document that fails for good does not fail the batch: its children use
+ * Enqueues a batch's plan: the jobs planBatch() made, given priorities in its fold order
+ * (the longest start first, those that may not fit the token limit last). A document that fails for good does not fail the batch: its children use
  * `ignoreDependencyOnFailure`, so the parent still runs and sees the failure.
  * An existing parent without its gate means the whole batch was attached; then nothing is added
  * (re-adding could recreate children that were already folded and removed).
  */
-export async function enqueueBatch(
-  queues: Pick<KvfoldQueues, 'flow' | 'batches' | 'documents'>,
-  specInput: BatchSpecInput | BatchSpec,
-  corpora: CorpusIndex | readonly CorpusIndex[],
-  options: EnqueueOptions = {},
-): Promise<EnqueueResult> {
-  const spec = parseOrThrow(BatchSpec, specInput, 'batch spec');
-  const indexes: readonly CorpusIndex[] = Array.isArray(corpora) ? corpora : [corpora as CorpusIndex];
-  const batchId = deriveBatchId(
-    indexes.map((c) => c.corpusId),
-    spec,
-  );
+export async function enqueueBatch(queues: Pick<KvfoldQueues, 'flow' | 'batches' | 'documents'>, plan: BatchPlan, options: EnqueueOptions = {}): Promise<EnqueueResult> {
+  const { batchId, spec, jobs: ordered } = plan;
   const fold = foldSettingsOf(spec);
-  const documents = new Map<string, DocumentJob>();
-  for (const corpus of indexes) {
-    for (const doc of corpus.documents) {
-      if (documents.has(doc.docId)) continue;
-      documents.set(
-        doc.docId,
-        DocumentJob.parse({ batchId, docId: doc.docId, corpusId: corpus.corpusId, shard: doc.shard, paths: doc.paths, bytes: doc.bytes, fold }),
-      );
-    }
-  }
-  if (documents.size === 0) {
-    throw new ProducerError(ProducerErrorCode.EnqueueEmpty, `batch ${batchId} has no documents (corpora: ${spec.corpus.join(', ')})`);
-  }
-  const ordered = foldOrder([...documents.values()], fold.maxTokensPerDocument);
   const jobIds = ordered.map((d) => documentJobId(batchId, d.docId));
   const parentJobId = batchJobId(batchId);
 
@@ -116,7 +91,7 @@ export async function enqueueBatch(
     const firstChunk: FlowJobNode[] = ordered.slice(0, chunk).map((data, i) => ({ name: JOB_NAMES.foldDocument, queueName: QUEUE_NAMES.documents, data, opts: childOpts(data, i) }));
     const parentData: BatchJob = {
       batchId,
-      corpusIds: indexes.map((c) => c.corpusId),
+      corpusIds: [...plan.corpusIds],
       corpus: spec.corpus,
       documents: ordered.length,
       fold,

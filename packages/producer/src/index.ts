@@ -14,6 +14,8 @@ export { ingest, inputName } from './ingest.ts';
 export { documentName, packedBytes, planDocuments } from './grouping.ts';
 export type { DocumentPlan, PlannedFile } from './grouping.ts';
 export type { IngestOptions, IngestRun } from './ingest.ts';
+export { planBatch } from './plan-batch.ts';
+export type { BatchPlan } from './plan-batch.ts';
 export { checkModelRef } from './model-ref.ts';
 export { inputKind } from './input-kind.ts';
 export type { InputKind } from './input-kind.ts';

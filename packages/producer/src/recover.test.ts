@@ -13,6 +13,7 @@ import type { KvfoldQueues, Redis } from '@kvfold/jobs';
 import { batchRecordOf, dropTestQueues } from '@kvfold/jobs/testing';
 import { FsObjectStore } from '@kvfold/storage';
 import { enqueueBatch } from './enqueue.ts';
+import { planBatch } from './plan-batch.ts';
 import { ingest } from './ingest.ts';
 import { recoverBatches } from './requeue.ts';
 import { tempDir, writeTree } from './test-fixtures.ts';
@@ -50,7 +51,7 @@ describe('recover: an enqueue cut off between chunks', () => {
     await registry.create(record, 'queued');
     // The documents queue refuses the second chunk, as if the enqueuing process died there.
     const cut = { ...queues, documents: Object.create(queues.documents, { addBulk: { value: async () => Promise.reject(new Error('cut off')) } }) };
-    await assert.rejects(enqueueBatch(cut, spec, index, { chunk: 2 }), /cut off/);
+    await assert.rejects(enqueueBatch(cut, planBatch(spec, index), { chunk: 2 }), /cut off/);
     const attached = async () => (await queues.documents.getJobs(['prioritized', 'waiting'])).filter((j) => j.data.batchId === record.id).length;
     assert.equal(await attached(), 2);
 

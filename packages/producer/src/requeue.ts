@@ -15,6 +15,7 @@ import type { BatchRegistry, KvfoldQueues, StoredBatch } from '@kvfold/jobs';
 import type { ObjectStore } from '@kvfold/storage';
 import type { Job } from 'bullmq';
 import { type EnqueueOptions, enqueueBatch } from './enqueue.ts';
+import { planBatch } from './plan-batch.ts';
 import { ProducerError, ProducerErrorCode } from './errors.ts';
 import { readCorpusIndex } from './read-corpus.ts';
 
@@ -116,7 +117,7 @@ async function resumeCutOffEnqueue(deps: RequeueDeps, batchId: string, parent: J
   const attached = async () => Object.values(await parent.getDependenciesCount()).reduce((a, b) => a + b, 0);
   const before = await attached();
   const indexes = await Promise.all(stored.record.corpus.map((key) => readCorpusIndex(deps.store, key)));
-  await enqueueBatch(deps.queues, BatchSpec.parse(stored.record.spec), indexes, deps.enqueue);
+  await enqueueBatch(deps.queues, planBatch(stored.record.spec, indexes), deps.enqueue);
   // Children now, less those before, plus the gate that went.
   const requeued = (await attached()) - before + 1;
   return { id: batchId, state: (await deps.registry.get(batchId))?.state ?? 'queued', requeued };
@@ -162,7 +163,7 @@ async function requeue(deps: RequeueDeps, stored: StoredBatch, docIds: readonly 
     const index = await readCorpusIndex(deps.store, key);
     indexes.push({ ...index, documents: index.documents.filter((d) => redo.has(d.docId)) });
   }
-  const enqueued = await enqueueBatch(deps.queues, spec, indexes, deps.enqueue);
+  const enqueued = await enqueueBatch(deps.queues, planBatch(spec, indexes), deps.enqueue);
   if (enqueued.batchId !== record.id) {
     throw new ProducerError(ProducerErrorCode.BatchUnknown, `batch ${record.id}: its stored record derives id ${enqueued.batchId}; the record was altered`);
   }

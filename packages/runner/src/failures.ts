@@ -19,7 +19,7 @@
  * | KVF_MODEL_NOT_A_DECODER      | permanent | KVF_DOC_MODEL                                          |
  * | KVF_MODEL_NO_CHAT_TEMPLATE   | permanent | KVF_DOC_MODEL: the batch asks `chat` of a model without a template |
  * | KVF_KV_NO_MEMORY             | permanent | KVF_DOC_NO_MEMORY: the document's cache does not fit this fleet |
- * | KVF_DOC_* (processDocument's own: too long, empty, policy) | permanent | itself             |
+ * | KVF_DOC_* (DocumentError: too long, empty, policy, question) | permanent | itself            |
  * | KVF_MODEL_DEVICE, KVF_MODEL_RUNTIME, KVF_MODEL_CLOSED | transient | (thrown)                       |
  * | KVF_STORE_* , KVF_CKPT_*, anything else | transient | (thrown)                                   |
  */
@@ -37,9 +37,21 @@ export const DocumentErrorCode = {
   Model: 'KVF_DOC_MODEL',
   NoMemory: 'KVF_DOC_NO_MEMORY',
   Policy: 'KVF_DOC_POLICY',
+  Question: 'KVF_DOC_QUESTION',
 } as const;
 
 export type DocumentErrorCode = (typeof DocumentErrorCode)[keyof typeof DocumentErrorCode];
+
+/** A document that cannot be folded as asked (too long, empty, a policy the model refuses): it fails alone. */
+export class DocumentError extends Error {
+  override readonly name = 'DocumentError';
+  constructor(
+    readonly code: DocumentErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
 
 export type Verdict = { readonly kind: 'permanent'; readonly as: DocumentErrorCode } | { readonly kind: 'transient' };
 

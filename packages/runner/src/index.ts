@@ -1,8 +1,14 @@
-/** @kvfold/runner: the single code path that folds a document, behind `kvfold` and the queue worker. */
-export { foldDocument } from './fold-document.ts';
-export type { Answer, ChunkNll, FoldDocumentInput, FoldDocumentResult, Query } from './fold-document.ts';
-export { foldResumable, DEFAULT_CHECKPOINT_PREFIX } from './resumable-fold.ts';
-export type { CheckpointReport, CheckpointSettings, ResumableFoldInput, ResumableFoldResult } from './resumable-fold.ts';
+/** @kvfold/runner: the one job loop that folds a document, behind `kvfold fold`, `kvfold run` and the queue worker. */
+export { runJob } from './job-loop.ts';
+export type { Answer, ChunkNll, FoldJob, JobControl, JobOutcome, JobProgress, JobResult, JobSettings, Query } from './job-loop.ts';
+export { jobSettings, prepareDocument } from './prepare-document.ts';
+export type { PreparedDocument, PrepareSettings } from './prepare-document.ts';
+export { cacheRows, checkLength, documentLimits } from './document-limits.ts';
+export type { DocumentLimits, LimitSettings } from './document-limits.ts';
+export { checkpointKey, DEFAULT_CHECKPOINT_PREFIX } from './checkpoints.ts';
+export type { CheckpointReport, CheckpointSettings } from './checkpoints.ts';
+export { needsFold, storedResult } from './stored-result.ts';
+export type { StoredResult } from './stored-result.ts';
 export { resolvePolicy } from './policy-options.ts';
 export type { PolicyChoice, ResolvedPolicy } from './policy-options.ts';
 export { ModelCache } from './model-cache.ts';
@@ -10,7 +16,7 @@ export type { ModelCacheOptions, ModelRefValue } from './model-cache.ts';
 export { MODEL_MANIFEST, pushModel } from './model-push.ts';
 export type { ModelManifest } from './model-push.ts';
 export { processDocument } from './process-document.ts';
-export { classifyFailure, DocumentErrorCode, FAILURE_TABLE, type Verdict } from './failures.ts';
+export { classifyFailure, DocumentError, DocumentErrorCode, FAILURE_TABLE, type Verdict } from './failures.ts';
 export type { ProcessControl, ProcessDeps, ProcessOutcome } from './process-document.ts';
 export { runLocal } from './run-local.ts';
 export type { LocalRunInput, LocalRunResult } from './run-local.ts';
@@ -18,3 +24,6 @@ export { finalizeBatch, FinalizeStubCode } from './finalize-batch.ts';
 export type { FinalizeBatchInput, FinalizeBatchResult } from './finalize-batch.ts';
 export { startQueueWorker } from './queue-worker.ts';
 export type { DocumentJobReturn, QueueWorker, QueueWorkerDeps } from './queue-worker.ts';
+export { runWorker } from './worker-process.ts';
+export { loadWorkerEnv, WorkerEnvSchema } from './worker-env.ts';
+export type { WorkerEnv } from './worker-env.ts';

@@ -16,7 +16,7 @@ import type { BatchSpecInput } from '@kvfold/contract';
 import type { KvfoldQueues, Redis } from '@kvfold/jobs';
 import { dropTestQueues } from '@kvfold/jobs/testing';
 import { tinyLlamaSpec, writeModelFolder } from '@kvfold/model-zoo';
-import { enqueueBatch, ingest, uploadCorpus } from '@kvfold/producer';
+import { enqueueBatch, ingest, planBatch, uploadCorpus } from '@kvfold/producer';
 import { FsObjectStore } from '@kvfold/storage';
 import { pino } from 'pino';
 import { ModelCache } from './model-cache.ts';
@@ -48,7 +48,7 @@ describe('startQueueWorker (real Redis, FsObjectStore)', () => {
     await writeFile(join(dir, name, 'doc.txt'), text);
     const { index, indexKey } = await uploadCorpus(store, ingest([join(dir, name)]));
     const spec = { corpus: [indexKey], model, queries: ['q?'], ...extra };
-    const { batchId } = await enqueueBatch(queues, spec, index, { attempts: 1 });
+    const { batchId } = await enqueueBatch(queues, planBatch(spec, index), { attempts: 1 });
     const registry = new BatchRegistry(redis, { prefix });
     const doc = index.documents[0];
     assert.ok(doc);

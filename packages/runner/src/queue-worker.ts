@@ -12,15 +12,16 @@
  */
 import { hostname } from 'node:os';
 import { CheckpointFencedError } from '@kvfold/checkpoint';
-import { BatchCancelledError, type BatchRegistry, JobsError, JobsErrorCode, loadBatchEntry, type FoldMetrics, JOB_NAMES, QUEUE_NAMES, redisOptionsFromUrl } from '@kvfold/jobs';
-import { BatchJob, DocumentJob, type DocumentOutcome, DocumentResult, documentResultKey } from '@kvfold/contract';
+import { BatchCancelledError, type BatchRegistry, type FoldMetrics, type FoldProgress, JOB_NAMES, JobsError, JobsErrorCode, loadBatchEntry, QUEUE_NAMES, redisOptionsFromUrl } from '@kvfold/jobs';
+import { BatchJob, DocumentJob, type DocumentOutcome, type DocumentResult, documentResultKey } from '@kvfold/contract';
 import { readCorpusIndex } from '@kvfold/producer';
-import { type ObjectStore, readOptional } from '@kvfold/storage';
+import type { ObjectStore } from '@kvfold/storage';
 import { ErrorCode, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import { finalizeBatch } from './finalize-batch.ts';
 import type { ModelCache } from './model-cache.ts';
 import { processDocument } from './process-document.ts';
+import { storedResult } from './stored-result.ts';
 
 export interface QueueWorkerDeps {
   readonly redisUrl: string;
@@ -84,12 +85,12 @@ export function startQueueWorker(deps: QueueWorkerDeps): QueueWorker {
       }
       // A result already stored (a delivery after a finished attempt whose lock had lapsed) is the
       // answer: BullMQ delivers at least once, and a document is folded to completion once.
-      const stored = await readStoredResult(store, data);
-      if (stored) {
+      const stored = await storedResult(store, data.batchId, data.docId);
+      if (stored?.status === 'completed') {
         jlog.info('result already stored; not folding again');
         // The attempt that stored it may have died before counting it; counting is idempotent.
-        await recordDone(data.batchId, { docId: data.docId, status: 'completed', tokens: stored.tokens, bytes: data.bytes });
-        return jobReturn(stored);
+        await recordDone(data.batchId, { docId: data.docId, status: 'completed', tokens: stored.result.tokens, bytes: data.bytes });
+        return jobReturn(stored.result);
       }
       const outcome = await processDocument(
         data,
@@ -99,7 +100,7 @@ export function startQueueWorker(deps: QueueWorkerDeps): QueueWorker {
           writerId: `${job.id}:${attempt}:${workerName}`,
           shouldStop: () => stopping,
           isCancelled: () => registry.isCancelled(data.batchId),
-          onProgress: (p) => job.updateProgress(p),
+          onProgress: (p) => job.updateProgress({ tokens: p.tokens, totalTokens: p.totalTokens, step: p.step, totalSteps: p.totalSteps, etaMs: p.etaMs } satisfies FoldProgress),
         },
       ).catch((err: unknown) => {
         // This attempt lost its lock (the process was paused or cut off) and another took the job
@@ -213,14 +214,6 @@ export interface DocumentJobReturn {
 
 function jobReturn(result: DocumentResult): DocumentJobReturn {
   return { status: result.status, tokens: result.tokens, result: documentResultKey(result.batchId, result.docId) };
-}
-
-/** The completed result stored for this document of this batch, or null. */
-async function readStoredResult(store: ObjectStore, job: DocumentJob): Promise<DocumentResult | null> {
-  const bytes = await readOptional(store, documentResultKey(job.batchId, job.docId));
-  if (!bytes) return null;
-  const parsed = DocumentResult.safeParse(JSON.parse(Buffer.from(bytes).toString('utf8')));
-  return parsed.success && parsed.data.status === 'completed' ? parsed.data : null;
 }
 
 /** `bull:<prefix>:<queue>:<batchId>-<docId>` (the child's key) -> docId. */

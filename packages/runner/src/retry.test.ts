@@ -15,7 +15,7 @@ import type { BatchSpecInput } from '@kvfold/contract';
 import type { KvfoldQueues, Redis } from '@kvfold/jobs';
 import { batchRecordOf, dropTestQueues } from '@kvfold/jobs/testing';
 import { tinyLlamaSpec, writeModelFolder } from '@kvfold/model-zoo';
-import { enqueueBatch, ingest, retryBatch, uploadCorpus } from '@kvfold/producer';
+import { enqueueBatch, ingest, planBatch, retryBatch, uploadCorpus } from '@kvfold/producer';
 import { FsObjectStore } from '@kvfold/storage';
 import { pino } from 'pino';
 import { ModelCache } from './model-cache.ts';
@@ -69,7 +69,7 @@ describe('retryBatch with the queue worker (real Redis, FsObjectStore, tiny-llam
     const record = batchRecordOf(spec, index, indexKey);
     await registry.create(record, 'queued');
     await writeBatchRecord(store, record);
-    await enqueueBatch(queues, spec, index, { attempts: 1 });
+    await enqueueBatch(queues, planBatch(spec, index), { attempts: 1 });
     return { batchId: record.id, index };
   }
 

@@ -6,13 +6,15 @@
  * ones whose stored result is `failed` — unless `keepFailures` — and resumes the one that was
  * interrupted.
  */
-import { BatchSpec, type BatchSpecInput, DEFAULT_MAX_TOKENS_PER_DOCUMENT, type DocumentJob, DocumentResult, deriveBatchId, documentResultKey, foldSettingsOf } from '@kvfold/contract';
-import { type IngestReport, foldOrder, ingest, tokenBudgetFor, uploadCorpus } from '@kvfold/producer';
-import { type ObjectStore, ObjectNotFoundError } from '@kvfold/storage';
+import { DEFAULT_MAX_TOKENS_PER_DOCUMENT } from '@kvfold/contract';
+import type { BatchSpecInput } from '@kvfold/contract';
+import { type IngestReport, ingest, planBatch, tokenBudgetFor, uploadCorpus } from '@kvfold/producer';
+import type { ObjectStore } from '@kvfold/storage';
 import type { Logger } from 'pino';
 import { type FinalizeBatchResult, finalizeBatch } from './finalize-batch.ts';
 import type { ModelCache } from './model-cache.ts';
 import { processDocument, type ProcessControl } from './process-document.ts';
+import { needsFold, storedResult } from './stored-result.ts';
 
 export interface LocalRunInput {
   readonly inputs: readonly string[];
@@ -54,21 +56,17 @@ export async function runLocal(input: LocalRunInput): Promise<LocalRunResult> {
   const tokenBudget = await tokenBudgetFor(input.spec.model, input.spec.maxTokensPerDocument ?? DEFAULT_MAX_TOKENS_PER_DOCUMENT);
   const docs = ingest(input.inputs, { grouping, tokenBudget });
   const corpus = await uploadCorpus(store, docs, { grouping });
-  const spec = BatchSpec.parse({ ...input.spec, corpus: [corpus.indexKey] });
-  const batchId = deriveBatchId([corpus.corpusId], spec);
-  const fold = foldSettingsOf(spec);
-  // The queue's order: long documents first, those that may not fit the token limit last.
-  const order = foldOrder(corpus.index.documents, fold.maxTokensPerDocument);
+  const { batchId, jobs } = planBatch({ ...input.spec, corpus: [corpus.indexKey] }, corpus.index);
   let skipped = 0;
   let retried = 0;
   let completed = 0;
   let failed = 0;
   let cleanupWarnings = 0;
   let stopped = false;
-  for (const [i, d] of order.entries()) {
-    const earlier = await storedStatus(store, documentResultKey(batchId, d.docId));
-    const skip = earlier === 'completed' || (earlier === 'failed' && input.keepFailures === true);
-    input.onDocument?.({ index: i, total: order.length, paths: d.paths, skipped: skip, earlier });
+  for (const [i, job] of jobs.entries()) {
+    const stored = await storedResult(store, batchId, job.docId);
+    const skip = !needsFold(stored, { keepFailures: input.keepFailures === true });
+    input.onDocument?.({ index: i, total: jobs.length, paths: job.paths, skipped: skip, earlier: stored?.status ?? null });
     if (skip) {
       skipped++;
       continue;
@@ -77,14 +75,13 @@ export async function runLocal(input: LocalRunInput): Promise<LocalRunResult> {
       stopped = true;
       break;
     }
-    const job: DocumentJob = { batchId, docId: d.docId, corpusId: corpus.corpusId, shard: d.shard, paths: d.paths, bytes: d.bytes, fold };
     const outcome = await processDocument(job, { store, models: input.models, log }, {
       attempt: 1,
       writerId: `local:${process.pid}:${Date.now()}`,
       ...(input.shouldStop ? { shouldStop: input.shouldStop } : {}),
       ...(input.onProgress ? { onProgress: input.onProgress } : {}),
     });
-    if (earlier !== null) retried++;
+    if (stored !== null) retried++;
     if (outcome.kind === 'completed') {
       completed++;
       if (outcome.cleanupFailed) cleanupWarnings++;
@@ -94,25 +91,6 @@ export async function runLocal(input: LocalRunInput): Promise<LocalRunResult> {
       break;
     }
   }
-  const results = stopped ? null : await finalizeBatch({ store, batchId, documentIds: order.map((d) => d.docId) });
-  return { batchId, corpusId: corpus.corpusId, documents: order.length, skipped, retried, completed, failed, cleanupWarnings, stopped, report: corpus.report, results };
-}
-
-/**
- * The status of a stored result, or null when there is none. A result that cannot be read as one
- * counts as `failed`, so the document is folded again.
- */
-async function storedStatus(store: ObjectStore, key: string): Promise<'completed' | 'failed' | null> {
-  let text: string;
-  try {
-    text = new TextDecoder().decode(await store.getBytes(key));
-  } catch (err) {
-    if (err instanceof ObjectNotFoundError) return null;
-    throw err;
-  }
-  try {
-    return DocumentResult.parse(JSON.parse(text)).status === 'completed' ? 'completed' : 'failed';
-  } catch {
-    return 'failed';
-  }
+  const results = stopped ? null : await finalizeBatch({ store, batchId, documentIds: jobs.map((d) => d.docId) });
+  return { batchId, corpusId: corpus.corpusId, documents: jobs.length, skipped, retried, completed, failed, cleanupWarnings, stopped, report: corpus.report, results };
 }

@@ -1,6 +1,6 @@
 /**
  * The distributed commands: `kvfold enqueue | batches [recover] | status | results | cancel | retry` talk to the REST API
- * (apps/api) over HTTP; `kvfold serve` runs that API in this process (apps/api's `runApi`), passing
+ * over HTTP; `kvfold serve` runs that API in this process (`runApi` of @kvfold/api-server), passing
  * --port/--host as KVFOLD_API_PORT/KVFOLD_API_HOST and the rest of the environment (REDIS_URL,
  * KVFOLD_STORE, KVFOLD_API_KEYS, ...) unchanged.
  *
@@ -222,7 +222,7 @@ async function recover(env: DistributedEnv, opts: ApiOptions & { json?: boolean 
 
 /** Runs the API in this process (not a child: a supervisor's signals reach it directly) until it is told to stop. */
 async function serve(env: DistributedEnv, opts: { port?: number; host?: string }): Promise<void> {
-  const { runApi } = await import('@kvfold/api');
+  const { runApi } = await import('@kvfold/api-server');
   await runApi({
     ...env.all,
     ...(opts.port !== undefined ? { KVFOLD_API_PORT: String(opts.port) } : {}),
@@ -287,7 +287,7 @@ export function registerDistributed(program: Command): void {
 
   program
     .command('serve')
-    .description('start the REST API (apps/api) in the foreground; configure it with REDIS_URL, KVFOLD_STORE, KVFOLD_API_KEYS')
+    .description('start the REST API in the foreground; configure it with REDIS_URL, KVFOLD_STORE, KVFOLD_API_KEYS')
     .option('--port <n>', 'port to listen on (default KVFOLD_API_PORT or 8080)', (v) => {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`--port must be an integer 0..65535, got "${v}".`);

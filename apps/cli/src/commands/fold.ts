@@ -2,7 +2,6 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Device, LoadedModel } from '@kvfold/onnx';
-import type { FoldDocumentResult, Query, ResumableFoldResult } from '@kvfold/runner';
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { addSettingOptions, policyChoice, type SettingFlags, samplingOf } from '../fold-options.ts';
@@ -54,76 +53,60 @@ export function registerFold(program: Command): void {
 
 async function foldCommand(model: LoadedModel, text: string, opts: FoldOptions, choice: ReturnType<typeof policyChoice>, t0: number) {
   const loadMs = performance.now() - t0;
-  const [{ unknownWarning }, { foldDocument, foldResumable, resolvePolicy }] = await Promise.all([import('@kvfold/onnx'), import('@kvfold/runner')]);
+  const { DocumentError, DocumentErrorCode, checkpointKey, jobSettings, prepareDocument, runJob } = await import('@kvfold/runner');
   const t1 = performance.now();
-  if (opts.chat && !model.tokenizer.hasChatTemplate) {
-    throw new CliError(`--chat: model ${model.folder.dir} has no chat template (its tokenizer_config.json has no chat_template); drop --chat to ask the questions as plain text`);
-  }
-  const document = model.tokenizer.encode(text, { document: true });
-  const tokens = document.ids;
-  const unknown = document.unknown ? [unknownWarning('the document', document.unknown, model.folder.dir)] : [];
-  const queries: Query[] = opts.ask.map((q) => {
-    const plain = model.tokenizer.encode(q, { document: false });
-    if (plain.unknown) unknown.push(unknownWarning(`--ask ${JSON.stringify(q)}`, plain.unknown, model.folder.dir));
-    return { text: q, tokens: opts.chat ? model.tokenizer.encodeChat([{ role: 'user', content: q }], { continuing: true }) : plain.ids };
-  });
+  const doc = (() => {
+    try {
+      return prepareDocument(model, text, { ...choice, queries: opts.ask, chatTemplate: opts.chat === true, maxNewTokens: opts.maxNewTokens, ...(opts.beyondMaxPositions ? { beyondMaxPositions: true } : {}) }, 'the document');
+    } catch (err) {
+      if (err instanceof DocumentError && err.code === DocumentErrorCode.TooLong) throw new DocumentError(err.code, `${err.message}; or pass --beyond-max-positions to fold anyway`);
+      throw err;
+    }
+  })();
   const tokenizeMs = performance.now() - t1;
-  for (const q of queries) {
-    if (q.tokens.length === 0) throw new CliError(`--ask "${q.text}" tokenizes to nothing; ask a non-empty question`);
-  }
-  const { policy, name: policyName } = resolvePolicy(model, choice);
-  const warnings = [...unknown, ...checkPositions(tokens.length, queries, opts, model.decoder.layout.maxPositions, choice.spec.kind === 'streaming')];
-  for (const w of warnings) process.stderr.write(`kvfold: warning: ${w}\n`);
+  for (const w of doc.warnings) process.stderr.write(`kvfold: warning: ${w}\n`);
 
-  const steps = Math.ceil(tokens.length / opts.chunkSize);
+  const steps = Math.ceil(doc.tokens.length / opts.chunkSize);
   const bar = progressBar(steps, 'folding');
-  const common = {
+  const checkpoint = opts.checkpoint ? await openCheckpointStore(opts.checkpoint) : undefined;
+  const outcome = await runJob({
     model: model.decoder,
-    tokens,
-    chunkSize: opts.chunkSize,
-    queries,
-    maxNewTokens: opts.maxNewTokens,
-    stopTokens: model.stopTokens,
-    decode: (ids: readonly number[]) => model.tokenizer.decode(ids),
-    ...(await generationOf(opts)),
-    nll: opts.nll === true,
-    policy,
-    onStep: (s: { step: number; tokens: number }) =>
-      bar.update(s.step, { tokens: s.tokens, rate: Math.round((s.tokens / (performance.now() - t1)) * 1000) }),
-  };
-  let result: FoldDocumentResult | ResumableFoldResult;
-  if (opts.checkpoint) {
-    const [{ storeOptionsFromEnv }, { checkStore, openStore }, { cliEnv }] = await Promise.all([import('@kvfold/jobs'), import('@kvfold/storage'), import('../env.ts')]);
-    const store = openStore(opts.checkpoint, storeOptionsFromEnv(cliEnv()));
-    await checkStore(store);
-    const resumable = await foldResumable({
-      ...common,
-      checkpoint: {
-        store,
-        docKey: `doc-${createHash('sha256').update(text).digest('hex')}`,
-        everySteps: opts.checkpointEvery,
-        codec: opts.kvCodec,
-        ...(opts.fresh ? { fresh: true } : {}),
-      },
-      fingerprints: model.fingerprints,
-      policyName,
+    fingerprints: model.fingerprints,
+    tokens: doc.tokens,
+    questions: doc.questions,
+    limits: doc.limits,
+    settings: jobSettings(model, doc, { chunkSize: opts.chunkSize, nll: opts.nll === true, maxNewTokens: opts.maxNewTokens, sampling: await samplingOf(opts), stop: opts.stop }),
+    ...(checkpoint
+      ? {
+          checkpoint: {
+            store: checkpoint,
+            key: checkpointKey(sha256Hex(text), { model: model.folder.dir, chunkSize: opts.chunkSize, policy: choice.spec, kv: choice.kv, kvCodec: opts.kvCodec }),
+            everySteps: opts.checkpointEvery,
+            codec: opts.kvCodec,
+            onMismatch: 'refuse',
+            keepFinal: opts.reuse === true,
+            ...(opts.fresh ? { fresh: true } : {}),
+          },
+        }
+      : {}),
+    control: {
+      onStep: (p) => bar.update(p.step, { tokens: p.tokens, rate: Math.round((p.tokens / (performance.now() - t1)) * 1000) }),
       onResume: (r) => {
         process.stderr.write(`kvfold: resuming from step ${r.step} of ${steps} (${r.tokens} tokens) stored in ${opts.checkpoint}\n`);
         for (const w of r.warnings) process.stderr.write(`kvfold: warning: ${w}\n`);
       },
-    });
-    await resumable.finalize({ keepFinal: opts.reuse === true });
-    result = resumable;
-  } else {
-    result = await foldDocument(common);
-  }
+      onCleanupFailed: (err) => process.stderr.write(`kvfold: warning: the answers are in, but the checkpoint in ${opts.checkpoint} could not be cleaned up: ${(err as Error).message}\n`),
+    },
+  });
   bar.stop();
+  if (outcome.kind !== 'completed') throw new CliError(`the fold stopped at step ${outcome.step}`);
+  const result = outcome.result;
   const out = {
     model: model.fingerprints.model,
     modelDir: model.folder.dir,
     tokenizer: model.fingerprints.tokenizer,
     device: opts.device,
-    policy: policyName,
+    policy: doc.policyName,
     tokens: result.tokens,
     chunkSize: result.chunkSize,
     steps: result.steps,
@@ -140,14 +123,14 @@ async function foldCommand(model: LoadedModel, text: string, opts: FoldOptions, 
     },
     answers: result.answers,
     ...(result.nll ? { nll: result.nll } : {}),
-    ...('resumedFromStep' in result ? { resumedFromStep: result.resumedFromStep, checkpoint: { segments: result.checkpoint.segments, bytes: result.checkpoint.bytes } } : {}),
-    warnings,
+    ...(checkpoint ? { resumedFromStep: result.resumedFromStep, checkpoint: { segments: result.checkpoint.segments, bytes: result.checkpoint.bytes } } : {}),
+    warnings: doc.warnings,
   };
   if (opts.json) {
     process.stdout.write(`${JSON.stringify(out)}\n`);
     return;
   }
-  const resumed = 'resumedFromStep' in out && out.resumedFromStep ? `, resumed from step ${out.resumedFromStep}` : '';
+  const resumed = out.resumedFromStep ? `, resumed from step ${out.resumedFromStep}` : '';
   process.stdout.write(
     `folded ${out.tokens} tokens in ${out.steps} steps of ${out.chunkSize}${resumed} (${out.timings.tokensPerSecond} tok/s); KV cache ${out.kvLength} rows, ${(out.kvBytes / 2 ** 20).toFixed(1)} MiB\n`,
   );
@@ -159,9 +142,12 @@ async function foldCommand(model: LoadedModel, text: string, opts: FoldOptions, 
   for (const a of result.answers) process.stdout.write(`Q: ${a.query}\nA: ${a.text}\n`);
 }
 
-async function generationOf(opts: FoldOptions) {
-  const sampling = await samplingOf(opts);
-  return { ...(sampling ? { sampling } : {}), ...(opts.stop.length ? { stopStrings: opts.stop } : {}) };
+/** The store `--checkpoint` names, checked before the fold starts. */
+async function openCheckpointStore(uri: string) {
+  const [{ storeOptionsFromEnv }, { checkStore, openStore }, { cliEnv }] = await Promise.all([import('@kvfold/jobs'), import('@kvfold/storage'), import('../env.ts')]);
+  const store = openStore(uri, storeOptionsFromEnv(cliEnv()));
+  await checkStore(store);
+  return store;
 }
 
 function parseDevice(value: string): Device {
@@ -186,16 +172,8 @@ async function readInput(file: string): Promise<string> {
   return text;
 }
 
-/** Refuses (or, when allowed, warns about) positions past what the model was trained for. */
-function checkPositions(docTokens: number, queries: readonly Query[], opts: FoldOptions, maxPositions: number, streaming: boolean): string[] {
-  if (streaming) return []; // positions are assigned within the bounded cache
-  const longestQuery = Math.max(0, ...queries.map((q) => q.tokens.length));
-  // The last generated token is never fed back, so an answer of N tokens takes N - 1 positions.
-  const needed = docTokens + longestQuery + (queries.length ? Math.max(0, opts.maxNewTokens - 1) : 0);
-  if (needed <= maxPositions) return [];
-  const msg = `the input needs ${needed} positions (${docTokens} document tokens + question and answer) but the model was trained for ${maxPositions} (max_position_embeddings)`;
-  if (!opts.beyondMaxPositions) throw new CliError(`${msg}; shorten the input, or pass --beyond-max-positions to fold anyway`);
-  return [`${msg}; positions beyond it are extrapolated`];
-}
-
 const round = (x: number) => Math.round(x * 100) / 100;
+
+function sha256Hex(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}

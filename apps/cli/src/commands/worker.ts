@@ -1,4 +1,4 @@
-/** `kvfold worker`: run a queue worker (apps/worker) in this process, folding document jobs. */
+/** `kvfold worker`: run a queue worker (`runWorker` of @kvfold/runner) in this process, folding document jobs. */
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { nonNegativeInt, positiveInt } from '../options.ts';
@@ -13,7 +13,7 @@ export function registerWorker(program: Command): void {
     .option('--health-port <port>', 'serve GET /healthz and /readyz on this port', nonNegativeInt('--health-port'))
     .action(async (opts: { concurrency?: number; device?: string; threads?: number; healthPort?: number }) => {
       // The worker runs here, not in a child: a supervisor's SIGTERM or SIGKILL reaches it directly.
-      const [{ runWorker }, { cliEnv }] = await Promise.all([import('@kvfold/worker'), import('../env.ts')]);
+      const [{ runWorker }, { cliEnv }] = await Promise.all([import('@kvfold/runner'), import('../env.ts')]);
       await runWorker({
         ...cliEnv().all,
         ...(opts.concurrency ? { KVFOLD_WORKER_CONCURRENCY: String(opts.concurrency) } : {}),

@@ -1,6 +1,6 @@
 /**
  * The REST service in the calling process: read the environment, build, listen, stop cleanly on
- * SIGTERM/SIGINT (exit 0). `kvfold serve` and src/main.ts both call this, so the process a
+ * SIGTERM/SIGINT (exit 0). `kvfold serve` and apps/api/src/main.ts both call this, so the process a
  * supervisor starts is the service itself and its signals reach it directly.
  */
 import { checkRedis, createQueues, createRedis, exitWithStartError, redisOptionsFromUrl, storeOptionsFromEnv } from '@kvfold/jobs';

@@ -1,8 +1,8 @@
 /**
- * The worker's configuration, from the environment, validated at start. Shared variables
+ * The queue worker's configuration, from the environment, validated at start. Shared variables
  * (REDIS_URL, KVFOLD_STORE, S3 settings, KVFOLD_QUEUE_PREFIX, LOG_LEVEL, KVFOLD_WORKER_CONCURRENCY,
- * KVFOLD_DEVICE, KVFOLD_MODEL_CACHE) come from @kvfold/jobs; the worker's own are below. This is
- * the only file of the app that reads `process.env`.
+ * KVFOLD_DEVICE, KVFOLD_MODEL_CACHE) come from @kvfold/jobs; the worker's own are below.
+ * Outside tests, `process.env` reaches the package only here and in `runWorker`, as the default source.
  */
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';

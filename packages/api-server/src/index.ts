@@ -1,6 +1,6 @@
 /**
- * @kvfold/api: the REST service (runApi, which `kvfold serve` runs in its own process), its app
- * factory and configuration, for embedding the service in infrastructure code and tests.
+ * @kvfold/api-server: the REST service (runApi, which apps/api and `kvfold serve` run in their own
+ * process), its app factory and configuration, for embedding the service in infrastructure code and tests.
  */
 export { buildApi } from './app.ts';
 export { runApi } from './serve.ts';

@@ -13,7 +13,7 @@ import { batchRecordOf } from '@kvfold/jobs/testing';
 import { BatchSpec, DocumentResult, ResultLine, batchGateJobId, batchResultsKey } from '@kvfold/contract';
 import type { BatchStatus } from '@kvfold/contract';
 import { tinyLlamaSpec, writeModelFolder } from '@kvfold/model-zoo';
-import { enqueueBatch, ingest, readCorpusIndex, uploadCorpus } from '@kvfold/producer';
+import { enqueueBatch, ingest, planBatch, readCorpusIndex, uploadCorpus } from '@kvfold/producer';
 import { rawTar, rawZip } from '@kvfold/producer/testing';
 import { ModelCache, startQueueWorker } from '@kvfold/runner';
 import type { QueueWorker } from '@kvfold/runner';
@@ -466,7 +466,7 @@ describe('cancel of a batch whose enqueue was cut off between chunks (inject, re
     await api.registry.create(record, 'queued');
     // The documents queue refuses the second chunk, as if the API died while attaching them.
     const cut = { ...api.queues, documents: Object.create(api.queues.documents, { addBulk: { value: async () => Promise.reject(new Error('cut off')) } }) };
-    await assert.rejects(enqueueBatch(cut, batchSpec, index, { chunk: 2 }), /cut off/);
+    await assert.rejects(enqueueBatch(cut, planBatch(batchSpec, index), { chunk: 2 }), /cut off/);
     assert.ok(await api.queues.batches.getJob(batchGateJobId(record.id)), 'the gate holds the parent');
 
     const res = await api.app.inject({ method: 'POST', url: `/v1/batches/${record.id}/cancel`, headers: api.headers });
@@ -474,7 +474,7 @@ describe('cancel of a batch whose enqueue was cut off between chunks (inject, re
     assert.deepEqual(res.json(), { id: record.id, state: 'cancelled', removed: 2 });
     assert.equal(await api.queues.batches.getJob(batchGateJobId(record.id)), undefined, 'the gate went with the waiting documents');
     // The enqueue resumed (the same upload again) finds the gate gone: nothing more is attached.
-    assert.equal((await enqueueBatch(api.queues, batchSpec, index, { chunk: 2 })).added, 0);
+    assert.equal((await enqueueBatch(api.queues, planBatch(batchSpec, index), { chunk: 2 })).added, 0);
     assert.equal((await api.queues.documents.getJobs(['prioritized', 'waiting'])).filter((j) => j.data.batchId === record.id).length, 0);
     const status = (await api.app.inject({ method: 'GET', url: `/v1/batches/${record.id}`, headers: api.headers })).json() as BatchStatus;
     assert.deepEqual(status.counts, { total: 5, waiting: 0, active: 0, completed: 0, failed: 0, cancelled: 5 });

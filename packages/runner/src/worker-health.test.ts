@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { startHealthServer } from './health.ts';
+import { startHealthServer } from './worker-health.ts';
 
 test('healthz and readyz answer from the checks, both ways; other paths are 404', async () => {
   let healthy = true;

@@ -2,16 +2,17 @@
  * A queue worker in the calling process: read the environment, check Redis and the store, start
  * folding document jobs. On SIGTERM/SIGINT the active folds stop after their current step, commit a
  * checkpoint and hand their jobs back; the process exits 0 within KVFOLD_STOP_GRACE_MS (1 if the
- * grace period runs out). `kvfold worker` and src/main.ts both call this, so the process a
- * supervisor starts is the worker itself and its signals reach it directly.
+ * grace period runs out). `kvfold worker` and apps/worker/src/main.ts both call this, so the process
+ * a supervisor starts is the worker itself and its signals reach it directly.
  */
 import type { AddressInfo } from 'node:net';
 import { BatchRegistry, checkRedis, createRedis, exitWithStartError, FoldMetrics, redactRedisUrl, storeOptionsFromEnv } from '@kvfold/jobs';
-import { ModelCache, startQueueWorker } from '@kvfold/runner';
 import { checkStore, openStore } from '@kvfold/storage';
 import { pino } from 'pino';
-import { loadWorkerEnv } from './env.ts';
-import { startHealthServer } from './health.ts';
+import { ModelCache } from './model-cache.ts';
+import { startQueueWorker } from './queue-worker.ts';
+import { loadWorkerEnv } from './worker-env.ts';
+import { startHealthServer } from './worker-health.ts';
 
 /** Starts the worker from `source` (default process.env); resolves once it is ready. A configuration or start error exits 1 naming it. */
 export async function runWorker(source: Readonly<Record<string, string | undefined>> = process.env, cwd = process.cwd()): Promise<void> {

@@ -4,11 +4,11 @@
  * enqueue it.
  * The same corpora and spec always give the same id; a second request adds nothing.
  */
-import { BatchSpec, batchIngestReportKey, batchSpecKey, deriveBatchId, formatZodError } from '@kvfold/contract';
+import { BatchSpec, batchIngestReportKey, batchSpecKey, formatZodError } from '@kvfold/contract';
 import { writeBatchRecord } from '@kvfold/jobs';
 import type { BatchRegistry, KvfoldQueues } from '@kvfold/jobs';
 import type { BatchState, CorpusIndex, IngestSummary } from '@kvfold/contract';
-import { checkModelRef, enqueueBatch, ingest, readCorpusIndex, reportExamples, summarizeReport, tokenBudgetFor, uploadCorpus } from '@kvfold/producer';
+import { checkModelRef, enqueueBatch, ingest, planBatch, readCorpusIndex, reportExamples, summarizeReport, tokenBudgetFor, uploadCorpus } from '@kvfold/producer';
 import type { EnqueueOptions, IngestReport, ReasonSummary, RefusedEntry, SkippedEntry } from '@kvfold/producer';
 import { ObjectNotFoundError } from '@kvfold/storage';
 import type { ObjectStore, OpenStoreOptions } from '@kvfold/storage';
@@ -126,15 +126,12 @@ export async function createBatch(
   if (uploaded) indexes.push(uploaded.index);
   const corpus = [...spec.corpus, ...(uploaded ? [uploaded.indexKey] : [])];
   const full = parseSpec(BatchSpec, { ...spec, corpus });
-  const batchId = deriveBatchId(
-    indexes.map((i) => i.corpusId),
-    full,
-  );
+  const plan = planBatch(full, indexes);
+  const batchId = plan.batchId;
   const log = ctx.log.child({ batchId });
 
-  const documents = new Map<string, number>();
-  for (const index of indexes) for (const d of index.documents) documents.set(d.docId, d.bytes);
-  const totalBytes = [...documents.values()].reduce((a, b) => a + b, 0);
+  const documents = plan.jobs.length;
+  const totalBytes = plan.jobs.reduce((a, j) => a + j.bytes, 0);
   const report = uploaded?.report;
   const ingestSummary: IngestSummary = {
     files: report?.files ?? 0,
@@ -148,7 +145,7 @@ export async function createBatch(
     id: batchId,
     spec: full,
     createdAt: new Date().toISOString(),
-    documents: documents.size,
+    documents,
     totalBytes,
     corpusIds: [...new Set(indexes.map((i) => i.corpusId))],
     corpus,
@@ -162,13 +159,13 @@ export async function createBatch(
       // The store is the source of truth: the record goes there before anything is queued.
       await writeBatchRecord(ctx.store, entry.record);
       await ctx.store.put(batchSpecKey(batchId), new Uint8Array(Buffer.from(`${JSON.stringify(full, null, 1)}\n`)), { contentType: 'application/json' });
-      added = (await enqueueBatch(ctx.queues, full, indexes, ctx.enqueue)).added;
+      added = (await enqueueBatch(ctx.queues, plan, ctx.enqueue)).added;
       state = await ctx.registry.setState(batchId, 'queued');
     } catch (err) {
       await ctx.registry.setState(batchId, 'failed');
       throw err;
     }
-    log.info({ documents: documents.size, added }, 'batch enqueued');
+    log.info({ documents, added }, 'batch enqueued');
   } else {
     log.info({ state }, 'batch already exists; nothing enqueued');
   }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { loadWorkerEnv } from './env.ts';
+import { loadWorkerEnv } from './worker-env.ts';
 
 test('defaults: local store and model cache under the working folder, 28 s grace, no health port', () => {
   const env = loadWorkerEnv({}, '/srv/kvfold');

@@ -1,6 +1,6 @@
 /**
  * buildApi(): the Fastify app of the REST service, from its dependencies. No environment, no
- * listening: main.ts does those, tests call `inject()` or `listen({ port: 0 })`.
+ * listening: runApi (serve.ts) does those, tests call `inject()` or `listen({ port: 0 })`.
  */
 import multipart from '@fastify/multipart';
 import rateLimit from '@fastify/rate-limit';

@@ -1,0 +1,224 @@
+/**
+ * How a session feeds a cache's past and takes a step's new rows: one sibling per FoldPlan kind,
+ * picked once per session by `createStepPlan` (as onnxruntime-genai's kv_cache.h picks its default,
+ * windowed or paged cache), so the session thread never asks which plan it runs.
+ *
+ *   in-place   the fold graph: the past is the session's buffer (whole, or its first rows as a
+ *              view); the outputs are each layer's new rows, appended in place
+ *   resident   a device session: the past is the presents the last step returned, kept where the
+ *              session put them (resident-cache.ts); the new rows come to the host as well
+ *   standard   the export as it is: the past is the valid rows (a view, or with several KV heads a
+ *              packed copy); the new rows are sliced out of the presents
+ */
+import type { KvBuffer, KvData, KvLayout } from '@kvfold/fold-core';
+import * as ort from 'onnxruntime-node';
+import type { FoldPlan, LayerPlan } from './fold-graph.ts';
+import type { IoNames } from './io-names.ts';
+import { invalidate, keepPresents, pinPresents, residentPast, rewoundTo } from './resident-cache.ts';
+
+type Outputs = ort.InferenceSession.ReturnType;
+type Feeds = Record<string, ort.Tensor>;
+
+export interface StepPlan {
+  readonly plan: FoldPlan;
+  /** Output names a step fetches (the logits first). */
+  readonly fetches: readonly string[];
+  /** Outputs the session should keep on the device (onnxruntime-node's preferred output locations). */
+  readonly outputLocations?: Record<string, 'gpu-buffer'>;
+  /** Before a step of `n` tokens is fed: room the plan needs in the buffer first. */
+  prepare(buffer: KvBuffer, n: number): void;
+  /** Each layer's past, for the next step. */
+  pastFeeds(buffer: KvBuffer): Feeds;
+  /** Appends the step's `n` new rows from its outputs and advances the buffer; returns bytes copied beyond the buffer's own count. */
+  append(buffer: KvBuffer, out: Outputs, n: number): number;
+  /** The host rows were edited outside a step (loaded, evicted, quantized, released). */
+  edited(buffer: KvBuffer): void;
+  /** A mark was taken (every question marks the folded cache). */
+  marked(buffer: KvBuffer): void;
+  /** The buffer was rewound to `length` rows. */
+  rewound(buffer: KvBuffer, length: number): void;
+}
+
+export function createStepPlan(plan: FoldPlan, names: IoNames, layout: KvLayout): StepPlan {
+  switch (plan.kind) {
+    case 'in-place':
+      return new InPlacePlan(plan, names);
+    case 'resident':
+      return new ResidentPlan(plan, names, layout);
+    case 'standard':
+      return new StandardPlan(plan, names, layout);
+  }
+}
+
+/** Sets layer l's past in `feeds`. */
+function setPast(names: IoNames, feeds: Feeds, l: number, key: ort.Tensor, value: ort.Tensor): void {
+  const pkv = names.pastKeyValues[l] as { key: string; value: string };
+  feeds[pkv.key] = key;
+  feeds[pkv.value] = value;
+}
+
+/** Writes each layer's new rows (outputs named by `layers`) and advances the buffer. */
+function appendRows(buffer: KvBuffer, out: Outputs, n: number, layers: readonly LayerPlan[]): void {
+  buffer.ensureRoom(n);
+  for (const [l, lp] of layers.entries()) buffer.writeLayer(l, out[lp.rows.key]?.data as KvData, out[lp.rows.value]?.data as KvData, n, lp.order);
+  buffer.advance(n);
+}
+
+/**
+ * The valid rows of every layer as [1, kvHeads, past, D]: views of the buffer where they are
+ * contiguous (one KV head, or none held yet), else a packed copy (standard graphs with several KV heads).
+ */
+function hostPast(names: IoNames, buffer: KvBuffer, layout: KvLayout): Feeds {
+  const { kvHeads, headDim, dtype } = layout;
+  const past = buffer.length;
+  const dims = [1, kvHeads, past, headDim];
+  const feeds: Feeds = {};
+  if (kvHeads === 1 || past === 0) {
+    for (let l = 0; l < layout.layers; l++) {
+      const { key, value } = buffer.layer(l);
+      setPast(names, feeds, l, new ort.Tensor(dtype, key.subarray(0, past * headDim), dims), new ort.Tensor(dtype, value.subarray(0, past * headDim), dims));
+    }
+  } else {
+    for (const [l, r] of buffer.read(0, past).layers.entries()) setPast(names, feeds, l, new ort.Tensor(dtype, r.key, dims), new ort.Tensor(dtype, r.value, dims));
+  }
+  return feeds;
+}
+
+class InPlacePlan implements StepPlan {
+  readonly fetches: readonly string[];
+  /** Tensors over each buffer's arrays, for pasts fed as the whole buffer; rebuilt when the buffer grows. */
+  readonly #tensors = new WeakMap<KvBuffer, { generation: number; tensors: { key: ort.Tensor; value: ort.Tensor }[] }>();
+  readonly #wholeBuffer: boolean;
+
+  constructor(
+    readonly plan: Extract<FoldPlan, { kind: 'in-place' }>,
+    private readonly names: IoNames,
+  ) {
+    this.fetches = [names.logits, ...plan.layers.flatMap((l) => [l.rows.key, l.rows.value])];
+    this.#wholeBuffer = plan.layers.every((l) => l.past !== 'prefix');
+  }
+
+  prepare(buffer: KvBuffer, n: number): void {
+    // The whole buffer is the past: it must already hold room for the rows this step appends.
+    buffer.ensureRoom(n);
+  }
+
+  pastFeeds(buffer: KvBuffer): Feeds {
+    if (!this.#wholeBuffer) return hostPast(this.names, buffer, buffer.layout);
+    const feeds: Feeds = {};
+    for (const [l, t] of this.#bufferTensors(buffer).entries()) setPast(this.names, feeds, l, t.key, t.value);
+    return feeds;
+  }
+
+  append(buffer: KvBuffer, out: Outputs, n: number): number {
+    appendRows(buffer, out, n, this.plan.layers);
+    return 0;
+  }
+
+  edited(): void {}
+  marked(): void {}
+  rewound(): void {}
+
+  #bufferTensors(buffer: KvBuffer): { key: ort.Tensor; value: ort.Tensor }[] {
+    const kept = this.#tensors.get(buffer);
+    if (kept && kept.generation === buffer.generation) return kept.tensors;
+    const { layers, kvHeads, headDim, dtype } = buffer.layout;
+    const dims = [1, kvHeads, buffer.capacity, headDim];
+    const tensors = Array.from({ length: layers }, (_, l) => {
+      const { key, value } = buffer.layer(l);
+      return { key: new ort.Tensor(dtype, key, dims), value: new ort.Tensor(dtype, value, dims) };
+    });
+    this.#tensors.set(buffer, { generation: buffer.generation, tensors });
+    return tensors;
+  }
+}
+
+class ResidentPlan implements StepPlan {
+  readonly fetches: readonly string[];
+  readonly outputLocations?: Record<string, 'gpu-buffer'>;
+  readonly #presentNames: readonly string[];
+
+  constructor(
+    readonly plan: Extract<FoldPlan, { kind: 'resident' }>,
+    private readonly names: IoNames,
+    private readonly layout: KvLayout,
+  ) {
+    this.#presentNames = names.presents.flatMap((p) => [p.key, p.value]);
+    this.fetches = [names.logits, ...plan.layers.flatMap((l) => [l.rows.key, l.rows.value]), ...this.#presentNames];
+    if (plan.presentsOn === 'gpu-buffer') this.outputLocations = Object.fromEntries(this.#presentNames.map((n) => [n, 'gpu-buffer' as const]));
+  }
+
+  prepare(): void {}
+
+  pastFeeds(buffer: KvBuffer): Feeds {
+    const resident = residentPast(buffer);
+    if (!resident) return hostPast(this.names, buffer, this.layout);
+    const feeds: Feeds = {};
+    for (const [l, t] of resident.entries()) setPast(this.names, feeds, l, t.key, t.value);
+    return feeds;
+  }
+
+  append(buffer: KvBuffer, out: Outputs, n: number): number {
+    appendRows(buffer, out, n, this.plan.layers);
+    keepPresents(
+      buffer,
+      this.names.presents.map((p) => ({ key: out[p.key] as ort.Tensor, value: out[p.value] as ort.Tensor })),
+    );
+    return 0;
+  }
+
+  edited(buffer: KvBuffer): void {
+    invalidate(buffer);
+  }
+  marked(buffer: KvBuffer): void {
+    pinPresents(buffer);
+  }
+  rewound(buffer: KvBuffer, length: number): void {
+    rewoundTo(buffer, length);
+  }
+}
+
+class StandardPlan implements StepPlan {
+  readonly fetches: readonly string[];
+
+  constructor(
+    readonly plan: Extract<FoldPlan, { kind: 'standard' }>,
+    private readonly names: IoNames,
+    private readonly layout: KvLayout,
+  ) {
+    this.fetches = [names.logits, ...names.presents.flatMap((p) => [p.key, p.value])];
+  }
+
+  prepare(): void {}
+
+  pastFeeds(buffer: KvBuffer): Feeds {
+    return hostPast(this.names, buffer, this.layout);
+  }
+
+  append(buffer: KvBuffer, out: Outputs, n: number): number {
+    const { kvHeads, headDim } = this.layout;
+    const past = buffer.length;
+    buffer.ensureRoom(n);
+    this.names.presents.forEach((p, l) => {
+      const rows = (name: string) => newRows(out[name]?.data as KvData, kvHeads, past, past + n, headDim);
+      buffer.writeLayer(l, rows(p.key), rows(p.value), n, 'heads-first');
+    });
+    buffer.advance(n);
+    return n * buffer.rowBytes; // the rows sliced out of the presents before they are written
+  }
+
+  edited(): void {}
+  marked(): void {}
+  rewound(): void {}
+}
+
+/** Rows [from, to) of a [1, heads, to, dim] present as a fresh [heads, to - from, dim] array. */
+function newRows(data: KvData, heads: number, from: number, to: number, dim: number): KvData {
+  const n = to - from;
+  const out = data instanceof Float32Array ? new Float32Array(heads * n * dim) : new Uint16Array(heads * n * dim);
+  for (let h = 0; h < heads; h++) {
+    const src = (h * to + from) * dim;
+    out.set(data.subarray(src, src + n * dim), h * n * dim);
+  }
+  return out;
+}
