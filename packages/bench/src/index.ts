@@ -9,7 +9,7 @@ export { benchIds, measureEngine } from './engine/measure-engine.ts';
 export type { Engine, EngineMeasurement, EngineRunOptions } from './engine/measure-engine.ts';
 // The MatMul ceiling and the plain loop load onnxruntime-node; measureEngine imports them when it runs them.
 export type { MatMulCeiling } from './engine/matmul-ceiling.ts';
-export { foldFlops, matmulParams, shapeOf, stepWorkspaceBytes } from './engine/model-cost.ts';
+export { foldFlops, layerParams, lmHeadParams, shapeOf, stepWorkspaceBytes } from './engine/model-cost.ts';
 export type { ModelShape } from './engine/model-cost.ts';
 export type { PlainLoopResult } from './engine/plain-loop.ts';
 export { measureFold, vocabularyText } from './measure-fold.ts';

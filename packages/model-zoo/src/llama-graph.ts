@@ -244,15 +244,9 @@ export function buildLlamaGraph(
 
   const final = rmsNorm(h, plain('model.norm.weight'));
   if (c.tie_word_embeddings) {
-    g.node(
-      'Reshape',
-      [
-        g.node('Gemm', [g.node('Reshape', [final, g.ints([-1, c.hidden_size])]), half ? g.node('Cast', [embedName], { to: DataType.FLOAT }) : embedName], { transB: 1 }),
-        g.node('Concat', [g.node('Shape', [inputIds]), g.ints([c.vocab_size])], { axis: 0 }),
-      ],
-      {},
-      'logits',
-    );
+    // logits = final · embeddingᵀ, reading the one embedding table (transB), [B, S, hidden] as it is.
+    const table = half ? g.node('Cast', [embedName], { to: DataType.FLOAT }) : embedName;
+    g.nodeOutputs('FusedMatMul', [final, table], { transB: 1, alpha: { float: 1 } }, ['logits'], 'com.microsoft');
   } else {
     g.node('MatMul', [final, stored('lm_head.weight', w('lm_head.weight'), true)], {}, 'logits');
   }

@@ -14,6 +14,12 @@ export interface TinyLlamaOptions {
   readonly seed?: number;
   /** Untie lm_head from the embedding (exercises the other export shape). */
   readonly untied?: boolean;
+  /**
+   * Rows of the embedding and lm_head (default: the byte-level tokenizer's). A larger vocabulary
+   * (a real model's 128,256, say) costs what it costs a real model per logit; the tokenizer still
+   * writes only its own ids.
+   */
+  readonly vocabSize?: number;
 }
 
 export const DEFAULT_SEED = 0;
@@ -25,7 +31,7 @@ export function tinyLlamaSpec(options: TinyLlamaOptions = {}): LlamaSpec {
   const seed = options.seed ?? DEFAULT_SEED;
   const tok = byteLevelTokenizer();
   const config: LlamaConfig = {
-    vocab_size: tok.vocabSize,
+    vocab_size: Math.max(tok.vocabSize, options.vocabSize ?? 0),
     hidden_size: 64,
     intermediate_size: 176,
     num_hidden_layers: 2,
@@ -48,6 +54,6 @@ export function tinyLlamaSpec(options: TinyLlamaOptions = {}): LlamaSpec {
     tokenizer: tok.tokenizer,
     tokenizerConfig: tok.tokenizerConfig,
     generationConfig: { bos_token_id: tok.bosId, eos_token_id: tok.eosId, do_sample: false },
-    description: `tiny-llama: seeded random weights (seed ${seed}), byte-level tokenizer, ${config.num_hidden_layers} layers, hidden ${H}, ${config.num_attention_heads} query / ${config.num_key_value_heads} KV heads of ${D}, ${options.untied ? 'untied' : 'tied'} lm_head. Outputs are meaningless; the arithmetic is a real Llama.`,
+    description: `tiny-llama: seeded random weights (seed ${seed}), byte-level tokenizer, ${config.vocab_size} vocabulary rows, ${config.num_hidden_layers} layers, hidden ${H}, ${config.num_attention_heads} query / ${config.num_key_value_heads} KV heads of ${D}, ${options.untied ? 'untied' : 'tied'} lm_head. Outputs are meaningless; the arithmetic is a real Llama.`,
   };
 }

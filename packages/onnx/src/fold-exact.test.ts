@@ -106,6 +106,34 @@ test('a fold step and a generated token copy only their own rows, however long t
   await cache.release();
 });
 
+test('a fold step computes lm_head on its last position only, with the logits of a step that computes them all', async () => {
+  const untied = await loadModel(await tinyLlamaFolder('tiny-untied-logits', { untied: true }));
+  try {
+    for (const m of [model, untied]) {
+      const { decoder } = m;
+      const vocab = decoder.layout.vocabSize;
+      assert.ok(decoder.plan.kind === 'in-place' && decoder.plan.logitsFrom !== null, `lm_head is sliced in ${m.folder.dir}`);
+      const step = async (mode: 'all' | 'last') => {
+        const cache = await decoder.createCache({ capacity: 128 });
+        await decoder.step({ tokens: tokens.subarray(0, 64), cache, logits: 'none' });
+        const before = decoder.counters.outputBytes;
+        const out = await decoder.step({ tokens: tokens.subarray(64, 128), cache, logits: mode });
+        await cache.release();
+        return { logits: out.logits, outputBytes: decoder.counters.outputBytes - before };
+      };
+      const all = await step('all');
+      const last = await step('last');
+      assert.equal(all.logits.length, 64 * vocab);
+      assert.equal(last.logits.length, vocab);
+      assert.ok(maxAbsDiff(last.logits, all.logits.subarray(63 * vocab)) <= 1e-5, 'the last row, computed alone');
+      // onnxruntime-node hands out one row of logits, not 64.
+      assert.equal(all.outputBytes - last.outputBytes, 63 * vocab * 4);
+    }
+  } finally {
+    await untied.close();
+  }
+});
+
 test('the export run as it is (presents fetched) folds to the same logits, at a cost that grows with the cache', async () => {
   const plain = await loadModel(model.folder.dir, { foldGraph: 'standard' });
   try {

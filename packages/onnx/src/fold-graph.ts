@@ -41,13 +41,35 @@ export interface LayerPlan {
 }
 
 export type FoldPlan =
-  | { readonly kind: 'in-place'; readonly attention: 'GroupQueryAttention' | 'Concat'; readonly layers: readonly LayerPlan[] }
+  | {
+      readonly kind: 'in-place';
+      readonly attention: 'GroupQueryAttention' | 'Concat';
+      readonly layers: readonly LayerPlan[];
+      /** The input that picks the first position whose logits are computed (see `LOGITS_FROM`); null when the graph computes them all. */
+      readonly logitsFrom: string | null;
+    }
   /**
    * For a device session: the presents stay outputs, kept where the session runs and fed back as
    * the next past; the new rows are outputs too, copied to the host for checkpoints.
    */
-  | { readonly kind: 'resident'; readonly attention: 'GroupQueryAttention' | 'Concat'; readonly layers: readonly LayerPlan[]; readonly presentsOn: 'gpu-buffer' | 'cpu' }
+  | {
+      readonly kind: 'resident';
+      readonly attention: 'GroupQueryAttention' | 'Concat';
+      readonly layers: readonly LayerPlan[];
+      readonly presentsOn: 'gpu-buffer' | 'cpu';
+      readonly logitsFrom: string | null;
+    }
   | { readonly kind: 'standard'; readonly reason: string };
+
+/**
+ * The fold graph's own input: the first position whose hidden state reaches lm_head, int64 [1].
+ * A fold step feeds its last position (n - 1), so its logits are [1, 1, vocab] whatever the chunk;
+ * NLL and exactness checks feed 0 and get every position's.
+ */
+export const LOGITS_FROM = 'kvfold.logits_from';
+
+/** Slice's end for "to the end of the axis". */
+const INT64_MAX = 9223372036854775807n;
 
 export interface DeriveOptions {
   /** Keep the presents as outputs (a device session keeps them on the device); pasts are then fed exact. */
@@ -152,10 +174,18 @@ export function deriveFoldGraph(read: ReadGraph, names: IoNames, layout: KvLayou
   const opset = Number((model.opsetImport ?? []).find((o) => !o.domain)?.version ?? 0);
   const elemType = layout.dtype === 'float32' ? onnx.TensorProto.DataType.FLOAT : onnx.TensorProto.DataType.FLOAT16;
   const rowOutputs = layers.flatMap((l) => [l.rows.key, l.rows.value]).map((name) => ({ name, type: { tensorType: { elemType } } }));
+  const constant = (name: string, values: number[], dims: number[]) => {
+    graph.initializer = [...(graph.initializer ?? []), { name, dims, dataType: onnx.TensorProto.DataType.INT64, rawData: int64Bytes(values) }];
+    return name;
+  };
+  const logitsFrom = sliceBeforeLmHead(graph, names, read.outputs, producer, opset);
   if (options.keepPresents) {
     graph.output = [...(graph.output ?? []), ...rowOutputs];
     const kept = layers.map((l) => ({ ...l, past: 'prefix' as const }));
-    return { plan: { kind: 'resident', attention: attention as 'GroupQueryAttention' | 'Concat', layers: kept, presentsOn: 'cpu' }, model: onnx.ModelProto.encode(model).finish() };
+    return {
+      plan: { kind: 'resident', attention: attention as 'GroupQueryAttention' | 'Concat', layers: kept, presentsOn: 'cpu', logitsFrom },
+      model: onnx.ModelProto.encode(model).finish(),
+    };
   }
   if (layers.some((l) => l.past === 'sliced')) {
     if (!names.attentionMask) return standard('the graph has no attention_mask input to tell the valid past rows');
@@ -166,10 +196,6 @@ export function deriveFoldGraph(read: ReadGraph, names: IoNames, layout: KvLayou
   const presentNames = new Set(names.presents.flatMap((p) => [p.key, p.value]));
   graph.output = [...(graph.output ?? []).filter((o) => !presentNames.has(o.name ?? '')), ...rowOutputs];
   graph.node = (graph.node ?? []).filter((n) => !dead.has(n));
-  const constant = (name: string, values: number[], dims: number[]) => {
-    graph.initializer = [...(graph.initializer ?? []), { name, dims, dataType: onnx.TensorProto.DataType.INT64, rawData: int64Bytes(values) }];
-    return name;
-  };
   if (gqaNodes.size && opset >= MIN_MAX_INT_OPSET) consumePresents(graph, gqaNodes, constant);
 
   // Sliced pasts: the input holds the cache buffer; the graph reads its first (total - seq) rows.
@@ -198,9 +224,47 @@ export function deriveFoldGraph(read: ReadGraph, names: IoNames, layout: KvLayou
     graph.node = [...prelude, ...(graph.node ?? [])];
   }
   return {
-    plan: { kind: 'in-place', attention: attention as 'GroupQueryAttention' | 'Concat', layers },
+    plan: { kind: 'in-place', attention: attention as 'GroupQueryAttention' | 'Concat', layers, logitsFrom },
     model: onnx.ModelProto.encode(model).finish(),
   };
+}
+
+/** lm_head as exporters write it: a MatMul (or its fused and quantized forms) of the hidden state by a weight. */
+const LM_HEAD_OPS = new Map([
+  ['', new Set(['MatMul'])],
+  ['com.microsoft', new Set(['FusedMatMul', 'MatMulNBits'])],
+]);
+
+/**
+ * Where lm_head reads a [batch, seq, hidden] hidden state and writes `logits` [batch, seq, vocab]
+ * directly, slices the hidden state from position LOGITS_FROM (a new input) so lm_head runs on the
+ * positions asked for only. Returns the input's name, or null when the logits are not made that
+ * way (the graph is left computing every position's).
+ */
+function sliceBeforeLmHead(
+  graph: onnxProto.onnx.IGraphProto,
+  names: IoNames,
+  outputs: readonly IoMeta[],
+  producer: Map<string, NodeProto>,
+  opset: number,
+): string | null {
+  const head = producer.get(names.logits);
+  const hidden = head?.input?.[0];
+  const weight = head?.input?.[1];
+  if (!head || !hidden || !weight || !LM_HEAD_OPS.get(head.domain ?? '')?.has(head.opType ?? '')) return null;
+  if (outputs.find((o) => o.name === names.logits)?.shape.length !== 3 || opset < MIN_SLICE_OPSET) return null;
+  const initializers = new Set((graph.initializer ?? []).map((t) => t.name));
+  const weightNode = producer.get(weight);
+  const isWeight = initializers.has(weight) || (weightNode?.opType === 'Cast' && initializers.has(weightNode.input?.[0] ?? ''));
+  if (!isWeight) return null;
+  const sliced = 'kvfold.fold.lm_head_hidden';
+  const int64 = (name: string, value: bigint) => ({ name, dims: [1], dataType: onnx.TensorProto.DataType.INT64, rawData: new Uint8Array(BigInt64Array.of(value).buffer) });
+  graph.initializer = [...(graph.initializer ?? []), int64('kvfold.fold.logits_end', INT64_MAX), int64('kvfold.fold.seq_axis_1', 1n)];
+  graph.input = [...(graph.input ?? []), { name: LOGITS_FROM, type: { tensorType: { elemType: onnx.TensorProto.DataType.INT64, shape: { dim: [{ dimValue: 1 }] } } } }];
+  const slice: NodeProto = { opType: 'Slice', input: [hidden, LOGITS_FROM, 'kvfold.fold.logits_end', 'kvfold.fold.seq_axis_1'], output: [sliced], name: sliced };
+  head.input = [sliced, ...(head.input ?? []).slice(1)];
+  graph.node = (graph.node ?? []).flatMap((n) => (n === head ? [slice, n] : [n]));
+  return LOGITS_FROM;
 }
 
 /**
@@ -238,11 +302,12 @@ function consumePresents(graph: onnxProto.onnx.IGraphProto, nodes: ReadonlySet<N
 /** One line for logs and benchmarks. */
 export function describePlan(plan: FoldPlan): string {
   if (plan.kind === 'standard') return `standard graph, presents fetched every step (${plan.reason})`;
+  const logits = plan.logitsFrom ? ', lm_head on the positions asked for' : ', logits of every position';
   if (plan.kind === 'resident') {
-    return `resident: ${plan.attention} attention, presents kept ${plan.presentsOn === 'gpu-buffer' ? 'on the device' : 'as returned'} and fed back, new rows copied to the host`;
+    return `resident: ${plan.attention} attention, presents kept ${plan.presentsOn === 'gpu-buffer' ? 'on the device' : 'as returned'} and fed back, new rows copied to the host${logits}`;
   }
   const feeds = [...new Set(plan.layers.map((l) => l.past))].join('/');
-  return `in place: ${plan.attention} attention, new rows appended to the session's cache, past fed as ${feeds}`;
+  return `in place: ${plan.attention} attention, new rows appended to the session's cache, past fed as ${feeds}${logits}`;
 }
 
 /** True when `name` is `past` or a Cast of it. */

@@ -191,6 +191,9 @@ async function step(s: Session, buffer: KvBuffer, tokens: Int32Array, mode: Logi
   if (names.positionIds) {
     feeds[names.positionIds] = new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt(buffer.nextPosition + i)), [1, n]);
   }
+  // Where the graph can, lm_head runs on the last position only, unless every position's logits are asked for.
+  const lastOnly = steps.logitsFrom !== null && mode !== 'all';
+  if (steps.logitsFrom) feeds[steps.logitsFrom] = new ort.Tensor('int64', BigInt64Array.of(BigInt(lastOnly ? n - 1 : 0)), [1]);
   const out = await s.ort.run(feeds, steps.fetches as string[]);
   let outputBytes = 0;
   for (const name of steps.fetches) {
@@ -199,11 +202,11 @@ async function step(s: Session, buffer: KvBuffer, tokens: Int32Array, mode: Logi
   }
   copied += steps.append(buffer, out, n);
 
-  const all = out[names.logits]?.data as Float32Array;
-  const vocab = all.length / n;
+  const all = out[names.logits]?.data as Float32Array; // [positions computed, vocab]
   let logits: Float32Array;
-  if (mode === 'all') logits = all;
+  if (mode === 'all' || (mode === 'last' && lastOnly)) logits = all;
   else if (mode === 'last') {
+    const vocab = all.length / n;
     logits = all.slice((n - 1) * vocab, n * vocab);
     copied += vocab * 4;
   } else logits = new Float32Array(0);

@@ -23,6 +23,8 @@ export interface StepPlan {
   readonly plan: FoldPlan;
   /** Output names a step fetches (the logits first). */
   readonly fetches: readonly string[];
+  /** The input that picks the first position lm_head runs on (fold-graph.ts, LOGITS_FROM); null: every position's logits come back. */
+  readonly logitsFrom: string | null;
   /** Outputs the session should keep on the device (onnxruntime-node's preferred output locations). */
   readonly outputLocations?: Record<string, 'gpu-buffer'>;
   /** Before a step of `n` tokens is fed: room the plan needs in the buffer first. */
@@ -86,6 +88,7 @@ function hostPast(names: IoNames, buffer: KvBuffer, layout: KvLayout): Feeds {
 
 class InPlacePlan implements StepPlan {
   readonly fetches: readonly string[];
+  readonly logitsFrom: string | null;
   /** Tensors over each buffer's arrays, for pasts fed as the whole buffer; rebuilt when the buffer grows. */
   readonly #tensors = new WeakMap<KvBuffer, { generation: number; tensors: { key: ort.Tensor; value: ort.Tensor }[] }>();
   readonly #wholeBuffer: boolean;
@@ -95,6 +98,7 @@ class InPlacePlan implements StepPlan {
     private readonly names: IoNames,
   ) {
     this.fetches = [names.logits, ...plan.layers.flatMap((l) => [l.rows.key, l.rows.value])];
+    this.logitsFrom = plan.logitsFrom;
     this.#wholeBuffer = plan.layers.every((l) => l.past !== 'prefix');
   }
 
@@ -135,6 +139,7 @@ class InPlacePlan implements StepPlan {
 
 class ResidentPlan implements StepPlan {
   readonly fetches: readonly string[];
+  readonly logitsFrom: string | null;
   readonly outputLocations?: Record<string, 'gpu-buffer'>;
   readonly #presentNames: readonly string[];
 
@@ -145,6 +150,7 @@ class ResidentPlan implements StepPlan {
   ) {
     this.#presentNames = names.presents.flatMap((p) => [p.key, p.value]);
     this.fetches = [names.logits, ...plan.layers.flatMap((l) => [l.rows.key, l.rows.value]), ...this.#presentNames];
+    this.logitsFrom = plan.logitsFrom;
     if (plan.presentsOn === 'gpu-buffer') this.outputLocations = Object.fromEntries(this.#presentNames.map((n) => [n, 'gpu-buffer' as const]));
   }
 
@@ -180,6 +186,7 @@ class ResidentPlan implements StepPlan {
 
 class StandardPlan implements StepPlan {
   readonly fetches: readonly string[];
+  readonly logitsFrom = null;
 
   constructor(
     readonly plan: Extract<FoldPlan, { kind: 'standard' }>,

@@ -14,6 +14,8 @@ import { registerDeviceBench, registerEngineBench } from './bench-engine.ts';
 
 interface BenchOptions {
   model?: string;
+  vocab?: number;
+  untied?: boolean;
   tokens: number[];
   chunkSizes: number[];
   singlePassLimitMib: number;
@@ -29,6 +31,8 @@ export function registerBench(program: Command): void {
     .command('fold')
     .description('fold throughput and peak RSS by chunk size, beside one single-pass forward where it fits')
     .option('--model <dir>', 'model folder (default: tiny-llama, built into a temporary folder)')
+    .option('--vocab <n>', "the built tiny-llama's vocabulary rows, e.g. 128256 for a real model's lm_head", positiveInt('--vocab'))
+    .option('--untied', 'build tiny-llama with an untied lm_head')
     .option('--tokens <list>', 'document lengths, e.g. 8k,32k', list('--tokens', parseTokenCount), [8192, 32768])
     .option('--chunk-sizes <list>', 'chunk sizes to fold with', list('--chunk-sizes', parseTokenCount), [64, 256, 1024])
     .option('--single-pass-limit-mib <n>', 'skip the single pass when its attention scores would exceed this', positiveInt('--single-pass-limit-mib'), 6144)
@@ -77,8 +81,8 @@ async function runFoldBench(opts: BenchOptions): Promise<void> {
   if (!modelDir) {
     scratch = await mkdtemp(join(tmpdir(), 'kvfold-bench-'));
     modelDir = join(scratch, 'tiny-llama');
-    await writeModelFolder(tinyLlamaSpec(), modelDir);
-  }
+    await writeModelFolder(tinyLlamaSpec({ ...(opts.vocab ? { vocabSize: opts.vocab } : {}), ...(opts.untied ? { untied: true } : {}) }), modelDir);
+  } else if (opts.vocab || opts.untied) throw new CliError('--vocab and --untied shape the built tiny-llama: drop them with --model');
   try {
     const probe = await loadModel(modelDir);
     const { folder } = probe;

@@ -3,17 +3,18 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { checkBars, type CaseResult } from './engine-bench.ts';
 import type { EngineMeasurement } from './measure-engine.ts';
-import { foldFlops, matmulParams, type ModelShape } from './model-cost.ts';
+import { foldFlops, layerParams, lmHeadParams, type ModelShape } from './model-cost.ts';
 
 const shape: ModelShape = { layers: 2, hidden: 8, intermediate: 16, heads: 2, kvHeads: 1, headDim: 4, vocab: 10 };
 
-test('fold FLOPs: 2 per projection multiply-add per token, and 4 x headDim per query head and visible key', () => {
-  // 5 tokens in chunks of 2: queries see 1, 2 | 3, 4 | 5 keys.
+test('fold FLOPs: 2 per layer multiply-add per token, lm_head once per step, and 4 x headDim per query head and visible key', () => {
+  // 5 tokens in chunks of 2 (3 steps): queries see 1, 2 | 3, 4 | 5 keys.
   const visible = 1 + 2 + 3 + 4 + 5;
-  assert.equal(foldFlops(shape, 5, 2), 2 * 5 * matmulParams(shape) + 4 * 4 * 2 * 2 * visible);
-  assert.equal(matmulParams(shape), 2 * (8 * (2 + 2) * 4 + 2 * 4 * 8 + 3 * 8 * 16) + 8 * 10);
-  // The chunk size does not change the causal count.
-  assert.equal(foldFlops(shape, 5, 5), foldFlops(shape, 5, 1));
+  assert.equal(layerParams(shape), 2 * (8 * (2 + 2) * 4 + 2 * 4 * 8 + 3 * 8 * 16));
+  assert.equal(lmHeadParams(shape), 8 * 10);
+  assert.equal(foldFlops(shape, 5, 2), 2 * 5 * layerParams(shape) + 2 * 3 * lmHeadParams(shape) + 4 * 4 * 2 * 2 * visible);
+  // The chunk size does not change the causal count; the steps change lm_head's.
+  assert.equal(foldFlops(shape, 5, 5) - foldFlops(shape, 5, 1), 2 * (1 - 5) * lmHeadParams(shape));
 });
 
 const run = (o: Partial<EngineMeasurement>): EngineMeasurement =>

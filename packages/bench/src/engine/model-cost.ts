@@ -28,25 +28,32 @@ export function shapeOf(config: ModelConfig): ModelShape {
   };
 }
 
-/** Multiply-adds per token in the dense projections and lm_head (the embedding is a lookup). */
-export function matmulParams(s: ModelShape): number {
+/** Multiply-adds per token in the decoder layers' dense projections (the embedding is a lookup). */
+export function layerParams(s: ModelShape): number {
   const attention = s.hidden * (s.heads + 2 * s.kvHeads) * s.headDim + s.heads * s.headDim * s.hidden;
   const mlp = 3 * s.hidden * s.intermediate;
-  return s.layers * (attention + mlp) + s.hidden * s.vocab;
+  return s.layers * (attention + mlp);
+}
+
+/** Multiply-adds of lm_head for one position. */
+export function lmHeadParams(s: ModelShape): number {
+  return s.hidden * s.vocab;
 }
 
 /**
- * FLOPs of folding `tokens` in chunks of `chunkSize`: 2 per multiply-add in the projections, and
- * 4 · headDim per (query head, query, visible key) in attention (QKᵀ and PV), counting exactly the
- * keys each query may see under the causal mask.
+ * FLOPs of folding `tokens` in chunks of `chunkSize`: 2 per multiply-add in the projections of
+ * every token, lm_head once per step (a fold needs only each step's last logits; NLL would need
+ * every position's), and 4 · headDim per (query head, query, visible key) in attention (QKᵀ and
+ * PV), counting exactly the keys each query may see under the causal mask.
  */
 export function foldFlops(s: ModelShape, tokens: number, chunkSize: number): number {
   let visible = 0; // sum over queries of the keys each sees
-  for (const { start, end } of chunkSpans(tokens, chunkSize)) {
+  const spans = chunkSpans(tokens, chunkSize);
+  for (const { start, end } of spans) {
     const n = end - start;
     visible += n * start + (n * (n + 1)) / 2;
   }
-  return 2 * tokens * matmulParams(s) + 4 * s.headDim * s.heads * s.layers * visible;
+  return 2 * tokens * layerParams(s) + 2 * spans.length * lmHeadParams(s) + 4 * s.headDim * s.heads * s.layers * visible;
 }
 
 /**
