@@ -11,9 +11,9 @@ import { before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { DEFAULT_REFERENCE_LIMIT_MIB as BENCH_REFERENCE_LIMIT_MIB } from '@kvfold/bench';
-import { MODEL_NAMES as ZOO_MODEL_NAMES } from '@kvfold/model-zoo';
+import { IMPORT_DTYPES, MODEL_NAMES as ZOO_MODEL_NAMES } from '@kvfold/model-zoo';
 import { DEFAULT_REFERENCE_LIMIT_MIB } from './commands/drift.ts';
-import { MODEL_NAMES } from './commands/models.ts';
+import { MODEL_NAMES, WEIGHT_DTYPES } from './commands/models.ts';
 
 const CLI = fileURLToPath(new URL('..', import.meta.url));
 const DIST = join(CLI, 'dist');
@@ -41,5 +41,6 @@ test('the command tree imports Node built-ins only (commander is in the bundle);
 
 test('the constants the command tree writes out equal the ones the packages own', () => {
   assert.deepEqual(MODEL_NAMES, ZOO_MODEL_NAMES);
+  assert.deepEqual(WEIGHT_DTYPES, Object.keys(IMPORT_DTYPES));
   assert.equal(DEFAULT_REFERENCE_LIMIT_MIB, BENCH_REFERENCE_LIMIT_MIB);
 });

@@ -1,8 +1,10 @@
 /** @kvfold/model-zoo: Llama-architecture models built as ONNX folders in the optimum layout. */
 export type { LlamaConfig, LlamaSpec, LlamaWeights, WeightLookup, WeightTensor } from './llama-spec.ts';
 export { GraphBuilder, DataType } from './onnx-graph.ts';
-export { buildLlamaGraph, defaultAttention, ropeInverseFrequencies, OPSET } from './llama-graph.ts';
-export type { AttentionKind, LlamaGraphOptions } from './llama-graph.ts';
+export { buildLlamaGraph, DEFAULT_ACCURACY_LEVEL, defaultAttention, ropeInverseFrequencies, OPSET } from './llama-graph.ts';
+export type { AttentionKind, LlamaGraphOptions, WeightDtype } from './llama-graph.ts';
+export { BlockQuantizer, DEFAULT_BLOCK_SIZE, dequantize, weightConfig } from './quantize.ts';
+export type { QuantBits, QuantizedWeight } from './quantize.ts';
 export { writeModelFolder, DEFAULT_EXTERNAL_THRESHOLD } from './model-folder.ts';
 export type { WriteModelOptions, WrittenModel } from './model-folder.ts';
 export { tinyLlamaSpec, DEFAULT_SEED } from './tiny-llama.ts';

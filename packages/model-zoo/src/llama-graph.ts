@@ -30,6 +30,7 @@ import { ExternalData } from './external-data.ts';
 import type { LlamaConfig, WeightLookup, WeightTensor } from './llama-spec.ts';
 import { DataType, GraphBuilder, type SerializedModel, type SerializeOptions } from './onnx-graph.ts';
 import { type RopeScaling, ropeFrequencies } from './rope.ts';
+import { BlockQuantizer, DEFAULT_BLOCK_SIZE } from './quantize.ts';
 import { WeightEncoder } from './weight-encoder.ts';
 
 /** Opset 17: ReduceMean still takes `axes` as an attribute; every op used here is stable there. */
@@ -52,12 +53,29 @@ export interface LlamaGraphOptions {
   /** How attention is computed (default: `defaultAttention`). */
   readonly attention?: AttentionKind;
   /**
-   * dtype the projection and embedding weights are stored in (default float32). float16 halves
-   * the file; each weight is Cast to float32 in the graph, so the arithmetic stays float32 (ONNX
-   * Runtime folds those Casts into float32 copies when the session loads). Norms and biases stay float32.
+   * How the projection, embedding and lm_head weights are stored (default float32); norms and
+   * biases stay float32.
+   *   float16     halves the file; each weight is Cast to float32 in the graph, so the arithmetic
+   *               stays float32 (ONNX Runtime folds those Casts into float32 copies when the session loads)
+   *   int8, int4  block-quantized (quantize.ts): every projection and lm_head a `MatMulNBits`, the
+   *               embedding a `GatherBlockQuantized` (com.microsoft), as onnxruntime-genai's builder
+   *               writes them; a tied lm_head reads the embedding's codes (one table for both)
    */
-  readonly weightDtype?: 'float32' | 'float16';
+  readonly weightDtype?: WeightDtype;
+  /** Weights per scale of int8/int4 (default DEFAULT_BLOCK_SIZE, 32). */
+  readonly blockSize?: number;
+  /**
+   * MatMulNBits' `accuracy_level` for int8/int4 (default DEFAULT_ACCURACY_LEVEL): 0 computes in
+   * float32 on the dequantized weights; 4 quantizes the activations to int8 per block and runs
+   * the CPU's int8 kernels.
+   */
+  readonly accuracyLevel?: 0 | 1 | 2 | 3 | 4;
 }
+
+export type WeightDtype = 'float32' | 'float16' | 'int8' | 'int4';
+
+/** MatMulNBits' accuracy_level when none is asked: see docs/models.md for what each costs. */
+export const DEFAULT_ACCURACY_LEVEL = 4;
 
 /**
  * gqa for models with several query heads; matmul for a single query head, where the fused
@@ -94,6 +112,7 @@ export function buildLlamaGraph(
   const streaming = output instanceof ExternalData;
   const g = new GraphBuilder('llama_decoder', streaming ? { external: output } : {});
   const half = options.weightDtype === 'float16';
+  const bits = options.weightDtype === 'int4' ? 4 : options.weightDtype === 'int8' ? 8 : null;
   const w = (name: string): WeightTensor => {
     const t = weights.get(name);
     if (!t) throw new Error(`weights lack ${name}`);
@@ -107,9 +126,28 @@ export function buildLlamaGraph(
     g.tensor(name, e.dims, e.dataType, e.bytes);
     return half ? g.node('Cast', [name], { to: DataType.FLOAT }) : name;
   };
-  /** x · Wᵀ (+ b when the checkpoint has a bias): a Linear weight [out, in] stored as a MatMul initializer [in, out]. */
+  // Quantized, each weight's codes are written before the next is quantized: one scratch serves all.
+  const quantizer = bits ? new BlockQuantizer(bits, options.blockSize ?? DEFAULT_BLOCK_SIZE, streaming) : null;
+  /** A [N, K] weight's codes [N, kBlocks, blob] as one initializer, with MatMulNBits' scales [N * kBlocks] unless `gatherOnly`. */
+  const quantized = (name: string, t: WeightTensor, gatherOnly = false) => {
+    const q = (quantizer as BlockQuantizer).quantize(name, t);
+    g.tensor(`${name}.q${bits}`, [q.n, q.kBlocks, q.blobBytes], DataType.UINT8, q.packed);
+    if (!gatherOnly) g.float(`${name}.scales`, [q.n * q.kBlocks], q.scales);
+    return { codes: `${name}.q${bits}`, scales: `${name}.scales`, scaleValues: q.scales, n: q.n, k: q.k, kBlocks: q.kBlocks };
+  };
+  /** x · dequant(W)ᵀ over a quantized [N, K] weight. */
+  const matMulNBits = (x: string, q: ReturnType<typeof quantized>, outName?: string): string =>
+    g.node(
+      'MatMulNBits',
+      [x, q.codes, q.scales],
+      { K: q.k, N: q.n, bits: bits as number, block_size: (quantizer as BlockQuantizer).blockSize, accuracy_level: options.accuracyLevel ?? DEFAULT_ACCURACY_LEVEL },
+      outName,
+      'com.microsoft',
+    );
+  /** x · Wᵀ (+ b when the checkpoint has a bias): a Linear weight [out, in] as MatMul's [in, out], or quantized as it is. */
   const linear = (x: string, name: string): string => {
-    const y = g.node('MatMul', [x, stored(`${name}.weight`, w(`${name}.weight`), true)]);
+    const weight = `${name}.weight`;
+    const y = quantizer ? matMulNBits(x, quantized(weight, w(weight))) : g.node('MatMul', [x, stored(weight, w(weight), true)]);
     const bias = weights.get(`${name}.bias`);
     return bias ? g.node('Add', [y, g.float(`${name}.bias`, bias.shape, bias.data)]) : y;
   };
@@ -222,11 +260,32 @@ export function buildLlamaGraph(
 
   // --- decoder layers ---------------------------------------------------------------------------
   const embedName = 'model.embed_tokens.weight';
-  const embedding = encoder.encode(embedName, w(embedName), false);
-  g.tensor(embedName, embedding.dims, embedding.dataType, embedding.bytes);
-  // In float16, rows are gathered, then Cast: the same values as casting the table, without it.
-  const gathered = g.node('Gather', [embedName, inputIds], { axis: 0 });
-  let h = half ? g.node('Cast', [gathered], { to: DataType.FLOAT }) : gathered; // [B, S, hidden]
+  let h: string; // [B, S, hidden]
+  let table: ReturnType<typeof quantized> | null = null;
+  if (quantizer) {
+    // The codes [vocab, kBlocks, blob] gathered by row, each row's blocks dequantized: [B, S, kBlocks, blockSize].
+    table = quantized(embedName, w(embedName), !c.tie_word_embeddings);
+    // GatherBlockQuantized wants the scales as [vocab, kBlocks, 1] (MatMulNBits refuses that shape): a second, small copy.
+    const scales = g.float(`${embedName}.gather_scales`, [table.n, table.kBlocks, 1], table.scaleValues);
+    const zeroPoints = bits === 8 ? [g.tensor(`${embedName}.zero_points`, [table.n, table.kBlocks, 1], DataType.UINT8, new Uint8Array(table.n * table.kBlocks).fill(quantizer.zeroPoint))] : [];
+    const blocks = g.node(
+      'GatherBlockQuantized',
+      [table.codes, inputIds, scales, ...zeroPoints],
+      { gather_axis: 0, quantize_axis: 2, block_size: quantizer.blockSize, bits: bits as number },
+      undefined,
+      'com.microsoft',
+    );
+    const padded = table.kBlocks * quantizer.blockSize;
+    h = g.node('Reshape', [blocks, g.ints([0, 0, padded])]);
+    // A hidden size that is not a multiple of the block: the last block's padding goes.
+    if (padded !== c.hidden_size) h = g.node('Slice', [h, g.ints([0]), g.ints([c.hidden_size]), g.ints([2])]);
+  } else {
+    const embedding = encoder.encode(embedName, w(embedName), false);
+    g.tensor(embedName, embedding.dims, embedding.dataType, embedding.bytes);
+    // In float16, rows are gathered, then Cast: the same values as casting the table, without it.
+    const gathered = g.node('Gather', [embedName, inputIds], { axis: 0 });
+    h = half ? g.node('Cast', [gathered], { to: DataType.FLOAT }) : gathered;
+  }
   for (let i = 0; i < c.num_hidden_layers; i++) {
     const p = `model.layers.${i}`;
     const x = rmsNorm(h, plain(`${p}.input_layernorm.weight`));
@@ -243,10 +302,15 @@ export function buildLlamaGraph(
   }
 
   const final = rmsNorm(h, plain('model.norm.weight'));
-  if (c.tie_word_embeddings) {
+  if (c.tie_word_embeddings && table) {
+    // The embedding's codes are lm_head's too: [vocab, kBlocks, blob] is MatMulNBits' layout.
+    matMulNBits(final, table, 'logits');
+  } else if (c.tie_word_embeddings) {
     // logits = final · embeddingᵀ, reading the one embedding table (transB), [B, S, hidden] as it is.
-    const table = half ? g.node('Cast', [embedName], { to: DataType.FLOAT }) : embedName;
-    g.nodeOutputs('FusedMatMul', [final, table], { transB: 1, alpha: { float: 1 } }, ['logits'], 'com.microsoft');
+    const embedding = half ? g.node('Cast', [embedName], { to: DataType.FLOAT }) : embedName;
+    g.node('FusedMatMul', [final, embedding], { transB: 1, alpha: { float: 1 } }, 'logits', 'com.microsoft');
+  } else if (quantizer) {
+    matMulNBits(final, quantized('lm_head.weight', w('lm_head.weight')), 'logits');
   } else {
     g.node('MatMul', [final, stored('lm_head.weight', w('lm_head.weight'), true)], {}, 'logits');
   }

@@ -10,7 +10,8 @@
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { ExternalData, FileSink } from './external-data.ts';
-import { type AttentionKind, buildLlamaGraph, defaultAttention } from './llama-graph.ts';
+import { type AttentionKind, buildLlamaGraph, DEFAULT_ACCURACY_LEVEL, defaultAttention, type LlamaGraphOptions, type WeightDtype } from './llama-graph.ts';
+import { DEFAULT_BLOCK_SIZE, weightConfig } from './quantize.ts';
 import type { LlamaSpec } from './llama-spec.ts';
 import type { SerializedModel } from './onnx-graph.ts';
 
@@ -23,8 +24,10 @@ export interface WriteModelOptions {
   readonly externalThreshold?: number;
   /** How the graph computes attention (default: GroupQueryAttention, or MatMul/Softmax for one query head; see llama-graph.ts). */
   readonly attention?: AttentionKind;
-  /** dtype the weights are stored in (default float32; see `LlamaGraphOptions.weightDtype`). */
-  readonly weightDtype?: 'float32' | 'float16';
+  /** How the weights are stored (default float32; see `LlamaGraphOptions.weightDtype`). */
+  readonly weightDtype?: WeightDtype;
+  /** MatMulNBits' accuracy_level for int8/int4 (default DEFAULT_ACCURACY_LEVEL; see `LlamaGraphOptions.accuracyLevel`). */
+  readonly accuracyLevel?: LlamaGraphOptions['accuracyLevel'];
 }
 
 export const DEFAULT_EXTERNAL_THRESHOLD = 1024;
@@ -40,12 +43,12 @@ export async function writeModelFolder(spec: LlamaSpec, outDir: string, options:
   const config = {
     architectures: ['LlamaForCausalLM'],
     model_type: 'llama',
-    torch_dtype: options.weightDtype ?? 'float32',
     hidden_act: 'silu',
     attention_bias: false,
     mlp_bias: false,
     use_cache: true,
     ...spec.config,
+    ...weightConfig(options.weightDtype ?? 'float32', DEFAULT_BLOCK_SIZE, options.accuracyLevel ?? DEFAULT_ACCURACY_LEVEL),
   };
   const files: [string, string][] = [
     ['config.json', json(config)],
@@ -60,7 +63,7 @@ export async function writeModelFolder(spec: LlamaSpec, outDir: string, options:
       buildLlamaGraph(
         spec.config,
         spec.weights,
-        { positionIds: options.positionIds ?? true, attention, ...(options.kvDtype ? { kvDtype: options.kvDtype } : {}), ...(options.weightDtype ? { weightDtype: options.weightDtype } : {}) },
+        { positionIds: options.positionIds ?? true, attention, ...(options.kvDtype ? { kvDtype: options.kvDtype } : {}), ...(options.weightDtype ? { weightDtype: options.weightDtype } : {}), ...(options.accuracyLevel !== undefined ? { accuracyLevel: options.accuracyLevel } : {}) },
         external,
       ),
     );

@@ -112,9 +112,9 @@ export class GraphBuilder {
     this.outputs.push(io);
   }
 
-  /** Adds a node and returns the name of its first output. */
-  node(op: string, inputs: readonly string[], attrs: Record<string, AttrValue> = {}, outName?: string): string {
-    return this.nodeOutputs(op, inputs, attrs, [outName ?? `${op.toLowerCase()}_${this.counter++}`])[0] as string;
+  /** Adds a node (in `domain`, default the ONNX one) and returns the name of its first output. */
+  node(op: string, inputs: readonly string[], attrs: Record<string, AttrValue> = {}, outName?: string, domain = ''): string {
+    return this.nodeOutputs(op, inputs, attrs, [outName ?? `${op.toLowerCase()}_${this.counter++}`], domain)[0] as string;
   }
 
   /**

@@ -1,7 +1,7 @@
 /** @kvfold/onnx: a DecoderModel for Hugging Face / optimum ONNX decoder folders on onnxruntime-node. */
 export { ModelError } from './errors.ts';
 export { ModelErrorCode } from './errors.ts';
-export { readModelFolder, ropeInverseFrequencies, stopTokenIds } from './model-folder.ts';
+export { readModelFolder, ropeInverseFrequencies, stopTokenIds, weightsOf } from './model-folder.ts';
 export type { ModelConfig, ModelFolder } from './model-folder.ts';
 export { FolderHash, fingerprintModel } from './fingerprint.ts';
 export type { ModelFingerprints } from './fingerprint.ts';

@@ -24,8 +24,18 @@ const ConfigSchema = z.looseObject({
   rope_theta: z.number().positive().optional(),
   bos_token_id: z.union([z.number().int(), z.null()]).optional(),
   eos_token_id: z.union([z.number().int(), z.array(z.number().int()), z.null()]).optional(),
+  torch_dtype: z.string().optional(),
+  /** Written by `models build`/`import` for int8/int4 folders (model-zoo's `weightConfig`). */
+  quantization: z.looseObject({ method: z.string(), bits: z.number(), block_size: z.number().optional() }).optional(),
 });
 export type ModelConfig = z.infer<typeof ConfigSchema>;
+
+/** What a folder's weights are, as its config.json says: `int4 (MatMulNBits, 32 a scale)`, `float16`, `float32`. */
+export function weightsOf(folder: ModelFolder): string {
+  const q = folder.config.quantization;
+  if (q) return `int${q.bits} (${q.method}${q.block_size ? `, ${q.block_size} a scale` : ''})`;
+  return folder.config.torch_dtype ?? 'float32';
+}
 
 const GenerationConfigSchema = z.looseObject({
   eos_token_id: z.union([z.number().int(), z.array(z.number().int()), z.null()]).optional(),

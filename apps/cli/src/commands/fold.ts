@@ -53,7 +53,7 @@ export function registerFold(program: Command): void {
 
 async function foldCommand(model: LoadedModel, text: string, opts: FoldOptions, choice: ReturnType<typeof policyChoice>, t0: number) {
   const loadMs = performance.now() - t0;
-  const { DocumentError, DocumentErrorCode, checkpointKey, jobSettings, prepareDocument, runJob } = await import('@kvfold/runner');
+  const [{ DocumentError, DocumentErrorCode, checkpointKey, jobSettings, prepareDocument, runJob }, { weightsOf }] = await Promise.all([import('@kvfold/runner'), import('@kvfold/onnx')]);
   const t1 = performance.now();
   const doc = (() => {
     try {
@@ -104,6 +104,8 @@ async function foldCommand(model: LoadedModel, text: string, opts: FoldOptions, 
   const out = {
     model: model.fingerprints.model,
     modelDir: model.folder.dir,
+    weights: weightsOf(model.folder),
+    plan: model.decoder.planSummary,
     tokenizer: model.fingerprints.tokenizer,
     device: opts.device,
     policy: doc.policyName,
@@ -131,6 +133,7 @@ async function foldCommand(model: LoadedModel, text: string, opts: FoldOptions, 
     return;
   }
   const resumed = out.resumedFromStep ? `, resumed from step ${out.resumedFromStep}` : '';
+  process.stdout.write(`model ${out.modelDir}: ${out.weights} weights; ${out.plan}\n`);
   process.stdout.write(
     `folded ${out.tokens} tokens in ${out.steps} steps of ${out.chunkSize}${resumed} (${out.timings.tokensPerSecond} tok/s); KV cache ${out.kvLength} rows, ${(out.kvBytes / 2 ** 20).toFixed(1)} MiB\n`,
   );

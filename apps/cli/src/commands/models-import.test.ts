@@ -102,7 +102,7 @@ test('an unsupported checkpoint exits 1 with the refusal and writes nothing', as
   assert.equal(r.code, 1);
   assert.match(r.stderr, /^kvfold: .*config\.json: architecture GemmaForCausalLM is not supported; models import builds LlamaForCausalLM .* \[KVF_IMPORT_UNSUPPORTED\]\n$/);
   assert.ok(!existsSync(out));
-  const bad = await kvfold(['models', 'import', checkpoint, '--out', out, '--dtype', 'int8']);
+  const bad = await kvfold(['models', 'import', checkpoint, '--out', out, '--dtype', 'int3']);
   assert.notEqual(bad.code, 0);
-  assert.match(bad.stderr, /--dtype.*int8.*f32, f16/);
+  assert.match(bad.stderr, /--dtype.*int3.*f32, f16, int8, int4/);
 });

@@ -10,6 +10,11 @@ import { nonNegativeInt } from '../options.ts';
  */
 export const MODEL_NAMES = ['tiny-llama', 'recall', 'kv-heavy'] as const;
 
+/** The model-zoo's import dtypes (IMPORT_DTYPES), written out for the same reason. */
+export const WEIGHT_DTYPES = ['f32', 'f16', 'int8', 'int4'] as const;
+const WEIGHT_DTYPE_HELP =
+  'how the weights are stored: f32; f16 (half the size on disk, float32 once loaded); int8 or int4 (block-quantized MatMulNBits: a quarter or an eighth of f32, in memory too; docs/models.md)';
+
 export function registerModels(program: Command): void {
   const models = program.command('models').description('build, import, list and push model folders');
   models
@@ -20,15 +25,16 @@ export function registerModels(program: Command): void {
     .option('--seed <n>', 'seed of the random weights', nonNegativeInt('--seed'))
     .option('--no-position-ids', 'export without the position_ids input (positions follow the cache length)')
     .addOption(new Option('--kv-dtype <dtype>', 'dtype of the exported KV cache (past_key_values / present)').choices(['float32', 'float16']).default('float32'))
+    .addOption(new Option('--dtype <dtype>', WEIGHT_DTYPE_HELP).choices(WEIGHT_DTYPES).default('f32'))
     .option('--json', 'print the result as JSON')
-    .action(async (name: string, opts: { out: string; seed?: number; positionIds: boolean; kvDtype: 'float32' | 'float16'; json?: boolean }) => {
+    .action(async (name: string, opts: { out: string; seed?: number; positionIds: boolean; kvDtype: 'float32' | 'float16'; dtype: ImportDtype; json?: boolean }) => {
       if (!(MODEL_NAMES as readonly string[]).includes(name)) {
         throw new CliError(`unknown model "${name}": choose one of ${MODEL_NAMES.join(', ')}`);
       }
-      const { modelSpec, writeModelFolder } = await import('@kvfold/model-zoo');
+      const { IMPORT_DTYPES, modelSpec, writeModelFolder } = await import('@kvfold/model-zoo');
       const started = performance.now();
       const spec = modelSpec(name, opts.seed === undefined ? {} : { seed: opts.seed });
-      const written = await writeModelFolder(spec, opts.out, { positionIds: opts.positionIds, kvDtype: opts.kvDtype });
+      const written = await writeModelFolder(spec, opts.out, { positionIds: opts.positionIds, kvDtype: opts.kvDtype, weightDtype: IMPORT_DTYPES[opts.dtype] });
       const ms = Math.round(performance.now() - started);
       if (opts.json) process.stdout.write(`${JSON.stringify({ name, dir: written.dir, files: written.files, ms })}\n`);
       else process.stdout.write(`built ${name} in ${written.dir} (${written.files.join(', ')}) in ${ms} ms\n`);
@@ -38,7 +44,7 @@ export function registerModels(program: Command): void {
     .description('write a model folder from a Hugging Face checkpoint (safetensors; Llama, Mistral, Qwen2 families; docs/models.md)')
     .argument('<checkpoint-dir>', 'checkpoint folder: config.json, model.safetensors or sharded model-*.safetensors with their index, tokenizer.json')
     .requiredOption('--out <dir>', 'folder to write (replaced if it exists)')
-    .addOption(new Option('--dtype <dtype>', 'how the weights are stored: f32, or f16 (half the size on disk; ONNX Runtime holds them as float32 once loaded)').choices(['f32', 'f16']).default('f32'))
+    .addOption(new Option('--dtype <dtype>', WEIGHT_DTYPE_HELP).choices(WEIGHT_DTYPES).default('f32'))
     .option('--json', 'print the result as JSON')
     .action(async (checkpoint: string, opts: { out: string; dtype: ImportDtype; json?: boolean }) => {
       const { importCheckpoint } = await import('@kvfold/model-zoo');

@@ -6,7 +6,8 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { type AttentionKind, buildLlamaGraph, defaultAttention } from '../llama-graph.ts';
+import { type AttentionKind, buildLlamaGraph, DEFAULT_ACCURACY_LEVEL, defaultAttention, type WeightDtype } from '../llama-graph.ts';
+import { DEFAULT_BLOCK_SIZE, weightConfig } from '../quantize.ts';
 import type { LlamaConfig } from '../llama-spec.ts';
 import { DEFAULT_EXTERNAL_THRESHOLD, json, stageFolder, writeGraph } from '../model-folder.ts';
 import type { Family } from './architecture.ts';
@@ -14,10 +15,13 @@ import { type Checkpoint, checkpointWeights, openCheckpoint } from './checkpoint
 import { ImportError } from './errors.ts';
 import { DTYPE_BYTES } from './safetensors.ts';
 
-export type ImportDtype = 'f32' | 'f16';
+export type ImportDtype = 'f32' | 'f16' | 'int8' | 'int4';
+
+/** The import dtypes, and the builder's weight dtype of each. */
+export const IMPORT_DTYPES: Readonly<Record<ImportDtype, WeightDtype>> = { f32: 'float32', f16: 'float16', int8: 'int8', int4: 'int4' };
 
 export interface ImportOptions {
-  /** How weights are stored in the folder (default f32; f16 halves the file, see docs/models.md). */
+  /** How weights are stored in the folder (default f32; f16 halves the file, int8/int4 block-quantize it; see docs/models.md). */
   readonly dtype?: ImportDtype;
   /** Called after each tensor is read, with the running totals of source bytes. */
   readonly onTensor?: (progress: { name: string; done: number; total: number }) => void;
@@ -46,7 +50,7 @@ export interface ImportResult {
  */
 export async function importCheckpoint(source: string, out: string, options: ImportOptions = {}): Promise<ImportResult> {
   const dtype = options.dtype ?? 'f32';
-  if (dtype !== 'f32' && dtype !== 'f16') throw new ImportError('KVF_IMPORT_UNSUPPORTED', `--dtype ${String(dtype)} is not supported: choose f32 or f16`);
+  if (!Object.hasOwn(IMPORT_DTYPES, dtype)) throw new ImportError('KVF_IMPORT_UNSUPPORTED', `--dtype ${String(dtype)} is not supported: choose ${Object.keys(IMPORT_DTYPES).join(', ')}`);
   const dir = resolve(out);
   const src = resolve(source);
   const fromOut = relative(dir, src);
@@ -60,6 +64,13 @@ export async function importCheckpoint(source: string, out: string, options: Imp
     checkpoint.close();
   }
 }
+
+const STORED: Readonly<Record<ImportDtype, string>> = {
+  f32: 'float32',
+  f16: 'float16 (Cast to float32 in the graph)',
+  int8: `int8, block-quantized (MatMulNBits / GatherBlockQuantized, ${DEFAULT_BLOCK_SIZE} weights a scale)`,
+  int4: `int4, block-quantized (MatMulNBits / GatherBlockQuantized, ${DEFAULT_BLOCK_SIZE} weights a scale)`,
+};
 
 async function write(checkpoint: Checkpoint, dir: string, dtype: ImportDtype, onTensor: ImportOptions['onTensor']): Promise<ImportResult> {
   const { arch } = checkpoint;
@@ -79,9 +90,10 @@ async function write(checkpoint: Checkpoint, dir: string, dtype: ImportDtype, on
     onTensor?.({ name, done, total });
   });
 
-  // transformers 4 names the weights' dtype torch_dtype, transformers 5 dtype: both say the stored one.
-  const storedDtype = dtype === 'f16' ? 'float16' : 'float32';
-  const configJson = { ...arch.configJson, torch_dtype: storedDtype, ...('dtype' in arch.configJson ? { dtype: storedDtype } : {}) };
+  // transformers 4 names the weights' dtype torch_dtype, transformers 5 dtype: both say what the arithmetic reads.
+  const weightDtype = IMPORT_DTYPES[dtype];
+  const weights_ = weightConfig(weightDtype, DEFAULT_BLOCK_SIZE, DEFAULT_ACCURACY_LEVEL);
+  const configJson = { ...arch.configJson, ...weights_, ...('dtype' in arch.configJson ? { dtype: weights_.torch_dtype } : {}) };
   const tokenizerConfig = { ...(checkpoint.tokenizerConfig ?? {}) };
   if (tokenizerConfig.chat_template === undefined && checkpoint.chatTemplate !== null) tokenizerConfig.chat_template = checkpoint.chatTemplate;
   const generationConfig = checkpoint.generationConfig ?? { bos_token_id: arch.config.bos_token_id, eos_token_id: arch.config.eos_token_id };
@@ -91,7 +103,7 @@ async function write(checkpoint: Checkpoint, dir: string, dtype: ImportDtype, on
     `Imported by \`kvfold models import\` from a ${arch.architecture} checkpoint (${checkpoint.weightFiles.length} safetensors file${checkpoint.weightFiles.length === 1 ? '' : 's'}, ` +
     `${Object.entries(sourceDtypes).map(([d, n]) => `${n} ${d}`).join(', ')} tensors): ${c.num_hidden_layers} layers, hidden ${c.hidden_size}, ` +
     `${c.num_attention_heads} query / ${c.num_key_value_heads} KV heads of ${c.head_dim}, ${c.tie_word_embeddings ? 'tied' : 'untied'} lm_head` +
-    `${c.rope_scaling ? `, RoPE scaling ${c.rope_scaling.rope_type}` : ''}. Weights stored as ${dtype === 'f16' ? 'float16 (Cast to float32 in the graph)' : 'float32'}; ` +
+    `${c.rope_scaling ? `, RoPE scaling ${c.rope_scaling.rope_type}` : ''}. Weights stored as ${STORED[dtype]}; ` +
     `attention: ${attention === 'gqa' ? "onnxruntime's GroupQueryAttention (com.microsoft)" : 'MatMul/Softmax with an additive mask'}.\n`;
   const files: [string, string][] = [
     ['config.json', json(configJson)],
@@ -105,12 +117,13 @@ async function write(checkpoint: Checkpoint, dir: string, dtype: ImportDtype, on
     for (const [name, body] of files) await writeFile(join(staging, name), body);
     try {
       return await writeGraph(staging, DEFAULT_EXTERNAL_THRESHOLD, (external) =>
-        buildLlamaGraph(arch.config, weights, { positionIds: true, attention, weightDtype: dtype === 'f16' ? 'float16' : 'float32' }, external),
+        buildLlamaGraph(arch.config, weights, { positionIds: true, attention, weightDtype }, external),
       );
     } catch (err) {
-      // A weight beyond float16's range is only found while converting it.
-      if (err instanceof RangeError && dtype === 'f16') throw new ImportError('KVF_IMPORT_UNSUPPORTED', `${err.message} (import with --dtype f32)`, { cause: err });
-      throw err;
+      if (!(err instanceof RangeError)) throw err;
+      // A weight beyond float16's range, or one that cannot be quantized (NaN, infinite), is only found while converting it.
+      if (dtype === 'f16') throw new ImportError('KVF_IMPORT_UNSUPPORTED', `${err.message} (import with --dtype f32)`, { cause: err });
+      throw new ImportError('KVF_IMPORT_MALFORMED', `checkpoint ${checkpoint.dir}: ${err.message}`, { cause: err });
     }
   });
   return {

@@ -138,3 +138,42 @@ test('a weight beyond float16 is refused under --dtype f16 with the weight named
   await importCheckpoint(checkpoint, out);
   assert.ok(existsSync(join(out, 'onnx/model.onnx_data')));
 });
+
+for (const dtype of ['int8', 'int4'] as const) {
+  test(`--dtype ${dtype} writes the folder models build writes at ${dtype}, and says so in config.json and the README`, async () => {
+    const c = CASES[1] as Case; // tied, BF16, sharded: the embedding's codes serve lm_head
+    const checkpoint = join(root, `ckpt-${dtype}`);
+    const stored = writeCase(c, checkpoint);
+    const imported = join(root, `imported-${dtype}`);
+    const result = await importCheckpoint(checkpoint, imported, { dtype });
+    assert.equal(result.dtype, dtype);
+    const built = join(root, `built-${dtype}`);
+    await writeModelFolder(stored, built, { weightDtype: dtype });
+    assert.ok(bytes(imported, 'onnx/model.onnx_data').equals(bytes(built, 'onnx/model.onnx_data')));
+    assert.ok(bytes(imported, 'onnx/model.onnx').equals(bytes(built, 'onnx/model.onnx')));
+    const config = JSON.parse(bytes(imported, 'config.json').toString());
+    assert.equal(config.torch_dtype, 'float32');
+    assert.deepEqual([config.quantization.method, config.quantization.bits, config.quantization.block_size], ['MatMulNBits', dtype === 'int4' ? 4 : 8, 32]);
+    assert.match(bytes(imported, 'README.md').toString(), new RegExp(`Weights stored as ${dtype}, block-quantized`));
+    // It folds, chunk by chunk, to its own single pass.
+    const folded = await foldFolder(imported, PROMPT, CHUNK, 0);
+    const single = await foldFolder(imported, PROMPT, PROMPT.length, 0);
+    assert.ok(maxAbsDiff(folded.logits, single.logits) <= TOLERANCE);
+  });
+}
+
+test('a NaN weight is refused under --dtype int4 naming the tensor, and no folder is left', async () => {
+  const spec = familySpec({ family: 'llama' });
+  const up = spec.weights.get('model.layers.0.mlp.up_proj.weight');
+  assert.ok(up);
+  up.data[7] = Number.NaN;
+  const checkpoint = join(root, 'ckpt-nan');
+  writeCheckpoint(specContents(spec), checkpoint, { family: 'llama', dtype: 'F32' });
+  const out = join(root, 'imported-nan');
+  await assert.rejects(importCheckpoint(checkpoint, out, { dtype: 'int4' }), (err: Error & { code?: string }) => {
+    assert.equal(err.code, 'KVF_IMPORT_MALFORMED');
+    assert.match(err.message, /weight model\.layers\.0\.mlp\.up_proj\.weight holds NaN at element 7 .*cannot be quantized/);
+    return true;
+  });
+  assert.ok(!existsSync(out));
+});

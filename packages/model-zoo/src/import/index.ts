@@ -1,6 +1,7 @@
 /** `models import`: Hugging Face checkpoints (safetensors) to model folders, and the checkpoint writer the tests and benchmark use. */
 export { importCheckpoint } from './import-checkpoint.ts';
 export type { ImportDtype, ImportOptions, ImportResult } from './import-checkpoint.ts';
+export { IMPORT_DTYPES } from './import-checkpoint.ts';
 export { ARCHITECTURES, SUPPORTED, readArchitecture } from './architecture.ts';
 export type { Architecture, Family } from './architecture.ts';
 export { openCheckpoint } from './checkpoint.ts';
