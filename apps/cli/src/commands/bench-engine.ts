@@ -4,7 +4,6 @@
  * fresh process, and reports tokens/s, peak RSS against weights + KV + workspace, bytes copied per
  * step, and model-FLOP utilisation against ONNX Runtime's own MatMul on the same threads.
  */
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -12,6 +11,7 @@ import type { BenchCase, BenchModel, DeviceCheckRow, EngineMeasurement, EngineRu
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { parseTokenCount, positiveInt } from '../options.ts';
+import { kvfoldChild } from './bench-child.ts';
 
 interface EngineBenchFlags {
   models?: string;
@@ -87,21 +87,10 @@ async function runBench(opts: EngineBenchFlags): Promise<void> {
   }
 }
 
-/** Runs `bench engine-one` in a fresh process and parses its JSON line. */
+/** Runs `bench engine-one` in a fresh process. */
 function runChild(o: EngineRunOptions): Promise<EngineMeasurement> {
-  const args = [...process.execArgv, process.argv[1] as string, 'bench', 'engine-one', '--model', o.modelDir, '--tokens', String(o.tokens), '--chunk-size', String(o.chunkSize), '--engine', o.engine, '--threads', String(o.threads)];
-  return new Promise((done, fail) => {
-    const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-    let stdout = '';
-    p.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    p.on('error', fail);
-    p.on('close', (code, signal) => {
-      if (code !== 0) fail(new CliError(`the ${o.engine} fold of ${o.tokens} tokens on ${o.modelDir} exited with ${signal ?? `code ${code}`}`));
-      else done(JSON.parse(stdout.trim().split('\n').at(-1) as string) as EngineMeasurement);
-    });
-  });
+  const args = ['bench', 'engine-one', '--model', o.modelDir, '--tokens', String(o.tokens), '--chunk-size', String(o.chunkSize), '--engine', o.engine, '--threads', String(o.threads)];
+  return kvfoldChild<EngineMeasurement>(args, `the ${o.engine} fold of ${o.tokens} tokens on ${o.modelDir}`);
 }
 
 interface DeviceFlags {

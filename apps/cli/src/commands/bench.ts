@@ -2,7 +2,6 @@
  * `kvfold bench fold`: fold N tokens at several chunk sizes and one single pass where it fits,
  * each configuration in its own process so peak RSS is that configuration's alone.
  */
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -10,7 +9,9 @@ import type { FoldMeasurement } from '@kvfold/bench';
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { list, parseTokenCount, positiveInt } from '../options.ts';
+import { kvfoldChild } from './bench-child.ts';
 import { registerDeviceBench, registerEngineBench } from './bench-engine.ts';
+import { registerPrecisionBench } from './bench-precision.ts';
 
 interface BenchOptions {
   model?: string;
@@ -27,6 +28,7 @@ export function registerBench(program: Command): void {
   const bench = program.command('bench').description('benchmarks (each prints a table and writes JSON)');
   registerEngineBench(bench);
   registerDeviceBench(bench);
+  registerPrecisionBench(bench);
   bench
     .command('fold')
     .description('fold throughput and peak RSS by chunk size, beside one single-pass forward where it fits')
@@ -131,22 +133,10 @@ async function runFoldBench(opts: BenchOptions): Promise<void> {
   }
 }
 
-/** Runs `bench fold-one` in a fresh process and parses its JSON line. */
+/** Runs `bench fold-one` in a fresh process. */
 function child(modelDir: string, tokens: number, chunkSize: number, threads?: number): Promise<FoldMeasurement> {
-  const args = [...process.execArgv, process.argv[1] as string, 'bench', 'fold-one', '--model', modelDir, '--tokens', String(tokens), '--chunk-size', String(chunkSize)];
-  if (threads) args.push('--threads', String(threads));
-  return new Promise((resolvePromise, reject) => {
-    const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-    let stdout = '';
-    p.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    p.on('error', reject);
-    p.on('close', (code) => {
-      if (code !== 0) reject(new CliError(`benchmark of ${tokens} tokens in chunks of ${chunkSize} exited with code ${code}`));
-      else resolvePromise(JSON.parse(stdout.trim().split('\n').at(-1) as string) as FoldMeasurement);
-    });
-  });
+  const args = ['bench', 'fold-one', '--model', modelDir, '--tokens', String(tokens), '--chunk-size', String(chunkSize), ...(threads ? ['--threads', String(threads)] : [])];
+  return kvfoldChild<FoldMeasurement>(args, `benchmark of ${tokens} tokens in chunks of ${chunkSize}`);
 }
 
 const pad = (v: string | number, w: number) => String(v).padStart(w);
@@ -169,22 +159,9 @@ interface FoldRun {
 }
 
 /** Runs `kvfold fold --json` in a fresh process and returns its timings. */
-function foldChild(args: string[]): Promise<FoldRun> {
-  return new Promise((resolvePromise, reject) => {
-    const p = spawn(process.execPath, [...process.execArgv, process.argv[1] as string, 'fold', ...args, '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let stdout = '';
-    p.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    p.on('error', reject);
-    p.on('close', (code) => {
-      if (code !== 0) reject(new CliError(`kvfold fold ${args.join(' ')} exited with code ${code}`));
-      else {
-        const r = JSON.parse(stdout) as { timings: { foldMs: number; tokensPerSecond: number }; checkpoint?: FoldRun['checkpoint']; kvBytes: number };
-        resolvePromise({ foldMs: r.timings.foldMs, tokensPerSecond: r.timings.tokensPerSecond, kvBytes: r.kvBytes, ...(r.checkpoint ? { checkpoint: r.checkpoint } : {}) });
-      }
-    });
-  });
+async function foldChild(args: string[]): Promise<FoldRun> {
+  const r = await kvfoldChild<{ timings: { foldMs: number; tokensPerSecond: number }; checkpoint?: FoldRun['checkpoint']; kvBytes: number }>(['fold', ...args, '--json'], `kvfold fold ${args.join(' ')}`);
+  return { foldMs: r.timings.foldMs, tokensPerSecond: r.timings.tokensPerSecond, kvBytes: r.kvBytes, ...(r.checkpoint ? { checkpoint: r.checkpoint } : {}) };
 }
 
 async function runCheckpointBench(opts: CheckpointBenchOptions): Promise<void> {
