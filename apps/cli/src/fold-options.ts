@@ -7,7 +7,7 @@
  * becomes a spec through `settingsFromFlags`, and the schema checks it.
  */
 import type { BatchSpecInput, FoldPolicy, KvStorage, Sampling } from '@kvfold/contract';
-import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHUNK_SIZE, DEFAULT_GROUPING, DEFAULT_KV, DEFAULT_KV_CODEC, DEFAULT_MAX_NEW_TOKENS, DEFAULT_MAX_TOKENS_PER_DOCUMENT, DEFAULT_STREAMING_SINK, GROUPINGS, KV_CODECS, KV_STORAGES } from '@kvfold/contract/defaults';
+import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHUNK_SIZE, DEFAULT_GROUPING, DEFAULT_KV, DEFAULT_MAX_NEW_TOKENS, DEFAULT_MAX_TOKENS_PER_DOCUMENT, DEFAULT_STREAMING_SINK, GROUPINGS, KV_CODECS, KV_STORAGES } from '@kvfold/contract/defaults';
 import type { PolicyChoice } from '@kvfold/runner';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { CliError } from './cli-error.ts';
@@ -56,7 +56,7 @@ export interface SettingFlags {
   sink?: number;
   window?: number;
   kv: KvStorage;
-  kvCodec: 'f32' | 'f16' | 'int8';
+  kvCodec?: 'f32' | 'f16' | 'int8';
   maxNewTokens: number;
   temperature?: number;
   topK?: number;
@@ -87,9 +87,9 @@ function optionsOf(field: SettingField, model: ModelFlag): Option[] {
         new Option('--window <n>', 'streaming: most recent tokens kept').argParser(positiveInt('--window')),
       ];
     case 'kv':
-      return [new Option('--kv <dtype>', 'KV values while folding: as the model produces them, or rounded through int8 with per-channel scales (full policy)').choices(KV_STORAGES).default(DEFAULT_KV)];
+      return [new Option('--kv <width>', 'width the KV cache is held at, in memory and checkpoints: f32, f16 (half), int8 (a byte a value, a scale a head row)').choices(KV_STORAGES).default(DEFAULT_KV)];
     case 'kvCodec':
-      return [new Option('--kv-codec <codec>', 'checkpoint codec: f32 (lossless for float32 models), f16 or int8').choices(KV_CODECS).default(DEFAULT_KV_CODEC)];
+      return [new Option('--kv-codec <codec>', 'checkpoint codec: f32, f16 or int8 (default: the --kv width, lossless)').choices(KV_CODECS)];
     case 'maxNewTokens':
       return [new Option('--max-new-tokens <n>', 'tokens to generate per answer (0: fold only)').argParser(nonNegativeInt('--max-new-tokens')).default(DEFAULT_MAX_NEW_TOKENS)];
     case 'sampling':
@@ -134,9 +134,17 @@ export function policyOf(flags: Pick<SettingFlags, 'policy' | 'sink' | 'window'>
   return { kind: 'full' };
 }
 
-/** The policy and KV storage for resolvePolicy(). */
-export function policyChoice(flags: Pick<SettingFlags, 'policy' | 'sink' | 'window' | 'kv'>): PolicyChoice {
-  return { spec: policyOf(flags), kv: flags.kv };
+/** The policy for resolvePolicy(). */
+export function policyChoice(flags: Pick<SettingFlags, 'policy' | 'sink' | 'window'>): PolicyChoice {
+  return { spec: policyOf(flags) };
+}
+
+/** The checkpoint codec the flags ask for: --kv-codec, else the --kv width; an int8 cache is stored as int8. */
+export function checkpointCodec(flags: Pick<SettingFlags, 'kv' | 'kvCodec'>): 'f32' | 'f16' | 'int8' {
+  if (flags.kv === 'int8' && flags.kvCodec && flags.kvCodec !== 'int8') {
+    throw new CliError(`--kv-codec ${flags.kvCodec} cannot store an int8 cache: it is checkpointed as it is held (int8 codes and scales, losslessly); drop --kv-codec`);
+  }
+  return flags.kvCodec ?? flags.kv;
 }
 
 /** Sampling as the flags ask for it; absent (greedy) without --temperature. */
@@ -177,7 +185,7 @@ export async function settingsFromFlags(flags: SettingFlags, model: string): Pro
     checkpointEvery: flags.checkpointEvery,
     policy: policyOf(flags),
     kv: flags.kv,
-    kvCodec: flags.kvCodec,
+    ...(flags.kvCodec ? { kvCodec: flags.kvCodec } : {}),
     maxNewTokens: flags.maxNewTokens,
     ...(sampling ? { sampling } : {}),
     stop: flags.stop,
@@ -185,9 +193,9 @@ export async function settingsFromFlags(flags: SettingFlags, model: string): Pro
     chatTemplate: flags.chat === true,
     keepFinalState: flags.keepFinal === true,
     grouping: flags.group,
-  } satisfies Record<Exclude<SettingField, 'sampling'>, unknown> & Omit<BatchSpecInput, 'corpus'>;
-  const { BatchSpec } = await import('@kvfold/contract');
-  const checked = BatchSpec.omit({ corpus: true }).safeParse(settings);
+  } satisfies Record<Exclude<SettingField, 'sampling' | 'kvCodec'>, unknown> & Omit<BatchSpecInput, 'corpus'>;
+  const { BatchSettings } = await import('@kvfold/contract');
+  const checked = BatchSettings.safeParse(settings);
   if (!checked.success) {
     const issue = checked.error.issues[0];
     const field = issue?.path[0] as SettingField | undefined;

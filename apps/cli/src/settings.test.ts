@@ -53,11 +53,13 @@ test('fold, run and enqueue take the flags of their fields, with the schema’s 
 
 interface FoldJson {
   policy: string;
+  kvBytes: number;
   answers: { text: string; tokenIds: number[] }[];
 }
 interface ResultLine {
   status: string;
   policy?: string;
+  kvBytes: number;
   answers: { text: string; tokenIds: number[] }[];
 }
 
@@ -77,11 +79,24 @@ async function both(settings: string[]): Promise<{ fold: FoldJson; run: ResultLi
 
 const ids = (answers: { tokenIds: number[] }[]) => answers.map((a) => a.tokenIds);
 
-test('--kv int8 folds through int8 in run as in fold', async () => {
-  const { fold, run } = await both(['--kv', 'int8', '--max-new-tokens', '6']);
-  assert.equal(fold.policy, 'full+int8');
-  assert.equal(run.policy, 'full+int8');
-  assert.deepEqual(ids(run.answers), ids(fold.answers));
+for (const kv of ['f16', 'int8'] as const) {
+  test(`--kv ${kv} holds the cache at that width in run as in fold, with the same answers`, async () => {
+    const { fold, run } = await both(['--kv', kv, '--max-new-tokens', '6']);
+    const f32 = await both(['--max-new-tokens', '6']);
+    // tiny-llama's heads are 16 wide: float16 halves a row; int8 keeps a byte a value and a 4-byte scale per head row.
+    assert.equal(fold.kvBytes / f32.fold.kvBytes, kv === 'f16' ? 0.5 : (16 + 4) / 64);
+    assert.equal(run.kvBytes, fold.kvBytes);
+    assert.deepEqual(ids(run.answers), ids(fold.answers));
+  });
+}
+
+test('--kv-codec other than int8 cannot store an int8 cache: refused by name before anything runs', async () => {
+  const f = await kvfold(['fold', doc, '--model', model, '--kv', 'int8', '--kv-codec', 'f32', '--checkpoint', join(root, 'ck')]);
+  assert.equal(f.code, 1);
+  assert.match(f.stderr, /--kv-codec f32 cannot store an int8 cache/);
+  const r = await kvfold(['run', doc, '--model', model, '--store', join(root, 'refused-codec'), '--kv', 'int8', '--kv-codec', 'f16']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /--kv-codec must be 'int8' \(or absent\) with kv 'int8'/);
 });
 
 test('sampling with a seed and stop strings give run the answers fold gives', async () => {

@@ -4,7 +4,7 @@
  * enqueue it.
  * The same corpora and spec always give the same id; a second request adds nothing.
  */
-import { BatchSpec, batchIngestReportKey, batchSpecKey, formatZodError } from '@kvfold/contract';
+import { BatchSettings, BatchSpec, batchIngestReportKey, batchSpecKey, formatZodError } from '@kvfold/contract';
 import { writeBatchRecord } from '@kvfold/jobs';
 import type { BatchRegistry, KvfoldQueues } from '@kvfold/jobs';
 import type { BatchState, CorpusIndex, IngestSummary } from '@kvfold/contract';
@@ -18,7 +18,7 @@ import { apiErrors } from './errors.ts';
 import type { SpooledInput } from './spool-upload.ts';
 
 /** A spec sent with an upload: like BatchSpec, but `corpus` may be left out (the upload is the corpus). */
-export const UploadSpec = BatchSpec.extend({
+export const UploadSpec = BatchSettings.extend({
   corpus: z.array(z.string().min(1, { error: 'must not be empty' }), { error: 'must be an array of corpus refs' }).default([]),
 });
 

@@ -17,7 +17,7 @@ import { loadFinalState } from './final-state.ts';
 import { manifestKey } from './keys.ts';
 import { type Expected, loadCheckpoint } from './load-checkpoint.ts';
 import type { Fingerprints } from './manifest.ts';
-import { assertSameState, foldStates, LAYOUT32 } from './test-kv.ts';
+import { assertSameState, foldStates, LAYOUT8, LAYOUT32 } from './test-kv.ts';
 
 const FP: Fingerprints = { model: 'sha256:model-a', tokenizer: 'sha256:tok-a', chunkSize: 16, policy: 'full', codec: 'f32' };
 const EVERY = 8;
@@ -127,6 +127,21 @@ for (const backend of ['fs', 's3', 's3-unconditional'] as const) {
       assert.deepEqual(loaded.manifest.segments.map((s) => s.steps), [[0, 8], [8, 16], [16, 24], [24, 32], [32, 37]]);
       const ratio = writer.stats.segmentBytes / final.bytes;
       assert.ok(ratio >= 1 && ratio < 1.01, `segment bytes / cache bytes = ${ratio}`);
+    });
+
+    test('an int8 cache is checkpointed as it is held and loads bit-exactly; a cache of another width is refused naming both', async () => {
+      const states = foldStates(LAYOUT8, 12, 4, 21);
+      const opts = { ...doc(), layout: LAYOUT8, fingerprints: { ...FP, codec: 'int8' as const } };
+      const writer = await foldWith(store, opts, states);
+      const final = states.at(-1) as HostKvCache;
+      assert.equal(writer.stats.segmentBytes, final.bytes + (80 + 32) * writer.manifest.segments.length, 'codes and scales as held, plus headers');
+      const loaded = await load(store, opts, { fingerprints: opts.fingerprints, layout: LAYOUT8 });
+      assert.ok(loaded);
+      await assertSameState(loaded.cache, final);
+      await assert.rejects(load(store, { ...opts, layout: LAYOUT32 }, { fingerprints: opts.fingerprints, layout: LAYOUT32 }), {
+        code: 'KVF_CKPT_FINGERPRINT',
+        message: /made with layout 3x2x8 int8, this run uses 3x2x8 float32/,
+      });
     });
 
     test('a resumed fold continues from the checkpoint and ends bit-identical to an uninterrupted one', async () => {

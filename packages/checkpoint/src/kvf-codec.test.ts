@@ -10,7 +10,7 @@ import { CheckpointError } from './errors.ts';
 import { decodeSegment } from './kvf-decode.ts';
 import { encodeSegment, segmentBytes } from './kvf-encode.ts';
 import type { KvCodec } from './kvf-format.ts';
-import { assertSameState, foldStates, LAYOUT16, LAYOUT32, randomRows, rng } from './test-kv.ts';
+import { assertSameState, foldStates, LAYOUT8, LAYOUT16, LAYOUT32, randomRows, rng } from './test-kv.ts';
 
 /** Encodes rows [from, to) of a cache (default: all) as one segment. */
 async function encode(state: HostKvCache, codec: KvCodec, from = 0, to = state.length): Promise<Uint8Array> {
@@ -90,6 +90,17 @@ describe('KVF codec', () => {
     await assertSameState(asState(s16, back), s16);
     const viaF32 = await decodeSegment(chunked(await encode(s16, 'f32')), 'seg');
     await assertSameState(asState(s16, viaF32), s16);
+  });
+
+  test('an int8 state is stored as it is held, codes and row scales, bit-exact; another codec is refused', async () => {
+    const s8 = foldStates(LAYOUT8, 2, 6, 5)[1]!;
+    const bytes = await encode(s8, 'int8');
+    // Per layer and K/V: a float32 scale per head row, then a byte per value.
+    assert.equal(bytes.length, 80 + 2 * LAYOUT8.layers * (2 * 12 * 4 + 2 * 12 * 8) + 32);
+    const back = await decodeSegment(chunked(bytes, 50), 'seg');
+    assert.equal(back.header.dtype, 'int8');
+    await assertSameState(asState(s8, back), s8);
+    await assert.rejects(encode(s8, 'f32'), { code: 'KVF_CKPT_BAD_STATE', message: /an int8 cache is checkpointed with the int8 codec/ });
   });
 
   test('f16 of a float32 state: exact where representable, else within half an f16 ulp', async () => {

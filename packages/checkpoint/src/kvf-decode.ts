@@ -58,6 +58,11 @@ export async function decodeSegment(
     const n = header.kvHeads * rowCount * header.headDim;
     const layers: KvLayerRows[] = [];
     for (let l = 0; l < header.layers; l++) {
+      if (header.dtype === 'int8') {
+        const [key, value] = [await readHeld(reader, header, rowCount, n), await readHeld(reader, header, rowCount, n)];
+        layers.push({ key: key.codes, value: value.codes, keyScales: key.scales, valueScales: value.scales });
+        continue;
+      }
       const key = await readBlock(reader, header, rowCount, n);
       const value = await readBlock(reader, header, rowCount, n);
       layers.push({ key, value });
@@ -82,7 +87,16 @@ export async function decodeSegment(
   }
 }
 
-/** Reads one K or V block into a [kvHeads, rows, headDim] tensor of the header's dtype. */
+/** Reads one K or V block of an int8 cache: its row scales [kvHeads, rows] and codes [kvHeads, rows, headDim], as held. */
+async function readHeld(reader: ByteReader, h: SegmentHeader, rows: number, n: number): Promise<{ scales: Float32Array; codes: Int8Array }> {
+  const scales = new Float32Array(h.kvHeads * rows);
+  await reader.readInto(new Uint8Array(scales.buffer));
+  const codes = new Int8Array(n);
+  await reader.readInto(new Uint8Array(codes.buffer));
+  return { scales, codes };
+}
+
+/** Reads one K or V block of a float32 or float16 cache into a [kvHeads, rows, headDim] tensor of the header's dtype. */
 async function readBlock(reader: ByteReader, h: SegmentHeader, rows: number, n: number): Promise<KvData> {
   if (h.codec === 'f32') {
     const values = new Float32Array(n);
@@ -98,7 +112,7 @@ async function readBlock(reader: ByteReader, h: SegmentHeader, rows: number, n: 
   await reader.readInto(new Uint8Array(scales.buffer));
   const values = new Int8Array(n); // [kvHeads, rows, headDim]
   await reader.readInto(new Uint8Array(values.buffer));
-  const out = allocKv(h.dtype, n);
+  const out = allocKv(h.dtype, n) as Float32Array | Uint16Array;
   dequantizeInt8(scales, values, h.kvHeads, rows, h.headDim, out);
   return out;
 }

@@ -4,7 +4,7 @@
  * f32 codec on float32 rows, blocks are views of the rows themselves.
  */
 import { createHash } from 'node:crypto';
-import type { KvData, KvLayout, KvPositions, KvRows } from '@kvfold/fold-core';
+import type { KvLayout, KvPositions, KvRows } from '@kvfold/fold-core';
 import { assertRowsFit, float16ToFloat32, float32ToFloat16 } from '@kvfold/fold-core';
 import { checkpointErrors } from './errors.ts';
 import { quantizeInt8, readerOf } from './int8.ts';
@@ -36,6 +36,9 @@ export async function* encodeSegment(segment: KvSegment, options: EncodeOptions)
     throw checkpointErrors.badState((err as Error).message);
   }
   if (!Number.isInteger(rowFrom) || rowFrom < 0) throw checkpointErrors.badState(`a segment cannot start at row ${rowFrom}`);
+  if (layout.dtype === 'int8' && options.codec !== 'int8') {
+    throw checkpointErrors.badState(`an int8 cache is checkpointed with the int8 codec (its own codes and scales, losslessly), not ${options.codec}`);
+  }
   const n = rows.rows;
   const hash = createHash('sha256');
   const emit = (bytes: Uint8Array) => {
@@ -58,18 +61,20 @@ export async function* encodeSegment(segment: KvSegment, options: EncodeOptions)
     }),
   );
   for (const [l, layer] of rows.layers.entries()) {
-    for (const [kind, data] of [
-      ['K', layer.key],
-      ['V', layer.value],
+    for (const [kind, data, scales] of [
+      ['K', layer.key, layer.keyScales],
+      ['V', layer.value, layer.valueScales],
     ] as const) {
-      for (const block of encodeBlock(data, options.codec, layout.kvHeads, n, layout.headDim, `layer ${l} ${kind}`)) yield emit(block);
+      // An int8 cache's rows are stored as they are held: their row scales, then their codes.
+      const blocks = data instanceof Int8Array ? [bytesOf(scales as Float32Array), bytesOf(data)] : encodeBlock(data, options.codec, layout.kvHeads, n, layout.headDim, `layer ${l} ${kind}`);
+      for (const block of blocks) yield emit(block);
     }
   }
   yield new Uint8Array(hash.digest());
 }
 
-/** One K or V tensor [kvHeads, rows, headDim] in the codec's bytes (int8: scales then values). */
-function encodeBlock(data: KvData, codec: KvCodec, kvHeads: number, rows: number, headDim: number, what: string): Uint8Array[] {
+/** One K or V tensor [kvHeads, rows, headDim] of a float32 or float16 cache in the codec's bytes (int8: scales then values). */
+function encodeBlock(data: Float32Array | Uint16Array, codec: KvCodec, kvHeads: number, rows: number, headDim: number, what: string): Uint8Array[] {
   if (codec === 'f32') {
     const values = data instanceof Float32Array ? data : float16ToFloat32(data);
     return [bytesOf(values)];

@@ -15,12 +15,16 @@ export const KVF_HEADER_BYTES = 80;
 /** Bytes of the sha256 trailer. */
 export const KVF_TRAILER_BYTES = 32;
 
-/** How K/V values are stored: f32 (lossless for float32), f16 (lossless for float16), int8. */
+/**
+ * How K/V values are stored: f32 (lossless for float32), f16 (lossless for float16), int8 (for a
+ * float32 or float16 cache, per-channel scales over the segment; for an int8 cache, its own codes
+ * and row scales, losslessly: the only codec an int8 cache is stored with).
+ */
 export type KvCodec = 'f32' | 'f16' | 'int8';
 export const KV_CODECS: readonly KvCodec[] = ['f32', 'f16', 'int8'];
 
 const CODEC_IDS: Record<KvCodec, number> = { f32: 0, f16: 1, int8: 2 };
-const DTYPE_IDS: Record<KvDtype, number> = { float32: 0, float16: 1 };
+const DTYPE_IDS: Record<KvDtype, number> = { float32: 0, float16: 1, int8: 2 };
 
 /** What a segment's header says. */
 export interface SegmentHeader {
@@ -43,15 +47,16 @@ export interface SegmentHeader {
 }
 
 /** Bytes of one K or V block of one layer. */
-export function blockBytes(h: Pick<SegmentHeader, 'codec' | 'kvHeads' | 'headDim'>, rows: number): number {
+export function blockBytes(h: Pick<SegmentHeader, 'codec' | 'dtype' | 'kvHeads' | 'headDim'>, rows: number): number {
   const n = h.kvHeads * rows * h.headDim;
   if (h.codec === 'f32') return n * 4;
   if (h.codec === 'f16') return n * 2;
-  return h.kvHeads * h.headDim * 4 + n; // f32 scales [kvHeads, headDim], then int8 values
+  if (h.dtype === 'int8') return h.kvHeads * rows * 4 + n; // an int8 cache's f32 row scales [kvHeads, rows], then its codes
+  return h.kvHeads * h.headDim * 4 + n; // f32 channel scales [kvHeads, headDim], then int8 values
 }
 
 /** Payload bytes of a segment: every layer's K and V blocks. */
-export function payloadBytesOf(h: Pick<SegmentHeader, 'codec' | 'kvHeads' | 'headDim' | 'layers'>, rows: number): number {
+export function payloadBytesOf(h: Pick<SegmentHeader, 'codec' | 'dtype' | 'kvHeads' | 'headDim' | 'layers'>, rows: number): number {
   return 2 * h.layers * blockBytes(h, rows);
 }
 
@@ -106,7 +111,7 @@ export function decodeHeader(name: string, bytes: Uint8Array): SegmentHeader {
   const { version } = readPreamble(name, bytes);
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const codec = KV_CODECS[v.getUint8(8)];
-  const dtype = (['float32', 'float16'] as const)[v.getUint8(9)];
+  const dtype = (['float32', 'float16', 'int8'] as const)[v.getUint8(9)];
   if (!codec || !dtype) throw checkpointErrors.corrupt(name, `unknown codec ${v.getUint8(8)} or dtype ${v.getUint8(9)}`);
   const big = (at: number) => {
     const n = v.getBigUint64(at, true);
@@ -128,6 +133,7 @@ export function decodeHeader(name: string, bytes: Uint8Array): SegmentHeader {
     payloadBytes: big(64),
   };
   if (h.rowTo < h.rowFrom) throw checkpointErrors.corrupt(name, `row range [${h.rowFrom}, ${h.rowTo}) is reversed`);
+  if (h.dtype === 'int8' && h.codec !== 'int8') throw checkpointErrors.corrupt(name, `an int8 cache's rows stored as ${h.codec}`);
   if (h.payloadBytes !== payloadBytesOf(h, h.rowTo - h.rowFrom)) {
     throw checkpointErrors.corrupt(name, `payload length ${h.payloadBytes} does not match its shape`);
   }

@@ -53,7 +53,7 @@ export const manifestSchema = z.strictObject({
     layers: z.number().int().positive(),
     kvHeads: z.number().int().positive(),
     headDim: z.number().int().positive(),
-    dtype: z.enum(['float32', 'float16']),
+    dtype: z.enum(['float32', 'float16', 'int8']),
     maxPositions: z.number().int().positive(),
   }),
   /** true: segments are consecutive deltas; false: one full snapshot. */

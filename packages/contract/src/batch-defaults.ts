@@ -15,12 +15,11 @@ export const DEFAULT_MAX_TOKENS_PER_DOCUMENT = 131_072;
 /** Attention-sink tokens a streaming policy keeps by default (StreamingLLM keeps 4). */
 export const DEFAULT_STREAMING_SINK = 4;
 
-/** How the KV cache is held while folding (`kv`). */
-export const KV_STORAGES = ['f32', 'int8'] as const;
+/** The width the KV cache is held at while folding (`kv`): float32, float16 or int8, in memory and in checkpoints. */
+export const KV_STORAGES = ['f32', 'f16', 'int8'] as const;
 export const DEFAULT_KV = 'f32';
-/** How checkpoints encode the KV cache (`kvCodec`). */
+/** How checkpoints encode the KV cache (`kvCodec`); by default the width it is held at. */
 export const KV_CODECS = ['f32', 'f16', 'int8'] as const;
-export const DEFAULT_KV_CODEC = 'f32';
 /** How ingested files become documents (`grouping`). */
 export const GROUPINGS = ['file', 'directory', 'auto'] as const;
 export const DEFAULT_GROUPING = 'file';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { BatchSpec, foldSettingsOf } from './batch-spec.ts';
+import { BatchSpec, checkpointCodecOf, foldSettingsOf } from './batch-spec.ts';
 import { DocumentResult } from './document-result.ts';
 import { ContractError } from './errors.ts';
 import { formatZodError, parseOrThrow } from './zod-format.ts';
@@ -23,7 +23,6 @@ describe('BatchSpec', () => {
       checkpointEvery: 8,
       policy: { kind: 'full' },
       kv: 'f32',
-      kvCodec: 'f32',
       queries: [],
       maxNewTokens: 32,
       stop: [],
@@ -47,6 +46,15 @@ describe('BatchSpec', () => {
     assert.deepEqual(spec.model, { uri: 's3://models/llama', fingerprint: 'abc' });
     assert.equal(foldSettingsOf(spec).kvCodec, 'int8');
     assert.equal('corpus' in foldSettingsOf(spec), false);
+  });
+
+  it('stores checkpoints at the width the cache is held unless kvCodec says; an int8 cache only as int8', () => {
+    assert.equal(checkpointCodecOf(BatchSpec.parse(minimal)), 'f32');
+    assert.equal(checkpointCodecOf(BatchSpec.parse({ ...minimal, kv: 'f16' })), 'f16');
+    assert.equal(checkpointCodecOf(BatchSpec.parse({ ...minimal, kv: 'f16', kvCodec: 'int8' })), 'int8');
+    assert.equal(checkpointCodecOf(BatchSpec.parse({ ...minimal, kv: 'int8' })), 'int8');
+    assert.equal(messageOf({ ...minimal, kv: 'int8', kvCodec: 'f16' }), "kvCodec: must be 'int8' (or absent) with kv 'int8': an int8 cache is checkpointed as it is held, losslessly");
+    assert.match(messageOf({ ...minimal, kv: 'bf16' }), /kv: must be one of 'f32', 'f16', 'int8'/);
   });
 
   it('names the field of a bad chunkSize', () => {

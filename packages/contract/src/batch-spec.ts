@@ -8,7 +8,6 @@ import {
   DEFAULT_CHUNK_SIZE,
   DEFAULT_GROUPING,
   DEFAULT_KV,
-  DEFAULT_KV_CODEC,
   DEFAULT_MAX_NEW_TOKENS,
   DEFAULT_MAX_TOKENS_PER_DOCUMENT,
   DEFAULT_STREAMING_SINK,
@@ -60,8 +59,8 @@ export const KvCodec = z.enum(KV_CODECS, { error: `must be one of ${KV_CODECS.ma
 export type KvCodec = z.output<typeof KvCodec>;
 
 /**
- * How the KV cache is held while folding: as the model produces it, or each full group of rows
- * rounded through int8 with per-channel scales (full policy only; measures int8's fidelity).
+ * The width the KV cache is held at while folding, in the session's memory and in checkpoints:
+ * f32, f16 (half of it), or int8 (a byte a value and a float32 scale per head row, a little over a quarter).
  */
 export const KvStorage = z.enum(KV_STORAGES, { error: `must be one of ${KV_STORAGES.map((c) => `'${c}'`).join(', ')}` });
 export type KvStorage = z.output<typeof KvStorage>;
@@ -90,7 +89,8 @@ export const FoldSettings = z.strictObject({
   checkpointEvery: intAtLeast(1).default(DEFAULT_CHECKPOINT_EVERY),
   policy: FoldPolicy.default({ kind: 'full' }),
   kv: KvStorage.default(DEFAULT_KV),
-  kvCodec: KvCodec.default(DEFAULT_KV_CODEC),
+  /** Absent: checkpoints store the cache at the width it is held (`checkpointCodecOf`). */
+  kvCodec: KvCodec.optional(),
   queries: z.array(NonEmpty, { error: 'must be an array of strings' }).default([]),
   /** Tokens generated per answer; 0 folds and asks nothing of the model (e.g. with keepFinalState). */
   maxNewTokens: intAtLeast(0).default(DEFAULT_MAX_NEW_TOKENS),
@@ -103,16 +103,29 @@ export const FoldSettings = z.strictObject({
   chatTemplate: z.boolean({ error: 'must be true or false' }).default(false),
   /** Store the final KV state so later batches can ask new questions without refolding. */
   keepFinalState: z.boolean({ error: 'must be true or false' }).default(false),
+}).superRefine((f, ctx) => {
+  if (f.kv === 'int8' && f.kvCodec !== undefined && f.kvCodec !== 'int8') {
+    ctx.addIssue({ code: 'custom', path: ['kvCodec'], message: "must be 'int8' (or absent) with kv 'int8': an int8 cache is checkpointed as it is held, losslessly" });
+  }
 });
 export type FoldSettings = z.output<typeof FoldSettings>;
+
+/** How a batch's checkpoints encode its cache: `kvCodec` when the spec says, else the width `kv` holds it at. */
+export function checkpointCodecOf(fold: { readonly kv: KvStorage; readonly kvCodec?: KvCodec | undefined }): KvCodec {
+  return fold.kvCodec ?? fold.kv;
+}
 /** Fold settings as written by a user, defaults optional. */
 export type FoldSettingsInput = z.input<typeof FoldSettings>;
 
+/** A batch's settings: how to fold, and how files become documents (everything but the corpora). */
+export const BatchSettings = FoldSettings.extend({
+  grouping: Grouping.default(DEFAULT_GROUPING),
+});
+
 /** A batch: corpora to fold and how. */
-export const BatchSpec = FoldSettings.extend({
+export const BatchSpec = BatchSettings.extend({
   /** Store URIs or keys of uploaded corpus indexes (`corpora/<id>/index.json`). */
   corpus: z.array(NonEmpty, { error: 'must be an array of corpus refs' }).min(1, { error: 'must list at least one corpus' }),
-  grouping: Grouping.default(DEFAULT_GROUPING),
 });
 /** A parsed batch spec, defaults filled in. */
 export type BatchSpec = z.output<typeof BatchSpec>;

@@ -40,7 +40,7 @@ export const DocumentResult = z
     tokens: intAtLeast(0),
     steps: intAtLeast(0),
     chunkSize: intAtLeast(1),
-    /** The KV policy the fold ran with, as `kvfold fold --json` and checkpoints name it (`full`, `full+int8`, `streaming(sink=4,window=1024)`). */
+    /** The KV policy the fold ran with, as `kvfold fold --json` and checkpoints name it (`full`, `streaming(sink=4,window=1024)`). */
     policy: NonEmpty.optional(),
     timings: Timings,
     /** Bytes of the KV cache at the end of the fold. */

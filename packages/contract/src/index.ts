@@ -6,7 +6,9 @@
  * (no zod) are `@kvfold/contract/defaults`.
  */
 export {
+  BatchSettings,
   BatchSpec,
+  checkpointCodecOf,
   DEFAULT_CHECKPOINT_EVERY,
   DEFAULT_CHUNK_SIZE,
   DEFAULT_MAX_NEW_TOKENS,

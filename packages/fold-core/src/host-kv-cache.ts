@@ -57,9 +57,6 @@ export class HostKvCache implements KvCache {
   async evict(from: number, count: number, invFreq: Float64Array): Promise<void> {
     this.#live().evict(from, count, invFreq);
   }
-  async quantize(from: number, to: number): Promise<void> {
-    this.#live().quantize(from, to);
-  }
   async release(): Promise<void> {
     this.#released = true;
   }

@@ -1,8 +1,15 @@
 /**
- * Symmetric per-channel int8 quantization, the one quantizer of the project (the checkpoint
- * codec and the int8 cache policy both use it).
+ * Symmetric int8 quantization of KV rows, two ways:
  *
- * For each (head, dim) channel of one K or V tensor, over a range of rows:
+ *   per row      what an int8 cache holds: each head's row [headDim] gets its own scale as it is
+ *                appended (the fold graph computes it for new rows; `int8QuantizeRow` here for rows
+ *                the host rewrites, such as StreamingLLM's re-rotated keys), so no row already held
+ *                ever changes;
+ *   per channel  the checkpoint codec `int8` of float32/float16 caches: one scale per (head, dim)
+ *                channel over a segment's rows.
+ *
+ * Either way scale = max |x| / 127, q = clamp(round(x / scale), -127, 127), x' = q * scale, so
+ * every value comes back within scale / 2. For each (head, dim) channel of one K or V tensor, over a range of rows:
  *   scale = max |x| / 127 (stored as float32), q = clamp(round(x / scale), -127, 127), x' = q * scale
  * so every value comes back within scale / 2. Channels are scaled separately because key
  * channels differ in magnitude by orders (RoPE pairs, outlier channels). A channel of zeros has
@@ -36,15 +43,18 @@ export function int8Quantize(x: number, scale: number): number {
   return scale === 0 ? 0 : Math.max(-INT8_MAX, Math.min(INT8_MAX, Math.round(x / scale)));
 }
 
-/** Replaces rows [from, to) of a float32 [kvHeads, stride, headDim] tensor with their int8 round trip, in place. */
-export function int8RoundTrip(x: Float32Array, kvHeads: number, stride: number, headDim: number, from: number, to: number): void {
-  const scales = int8Scales((i) => x[i] as number, kvHeads, stride, headDim, from, to);
-  for (let h = 0; h < kvHeads; h++)
-    for (let r = from; r < to; r++) {
-      const base = (h * stride + r) * headDim;
-      for (let d = 0; d < headDim; d++) {
-        const s = scales[h * headDim + d] as number;
-        x[base + d] = int8Quantize(x[base + d] as number, s) * s;
-      }
-    }
+/**
+ * Quantizes one row of `headDim` values, `src[from ..]`, into `dst[to ..]` with one scale, and
+ * returns the scale. Throws a RangeError on a non-finite value.
+ */
+export function int8QuantizeRow(src: ArrayLike<number>, from: number, dst: Int8Array, to: number, headDim: number): number {
+  let max = 0;
+  for (let d = 0; d < headDim; d++) {
+    const x = src[from + d] as number;
+    if (!Number.isFinite(x)) throw new RangeError(`element ${d} of the row is ${x}; int8 holds finite values only`);
+    max = Math.max(max, Math.abs(x));
+  }
+  const scale = Math.fround(max / INT8_MAX);
+  for (let d = 0; d < headDim; d++) dst[to + d] = int8Quantize(src[from + d] as number, scale);
+  return scale;
 }

@@ -6,7 +6,7 @@
  * The operations mirror onnxruntime-genai's KeyValueCache (Add, Update, RewindTo): a step appends
  * its rows, `mark`/`rewind` let every question start from the folded state without copying it,
  * `read` copies out a range (a checkpoint segment), `append` loads rows back (resume), and the
- * policies' in-place edits (`evict`, `quantize`) live here too. An impossible request is refused,
+ * policies' in-place edit (`evict`) lives here too. An impossible request is refused,
  * never clamped.
  */
 import type { KvLayout, KvRows } from './kv-layout.ts';
@@ -55,8 +55,6 @@ export interface KvCache extends KvPositions {
    * `count`. StreamingLLM's eviction.
    */
   evict(from: number, count: number, invFreq: Float64Array): Promise<void>;
-  /** Replaces rows [from, to) with their int8 round trip (symmetric, per-channel scales over the range). */
-  quantize(from: number, to: number): Promise<void>;
   /** Frees the cache; any later operation is refused. */
   release(): Promise<void>;
 }

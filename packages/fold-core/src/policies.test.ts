@@ -1,10 +1,10 @@
-/** Streaming and int8 policies and the one int8 quantizer, checked as arithmetic (the real-model checks are in @kvfold/onnx). */
+/** The streaming policy at every cache width, and the int8 quantizers, checked as arithmetic (the real-model checks are in @kvfold/onnx). */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { HostKvCache } from './host-kv-cache.ts';
-import { int8Quantize, int8RoundTrip, int8Scales } from './int8.ts';
-import { int8Policy } from './int8-policy.ts';
-import type { KvLayout, KvRows } from './kv-layout.ts';
+import { float16Bits, float16Value } from './float16.ts';
+import { int8Quantize, int8QuantizeRow, int8Scales } from './int8.ts';
+import type { KvDtype, KvLayout, KvRows } from './kv-layout.ts';
 import { createPolicy } from './policies.ts';
 import { ropeFrequencies, rotateKeyRows } from './rope.ts';
 import { streamingPolicy } from './streaming-policy.ts';
@@ -75,62 +75,92 @@ test('streaming re-rotates kept keys to their new positions', async () => {
       for (let d = 0; d < 8; d++) assert.ok(Math.abs((got[(h * 3 + 1 + r) * 8 + d] as number) - (moved[(h * 2 + r) * 8 + d] as number)) < 1e-6);
 });
 
-test('int8 round trips stay within half a step of each channel; a zero channel stays zero; non-finite values are refused', () => {
+test('int8 per channel (the checkpoint codec) and per row (an int8 cache) stay within half a step; zeros stay zero; non-finite values are refused', () => {
   const x = rowsAt(0, 50).layers[0]?.key as Float32Array;
   const scales = int8Scales((i) => x[i] as number, 2, 50, 8, 0, 50);
-  const y = x.slice();
-  int8RoundTrip(y, 2, 50, 8, 0, 50);
   for (let h = 0; h < 2; h++)
     for (let r = 0; r < 50; r++)
       for (let d = 0; d < 8; d++) {
         const s = scales[h * 8 + d] as number;
         const i = (h * 50 + r) * 8 + d;
-        assert.ok(Math.abs((y[i] as number) - (x[i] as number)) <= s / 2 + 1e-7);
-        assert.ok(Number.isInteger(Math.round((y[i] as number) / s)) && Math.abs(int8Quantize(x[i] as number, s)) <= 127);
+        assert.ok(Math.abs(int8Quantize(x[i] as number, s) * s - (x[i] as number)) <= s / 2 + 1e-7);
       }
+  const codes = new Int8Array(8);
+  const scale = int8QuantizeRow(x, 8, codes, 0, 8);
+  assert.equal(Math.max(...[...codes].map(Math.abs)), 127, 'the largest value of the row takes the largest code');
+  for (let d = 0; d < 8; d++) assert.ok(Math.abs((codes[d] as number) * scale - (x[8 + d] as number)) <= scale / 2 + 1e-7);
+  assert.equal(int8QuantizeRow(new Float32Array(8), 0, codes, 0, 8), 0);
+  assert.deepEqual([...codes], new Array(8).fill(0));
   assert.equal(int8Quantize(5, 0), 0);
   const bad = Float32Array.of(1, Number.NaN);
   assert.throws(() => int8Scales((i) => bad[i] as number, 1, 2, 1, 0, 2), /head 0 row 1 dim 0 is NaN; int8 holds finite values only/);
+  assert.throws(() => int8QuantizeRow(bad, 0, codes, 0, 2), /element 1 of the row is NaN/);
 });
 
-test('int8 rounds each full group in place once it fills and leaves the newest rows exact', async () => {
-  const p = int8Policy(16);
-  const c = new HostKvCache(layout, 105);
-  const exact = new HostKvCache(layout, 105);
-  for (let t = 0; t < 100; t += 7) {
-    await step(c, p, rowsAt(t, 7));
-    await exact.append(rowsAt(t, 7));
-  }
-  assert.equal(c.length, 105);
-  const a = await c.read(0, 105);
-  const b = await exact.read(0, 105);
-  let maxErr = 0;
-  let changed = 0;
-  for (const kind of ['key', 'value'] as const) {
-    const x = a.layers[0]?.[kind] as Float32Array;
-    const y = b.layers[0]?.[kind] as Float32Array;
-    for (let h = 0; h < 2; h++)
-      for (let r = 0; r < 105; r++)
-        for (let d = 0; d < 8; d++) {
-          const i = (h * 105 + r) * 8 + d;
-          const err = Math.abs((x[i] as number) - (y[i] as number));
-          if (r >= 96) assert.equal(err, 0, `row ${r} is in the unfilled group: exact`);
-          if (err > 0) changed++;
-          maxErr = Math.max(maxErr, err);
-        }
-  }
-  assert.ok(changed > 0, 'the full groups were rounded');
-  assert.ok(maxErr < 0.5, `values up to 105 quantized per channel: max error ${maxErr}`);
-  // Each group was rounded once, over its own rows: the same as rounding the exact rows group by group.
-  const once = (await exact.read(0, 105)).layers[0]?.value as Float32Array;
-  const expected = once.slice();
-  for (let g = 0; g < 96; g += 16) int8RoundTrip(expected, 2, 105, 8, g, g + 16);
-  assert.deepEqual(a.layers[0]?.value, expected);
-});
+/** Rows of the float32 `rows` at another width: float16 bits, or int8 codes with a scale per head row. */
+function atWidth(rows: KvRows, dtype: KvDtype): KvRows {
+  if (dtype === 'float32') return rows;
+  const { kvHeads, headDim } = layout;
+  return {
+    rows: rows.rows,
+    layers: rows.layers.map((l) => {
+      const src = [l.key as Float32Array, l.value as Float32Array];
+      if (dtype === 'float16') {
+        const [key, value] = src.map((x) => Uint16Array.from(x, (v) => float16Bits(v))) as [Uint16Array, Uint16Array];
+        return { key, value };
+      }
+      const [key, value] = src.map(() => new Int8Array(kvHeads * rows.rows * headDim)) as [Int8Array, Int8Array];
+      const [keyScales, valueScales] = src.map(() => new Float32Array(kvHeads * rows.rows)) as [Float32Array, Float32Array];
+      for (let i = 0; i < kvHeads * rows.rows; i++) {
+        keyScales[i] = int8QuantizeRow(src[0] as Float32Array, i * headDim, key, i * headDim, headDim);
+        valueScales[i] = int8QuantizeRow(src[1] as Float32Array, i * headDim, value, i * headDim, headDim);
+      }
+      return { key, value, keyScales, valueScales };
+    }),
+  };
+}
+
+/** Element i of a layer's K (or V) of `rows`, read back as a number. */
+function readBack(rows: KvRows, kind: 'key' | 'value', i: number): number {
+  const l = rows.layers[0] as KvRows['layers'][number];
+  const data = l[kind];
+  if (data instanceof Float32Array) return data[i] as number;
+  if (data instanceof Uint16Array) return float16Value(data[i] as number);
+  return (data[i] as number) * ((kind === 'key' ? l.keyScales : l.valueScales)?.[Math.floor(i / layout.headDim)] as number);
+}
+
+for (const dtype of ['float16', 'int8'] as const) {
+  test(`a ${dtype} cache holds its rows at that width, and streaming turns its kept keys as a float32 cache does, within the width's step`, async () => {
+    const at = { ...layout, dtype };
+    const p = streamingPolicy({ sink: 1, window: 4, invFreq });
+    const narrow = new HostKvCache(at, 8);
+    const wide = new HostKvCache(layout, 8);
+    assert.equal(narrow.allocatedBytes, dtype === 'float16' ? wide.allocatedBytes / 2 : (8 * 2 * 2 * (8 + 4)), 'int8: a byte a value and a float32 scale a head row');
+    for (let t = 0; t < 12; t += 3) {
+      await step(narrow, p, atWidth(rowsAt(t, 3), dtype));
+      await step(wide, p, rowsAt(t, 3));
+    }
+    assert.deepEqual([narrow.length, narrow.nextPosition, narrow.tokensSeen], [wide.length, wide.nextPosition, wide.tokensSeen]);
+    const [a, b] = [await narrow.read(0, narrow.length), await wide.read(0, wide.length)];
+    // float16 keeps 11 significant bits; int8 a 127th of each row's largest value (~1 here), twice rounded for keys turned in place.
+    const tolerance = dtype === 'float16' ? 2e-3 : 2 / 127;
+    for (const kind of ['key', 'value'] as const) {
+      for (let i = 0; i < 2 * narrow.length * 8; i++) {
+        const want = readBack(b, kind, i);
+        const scale = kind === 'value' ? Math.max(1, Math.abs(want)) : 1;
+        assert.ok(Math.abs(readBack(a, kind, i) - want) <= tolerance * scale, `${kind} element ${i}: ${readBack(a, kind, i)} vs ${want}`);
+      }
+    }
+    // Rows that go in at a width come back exactly as they went in.
+    const exact = new HostKvCache(at, 4);
+    const rows = atWidth(rowsAt(5, 3), dtype);
+    await exact.append(atWidth(rowsAt(5, 3), dtype));
+    assert.deepEqual(await exact.read(0, 3), rows);
+  });
+}
 
 test('policy descriptions that cannot work are refused', () => {
-  assert.throws(() => createPolicy({ kind: 'streaming', sink: 4, window: 0 }, 'f32', { invFreq }), /window must be an integer >= 1/);
+  assert.throws(() => createPolicy({ kind: 'streaming', sink: 4, window: 0 }, { invFreq }), /window must be an integer >= 1/);
   assert.throws(() => createPolicy({ kind: 'streaming', sink: 4, window: 64 }), /needs the model’s RoPE frequencies/);
-  assert.throws(() => createPolicy({ kind: 'streaming', sink: 4, window: 64 }, 'int8', { invFreq }), /full policy only/);
-  assert.equal(createPolicy({ kind: 'full' }, 'int8').name, 'full+int8');
+  assert.equal(createPolicy({ kind: 'full' }).name, 'full');
 });

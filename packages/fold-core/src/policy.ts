@@ -1,10 +1,12 @@
 /**
  * KV policies decide what the accumulator keeps after each fold step. The cache does the work in
- * place (`evict`, `quantize`); a policy only decides. Siblings, picked by `createPolicy`:
+ * place (`evict`); a policy only decides. Siblings, picked by `createPolicy`:
  *
  *   full       keeps every row; the fold is exact (its cache equals a single pass's cache)
  *   streaming  StreamingLLM: the first `sink` rows plus the most recent `window` (streaming-policy.ts)
- *   int8       every row, each full group of rows rounded through int8 in place (int8-policy.ts)
+ *
+ * The width rows are held at (float32, float16, int8) is the cache's own (its layout's dtype), not
+ * a policy's: every policy works at every width.
  *
  * Policies act between fold steps only: a question and its answer extend the folded cache and are
  * rewound afterwards, so every question reads the same folded state.
@@ -12,7 +14,7 @@
 import type { KvCache } from './kv-cache.ts';
 
 export interface KvPolicy {
-  /** Stable description for fingerprints, e.g. `full`, `full+int8`, `streaming(sink=4,window=1024)`. */
+  /** Stable description for fingerprints, e.g. `full`, `streaming(sink=4,window=1024)`. */
   readonly name: string;
   /** True when every step only appends, so checkpoints can be append-only segments. */
   readonly appendOnly: boolean;

@@ -47,8 +47,16 @@ test('Concat with one KV head feeds a prefix of the buffer; with several, a slic
   assert.ok(recall.plan.kind === 'in-place' && recall.plan.layers.every((l) => l.past === 'prefix' && l.order === 'heads-first'));
   const tiny = await derive(await tinyLlamaFolder('fg-matmul', {}, { attention: 'matmul' }));
   assert.ok(tiny.plan.kind === 'in-place' && tiny.plan.layers.every((l) => l.past === 'sliced'));
-  const slices = (onnx.ModelProto.decode(tiny.model).graph?.node ?? []).filter((n) => n.opType === 'Slice' && (n.input?.[0] ?? '').startsWith('past_key_values.'));
+  const nodes = onnx.ModelProto.decode(tiny.model).graph?.node ?? [];
+  const producer = new Map(nodes.flatMap((n) => (n.output ?? []).map((o) => [o, n] as const)));
+  const slices = nodes.filter((n) => n.opType === 'Slice' && (n.output?.[0] ?? '').startsWith('kvfold.fold.past.'));
   assert.equal(slices.length, 4, 'one Slice per past input');
+  for (const slice of slices) {
+    // Each slices its past, reshaped in place by a shape that waits for its layer's new rows: made when its layer runs.
+    const gate = producer.get(slice.input?.[0] ?? '');
+    assert.equal(gate?.opType, 'Reshape');
+    assert.match(gate?.input?.[0] ?? '', /^past_key_values\.\d+\.(key|value)$/);
+  }
 });
 
 test('an export whose new rows are not a tensor of the graph runs as it is, saying why', async () => {

@@ -22,9 +22,10 @@
  * Anything else (rotary inside GroupQueryAttention, packed QKV, an unknown producer) runs as the
  * standard graph, with the presents fetched: correct, and as costly as any plain loop.
  */
-import type { KvLayout, RowOrder } from '@kvfold/fold-core';
+import type { KvDtype, KvLayout, RowOrder } from '@kvfold/fold-core';
 import onnxProto from 'onnx-proto';
 import type { IoMeta, IoNames } from './io-names.ts';
+import { holdCacheAt, MIN_WIDTH_OPSET } from './kv-width.ts';
 
 const { onnx } = onnxProto;
 type ModelProto = InstanceType<typeof onnx.ModelProto>;
@@ -35,9 +36,13 @@ export type PastFeed = 'capacity' | 'prefix' | 'sliced';
 
 export interface LayerPlan {
   readonly past: PastFeed;
-  /** Output names of the layer's new key and value rows. */
+  /** Output names of the layer's new key and value rows, at the width the cache is held. */
   readonly rows: { readonly key: string; readonly value: string };
   readonly order: RowOrder;
+  /** int8 caches: output names of the new rows' scales (kv-width.ts). */
+  readonly scales?: { readonly key: string; readonly value: string } | null;
+  /** int8 caches: input names of the past's scales. */
+  readonly pastScales?: { readonly key: string; readonly value: string } | null;
 }
 
 export type FoldPlan =
@@ -47,6 +52,8 @@ export type FoldPlan =
       readonly layers: readonly LayerPlan[];
       /** The input that picks the first position whose logits are computed (see `LOGITS_FROM`); null when the graph computes them all. */
       readonly logitsFrom: string | null;
+      /** The width the session holds the cache at: the export's, or the one asked for (kv-width.ts). */
+      readonly held: KvDtype;
     }
   /**
    * For a device session: the presents stay outputs, kept where the session runs and fed back as
@@ -74,6 +81,8 @@ const INT64_MAX = 9223372036854775807n;
 export interface DeriveOptions {
   /** Keep the presents as outputs (a device session keeps them on the device); pasts are then fed exact. */
   readonly keepPresents?: boolean;
+  /** Hold the cache at this width instead of the export's (in place only; kv-width.ts). */
+  readonly held?: KvDtype;
 }
 
 export interface FoldGraph {
@@ -191,10 +200,12 @@ export function deriveFoldGraph(read: ReadGraph, names: IoNames, layout: KvLayou
     if (!names.attentionMask) return standard('the graph has no attention_mask input to tell the valid past rows');
     if (opset < MIN_SLICE_OPSET) return standard(`opset ${opset} is older than ${MIN_SLICE_OPSET}`);
   }
+  const held = options.held ?? layout.dtype;
+  if (held !== layout.dtype && opset < MIN_WIDTH_OPSET) return standard(`opset ${opset} is older than ${MIN_WIDTH_OPSET}, which a ${held} cache needs`);
 
-  // Outputs: logits and every layer's new rows; presents are no longer outputs.
+  // Presents are no longer outputs (the new rows are, below).
   const presentNames = new Set(names.presents.flatMap((p) => [p.key, p.value]));
-  graph.output = [...(graph.output ?? []).filter((o) => !presentNames.has(o.name ?? '')), ...rowOutputs];
+  graph.output = (graph.output ?? []).filter((o) => !presentNames.has(o.name ?? ''));
   graph.node = (graph.node ?? []).filter((n) => !dead.has(n));
   if (gqaNodes.size && opset >= MIN_MAX_INT_OPSET) consumePresents(graph, gqaNodes, constant);
 
@@ -212,19 +223,44 @@ export function deriveFoldGraph(read: ReadGraph, names: IoNames, layout: KvLayou
     node('Reshape', ['kvfold.fold.past_scalar', constant('kvfold.fold.shape1', [1], [1])], 'kvfold.fold.past_length');
     const starts = constant('kvfold.fold.starts', [0], [1]);
     const axes = constant('kvfold.fold.axes', [2], [1]);
+    const zeroIndex = constant('kvfold.fold.zero_index', [0], [1]);
+    const axis0 = [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 0 }];
     layers.forEach((l, i) => {
       if (l.past !== 'sliced') return;
       for (const kind of ['key', 'value'] as const) {
         const input = (names.pastKeyValues[i] as { key: string; value: string })[kind];
+        const at = (suffix: string) => `kvfold.fold.past.${i}.${kind}.${suffix}`;
+        // A slice reads only graph inputs, so ONNX Runtime would run every layer's at the start of
+        // the step and hold every copy: the input is first reshaped to its own shape by a shape
+        // that waits for the layer's new rows, so each layer's slice is made when its layer runs.
+        node('Shape', [l.rows[kind]], at('rows_shape'));
+        node('Gather', [at('rows_shape'), zeroIndex], at('rows_first'), axis0);
+        node('Sub', [at('rows_first'), at('rows_first')], at('zero'));
+        node('Shape', [input], at('shape'));
+        node('Add', [at('shape'), at('zero')], at('same_shape'));
+        node('Reshape', [input, at('same_shape')], at('gated'));
         const sliced = `kvfold.fold.past.${i}.${kind}`;
-        node('Slice', [input, starts, 'kvfold.fold.past_length', axes], sliced);
+        node('Slice', [at('gated'), starts, 'kvfold.fold.past_length', axes], sliced);
         for (const c of consumers.get(input) ?? []) c.input = (c.input ?? []).map((x) => (x === input ? sliced : x));
       }
     });
     graph.node = [...prelude, ...(graph.node ?? [])];
   }
+  // A cache held at another width than the export's: widened in the graph, layer by layer.
+  const planLayers: LayerPlan[] =
+    held === layout.dtype ? layers : holdCacheAt(graph, names, layers, layout.dtype, held, opset, layout.kvHeads, layout.headDim).map((h, i) => ({ ...(layers[i] as LayerPlan), ...h }));
+  const heldType = { float32: onnx.TensorProto.DataType.FLOAT, float16: onnx.TensorProto.DataType.FLOAT16, int8: onnx.TensorProto.DataType.INT8 }[held];
+  const output = (name: string, elemType: number) => ({ name, type: { tensorType: { elemType } } });
+  graph.output = [
+    ...(graph.output ?? []),
+    ...planLayers.flatMap((l) => [
+      output(l.rows.key, heldType),
+      output(l.rows.value, heldType),
+      ...(l.scales ? [output(l.scales.key, onnx.TensorProto.DataType.FLOAT), output(l.scales.value, onnx.TensorProto.DataType.FLOAT)] : []),
+    ]),
+  ];
   return {
-    plan: { kind: 'in-place', attention: attention as 'GroupQueryAttention' | 'Concat', layers, logitsFrom },
+    plan: { kind: 'in-place', attention: attention as 'GroupQueryAttention' | 'Concat', layers: planLayers, logitsFrom, held },
     model: onnx.ModelProto.encode(model).finish(),
   };
 }

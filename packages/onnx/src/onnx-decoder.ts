@@ -14,6 +14,7 @@ import {
   type KvCache,
   KvCacheError,
   type KvCacheErrorCode,
+  type KvDtype,
   type KvLayout,
   type KvMark,
   type KvPositions,
@@ -36,6 +37,11 @@ export interface DecoderOptions {
   readonly threads?: number;
   /** Run the export as it is instead of its fold graph (for comparisons; default `auto`). */
   readonly foldGraph?: FoldGraphChoice;
+  /**
+   * The width caches are held at: float32, float16 or int8 (default: the export's). Another width
+   * than the export's needs the fold graph, which widens each layer's past in the graph (kv-width.ts).
+   */
+  readonly kvDtype?: KvDtype;
 }
 
 type Reply = Exclude<WorkerReply, { type: 'error' }>;
@@ -90,6 +96,7 @@ export class OnnxDecoder implements DecoderModel {
       config: folder.config,
       foldGraph: options.foldGraph ?? 'auto',
       ...(options.threads ? { threads: options.threads } : {}),
+      ...(options.kvDtype ? { kvDtype: options.kvDtype } : {}),
     };
     const ready = await new Promise<Extract<WorkerReply, { type: 'ready' }>>((resolve, reject) => {
       const onMessage = (msg: WorkerReply) => {
@@ -106,7 +113,9 @@ export class OnnxDecoder implements DecoderModel {
       throw err instanceof ModelError ? err : sessionError(folder, device, err);
     });
     const { names, layout } = discover(folder.onnxPath, folder.config, ready.inputs, ready.outputs);
-    return new OnnxDecoder(worker, layout, names, device, ready.plan);
+    // The cache's width is the plan's (the export's, or the one asked for), not the graph input's.
+    const held = ready.plan.kind === 'in-place' ? ready.plan.held : layout.dtype;
+    return new OnnxDecoder(worker, { ...layout, dtype: held }, names, device, ready.plan);
   }
 
   /** The plan in one line, for logs. */
@@ -232,9 +241,6 @@ export class OnnxKvCache implements KvCache {
   }
   async evict(from: number, count: number, invFreq: Float64Array): Promise<void> {
     await this.#op({ op: 'evict', from, count, invFreq });
-  }
-  async quantize(from: number, to: number): Promise<void> {
-    await this.#op({ op: 'quantize', from, to });
   }
   async release(): Promise<void> {
     if (this.#released) return;

@@ -1,5 +1,5 @@
 /** Messages between an OnnxDecoder (main thread) and its session thread. */
-import type { KvMark, KvPositions, KvRows, LogitsMode } from '@kvfold/fold-core';
+import type { KvDtype, KvMark, KvPositions, KvRows, LogitsMode } from '@kvfold/fold-core';
 import type { FoldPlan } from './fold-graph.ts';
 import type { IoMeta, ShapeConfig } from './io-names.ts';
 
@@ -27,7 +27,6 @@ export type CacheOp =
   | { readonly op: 'append'; readonly rows: KvRows; readonly positions?: KvPositions }
   | { readonly op: 'rewind'; readonly mark: KvMark }
   | { readonly op: 'evict'; readonly from: number; readonly count: number; readonly invFreq: Float64Array }
-  | { readonly op: 'quantize'; readonly from: number; readonly to: number }
   /** A mark was taken (a resident session pins the presents of this moment). */
   | { readonly op: 'mark' }
   | { readonly op: 'release' };
@@ -41,6 +40,8 @@ export type WorkerRequest =
       readonly threads?: number;
       readonly config: ShapeConfig;
       readonly foldGraph: FoldGraphChoice;
+      /** The width to hold caches at; absent: the export's. */
+      readonly kvDtype?: KvDtype;
     }
   | { readonly type: 'cache'; readonly id: number; readonly cacheId: number; readonly op: CacheOp }
   | { readonly type: 'step'; readonly id: number; readonly cacheId: number; readonly tokens: Int32Array; readonly logits: LogitsMode }

@@ -46,7 +46,7 @@ test('questions rewind to the pinned presents: every answer equals the in-place 
 
 test('an eviction or a reload of the host rows drops the device copy, and the fold stays right', async () => {
   const invFreq = ropeInverseFrequencies(inPlace.folder);
-  const policy = () => createPolicy({ kind: 'streaming', sink: 4, window: 48 }, 'f32', { invFreq });
+  const policy = () => createPolicy({ kind: 'streaming', sink: 4, window: 48 }, { invFreq });
   const a = await foldLogits(inPlace.decoder, tokens, 16, { policy: policy() });
   const b = await foldLogits(resident.decoder, tokens, 16, { policy: policy() });
   assert.ok(maxAbsDiff(a.logits, b.logits) <= 1e-4);

@@ -10,9 +10,9 @@ import { readFile } from 'node:fs/promises';
 import { freemem } from 'node:os';
 import { dirname } from 'node:path';
 import { parentPort } from 'node:worker_threads';
-import { KvBuffer, KvCacheError, type KvLayout, type LogitsMode, formatBytes } from '@kvfold/fold-core';
+import { KvBuffer, KvCacheError, type KvDtype, type KvLayout, type LogitsMode, formatBytes } from '@kvfold/fold-core';
 import * as ort from 'onnxruntime-node';
-import { deriveFoldGraph, type FoldGraph, readGraph } from './fold-graph.ts';
+import { deriveFoldGraph, describePlan, type FoldGraph, readGraph } from './fold-graph.ts';
 import { discover, type IoNames } from './io-names.ts';
 import { ModelError } from './errors.ts';
 import type { CacheOp, CacheState, Device, FoldGraphChoice, WorkerReply, WorkerRequest } from './protocol.ts';
@@ -20,6 +20,9 @@ import { createStepPlan, type StepPlan } from './step-plans.ts';
 
 if (!parentPort) throw new Error('session-worker must run in a worker thread');
 const port = parentPort;
+
+/** The `--kv` value of each width, for messages. */
+const KV_FLAG: Record<KvDtype, string> = { float32: 'f32', float16: 'f16', int8: 'int8' };
 
 /** Share of the memory the OS reports available that one cache allocation may take. */
 const MEMORY_HEADROOM = 0.9;
@@ -52,8 +55,16 @@ port.on('message', async (req: WorkerRequest) => {
       const { names, layout } = discover(req.onnxPath, req.config, read.inputs, read.outputs);
       const inputs = read.inputs;
       const outputs = read.outputs;
-      const graph = chooseGraph(req.foldGraph, req.device, () => deriveFoldGraph(read, names, layout, { keepPresents: true }), () => deriveFoldGraph(read, names, layout), read.bytes);
-      const steps = createStepPlan(graph.plan, names, layout);
+      const held = req.kvDtype ?? layout.dtype;
+      const graph = chooseGraph(req.foldGraph, req.device, () => deriveFoldGraph(read, names, layout, { keepPresents: true }), () => deriveFoldGraph(read, names, layout, { held }), read.bytes);
+      const planHeld = graph.plan.kind === 'in-place' ? graph.plan.held : layout.dtype;
+      if (planHeld !== held) {
+        throw new ModelError(
+          'KVF_MODEL_KV_WIDTH',
+          `a ${held} KV cache needs the fold graph, which widens each layer's past inside the graph; this session runs ${describePlan(graph.plan)}, so it holds the cache as the export does (${layout.dtype}): use --kv ${KV_FLAG[layout.dtype]}${req.device !== 'cpu' ? ', or the CPU' : ''}`,
+        );
+      }
+      const steps = createStepPlan(graph.plan, names, { ...layout, dtype: held });
       const created = await ort.InferenceSession.create(graph.model, {
         executionProviders: [req.device],
         graphOptimizationLevel: 'all',
@@ -64,8 +75,8 @@ port.on('message', async (req: WorkerRequest) => {
         ...(steps.outputLocations ? { preferredOutputLocation: steps.outputLocations } : {}),
       });
       // The cache's layout alone (the model's also carries its vocabulary size).
-      const { layers, kvHeads, headDim, dtype, maxPositions } = layout;
-      session = { ort: created, names, layout: { layers, kvHeads, headDim, dtype, maxPositions }, steps };
+      const { layers, kvHeads, headDim, maxPositions } = layout;
+      session = { ort: created, names, layout: { layers, kvHeads, headDim, dtype: held, maxPositions }, steps };
       reply({ type: 'ready', id: req.id, inputs, outputs, plan: graph.plan });
       return;
     }
@@ -144,10 +155,6 @@ function cacheOp(s: Session, cacheId: number, op: CacheOp): { buffer: KvBuffer; 
       return { buffer };
     case 'evict':
       buffer.evict(op.from, op.count, op.invFreq);
-      s.steps.edited(buffer);
-      return { buffer };
-    case 'quantize':
-      buffer.quantize(op.from, op.to);
       s.steps.edited(buffer);
       return { buffer };
     case 'release':

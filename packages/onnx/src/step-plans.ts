@@ -4,7 +4,8 @@
  * windowed or paged cache), so the session thread never asks which plan it runs.
  *
  *   in-place   the fold graph: the past is the session's buffer (whole, or its first rows as a
- *              view); the outputs are each layer's new rows, appended in place
+ *              view), at the width it is held (an int8 buffer's row scales beside it); the outputs
+ *              are each layer's new rows at that width, appended in place
  *   resident   a device session: the past is the presents the last step returned, kept where the
  *              session put them (resident-cache.ts); the new rows come to the host as well
  *   standard   the export as it is: the past is the valid rows (a view, or with several KV heads a
@@ -52,36 +53,53 @@ export function createStepPlan(plan: FoldPlan, names: IoNames, layout: KvLayout)
   }
 }
 
-/** Sets layer l's past in `feeds`. */
-function setPast(names: IoNames, feeds: Feeds, l: number, key: ort.Tensor, value: ort.Tensor): void {
-  const pkv = names.pastKeyValues[l] as { key: string; value: string };
-  feeds[pkv.key] = key;
-  feeds[pkv.value] = value;
+type Pair<T> = { readonly key: T; readonly value: T };
+
+/** Sets layer l's past in `feeds`, and an int8 cache's row scales where the plan takes them. */
+function setPast(names: IoNames, feeds: Feeds, l: number, past: Pair<ort.Tensor>, scales?: { names: Pair<string>; tensors: Pair<ort.Tensor> }): void {
+  const pkv = names.pastKeyValues[l] as Pair<string>;
+  feeds[pkv.key] = past.key;
+  feeds[pkv.value] = past.value;
+  if (scales) {
+    feeds[scales.names.key] = scales.tensors.key;
+    feeds[scales.names.value] = scales.tensors.value;
+  }
 }
 
-/** Writes each layer's new rows (outputs named by `layers`) and advances the buffer. */
+/** Writes each layer's new rows (outputs named by `layers`, with an int8 cache's scales) and advances the buffer. */
 function appendRows(buffer: KvBuffer, out: Outputs, n: number, layers: readonly LayerPlan[]): void {
   buffer.ensureRoom(n);
-  for (const [l, lp] of layers.entries()) buffer.writeLayer(l, out[lp.rows.key]?.data as KvData, out[lp.rows.value]?.data as KvData, n, lp.order);
+  for (const [l, lp] of layers.entries()) {
+    const scales = lp.scales ? { key: out[lp.scales.key]?.data as Float32Array, value: out[lp.scales.value]?.data as Float32Array } : undefined;
+    buffer.writeLayer(l, out[lp.rows.key]?.data as KvData, out[lp.rows.value]?.data as KvData, n, lp.order, scales);
+  }
   buffer.advance(n);
 }
 
 /**
- * The valid rows of every layer as [1, kvHeads, past, D]: views of the buffer where they are
- * contiguous (one KV head, or none held yet), else a packed copy (standard graphs with several KV heads).
+ * The valid rows of every layer as [1, kvHeads, past, D] (int8 scales [1, kvHeads, past, 1]): views
+ * of the buffer where they are contiguous (one KV head, or none held yet), else a packed copy
+ * (standard graphs with several KV heads).
  */
-function hostPast(names: IoNames, buffer: KvBuffer, layout: KvLayout): Feeds {
+function hostPast(names: IoNames, buffer: KvBuffer, layout: KvLayout, layers?: readonly LayerPlan[]): Feeds {
   const { kvHeads, headDim, dtype } = layout;
   const past = buffer.length;
   const dims = [1, kvHeads, past, headDim];
+  const scaleDims = [1, kvHeads, past, 1];
   const feeds: Feeds = {};
+  const set = (l: number, key: KvData, value: KvData, keyScales?: Float32Array, valueScales?: Float32Array) => {
+    const scaleNames = layers?.[l]?.pastScales;
+    const scales =
+      scaleNames && keyScales && valueScales ? { names: scaleNames, tensors: { key: new ort.Tensor('float32', keyScales, scaleDims), value: new ort.Tensor('float32', valueScales, scaleDims) } } : undefined;
+    setPast(names, feeds, l, { key: new ort.Tensor(dtype, key, dims), value: new ort.Tensor(dtype, value, dims) }, scales);
+  };
   if (kvHeads === 1 || past === 0) {
     for (let l = 0; l < layout.layers; l++) {
-      const { key, value } = buffer.layer(l);
-      setPast(names, feeds, l, new ort.Tensor(dtype, key.subarray(0, past * headDim), dims), new ort.Tensor(dtype, value.subarray(0, past * headDim), dims));
+      const { key, value, keyScales, valueScales } = buffer.layer(l);
+      set(l, key.subarray(0, past * headDim), value.subarray(0, past * headDim), keyScales?.subarray(0, past), valueScales?.subarray(0, past));
     }
   } else {
-    for (const [l, r] of buffer.read(0, past).layers.entries()) setPast(names, feeds, l, new ort.Tensor(dtype, r.key, dims), new ort.Tensor(dtype, r.value, dims));
+    for (const [l, r] of buffer.read(0, past).layers.entries()) set(l, r.key, r.value, r.keyScales, r.valueScales);
   }
   return feeds;
 }
@@ -89,15 +107,15 @@ function hostPast(names: IoNames, buffer: KvBuffer, layout: KvLayout): Feeds {
 class InPlacePlan implements StepPlan {
   readonly fetches: readonly string[];
   readonly logitsFrom: string | null;
-  /** Tensors over each buffer's arrays, for pasts fed as the whole buffer; rebuilt when the buffer grows. */
-  readonly #tensors = new WeakMap<KvBuffer, { generation: number; tensors: { key: ort.Tensor; value: ort.Tensor }[] }>();
+  /** Tensors over each buffer's arrays (and an int8 buffer's scales), for pasts fed as the whole buffer; rebuilt when the buffer grows. */
+  readonly #tensors = new WeakMap<KvBuffer, { generation: number; feeds: Feeds }>();
   readonly #wholeBuffer: boolean;
 
   constructor(
     readonly plan: Extract<FoldPlan, { kind: 'in-place' }>,
     private readonly names: IoNames,
   ) {
-    this.fetches = [names.logits, ...plan.layers.flatMap((l) => [l.rows.key, l.rows.value])];
+    this.fetches = [names.logits, ...plan.layers.flatMap((l) => [l.rows.key, l.rows.value, ...(l.scales ? [l.scales.key, l.scales.value] : [])])];
     this.logitsFrom = plan.logitsFrom;
     this.#wholeBuffer = plan.layers.every((l) => l.past !== 'prefix');
   }
@@ -108,10 +126,7 @@ class InPlacePlan implements StepPlan {
   }
 
   pastFeeds(buffer: KvBuffer): Feeds {
-    if (!this.#wholeBuffer) return hostPast(this.names, buffer, buffer.layout);
-    const feeds: Feeds = {};
-    for (const [l, t] of this.#bufferTensors(buffer).entries()) setPast(this.names, feeds, l, t.key, t.value);
-    return feeds;
+    return this.#wholeBuffer ? this.#bufferFeeds(buffer) : hostPast(this.names, buffer, buffer.layout, this.plan.layers);
   }
 
   append(buffer: KvBuffer, out: Outputs, n: number): number {
@@ -123,17 +138,24 @@ class InPlacePlan implements StepPlan {
   marked(): void {}
   rewound(): void {}
 
-  #bufferTensors(buffer: KvBuffer): { key: ort.Tensor; value: ort.Tensor }[] {
+  #bufferFeeds(buffer: KvBuffer): Feeds {
     const kept = this.#tensors.get(buffer);
-    if (kept && kept.generation === buffer.generation) return kept.tensors;
+    if (kept && kept.generation === buffer.generation) return kept.feeds;
     const { layers, kvHeads, headDim, dtype } = buffer.layout;
     const dims = [1, kvHeads, buffer.capacity, headDim];
-    const tensors = Array.from({ length: layers }, (_, l) => {
-      const { key, value } = buffer.layer(l);
-      return { key: new ort.Tensor(dtype, key, dims), value: new ort.Tensor(dtype, value, dims) };
-    });
-    this.#tensors.set(buffer, { generation: buffer.generation, tensors });
-    return tensors;
+    const scaleDims = [1, kvHeads, buffer.capacity, 1];
+    const feeds: Feeds = {};
+    for (let l = 0; l < layers; l++) {
+      const { key, value, keyScales, valueScales } = buffer.layer(l);
+      const scaleNames = this.plan.layers[l]?.pastScales;
+      const scales =
+        scaleNames && keyScales && valueScales
+          ? { names: scaleNames, tensors: { key: new ort.Tensor('float32', keyScales, scaleDims), value: new ort.Tensor('float32', valueScales, scaleDims) } }
+          : undefined;
+      setPast(this.names, feeds, l, { key: new ort.Tensor(dtype, key, dims), value: new ort.Tensor(dtype, value, dims) }, scales);
+    }
+    this.#tensors.set(buffer, { generation: buffer.generation, feeds });
+    return feeds;
   }
 }
 
@@ -160,7 +182,7 @@ class ResidentPlan implements StepPlan {
     const resident = residentPast(buffer);
     if (!resident) return hostPast(this.names, buffer, this.layout);
     const feeds: Feeds = {};
-    for (const [l, t] of resident.entries()) setPast(this.names, feeds, l, t.key, t.value);
+    for (const [l, t] of resident.entries()) setPast(this.names, feeds, l, t);
     return feeds;
   }
 
@@ -207,7 +229,7 @@ class StandardPlan implements StepPlan {
     const past = buffer.length;
     buffer.ensureRoom(n);
     this.names.presents.forEach((p, l) => {
-      const rows = (name: string) => newRows(out[name]?.data as KvData, kvHeads, past, past + n, headDim);
+      const rows = (name: string) => newRows(out[name]?.data as Float32Array | Uint16Array, kvHeads, past, past + n, headDim);
       buffer.writeLayer(l, rows(p.key), rows(p.value), n, 'heads-first');
     });
     buffer.advance(n);
@@ -220,7 +242,7 @@ class StandardPlan implements StepPlan {
 }
 
 /** Rows [from, to) of a [1, heads, to, dim] present as a fresh [heads, to - from, dim] array. */
-function newRows(data: KvData, heads: number, from: number, to: number, dim: number): KvData {
+function newRows(data: Float32Array | Uint16Array, heads: number, from: number, to: number, dim: number): KvData {
   const n = to - from;
   const out = data instanceof Float32Array ? new Float32Array(heads * n * dim) : new Uint16Array(heads * n * dim);
   for (let h = 0; h < heads; h++) {

@@ -16,6 +16,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import type { KvDtype } from '@kvfold/fold-core';
 import { type Device, type LoadedModel, loadModel, ModelError } from '@kvfold/onnx';
 import { FsObjectStore, type ObjectInfo, type OpenStoreOptions } from '@kvfold/storage';
 import { closeStore, MODEL_MANIFEST, type ModelManifest, openModelStore, parseManifest } from './model-push.ts';
@@ -56,19 +57,25 @@ export class ModelCache {
 
   constructor(private readonly options: ModelCacheOptions) {}
 
-  /** The loaded model for a reference: fetched and verified on first use, reloaded when its source changed. */
-  async get(ref: ModelRefValue): Promise<LoadedModel> {
+  /**
+   * The loaded model for a reference, its caches held at `kvDtype` (default: the export's):
+   * fetched and verified on first use, reloaded when its source changed. Each width is a session
+   * of its own (the graph that widens the past differs), so a worker asked for two widths of one
+   * model holds its weights twice.
+   */
+  async get(ref: ModelRefValue, kvDtype?: KvDtype): Promise<LoadedModel> {
     const { uri, fingerprint: pinned } = typeof ref === 'string' ? { uri: ref, fingerprint: undefined } : ref;
     const source = await this.inspect(uri);
     if (pinned && source.manifest && source.manifest.fingerprint !== pinned) throw pinnedMismatch(uri, source.manifest.fingerprint, pinned);
-    let entry = this.entries.get(uri);
+    const key = `${uri}\u0000${kvDtype ?? ''}`;
+    let entry = this.entries.get(key);
     if (entry?.version !== source.version) {
       if (entry) this.superseded.push(entry.model);
-      const fresh: Entry = { version: source.version, model: this.load(uri, source) };
+      const fresh: Entry = { version: source.version, model: this.load(uri, source, kvDtype) };
       fresh.model.catch(() => {
-        if (this.entries.get(uri) === fresh) this.entries.delete(uri);
+        if (this.entries.get(key) === fresh) this.entries.delete(key);
       });
-      this.entries.set(uri, fresh);
+      this.entries.set(key, fresh);
       entry = fresh;
     }
     const model = await entry.model;
@@ -101,10 +108,11 @@ export class ModelCache {
     }
   }
 
-  private async load(uri: string, source: Source): Promise<LoadedModel> {
+  private async load(uri: string, source: Source, kvDtype: KvDtype | undefined): Promise<LoadedModel> {
     const sessionOptions = {
       ...(this.options.device ? { device: this.options.device } : {}),
       ...(this.options.threads ? { threads: this.options.threads } : {}),
+      ...(kvDtype ? { kvDtype } : {}),
     };
     if (!isRemote(uri)) return loadModel(localPath(uri), sessionOptions);
     const home = join(this.options.cacheDir, sha256(uri).slice(0, NAME_DIGITS));

@@ -31,7 +31,7 @@ export interface PreparedDocument {
   readonly questions: readonly Query[];
   readonly limits: DocumentLimits;
   readonly policy: KvPolicy;
-  /** The policy as checkpoints and results name it (`full`, `full+int8`, `streaming(sink=4,window=1024)`). */
+  /** The policy as checkpoints and results name it (`full`, `streaming(sink=4,window=1024)`). */
   readonly policyName: string;
   /** Things the user should know that do not stop the fold (`<unk>` text, positions past the model's). */
   readonly warnings: readonly string[];
@@ -95,7 +95,7 @@ function choosePolicy(model: LoadedModel, choice: PolicyChoice, name: string): R
   try {
     return resolvePolicy(model, choice);
   } catch (err) {
-    throw new DocumentError(DocumentErrorCode.Policy, `${name}: policy ${JSON.stringify(choice.spec)} (kv ${choice.kv}) on model ${model.folder.dir}: ${(err as Error).message}`);
+    throw new DocumentError(DocumentErrorCode.Policy, `${name}: policy ${JSON.stringify(choice.spec)} on model ${model.folder.dir}: ${(err as Error).message}`);
   }
 }
 

@@ -9,8 +9,8 @@
  * job should be handed back) or `cancelled`. Which errors fail the document and which are thrown for
  * the caller's retry policy is failures.ts's table.
  */
-import { KvCacheError, KvCacheErrorCode } from '@kvfold/fold-core';
-import { type DocumentJob, DocumentResult, documentResultKey } from '@kvfold/contract';
+import { KV_WIDTHS, KvCacheError, KvCacheErrorCode } from '@kvfold/fold-core';
+import { checkpointCodecOf, type DocumentJob, DocumentResult, documentResultKey } from '@kvfold/contract';
 import { documentName, readDocument } from '@kvfold/producer';
 import type { ObjectStore } from '@kvfold/storage';
 import type { Logger } from 'pino';
@@ -64,7 +64,7 @@ export async function processDocument(job: DocumentJob, deps: ProcessDeps, contr
   try {
     const text = await readDocument(deps.store, job.shard, job.docId);
     const loadMs = performance.now() - started;
-    const model = await deps.models.get(job.fold.model);
+    const model = await deps.models.get(job.fold.model, KV_WIDTHS[job.fold.kv]);
     const f = job.fold;
     const doc = prepareDocument(model, text, { ...f, spec: f.policy }, name);
     tokens = doc.tokens.length;
@@ -94,9 +94,9 @@ export async function processDocument(job: DocumentJob, deps: ProcessDeps, contr
       settings: jobSettings(model, doc, { ...f, nll: false }),
       checkpoint: {
         store: deps.store,
-        key: checkpointKey(job.docId, f),
+        key: checkpointKey(job.docId, { ...f, kvCodec: checkpointCodecOf(f) }),
         everySteps: f.checkpointEvery,
-        codec: f.kvCodec,
+        codec: checkpointCodecOf(f),
         writerId: control.writerId,
         onMismatch: 'start-over',
         keepFinal: f.keepFinalState,

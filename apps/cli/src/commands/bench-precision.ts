@@ -7,7 +7,8 @@ import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { Fidelity, FidelityOptions, PrecisionRun, PrecisionRunOptions, PrecisionShape } from '@kvfold/bench';
 import type { ImportDtype } from '@kvfold/model-zoo';
-import type { Command } from 'commander';
+import type { KvWidth } from '@kvfold/fold-core';
+import { type Command, Option } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { list, parseTokenCount, positiveInt } from '../options.ts';
 import { kvfoldChild } from './bench-child.ts';
@@ -20,6 +21,7 @@ interface PrecisionFlags {
   chunkSize: number;
   decode: number;
   threads: number;
+  kv: KvWidth;
   fidelityTokens: number;
   dir?: string;
   out: string;
@@ -37,6 +39,7 @@ export function registerPrecisionBench(bench: Command): void {
     .option('--chunk-size <n>', 'tokens per fold step', positiveInt('--chunk-size'), 256)
     .option('--decode <n>', 'tokens generated after the fold', positiveInt('--decode'), 64)
     .option('--threads <n>', 'ONNX Runtime intra-op threads', positiveInt('--threads'), availableParallelism())
+    .addOption(new Option('--kv <width>', 'width the measured folds hold their cache at').choices(['f32', 'f16', 'int8']).default('f32'))
     .option('--fidelity-tokens <n>', 'prompt tokens of the comparison with f32 (f32 then continues for 64)', (v) => parseTokenCount('--fidelity-tokens', v), 512)
     .option('--dir <dir>', 'where the checkpoint and folders are written and kept, and reused when already complete (default: a temporary folder, removed)')
     .option('--out <file>', 'JSON result file', 'bench-results/precision.json')
@@ -49,9 +52,10 @@ export function registerPrecisionBench(bench: Command): void {
     .requiredOption('--chunk-size <n>', '', positiveInt('--chunk-size'))
     .requiredOption('--decode <n>', '', positiveInt('--decode'))
     .requiredOption('--threads <n>', '', positiveInt('--threads'))
-    .action(async (o: { model: string; tokens: number; chunkSize: number; decode: number; threads: number }) => {
+    .requiredOption('--kv <width>')
+    .action(async (o: { model: string; tokens: number; chunkSize: number; decode: number; threads: number; kv: KvWidth }) => {
       const { measurePrecisionRun } = await import('@kvfold/bench');
-      const r = await measurePrecisionRun({ modelDir: o.model, tokens: o.tokens, chunkSize: o.chunkSize, decode: o.decode, threads: o.threads });
+      const r = await measurePrecisionRun({ modelDir: o.model, tokens: o.tokens, chunkSize: o.chunkSize, decode: o.decode, threads: o.threads, kv: o.kv });
       process.stdout.write(`${JSON.stringify(r)}\n`);
     });
 
@@ -79,7 +83,7 @@ async function runPrecision(o: PrecisionFlags): Promise<void> {
   const dir = o.dir ? resolve(o.dir) : (scratch as string);
   await mkdir(dir, { recursive: true });
   try {
-    process.stdout.write(`machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${availableParallelism()} cores; ${o.threads} threads; ${o.tokens} tokens in chunks of ${o.chunkSize}, then ${o.decode} decoded\n`);
+    process.stdout.write(`machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${availableParallelism()} cores; ${o.threads} threads; ${o.tokens} tokens in chunks of ${o.chunkSize}, then ${o.decode} decoded; ${o.kv} cache\n`);
     const report = await runPrecisionBench({
       shape: o.shape as PrecisionShape,
       dtypes: o.dtypes as ImportDtype[],
@@ -87,11 +91,12 @@ async function runPrecision(o: PrecisionFlags): Promise<void> {
       chunkSize: o.chunkSize,
       decode: o.decode,
       threads: o.threads,
+      kv: o.kv,
       fidelityTokens: o.fidelityTokens,
       dir,
       runChild: (r: PrecisionRunOptions) =>
         kvfoldChild<PrecisionRun>(
-          ['bench', 'precision-run', '--model', r.modelDir, '--tokens', String(r.tokens), '--chunk-size', String(r.chunkSize), '--decode', String(r.decode), '--threads', String(r.threads)],
+          ['bench', 'precision-run', '--model', r.modelDir, '--tokens', String(r.tokens), '--chunk-size', String(r.chunkSize), '--decode', String(r.decode), '--threads', String(r.threads), '--kv', r.kv ?? 'f32'],
           `the fold of ${r.modelDir}`,
         ),
       fidelityChild: (f: FidelityOptions) =>

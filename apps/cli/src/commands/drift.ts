@@ -1,5 +1,5 @@
 /** `kvfold drift`: per-step drift between folded and single-pass logits (max abs and KL). */
-import type { KvStorage } from '@kvfold/fold-core';
+import type { KvWidth } from '@kvfold/fold-core';
 import type { Device } from '@kvfold/onnx';
 import { type Command, InvalidArgumentError } from 'commander';
 import { nonNegativeInt, parseTokenCount, positiveInt } from '../options.ts';
@@ -15,7 +15,7 @@ interface DriftOptions {
   model: string;
   length: number;
   chunkSize: number;
-  kv: KvStorage;
+  kv: KvWidth;
   referenceLimitMib: number;
   seed: number;
   out?: string;
@@ -31,7 +31,7 @@ export function registerDrift(program: Command): void {
     .requiredOption('--model <dir>', 'model folder (Hugging Face / optimum ONNX layout)')
     .requiredOption('--length <n>', 'document tokens, e.g. 4k', (v) => parseTokenCount('--length', v))
     .requiredOption('--chunk-size <n>', 'tokens per fold step', positiveInt('--chunk-size'))
-    .option('--kv <storage>', 'KV storage of the fold: f32 or int8', parseKv, 'f32')
+    .option('--kv <width>', 'width the fold holds its cache at: f32, f16 or int8', parseKv, 'f32')
     .option('--reference-limit-mib <n>', 'bound on the single-pass reference’s estimated memory; longer documents get a reference for their longest prefix that fits', positiveInt('--reference-limit-mib'), DEFAULT_REFERENCE_LIMIT_MIB)
     .option('--seed <n>', 'seed of the document', nonNegativeInt('--seed'), 0)
     .option('--out <dir>', 'write drift.md, drift.json and drift.svg here')
@@ -39,8 +39,12 @@ export function registerDrift(program: Command): void {
     .option('--threads <n>', 'ONNX Runtime intra-op threads', positiveInt('--threads'))
     .option('--json', 'print the result as JSON instead of the table')
     .action(async (opts: DriftOptions) => {
-      const [{ loadModel }, { driftDocument, driftMarkdown, measureDrift, modelDims, niahModel, writeDrift }] = await Promise.all([import('@kvfold/onnx'), import('@kvfold/bench')]);
-      const loaded = await loadModel(opts.model, { device: opts.device, ...(opts.threads ? { threads: opts.threads } : {}) });
+      const [{ loadModel }, { driftDocument, driftMarkdown, measureDrift, modelDims, niahModel, writeDrift }, { KV_WIDTHS }] = await Promise.all([
+        import('@kvfold/onnx'),
+        import('@kvfold/bench'),
+        import('@kvfold/fold-core'),
+      ]);
+      const loaded = await loadModel(opts.model, { device: opts.device, kvDtype: KV_WIDTHS[opts.kv], ...(opts.threads ? { threads: opts.threads } : {}) });
       try {
         const tokens = driftDocument(niahModel(loaded), opts.length, opts.seed);
         const bar = progressBar(Math.ceil(opts.length / opts.chunkSize), 'drift');
@@ -64,9 +68,9 @@ export function registerDrift(program: Command): void {
     });
 }
 
-function parseKv(value: string): KvStorage {
-  if (value === 'f32' || value === 'int8') return value;
-  throw new InvalidArgumentError(`--kv must be f32 or int8, got "${value}".`);
+function parseKv(value: string): KvWidth {
+  if (value === 'f32' || value === 'f16' || value === 'int8') return value;
+  throw new InvalidArgumentError(`--kv must be f32, f16 or int8, got "${value}".`);
 }
 
 function parseDevice(value: string): Device {

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import type { Device, LoadedModel } from '@kvfold/onnx';
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
-import { addSettingOptions, policyChoice, type SettingFlags, samplingOf } from '../fold-options.ts';
+import { addSettingOptions, checkpointCodec, policyChoice, type SettingFlags, samplingOf } from '../fold-options.ts';
 import { positiveInt } from '../options.ts';
 import { progressBar } from '../progress.ts';
 
@@ -38,11 +38,12 @@ export function registerFold(program: Command): void {
   cmd.action(async (file: string, opts: FoldOptions) => {
     const t0 = performance.now();
     const choice = policyChoice(opts);
+    checkpointCodec(opts); // refuses a codec that cannot store the cache before the model loads
     await samplingOf(opts); // refuses bad sampling flags before the model loads
     if ((opts.fresh || opts.reuse) && !opts.checkpoint) throw new CliError('--fresh and --reuse need --checkpoint <uri>');
     const text = await readInput(file);
-    const { loadModel } = await import('@kvfold/onnx');
-    const model = await loadModel(opts.model, { device: opts.device, ...(opts.threads ? { threads: opts.threads } : {}) });
+    const [{ loadModel }, { KV_WIDTHS }] = await Promise.all([import('@kvfold/onnx'), import('@kvfold/fold-core')]);
+    const model = await loadModel(opts.model, { device: opts.device, kvDtype: KV_WIDTHS[opts.kv], ...(opts.threads ? { threads: opts.threads } : {}) });
     try {
       await foldCommand(model, text, opts, choice, t0);
     } finally {
@@ -69,6 +70,7 @@ async function foldCommand(model: LoadedModel, text: string, opts: FoldOptions, 
   const steps = Math.ceil(doc.tokens.length / opts.chunkSize);
   const bar = progressBar(steps, 'folding');
   const checkpoint = opts.checkpoint ? await openCheckpointStore(opts.checkpoint) : undefined;
+  const codec = checkpointCodec(opts);
   const outcome = await runJob({
     model: model.decoder,
     fingerprints: model.fingerprints,
@@ -80,9 +82,9 @@ async function foldCommand(model: LoadedModel, text: string, opts: FoldOptions, 
       ? {
           checkpoint: {
             store: checkpoint,
-            key: checkpointKey(sha256Hex(text), { model: model.folder.dir, chunkSize: opts.chunkSize, policy: choice.spec, kv: choice.kv, kvCodec: opts.kvCodec }),
+            key: checkpointKey(sha256Hex(text), { model: model.folder.dir, chunkSize: opts.chunkSize, policy: choice.spec, kv: opts.kv, kvCodec: codec }),
             everySteps: opts.checkpointEvery,
-            codec: opts.kvCodec,
+            codec,
             onMismatch: 'refuse',
             keepFinal: opts.reuse === true,
             ...(opts.fresh ? { fresh: true } : {}),

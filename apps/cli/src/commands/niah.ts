@@ -1,5 +1,5 @@
 /** `kvfold niah`: needle-in-a-haystack exact match over lengths x depths x chunk sizes. */
-import type { KvStorage, PolicySpec } from '@kvfold/fold-core';
+import type { KvWidth, PolicySpec } from '@kvfold/fold-core';
 import type { Device } from '@kvfold/onnx';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -17,7 +17,7 @@ interface NiahOptions {
   policy: 'full' | 'streaming';
   sink: number;
   window?: number;
-  kv: KvStorage;
+  kv: KvWidth;
   trials: number;
   seed: number;
   needlesPerHaystack: number;
@@ -49,7 +49,7 @@ export function registerNiah(program: Command): void {
     .option('--policy <policy>', 'KV policy: full or streaming', parseChoice('--policy', ['full', 'streaming'] as const), 'full')
     .option('--sink <n>', 'streaming: attention-sink tokens kept', nonNegativeInt('--sink'), DEFAULT_SINK)
     .option('--window <n>', 'streaming: most recent tokens kept', (v) => parseTokenCount('--window', v))
-    .option('--kv <storage>', 'KV storage: f32 or int8 (full policy)', parseChoice('--kv', ['f32', 'int8'] as const), 'f32')
+    .option('--kv <width>', 'width the cache is held at: f32, f16 or int8', parseChoice('--kv', ['f32', 'f16', 'int8'] as const), 'f32')
     .option('--trials <n>', 'trials per (length, depth, chunk size) cell', positiveInt('--trials'), 1)
     .option('--seed <n>', 'seed of haystacks and needles', nonNegativeInt('--seed'), 0)
     .option('--needles-per-haystack <n>', 'needles per haystack, each asked from the same folded state (1 = the paper’s protocol)', positiveInt('--needles-per-haystack'), 1)
@@ -80,7 +80,8 @@ export function registerNiah(program: Command): void {
         ...(opts.maxNewTokens !== undefined ? { maxNewTokens: opts.maxNewTokens } : {}),
       };
       checkGrid(grid);
-      const loaded = await loadModel(opts.model, { device: opts.device, ...(opts.threads ? { threads: opts.threads } : {}) });
+      const { KV_WIDTHS } = await import('@kvfold/fold-core');
+      const loaded = await loadModel(opts.model, { device: opts.device, kvDtype: KV_WIDTHS[opts.kv], ...(opts.threads ? { threads: opts.threads } : {}) });
       try {
         const model = niahModel(loaded);
         const { protocol, plan } = prepareNiah(model, grid);

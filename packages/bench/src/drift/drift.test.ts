@@ -34,7 +34,7 @@ after(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-const drift = (m: LoadedModel, length: number, chunkSize: number, extra: { kv?: 'f32' | 'int8'; referenceLimitMiB?: number } = {}) =>
+const drift = (m: LoadedModel, length: number, chunkSize: number, extra: { kv?: 'f32' | 'f16' | 'int8'; referenceLimitMiB?: number } = {}) =>
   measureDrift({ model: m.decoder, dims: modelDims(m), tokens: driftDocument(niahModel(m), length), chunkSize, ...extra });
 
 test('tiny-llama, f32: every step within 1e-4 max-abs and KL < 1e-6 of the single pass', async () => {
@@ -54,12 +54,20 @@ test('recall, f32: float-level agreement at every step', async () => {
   assert.ok(r.overall.maxAbs < MAX_ABS_F32 && r.overall.maxKl < MAX_KL_F32, JSON.stringify(r.overall));
 });
 
-test('tiny-llama, int8 KV: drift is measured, not zero, and stays small', async () => {
-  const r = await drift(tiny, 2048, 100, { kv: 'int8' });
-  assert.ok(r.overall.maxAbs > MAX_ABS_F32, `int8 max abs ${r.overall.maxAbs}`);
-  assert.ok(r.overall.maxAbs < 1, `int8 max abs ${r.overall.maxAbs}`);
-  assert.equal(r.steps[0]?.maxAbs, 0, 'the first chunk reads no quantized rows');
-});
+for (const kv of ['f16', 'int8'] as const) {
+  test(`tiny-llama, ${kv} KV: drift is measured, not zero, and stays small`, async () => {
+    const narrow = await loadModel(join(root, 'tiny'), { kvDtype: kv === 'f16' ? 'float16' : 'int8' });
+    try {
+      const r = await drift(narrow, 2048, 100, { kv });
+      assert.equal(r.kv, kv);
+      assert.ok(r.overall.maxAbs > MAX_ABS_F32, `${kv} max abs ${r.overall.maxAbs}`);
+      assert.ok(r.overall.maxAbs < (kv === 'f16' ? 0.01 : 1), `${kv} max abs ${r.overall.maxAbs}`);
+      assert.equal(r.steps[0]?.maxAbs, 0, 'the first chunk reads no narrowed rows');
+    } finally {
+      await narrow.close();
+    }
+  });
+}
 
 test('a reference that exceeds the memory bound covers the longest prefix that fits; later steps have none', async () => {
   const dims = modelDims(tiny);

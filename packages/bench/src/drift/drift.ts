@@ -16,7 +16,7 @@
  * any way of computing those positions' logits in less memory reads a cache written by an earlier
  * pass, and that is a fold, the very thing under test.
  */
-import { createPolicy, type DecoderModel, fold, type KvStorage, kvRowBytes, type ModelLayout } from '@kvfold/fold-core';
+import { createPolicy, type DecoderModel, fold, type KvWidth, kvRowBytes, type ModelLayout } from '@kvfold/fold-core';
 import { NiahError } from '../niah/errors.ts';
 
 /** Score tensors a plain attention graph holds per layer at once: scores, masked scores, softmax. */
@@ -57,7 +57,8 @@ export interface DriftStep {
 export interface DriftResult {
   readonly tokens: number;
   readonly chunkSize: number;
-  readonly kv: KvStorage;
+  /** The width the fold's cache was held at (the model's, as loaded). */
+  readonly kv: KvWidth;
   readonly reference: { readonly kind: 'single-pass'; readonly tokens: number; readonly estimatedMiB: number; readonly limitMiB: number; readonly ms: number };
   readonly steps: DriftStep[];
   readonly overall: { readonly maxAbs: number; readonly maxKl: number; readonly meanKl: number; readonly stepsCompared: number };
@@ -69,7 +70,8 @@ export interface DriftInput {
   readonly dims: ModelDims;
   readonly tokens: Int32Array;
   readonly chunkSize: number;
-  readonly kv?: KvStorage;
+  /** The width of `model`'s cache, for the report (default f32). */
+  readonly kv?: KvWidth;
   readonly referenceLimitMiB?: number;
   readonly onStep?: (step: DriftStep, totalSteps: number) => void;
 }
@@ -106,7 +108,7 @@ export async function measureDrift(input: DriftInput): Promise<DriftResult> {
   const refCache = await model.createCache({ capacity: E });
   const ref = await model.step({ tokens: tokens.subarray(0, E), cache: refCache, logits: 'all' }).finally(() => refCache.release());
   const refMs = performance.now() - refStarted;
-  const policy = createPolicy({ kind: 'full' }, kv);
+  const policy = createPolicy({ kind: 'full' });
   const steps: DriftStep[] = [];
   const cache = await model.createCache({ capacity: L });
   const foldStarted = performance.now();

@@ -7,7 +7,7 @@
  * `depths x trials` needles of a length are dealt to haystacks N at a time (cycling through the
  * depths), and every needle is asked from the same folded state: fold once, ask many.
  */
-import type { KvStorage, PolicySpec } from '@kvfold/fold-core';
+import type { KvWidth, PolicySpec } from '@kvfold/fold-core';
 import { NiahError } from './errors.ts';
 import type { NiahProtocol, ProtocolName } from './protocol.ts';
 import { mixSeed } from './rng.ts';
@@ -19,7 +19,8 @@ export interface NiahGrid {
   readonly depths: readonly number[];
   readonly chunkSizes: readonly number[];
   readonly policy: PolicySpec;
-  readonly kv: KvStorage;
+  /** The width the model's cache is held at (the caller loads the model so). */
+  readonly kv: KvWidth;
   /** Trials per (length, depth, chunk size) cell. */
   readonly trials: number;
   readonly seed: number;
@@ -71,7 +72,6 @@ export function checkGrid(grid: NiahGrid): void {
     if (sink + window >= shortest) {
       fail('KVF_NIAH_BAD_POLICY', `--window ${window} (+ --sink ${sink}) is not smaller than the length ${shortest}: StreamingLLM would evict nothing; use a window below ${shortest - sink} or longer lengths`);
     }
-    if (grid.kv === 'int8') fail('KVF_NIAH_BAD_POLICY', '--kv int8 runs with --policy full only');
   }
 }
 

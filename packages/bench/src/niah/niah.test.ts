@@ -73,6 +73,31 @@ describe('recall model, full fold', () => {
   });
 });
 
+describe('recall model, the cache held at float16 and int8', () => {
+  for (const kv of ['f16', 'int8'] as const) {
+    test(`16K, depths 0/0.5/1, chunk 256, ${kv} cache: every needle is answered exactly`, async () => {
+      const narrow = await loadModel(join(root, 'recall'), { kvDtype: kv === 'f16' ? 'float16' : 'int8' });
+      try {
+        const run = await runNiah(niahModel(narrow), grid({ lengths: [16384], needlesPerHaystack: 3, kv }));
+        assert.deepEqual(
+          run.trials.map((t) => [t.depth, t.kv, t.exact]),
+          [
+            [0, kv, true],
+            [0.5, kv, true],
+            [1, kv, true],
+          ],
+        );
+      } finally {
+        await narrow.close();
+      }
+    });
+  }
+
+  test('a grid that asks for another width than the model holds is refused', async () => {
+    await assert.rejects(runNiah(niahModel(recall), grid({ kv: 'int8' })), refusal('KVF_NIAH_BAD_POLICY', /asks for a int8 cache but the model holds float32/));
+  });
+});
+
 describe('recall model, StreamingLLM (sink 4, window 1024)', () => {
   test('16K: needles at depths 0.25 and 0.5 are evicted and lost; a needle inside the window is still found', async () => {
     const run = await runNiah(niahModel(recall), grid({ lengths: [16384], depths: [0.25, 0.5, 1], needlesPerHaystack: 3, policy: { kind: 'streaming', sink: 4, window: 1024 } }));

@@ -3,9 +3,10 @@
  * the grid's KV policy, and asks each of its needles from the same folded state. Trials are
  * reported as they finish, so a long run leaves its results behind as it goes.
  */
-import { chainDepth, createPolicy, type DecoderModel, foldAll, generate, generationRows, type KvPolicy, stepCount } from '@kvfold/fold-core';
+import { chainDepth, createPolicy, type DecoderModel, foldAll, generate, generationRows, KV_WIDTHS, type KvPolicy, stepCount } from '@kvfold/fold-core';
 import { type LoadedModel, ropeInverseFrequencies } from '@kvfold/onnx';
 import { checkGrid, type NiahGrid, type PlannedHaystack, planHaystacks } from './grid.ts';
+import { NiahError } from './errors.ts';
 import { type Haystack, writeHaystack } from './haystack.ts';
 import type { NiahProtocol, NiahTokenizer, ProtocolName } from './protocol.ts';
 import { recallProtocol, recallVocabulary } from './recall-protocol.ts';
@@ -103,7 +104,10 @@ export function prepareNiah(model: NiahModel, grid: NiahGrid): { protocol: NiahP
 
 export async function runNiah(model: NiahModel, grid: NiahGrid, hooks: NiahHooks = {}): Promise<NiahRun> {
   const { protocol, plan } = prepareNiah(model, grid);
-  const policy = createPolicy(grid.policy, grid.kv, grid.policy.kind === 'streaming' ? { invFreq: model.ropeFrequencies() } : {});
+  if (KV_WIDTHS[grid.kv] !== model.decoder.layout.dtype) {
+    throw new NiahError('KVF_NIAH_BAD_POLICY', `the grid asks for a ${grid.kv} cache but the model holds ${model.decoder.layout.dtype}; load it with that width`);
+  }
+  const policy = createPolicy(grid.policy, grid.policy.kind === 'streaming' ? { invFreq: model.ropeFrequencies() } : {});
   const trials: NiahTrial[] = [];
   const total = plan.length * grid.chunkSizes.length;
   let done = 0;

@@ -3,7 +3,7 @@
  * the caller: a fold's prefill tokens/s and peak RSS, then decode tokens/s after it; and a folder's
  * fidelity against a reference folder (float32) on the same tokens.
  */
-import { foldAll, generate, tokenNll } from '@kvfold/fold-core';
+import { foldAll, generate, KV_WIDTHS, type KvWidth, tokenNll } from '@kvfold/fold-core';
 import { OnnxDecoder, readModelFolder, weightsOf } from '@kvfold/onnx';
 import { benchIds } from '../engine/measure-engine.ts';
 
@@ -16,6 +16,8 @@ export interface PrecisionRunOptions {
   /** Tokens generated after the fold (decode speed). */
   readonly decode: number;
   readonly threads: number;
+  /** The width the cache is held at (default f32). */
+  readonly kv?: KvWidth;
 }
 
 export interface PrecisionRun {
@@ -33,7 +35,7 @@ export interface PrecisionRun {
 export async function measurePrecisionRun(o: PrecisionRunOptions): Promise<PrecisionRun> {
   const folder = await readModelFolder(o.modelDir);
   const started = performance.now();
-  const decoder = await OnnxDecoder.create(folder, { threads: o.threads });
+  const decoder = await OnnxDecoder.create(folder, { threads: o.threads, kvDtype: KV_WIDTHS[o.kv ?? 'f32'] });
   try {
     const loadMs = performance.now() - started;
     const loadedRss = process.memoryUsage.rss();
