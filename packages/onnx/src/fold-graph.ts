@@ -342,8 +342,9 @@ export function describePlan(plan: FoldPlan): string {
   if (plan.kind === 'resident') {
     return `resident: ${plan.attention} attention, presents kept ${plan.presentsOn === 'gpu-buffer' ? 'on the device' : 'as returned'} and fed back, new rows copied to the host${logits}`;
   }
+  const held = plan.held !== 'float32' ? `, cache held at ${plan.held}` : '';
   const feeds = [...new Set(plan.layers.map((l) => l.past))].join('/');
-  return `in place: ${plan.attention} attention, new rows appended to the session's cache, past fed as ${feeds}${logits}`;
+  return `in place: ${plan.attention} attention, new rows appended to the session's cache, past fed as ${feeds}${held}${logits}`;
 }
 
 /** True when `name` is `past` or a Cast of it. */
