@@ -112,7 +112,7 @@ test('a fold step computes lm_head on its last position only, with the logits of
     for (const m of [model, untied]) {
       const { decoder } = m;
       const vocab = decoder.layout.vocabSize;
-      assert.ok(decoder.plan.kind === 'in-place' && decoder.plan.logitsFrom !== null, `lm_head is sliced in ${m.folder.dir}`);
+      assert.ok(decoder.plan.kind === 'in-place' && decoder.plan.logitsAt !== null, `lm_head is sliced in ${m.folder.dir}`);
       const step = async (mode: 'all' | 'last') => {
         const cache = await decoder.createCache({ capacity: 128 });
         await decoder.step({ tokens: tokens.subarray(0, 64), cache, logits: 'none' });

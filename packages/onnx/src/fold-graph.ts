@@ -50,8 +50,8 @@ export type FoldPlan =
       readonly kind: 'in-place';
       readonly attention: 'GroupQueryAttention' | 'Concat';
       readonly layers: readonly LayerPlan[];
-      /** The input that picks the first position whose logits are computed (see `LOGITS_FROM`); null when the graph computes them all. */
-      readonly logitsFrom: string | null;
+      /** The input that picks the positions whose logits are computed (see `LOGITS_AT`); null when the graph computes them all. */
+      readonly logitsAt: string | null;
       /** The width the session holds the cache at: the export's, or the one asked for (kv-width.ts). */
       readonly held: KvDtype;
     }
@@ -64,19 +64,16 @@ export type FoldPlan =
       readonly attention: 'GroupQueryAttention' | 'Concat';
       readonly layers: readonly LayerPlan[];
       readonly presentsOn: 'gpu-buffer' | 'cpu';
-      readonly logitsFrom: string | null;
+      readonly logitsAt: string | null;
     }
   | { readonly kind: 'standard'; readonly reason: string };
 
 /**
- * The fold graph's own input: the first position whose hidden state reaches lm_head, int64 [1].
- * A fold step feeds its last position (n - 1), so its logits are [1, 1, vocab] whatever the chunk;
- * NLL and exactness checks feed 0 and get every position's.
+ * The fold graph's own input: the positions whose hidden state reaches lm_head, int64 [k]. A fold
+ * step feeds its last position (n - 1), so its logits are [1, 1, vocab] whatever the chunk; NLL
+ * and exactness checks feed every position; a packed step the last token of each of its sequences.
  */
-export const LOGITS_FROM = 'kvfold.logits_from';
-
-/** Slice's end for "to the end of the axis". */
-const INT64_MAX = 9223372036854775807n;
+export const LOGITS_AT = 'kvfold.logits_at';
 
 export interface DeriveOptions {
   /** Keep the presents as outputs (a device session keeps them on the device); pasts are then fed exact. */
@@ -187,12 +184,12 @@ export function deriveFoldGraph(read: ReadGraph, names: IoNames, layout: KvLayou
     graph.initializer = [...(graph.initializer ?? []), { name, dims, dataType: onnx.TensorProto.DataType.INT64, rawData: int64Bytes(values) }];
     return name;
   };
-  const logitsFrom = sliceBeforeLmHead(graph, names, read.outputs, producer, opset);
+  const logitsAt = gatherBeforeLmHead(graph, names, read.outputs, producer);
   if (options.keepPresents) {
     graph.output = [...(graph.output ?? []), ...rowOutputs];
     const kept = layers.map((l) => ({ ...l, past: 'prefix' as const }));
     return {
-      plan: { kind: 'resident', attention: attention as 'GroupQueryAttention' | 'Concat', layers: kept, presentsOn: 'cpu', logitsFrom },
+      plan: { kind: 'resident', attention: attention as 'GroupQueryAttention' | 'Concat', layers: kept, presentsOn: 'cpu', logitsAt },
       model: onnx.ModelProto.encode(model).finish(),
     };
   }
@@ -260,7 +257,7 @@ export function deriveFoldGraph(read: ReadGraph, names: IoNames, layout: KvLayou
     ]),
   ];
   return {
-    plan: { kind: 'in-place', attention: attention as 'GroupQueryAttention' | 'Concat', layers: planLayers, logitsFrom, held },
+    plan: { kind: 'in-place', attention: attention as 'GroupQueryAttention' | 'Concat', layers: planLayers, logitsAt, held },
     model: onnx.ModelProto.encode(model).finish(),
   };
 }
@@ -273,34 +270,26 @@ const LM_HEAD_OPS = new Map([
 
 /**
  * Where lm_head reads a [batch, seq, hidden] hidden state and writes `logits` [batch, seq, vocab]
- * directly, slices the hidden state from position LOGITS_FROM (a new input) so lm_head runs on the
- * positions asked for only. Returns the input's name, or null when the logits are not made that
- * way (the graph is left computing every position's).
+ * directly, gathers the hidden state at the positions LOGITS_AT (a new input) so lm_head runs on
+ * those only. Returns the input's name, or null when the logits are not made that way (the graph
+ * is left computing every position's).
  */
-function sliceBeforeLmHead(
-  graph: onnxProto.onnx.IGraphProto,
-  names: IoNames,
-  outputs: readonly IoMeta[],
-  producer: Map<string, NodeProto>,
-  opset: number,
-): string | null {
+function gatherBeforeLmHead(graph: onnxProto.onnx.IGraphProto, names: IoNames, outputs: readonly IoMeta[], producer: Map<string, NodeProto>): string | null {
   const head = producer.get(names.logits);
   const hidden = head?.input?.[0];
   const weight = head?.input?.[1];
   if (!head || !hidden || !weight || !LM_HEAD_OPS.get(head.domain ?? '')?.has(head.opType ?? '')) return null;
-  if (outputs.find((o) => o.name === names.logits)?.shape.length !== 3 || opset < MIN_SLICE_OPSET) return null;
+  if (outputs.find((o) => o.name === names.logits)?.shape.length !== 3) return null;
   const initializers = new Set((graph.initializer ?? []).map((t) => t.name));
   const weightNode = producer.get(weight);
   const isWeight = initializers.has(weight) || (weightNode?.opType === 'Cast' && initializers.has(weightNode.input?.[0] ?? ''));
   if (!isWeight) return null;
-  const sliced = 'kvfold.fold.lm_head_hidden';
-  const int64 = (name: string, value: bigint) => ({ name, dims: [1], dataType: onnx.TensorProto.DataType.INT64, rawData: new Uint8Array(BigInt64Array.of(value).buffer) });
-  graph.initializer = [...(graph.initializer ?? []), int64('kvfold.fold.logits_end', INT64_MAX), int64('kvfold.fold.seq_axis_1', 1n)];
-  graph.input = [...(graph.input ?? []), { name: LOGITS_FROM, type: { tensorType: { elemType: onnx.TensorProto.DataType.INT64, shape: { dim: [{ dimValue: 1 }] } } } }];
-  const slice: NodeProto = { opType: 'Slice', input: [hidden, LOGITS_FROM, 'kvfold.fold.logits_end', 'kvfold.fold.seq_axis_1'], output: [sliced], name: sliced };
-  head.input = [sliced, ...(head.input ?? []).slice(1)];
-  graph.node = (graph.node ?? []).flatMap((n) => (n === head ? [slice, n] : [n]));
-  return LOGITS_FROM;
+  const gathered = 'kvfold.fold.lm_head_hidden';
+  graph.input = [...(graph.input ?? []), { name: LOGITS_AT, type: { tensorType: { elemType: onnx.TensorProto.DataType.INT64, shape: { dim: [{ dimParam: 'logits_positions' }] } } } }];
+  const gather: NodeProto = { opType: 'Gather', input: [hidden, LOGITS_AT], output: [gathered], name: gathered, attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 }] };
+  head.input = [gathered, ...(head.input ?? []).slice(1)];
+  graph.node = (graph.node ?? []).flatMap((n) => (n === head ? [gather, n] : [n]));
+  return LOGITS_AT;
 }
 
 /**
@@ -338,7 +327,7 @@ function consumePresents(graph: onnxProto.onnx.IGraphProto, nodes: ReadonlySet<N
 /** One line for logs and benchmarks. */
 export function describePlan(plan: FoldPlan): string {
   if (plan.kind === 'standard') return `standard graph, presents fetched every step (${plan.reason})`;
-  const logits = plan.logitsFrom ? ', lm_head on the positions asked for' : ', logits of every position';
+  const logits = plan.logitsAt ? ', lm_head on the positions asked for' : ', logits of every position';
   if (plan.kind === 'resident') {
     return `resident: ${plan.attention} attention, presents kept ${plan.presentsOn === 'gpu-buffer' ? 'on the device' : 'as returned'} and fed back, new rows copied to the host${logits}`;
   }

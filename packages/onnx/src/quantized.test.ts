@@ -56,7 +56,7 @@ for (const [label, spec] of [
 test('int4 at the default accuracy level: folded logits equal the single pass, lm_head runs on the last position, under 0.3 of the bytes', async () => {
   const f32 = await modelFolder('size-f32', tinyLlamaSpec({ untied: true }));
   const m = await open('q4-default', tinyLlamaSpec({ untied: true }), { weightDtype: 'int4' });
-  assert.ok(m.decoder.plan.kind === 'in-place' && m.decoder.plan.logitsFrom !== null);
+  assert.ok(m.decoder.plan.kind === 'in-place' && m.decoder.plan.logitsAt !== null);
   const tokens = ids(m);
   const single = await foldLogits(m.decoder, tokens, tokens.length);
   const folded = await foldLogits(m.decoder, tokens, 16);

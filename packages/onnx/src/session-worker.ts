@@ -199,8 +199,8 @@ async function step(s: Session, buffer: KvBuffer, tokens: Int32Array, mode: Logi
     feeds[names.positionIds] = new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt(buffer.nextPosition + i)), [1, n]);
   }
   // Where the graph can, lm_head runs on the last position only, unless every position's logits are asked for.
-  const lastOnly = steps.logitsFrom !== null && mode !== 'all';
-  if (steps.logitsFrom) feeds[steps.logitsFrom] = new ort.Tensor('int64', BigInt64Array.of(BigInt(lastOnly ? n - 1 : 0)), [1]);
+  const lastOnly = steps.logitsAt !== null && mode !== 'all';
+  if (steps.logitsAt) feeds[steps.logitsAt] = lastOnly ? new ort.Tensor('int64', BigInt64Array.of(BigInt(n - 1)), [1]) : new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt(i)), [n]);
   const out = await s.ort.run(feeds, steps.fetches as string[]);
   let outputBytes = 0;
   for (const name of steps.fetches) {

@@ -24,8 +24,8 @@ export interface StepPlan {
   readonly plan: FoldPlan;
   /** Output names a step fetches (the logits first). */
   readonly fetches: readonly string[];
-  /** The input that picks the first position lm_head runs on (fold-graph.ts, LOGITS_FROM); null: every position's logits come back. */
-  readonly logitsFrom: string | null;
+  /** The input that picks the positions lm_head runs on (fold-graph.ts, LOGITS_AT); null: every position's logits come back. */
+  readonly logitsAt: string | null;
   /** Outputs the session should keep on the device (onnxruntime-node's preferred output locations). */
   readonly outputLocations?: Record<string, 'gpu-buffer'>;
   /** Before a step of `n` tokens is fed: room the plan needs in the buffer first. */
@@ -106,7 +106,7 @@ function hostPast(names: IoNames, buffer: KvBuffer, layout: KvLayout, layers?: r
 
 class InPlacePlan implements StepPlan {
   readonly fetches: readonly string[];
-  readonly logitsFrom: string | null;
+  readonly logitsAt: string | null;
   /** Tensors over each buffer's arrays (and an int8 buffer's scales), for pasts fed as the whole buffer; rebuilt when the buffer grows. */
   readonly #tensors = new WeakMap<KvBuffer, { generation: number; feeds: Feeds }>();
   readonly #wholeBuffer: boolean;
@@ -116,7 +116,7 @@ class InPlacePlan implements StepPlan {
     private readonly names: IoNames,
   ) {
     this.fetches = [names.logits, ...plan.layers.flatMap((l) => [l.rows.key, l.rows.value, ...(l.scales ? [l.scales.key, l.scales.value] : [])])];
-    this.logitsFrom = plan.logitsFrom;
+    this.logitsAt = plan.logitsAt;
     this.#wholeBuffer = plan.layers.every((l) => l.past !== 'prefix');
   }
 
@@ -161,7 +161,7 @@ class InPlacePlan implements StepPlan {
 
 class ResidentPlan implements StepPlan {
   readonly fetches: readonly string[];
-  readonly logitsFrom: string | null;
+  readonly logitsAt: string | null;
   readonly outputLocations?: Record<string, 'gpu-buffer'>;
   readonly #presentNames: readonly string[];
 
@@ -172,7 +172,7 @@ class ResidentPlan implements StepPlan {
   ) {
     this.#presentNames = names.presents.flatMap((p) => [p.key, p.value]);
     this.fetches = [names.logits, ...plan.layers.flatMap((l) => [l.rows.key, l.rows.value]), ...this.#presentNames];
-    this.logitsFrom = plan.logitsFrom;
+    this.logitsAt = plan.logitsAt;
     if (plan.presentsOn === 'gpu-buffer') this.outputLocations = Object.fromEntries(this.#presentNames.map((n) => [n, 'gpu-buffer' as const]));
   }
 
@@ -208,7 +208,7 @@ class ResidentPlan implements StepPlan {
 
 class StandardPlan implements StepPlan {
   readonly fetches: readonly string[];
-  readonly logitsFrom = null;
+  readonly logitsAt = null;
 
   constructor(
     readonly plan: Extract<FoldPlan, { kind: 'standard' }>,
