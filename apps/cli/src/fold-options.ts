@@ -7,7 +7,7 @@
  * becomes a spec through `settingsFromFlags`, and the schema checks it.
  */
 import type { BatchSpecInput, FoldPolicy, KvStorage, Sampling } from '@kvfold/contract';
-import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHUNK_SIZE, DEFAULT_GROUPING, DEFAULT_KV, DEFAULT_MAX_NEW_TOKENS, DEFAULT_MAX_TOKENS_PER_DOCUMENT, DEFAULT_STREAMING_SINK, GROUPINGS, KV_CODECS, KV_STORAGES } from '@kvfold/contract/defaults';
+import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHUNK_SIZE, DEFAULT_GROUPING, DEFAULT_KV, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_NEW_TOKENS, DEFAULT_MAX_TOKENS_PER_DOCUMENT, DEFAULT_STREAMING_SINK, GROUPINGS, KV_CODECS, KV_STORAGES } from '@kvfold/contract/defaults';
 import type { PolicyChoice } from '@kvfold/runner';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { CliError } from './cli-error.ts';
@@ -25,6 +25,7 @@ export const SETTING_FLAGS = {
   kv: ['--kv'],
   kvCodec: ['--kv-codec'],
   maxNewTokens: ['--max-new-tokens'],
+  maxBatchSize: ['--max-batch-size'],
   sampling: ['--temperature', '--top-k', '--top-p', '--seed'],
   stop: ['--stop'],
   maxTokensPerDocument: ['--max-tokens-per-document'],
@@ -58,6 +59,7 @@ export interface SettingFlags {
   kv: KvStorage;
   kvCodec?: 'f32' | 'f16' | 'int8';
   maxNewTokens: number;
+  maxBatchSize: number;
   temperature?: number;
   topK?: number;
   topP?: number;
@@ -92,6 +94,10 @@ function optionsOf(field: SettingField, model: ModelFlag): Option[] {
       return [new Option('--kv-codec <codec>', 'checkpoint codec: f32, f16 or int8 (default: the --kv width, lossless)').choices(KV_CODECS)];
     case 'maxNewTokens':
       return [new Option('--max-new-tokens <n>', 'tokens to generate per answer (0: fold only)').argParser(nonNegativeInt('--max-new-tokens')).default(DEFAULT_MAX_NEW_TOKENS)];
+    case 'maxBatchSize':
+      return [
+        new Option('--max-batch-size <n>', "questions decoded together, one step reading the folded cache once for all of them (1: one at a time)").argParser(positiveInt('--max-batch-size')).default(DEFAULT_MAX_BATCH_SIZE),
+      ];
     case 'sampling':
       return [
         new Option('--temperature <t>', 'sample answers at this temperature (> 0) instead of taking the most likely token').argParser(number('--temperature')),
@@ -187,6 +193,7 @@ export async function settingsFromFlags(flags: SettingFlags, model: string): Pro
     kv: flags.kv,
     ...(flags.kvCodec ? { kvCodec: flags.kvCodec } : {}),
     maxNewTokens: flags.maxNewTokens,
+    maxBatchSize: flags.maxBatchSize,
     ...(sampling ? { sampling } : {}),
     stop: flags.stop,
     maxTokensPerDocument: flags.maxTokensPerDocument,

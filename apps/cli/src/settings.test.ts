@@ -99,6 +99,14 @@ test('--kv-codec other than int8 cannot store an int8 cache: refused by name bef
   assert.match(r.stderr, /--kv-codec must be 'int8' \(or absent\) with kv 'int8'/);
 });
 
+test('--max-batch-size: the questions decoded together answer as one at a time, in fold and run', async () => {
+  const apart = await both(['--max-batch-size', '1', '--max-new-tokens', '8']);
+  const together = await both(['--max-batch-size', '8', '--max-new-tokens', '8']);
+  assert.deepEqual(ids(together.fold.answers), ids(apart.fold.answers));
+  assert.deepEqual(ids(together.run.answers), ids(apart.run.answers));
+  assert.deepEqual(ids(together.run.answers), ids(together.fold.answers));
+});
+
 test('sampling with a seed and stop strings give run the answers fold gives', async () => {
   const a = await both(['--temperature', '4', '--seed', '1', '--max-new-tokens', '12']);
   const b = await both(['--temperature', '4', '--seed', '2', '--max-new-tokens', '12']);

@@ -10,6 +10,8 @@ export const DEFAULT_CHUNK_SIZE = 256;
 export const DEFAULT_CHECKPOINT_EVERY = 8;
 /** Tokens generated per query when the spec does not say. */
 export const DEFAULT_MAX_NEW_TOKENS = 32;
+/** Questions of one document answered together, in one step each, when the spec does not say. */
+export const DEFAULT_MAX_BATCH_SIZE = 8;
 /** Longest document folded by default: 128K tokens, the longest context the design targets. */
 export const DEFAULT_MAX_TOKENS_PER_DOCUMENT = 131_072;
 /** Attention-sink tokens a streaming policy keeps by default (StreamingLLM keeps 4). */

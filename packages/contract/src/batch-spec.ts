@@ -8,6 +8,7 @@ import {
   DEFAULT_CHUNK_SIZE,
   DEFAULT_GROUPING,
   DEFAULT_KV,
+  DEFAULT_MAX_BATCH_SIZE,
   DEFAULT_MAX_NEW_TOKENS,
   DEFAULT_MAX_TOKENS_PER_DOCUMENT,
   DEFAULT_STREAMING_SINK,
@@ -94,6 +95,12 @@ export const FoldSettings = z.strictObject({
   queries: z.array(NonEmpty, { error: 'must be an array of strings' }).default([]),
   /** Tokens generated per answer; 0 folds and asks nothing of the model (e.g. with keepFinalState). */
   maxNewTokens: intAtLeast(0).default(DEFAULT_MAX_NEW_TOKENS),
+  /**
+   * Sequences in one model step at most: the questions of a document are decoded together, each
+   * step reading the folded cache once for all of them; 1 answers one question at a time. A
+   * worker's KVFOLD_MAX_BATCH_SIZE caps it.
+   */
+  maxBatchSize: intAtLeast(1).default(DEFAULT_MAX_BATCH_SIZE),
   sampling: Sampling.optional(),
   /** An answer ends before the first of these texts (the model's EOS tokens always end it). */
   stop: z.array(NonEmpty, { error: 'must be an array of strings' }).default([]),

@@ -31,6 +31,26 @@ export interface StepOutput {
   readonly copiedBytes: number;
 }
 
+/**
+ * A packed step: tokens of several sequences that all read the cache's first `prefixRows` rows (a
+ * folded document) and, beyond them, only their own rows, run as one step. Each token is appended
+ * to the cache as a row of its sequence.
+ */
+export interface PackedStepInput {
+  readonly cache: KvCache;
+  readonly tokens: Int32Array; // [S]
+  /** Each token's position. */
+  readonly positions: Int32Array; // [S]
+  /** Each token's sequence; a token reads its sequence's earlier tokens in the step, not the others'. */
+  readonly sequences: Int32Array; // [S]
+  /** Rows [0, prefixRows) every sequence reads. */
+  readonly prefixRows: number;
+  /** The sequence of each cache row in [prefixRows, cache.length). */
+  readonly rowSequences: Int32Array;
+  /** The tokens whose logits come back, in order. */
+  readonly logitsAt: Int32Array; // [k]
+}
+
 export interface CacheOptions {
   /** Rows to allocate up front: a fold knows how many it will hold. The cache grows past it by doubling. */
   readonly capacity: number;
@@ -42,4 +62,8 @@ export interface DecoderModel {
   createCache(options: CacheOptions): Promise<KvCache>;
   /** Runs the chunk over the cache and appends its rows. */
   step(input: StepInput): Promise<StepOutput>;
+  /** True where `stepPacked` can run (`generateBatch` answers one question at a time otherwise). */
+  readonly packs?: boolean;
+  /** Runs a packed step: [k, vocab] logits of the tokens `logitsAt` names. */
+  stepPacked?(input: PackedStepInput): Promise<StepOutput>;
 }

@@ -26,6 +26,7 @@ import type { KvDtype, KvLayout, RowOrder } from '@kvfold/fold-core';
 import onnxProto from 'onnx-proto';
 import type { IoMeta, IoNames } from './io-names.ts';
 import { holdCacheAt, MIN_WIDTH_OPSET } from './kv-width.ts';
+import { packAttention, type PackedInputs } from './packed-attention.ts';
 
 const { onnx } = onnxProto;
 type ModelProto = InstanceType<typeof onnx.ModelProto>;
@@ -54,6 +55,8 @@ export type FoldPlan =
       readonly logitsAt: string | null;
       /** The width the session holds the cache at: the export's, or the one asked for (kv-width.ts). */
       readonly held: KvDtype;
+      /** The inputs of packed steps (packed-attention.ts): several sequences sharing the cache as a prefix, in one step; null where the graph cannot. */
+      readonly packed: PackedInputs | null;
     }
   /**
    * For a device session: the presents stay outputs, kept where the session runs and fed back as
@@ -92,6 +95,8 @@ export interface FoldGraph {
 const MIN_SLICE_OPSET = 10;
 /** Oldest default-domain opset whose Max takes int64. */
 const MIN_MAX_INT_OPSET = 12;
+/** Oldest default-domain opset with everything packed attention writes (ReduceSum's axes as an input). */
+const MIN_PACKED_OPSET = 13;
 
 /** A decoded export and its graph inputs and outputs. */
 export interface ReadGraph {
@@ -204,7 +209,10 @@ export function deriveFoldGraph(read: ReadGraph, names: IoNames, layout: KvLayou
   const presentNames = new Set(names.presents.flatMap((p) => [p.key, p.value]));
   graph.output = (graph.output ?? []).filter((o) => !presentNames.has(o.name ?? ''));
   graph.node = (graph.node ?? []).filter((n) => !dead.has(n));
-  if (gqaNodes.size && opset >= MIN_MAX_INT_OPSET) consumePresents(graph, gqaNodes, constant);
+  // GroupQueryAttention over the whole buffer, with positions given per token, can also run packed
+  // steps (packed-attention.ts): its presents then live inside the op's own branch.
+  const packable = attention === 'GroupQueryAttention' && names.positionIds !== null && names.attentionMask !== null && layers.every((l) => l.past === 'capacity') && opset >= MIN_PACKED_OPSET;
+  if (gqaNodes.size && opset >= MIN_MAX_INT_OPSET && !packable) consumePresents(graph, gqaNodes, constant);
 
   // Sliced pasts: the input holds the cache buffer; the graph reads its first (total - seq) rows.
   if (layers.some((l) => l.past === 'sliced')) {
@@ -256,8 +264,9 @@ export function deriveFoldGraph(read: ReadGraph, names: IoNames, layout: KvLayou
       ...(l.scales ? [output(l.scales.key, onnx.TensorProto.DataType.FLOAT), output(l.scales.value, onnx.TensorProto.DataType.FLOAT)] : []),
     ]),
   ];
+  const packed = packable ? packAttention(graph, [...gqaNodes], opset, layout.kvHeads, layout.headDim, names.attentionMask as string, names.inputIds) : null;
   return {
-    plan: { kind: 'in-place', attention: attention as 'GroupQueryAttention' | 'Concat', layers: planLayers, logitsAt, held },
+    plan: { kind: 'in-place', attention: attention as 'GroupQueryAttention' | 'Concat', layers: planLayers, logitsAt, held, packed },
     model: onnx.ModelProto.encode(model).finish(),
   };
 }

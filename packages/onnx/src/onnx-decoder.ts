@@ -21,6 +21,7 @@ import {
   type KvRows,
   kvRowBytes,
   type ModelLayout,
+  type PackedStepInput,
   sameGeometry,
   type StepInput,
   type StepOutput,
@@ -49,12 +50,14 @@ type Reply = Exclude<WorkerReply, { type: 'error' }>;
 /** Totals over a decoder's steps: what its code copied, and what onnxruntime-node copied out. */
 export interface DecoderCounters {
   steps: number;
+  /** Of `steps`, those run packed (`stepPacked`). */
+  packedSteps: number;
   copiedBytes: number;
   outputBytes: number;
 }
 
 export class OnnxDecoder implements DecoderModel {
-  readonly counters: DecoderCounters = { steps: 0, copiedBytes: 0, outputBytes: 0 };
+  readonly counters: DecoderCounters = { steps: 0, packedSteps: 0, copiedBytes: 0, outputBytes: 0 };
   private nextId = 1;
   private nextCache = 1;
   private readonly pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
@@ -142,6 +145,41 @@ export class OnnxDecoder implements DecoderModel {
     return { logits: r.logits, copiedBytes: r.copiedBytes };
   }
 
+  /** Whether this session can run packed steps (several sequences over one shared prefix). */
+  get packs(): boolean {
+    return this.plan.kind === 'in-place' && this.plan.packed !== null;
+  }
+
+  /**
+   * A packed step: several sequences' tokens at their own positions, each reading the cache's
+   * first `prefixRows` rows and its own rows beyond them (packed-attention.ts), in one session run.
+   */
+  async stepPacked(input: PackedStepInput): Promise<StepOutput> {
+    const cache = input.cache;
+    if (!(cache instanceof OnnxKvCache) || cache.owner !== this) throw new RangeError('a step runs on a cache created by the same model (createCache)');
+    if (!this.packs) throw new RangeError(`this session cannot run packed steps: ${describePlan(this.plan)}`);
+    const n = input.tokens.length;
+    if (n === 0 || input.positions.length !== n || input.sequences.length !== n) throw new RangeError('a packed step needs tokens, positions and sequences of one length, at least one');
+    const own = cache.length - input.prefixRows;
+    if (own < 0 || input.rowSequences.length !== own) throw new RangeError(`a packed step over ${cache.length} rows with a prefix of ${input.prefixRows} needs the sequence of each of its ${Math.max(0, own)} own rows`);
+    // [S, own + S]: a token reads the earlier rows of its sequence and its sequence's tokens up to itself.
+    const width = own + n;
+    const bias = new Float32Array(n * width).fill(MASKED_SCORE);
+    for (let i = 0; i < n; i++) {
+      const seq = input.sequences[i];
+      for (let r = 0; r < own; r++) if (input.rowSequences[r] === seq) bias[i * width + r] = 0;
+      for (let j = 0; j <= i; j++) if (input.sequences[j] === seq) bias[i * width + own + j] = 0;
+    }
+    const packed = { positions: input.positions, prefixRows: input.prefixRows, bias, logitsAt: input.logitsAt };
+    const r = (await this.request({ type: 'step', id: 0, cacheId: cache.id, tokens: input.tokens, logits: 'all', packed }, [bias.buffer])) as Extract<Reply, { type: 'result' }>;
+    cache.sync(r.state);
+    this.counters.steps++;
+    this.counters.packedSteps++;
+    this.counters.copiedBytes += r.copiedBytes + bias.byteLength;
+    this.counters.outputBytes += r.outputBytes;
+    return { logits: r.logits, copiedBytes: r.copiedBytes + bias.byteLength };
+  }
+
   /** @internal A cache operation, run in the session thread. */
   async cacheOp(cacheId: number, op: CacheOp, transfer: ArrayBuffer[] = []): Promise<{ state: CacheState; rows?: KvRows }> {
     const r = (await this.request({ type: 'cache', id: 0, cacheId, op }, transfer)) as Extract<Reply, { type: 'done' }>;
@@ -177,6 +215,9 @@ export class OnnxDecoder implements DecoderModel {
     else p.reject(new ModelError('KVF_MODEL_RUNTIME', `ONNX Runtime failed a step: ${msg.message}`));
   }
 }
+
+/** A score a token may not read: float32's lowest finite value. */
+const MASKED_SCORE = -3.4028234663852886e38;
 
 /** A KV cache held by an OnnxDecoder's session thread; this handle mirrors its counters. */
 export class OnnxKvCache implements KvCache {

@@ -14,6 +14,15 @@ export type Device = 'cpu' | 'webgpu' | 'cuda';
  */
 export type FoldGraphChoice = 'auto' | 'resident' | 'standard';
 
+/** What a packed step adds to a step (packed-attention.ts). */
+export interface PackedFeeds {
+  readonly positions: Int32Array; // [S]
+  readonly prefixRows: number;
+  /** [S, R]: 0 where a token reads a row of its own, the lowest float elsewhere (R = cache rows past the prefix + S). */
+  readonly bias: Float32Array;
+  readonly logitsAt: Int32Array; // [k]
+}
+
 /** A cache's counters after an operation, mirrored by its handle on the main thread. */
 export interface CacheState extends KvPositions {
   readonly length: number;
@@ -44,7 +53,7 @@ export type WorkerRequest =
       readonly kvDtype?: KvDtype;
     }
   | { readonly type: 'cache'; readonly id: number; readonly cacheId: number; readonly op: CacheOp }
-  | { readonly type: 'step'; readonly id: number; readonly cacheId: number; readonly tokens: Int32Array; readonly logits: LogitsMode }
+  | { readonly type: 'step'; readonly id: number; readonly cacheId: number; readonly tokens: Int32Array; readonly logits: LogitsMode; readonly packed?: PackedFeeds }
   | { readonly type: 'close'; readonly id: number };
 
 export type WorkerReply =

@@ -15,7 +15,7 @@ import * as ort from 'onnxruntime-node';
 import { deriveFoldGraph, describePlan, type FoldGraph, readGraph } from './fold-graph.ts';
 import { discover, type IoNames } from './io-names.ts';
 import { ModelError } from './errors.ts';
-import type { CacheOp, CacheState, Device, FoldGraphChoice, WorkerReply, WorkerRequest } from './protocol.ts';
+import type { CacheOp, CacheState, Device, FoldGraphChoice, PackedFeeds, WorkerReply, WorkerRequest } from './protocol.ts';
 import { createStepPlan, type StepPlan } from './step-plans.ts';
 
 if (!parentPort) throw new Error('session-worker must run in a worker thread');
@@ -96,7 +96,7 @@ port.on('message', async (req: WorkerRequest) => {
     }
     const buffer = cacheOf(req.cacheId);
     const started = performance.now();
-    const r = await step(s, buffer, req.tokens, req.logits);
+    const r = await step(s, buffer, req.tokens, req.logits, req.packed);
     reply(
       { type: 'result', id: req.id, logits: r.logits, state: stateOf(buffer), copiedBytes: r.copiedBytes, outputBytes: r.outputBytes, ms: performance.now() - started },
       r.logits.byteLength ? [r.logits.buffer as ArrayBuffer] : [],
@@ -180,8 +180,11 @@ function ensureOnes(n: number): void {
   if (ones.length < n) ones = new BigInt64Array(Math.max(n, ones.length * 2)).fill(1n);
 }
 
-/** Runs one chunk against a cache and appends its rows. */
-async function step(s: Session, buffer: KvBuffer, tokens: Int32Array, mode: LogitsMode): Promise<{ logits: Float32Array; copiedBytes: number; outputBytes: number }> {
+/**
+ * Runs one chunk against a cache and appends its rows; a packed step (`packed`) runs tokens of
+ * several sequences at their own positions, each reading the shared prefix and its own rows.
+ */
+async function step(s: Session, buffer: KvBuffer, tokens: Int32Array, mode: LogitsMode, packed?: PackedFeeds): Promise<{ logits: Float32Array; copiedBytes: number; outputBytes: number }> {
   const { names, steps } = s;
   const n = tokens.length;
   if (n === 0) throw new RangeError('a step needs at least one token');
@@ -193,14 +196,19 @@ async function step(s: Session, buffer: KvBuffer, tokens: Int32Array, mode: Logi
   const feeds: Record<string, ort.Tensor> = {
     [names.inputIds]: new ort.Tensor('int64', BigInt64Array.from(tokens, (t) => BigInt(t)), [1, n]),
     ...steps.pastFeeds(buffer),
+    ...steps.modeFeeds(buffer, packed),
   };
   if (names.attentionMask) feeds[names.attentionMask] = new ort.Tensor('int64', ones.subarray(0, total), [1, total]);
   if (names.positionIds) {
-    feeds[names.positionIds] = new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt(buffer.nextPosition + i)), [1, n]);
+    const at = (i: number) => BigInt(packed ? (packed.positions[i] as number) : buffer.nextPosition + i);
+    feeds[names.positionIds] = new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, i) => at(i)), [1, n]);
   }
   // Where the graph can, lm_head runs on the last position only, unless every position's logits are asked for.
   const lastOnly = steps.logitsAt !== null && mode !== 'all';
-  if (steps.logitsAt) feeds[steps.logitsAt] = lastOnly ? new ort.Tensor('int64', BigInt64Array.of(BigInt(n - 1)), [1]) : new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt(i)), [n]);
+  if (steps.logitsAt) {
+    const at = packed ? packed.logitsAt : lastOnly ? Int32Array.of(n - 1) : Int32Array.from({ length: n }, (_, i) => i);
+    feeds[steps.logitsAt] = new ort.Tensor('int64', BigInt64Array.from(at, (i) => BigInt(i)), [at.length]);
+  }
   const out = await s.ort.run(feeds, steps.fetches as string[]);
   let outputBytes = 0;
   for (const name of steps.fetches) {
@@ -211,7 +219,13 @@ async function step(s: Session, buffer: KvBuffer, tokens: Int32Array, mode: Logi
 
   const all = out[names.logits]?.data as Float32Array; // [positions computed, vocab]
   let logits: Float32Array;
-  if (mode === 'all' || (mode === 'last' && lastOnly)) logits = all;
+  if (packed && !steps.logitsAt) {
+    // A graph that computes every position's logits: the rows asked for, picked here.
+    const vocab = all.length / n;
+    logits = new Float32Array(packed.logitsAt.length * vocab);
+    for (const [j, i] of packed.logitsAt.entries()) logits.set(all.subarray(i * vocab, (i + 1) * vocab), j * vocab);
+    copied += logits.byteLength;
+  } else if (packed || mode === 'all' || (mode === 'last' && lastOnly)) logits = all;
   else if (mode === 'last') {
     const vocab = all.length / n;
     logits = all.slice((n - 1) * vocab, n * vocab);

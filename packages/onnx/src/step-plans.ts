@@ -15,6 +15,7 @@ import type { KvBuffer, KvData, KvLayout } from '@kvfold/fold-core';
 import * as ort from 'onnxruntime-node';
 import type { FoldPlan, LayerPlan } from './fold-graph.ts';
 import type { IoNames } from './io-names.ts';
+import type { PackedFeeds } from './protocol.ts';
 import { invalidate, keepPresents, pinPresents, residentPast, rewoundTo } from './resident-cache.ts';
 
 type Outputs = ort.InferenceSession.ReturnType;
@@ -30,6 +31,8 @@ export interface StepPlan {
   readonly outputLocations?: Record<string, 'gpu-buffer'>;
   /** Before a step of `n` tokens is fed: room the plan needs in the buffer first. */
   prepare(buffer: KvBuffer, n: number): void;
+  /** The packed-step inputs of a graph that takes them: the packed step's, or an ordinary step's (packed off). */
+  modeFeeds(buffer: KvBuffer, packed?: PackedFeeds): Feeds;
   /** Each layer's past, for the next step. */
   pastFeeds(buffer: KvBuffer): Feeds;
   /** Appends the step's `n` new rows from its outputs and advances the buffer; returns bytes copied beyond the buffer's own count. */
@@ -125,6 +128,21 @@ class InPlacePlan implements StepPlan {
     buffer.ensureRoom(n);
   }
 
+  modeFeeds(buffer: KvBuffer, packed?: PackedFeeds): Feeds {
+    const inputs = this.plan.packed;
+    if (!inputs) {
+      if (packed) throw new RangeError('this session cannot run packed steps (its graph has no packed attention)');
+      return {};
+    }
+    const own = buffer.length - (packed?.prefixRows ?? buffer.length);
+    const tokens = packed ? packed.positions.length : 1;
+    return {
+      [inputs.packed]: new ort.Tensor('bool', Uint8Array.of(packed ? 1 : 0), []),
+      [inputs.prefixRows]: new ort.Tensor('int64', BigInt64Array.of(BigInt(packed?.prefixRows ?? buffer.length)), [1]),
+      [inputs.suffixBias]: packed ? new ort.Tensor('float32', packed.bias, [tokens, own + tokens]) : new ort.Tensor('float32', new Float32Array(1), [1, 1]),
+    };
+  }
+
   pastFeeds(buffer: KvBuffer): Feeds {
     return this.#wholeBuffer ? this.#bufferFeeds(buffer) : hostPast(this.names, buffer, buffer.layout, this.plan.layers);
   }
@@ -178,6 +196,10 @@ class ResidentPlan implements StepPlan {
 
   prepare(): void {}
 
+  modeFeeds(): Feeds {
+    return {};
+  }
+
   pastFeeds(buffer: KvBuffer): Feeds {
     const resident = residentPast(buffer);
     if (!resident) return hostPast(this.names, buffer, this.layout);
@@ -219,6 +241,10 @@ class StandardPlan implements StepPlan {
   }
 
   prepare(): void {}
+
+  modeFeeds(): Feeds {
+    return {};
+  }
 
   pastFeeds(buffer: KvBuffer): Feeds {
     return hostPast(this.names, buffer, this.layout);

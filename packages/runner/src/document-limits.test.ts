@@ -1,6 +1,7 @@
 /**
  * The one length rule of fold, run and the worker, with no model: a full-policy document leaves
- * room for its longest question and every answer token but the last; streaming needs no room.
+ * room for its longest question and every answer token but the last; streaming needs no room; the
+ * cache reserves the rows of every question decoded together.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -19,7 +20,16 @@ test('the longest question and its answer, less the last token, are what a full 
     code: 'KVF_DOC_TOO_LONG',
     message: /^doc needs 1001 positions \(961 document tokens \+ 40 for the longest question and its answer\) but the model was trained for 1000/,
   });
-  assert.equal(cacheRows(fullPolicy, 960, 64, limits), 1000);
+  assert.equal(cacheRows(fullPolicy, 960, 64, { ...full, together: 1 }), 1000);
+});
+
+test('questions answered together reserve the rows of the longest of them, all at once', () => {
+  const answers = { maxNewTokens: 32, questionTokens: [5, 9, 7] };
+  assert.equal(cacheRows(fullPolicy, 960, 64, { ...answers, together: 2 }), 960 + 40 + 38);
+  assert.equal(cacheRows(fullPolicy, 960, 64, { ...answers, together: 8 }), 960 + 40 + 38 + 36);
+  assert.equal(cacheRows(fullPolicy, 960, 64, { ...answers, questionTokens: [], together: 8 }), 960);
+  // Positions do not add up: every question of the batch starts where the document ends.
+  assert.equal(documentLimits(1000, { ...answers, positionsGrow: true }).answerRows, 40);
 });
 
 test('no answer tokens: the question alone counts; no questions: nothing', () => {

@@ -8,7 +8,7 @@
  * positions, and the model has `maxPositions`. A streaming fold assigns positions within its
  * bounded cache, so only the batch's own limit applies.
  */
-import { generationRows, type KvPolicy } from '@kvfold/fold-core';
+import { batchGenerationRows, generationRows, type KvPolicy } from '@kvfold/fold-core';
 import { DocumentError, DocumentErrorCode } from './failures.ts';
 
 export interface LimitSettings {
@@ -59,7 +59,11 @@ export function checkLength(tokens: number, limits: DocumentLimits, settings: Li
   throw new DocumentError(DocumentErrorCode.TooLong, `${msg}; split it, shorten the questions or answers, or use the streaming policy`);
 }
 
-/** Rows a cache needs to fold `tokens` tokens in chunks of `chunkSize` under `policy`, then answer every question. */
-export function cacheRows(policy: KvPolicy, tokens: number, chunkSize: number, limits: DocumentLimits): number {
-  return policy.rows(tokens, chunkSize, limits.answerRows);
+/**
+ * Rows a cache needs to fold `tokens` tokens in chunks of `chunkSize` under `policy`, then answer
+ * `questionTokens`' questions, `together` at a time (1 for a model that cannot pack steps): all of
+ * it reserved before the fold, so a batch the memory cannot hold is refused before any allocation.
+ */
+export function cacheRows(policy: KvPolicy, tokens: number, chunkSize: number, answers: { questionTokens: readonly number[]; maxNewTokens: number; together: number }): number {
+  return policy.rows(tokens, chunkSize, batchGenerationRows(answers.questionTokens, answers.maxNewTokens, answers.together));
 }

@@ -2,7 +2,7 @@
  * The job loop: a document's whole life on a model, written once, behind `kvfold fold`,
  * `kvfold run` and the queue worker.
  *
- *     cache   <- a new cache, sized for the document, its longest question and the answer
+ *     cache   <- a new cache, sized for the document and the questions decoded together
  *     start   <- the stored checkpoint, loaded into the cache (or step 0)
  *     for each chunk after `start`:                      fold-core's fold: the model appends the chunk's rows
  *         score NLL, report progress
@@ -15,7 +15,7 @@
  * Nothing here does I/O of its own: the model, the checkpoint store and the result's sink are
  * passed in. A crash loses at most one checkpoint interval; a stop loses nothing.
  */
-import { type DecoderModel, type FoldStep, fold, generate, type KvCache, type KvPolicy, type SamplingOptions, stepCount, tokensAfter } from '@kvfold/fold-core';
+import { type DecoderModel, type FoldStep, fold, generateBatch, type KvCache, KvCacheError, KvCacheErrorCode, type KvPolicy, type SamplingOptions, stepCount, tokensAfter } from '@kvfold/fold-core';
 import { type CheckpointIdentity, type CheckpointReport, type CheckpointSettings, openCheckpoints } from './checkpoints.ts';
 import { cacheRows, type DocumentLimits } from './document-limits.ts';
 
@@ -32,6 +32,8 @@ export interface JobSettings {
   /** Per-chunk NLL (every position's logits come back). */
   readonly nll: boolean;
   readonly maxNewTokens: number;
+  /** Questions decoded together, one model step for all of them (1: one question at a time). */
+  readonly maxBatchSize: number;
   readonly stopTokens: readonly number[];
   readonly decode: (ids: readonly number[]) => string;
   /** Sample answers (default greedy); question i draws from seed + i, so each answer is reproducible alone. */
@@ -129,7 +131,7 @@ export async function runJob(job: FoldJob): Promise<JobOutcome> {
   const { model, tokens, settings, control = {} } = job;
   const { chunkSize, policy } = settings;
   const totalSteps = stepCount(tokens.length, chunkSize);
-  const cache = await model.createCache({ capacity: cacheRows(policy, tokens.length, chunkSize, job.limits) });
+  const cache = await createJobCache(job);
   try {
     const identity = { fingerprints: job.fingerprints, chunkSize, policy, withLogits: settings.nll };
     const checkpoints = await openCheckpoints(job.checkpoint, cache, identity, (field) => control.onStartOver?.(field));
@@ -197,20 +199,47 @@ export async function runJob(job: FoldJob): Promise<JobOutcome> {
   }
 }
 
-/** Every question from the folded cache, one after another; question i samples from seed + i. */
+/**
+ * The document's cache, sized for its fold and the questions decoded together; one the memory
+ * cannot hold is refused before anything is allocated, saying how many of its rows are the answers'.
+ */
+async function createJobCache(job: FoldJob): Promise<KvCache> {
+  const { model, tokens, settings } = job;
+  const together = model.packs === true ? Math.min(settings.maxBatchSize, job.questions.length) : 1;
+  const answers = { questionTokens: job.questions.map((q) => q.tokens.length), maxNewTokens: settings.maxNewTokens, together };
+  const rows = cacheRows(settings.policy, tokens.length, settings.chunkSize, answers);
+  try {
+    return await model.createCache({ capacity: rows });
+  } catch (err) {
+    const answerRows = rows - cacheRows(settings.policy, tokens.length, settings.chunkSize, { ...answers, questionTokens: [] });
+    if (!(err instanceof KvCacheError) || err.code !== KvCacheErrorCode.NoMemory || together < 2) throw err;
+    throw new KvCacheError(err.code, `${err.message}; ${answerRows} of the rows are the answers of ${together} questions decoded together: lower --max-batch-size`);
+  }
+}
+
+/**
+ * Every question from the folded cache, up to `maxBatchSize` of them decoded together (each step
+ * reads the folded cache once for all of them; their prompts are read a chunk's worth of tokens a
+ * step, as the fold read the document); question i samples from seed + i, so each answer is the
+ * one it would get alone.
+ */
 async function answerQuestions(model: DecoderModel, cache: KvCache, questions: readonly Query[], s: JobSettings): Promise<Answer[]> {
-  const answers: Answer[] = [];
-  for (const [i, q] of questions.entries()) {
-    const g = await generate(model, cache, q.tokens, {
+  const sampling = s.sampling;
+  const generated = await generateBatch(
+    model,
+    cache,
+    questions.map((q) => q.tokens),
+    {
       maxNewTokens: s.maxNewTokens,
+      maxBatch: s.maxBatchSize,
+      maxStepTokens: s.chunkSize,
       stopTokens: s.stopTokens,
       decode: s.decode,
-      ...(s.sampling ? { sampling: { ...s.sampling, seed: s.sampling.seed + i } } : {}),
+      ...(sampling ? { sampling: (i: number) => ({ ...sampling, seed: sampling.seed + i }) } : {}),
       ...(s.stopStrings?.length ? { stopStrings: s.stopStrings } : {}),
-    });
-    answers.push({ query: q.text, text: g.text ?? s.decode(g.tokenIds), tokenIds: g.tokenIds, stopReason: g.stopReason });
-  }
-  return answers;
+    },
+  );
+  return generated.map((g, i) => ({ query: (questions[i] as Query).text, text: g.text ?? s.decode(g.tokenIds), tokenIds: g.tokenIds, stopReason: g.stopReason }));
 }
 
 function progressOf(s: FoldStep, totalTokens: number): JobProgress {

@@ -68,13 +68,21 @@ export function prepareDocument(model: LoadedModel, text: string, settings: Prep
 export function jobSettings(
   model: LoadedModel,
   doc: PreparedDocument,
-  s: { readonly chunkSize: number; readonly nll: boolean; readonly maxNewTokens: number; readonly sampling?: SamplingOptions | undefined; readonly stop: readonly string[] },
+  s: {
+    readonly chunkSize: number;
+    readonly nll: boolean;
+    readonly maxNewTokens: number;
+    readonly maxBatchSize: number;
+    readonly sampling?: SamplingOptions | undefined;
+    readonly stop: readonly string[];
+  },
 ): JobSettings {
   return {
     chunkSize: s.chunkSize,
     policy: doc.policy,
     nll: s.nll,
     maxNewTokens: s.maxNewTokens,
+    maxBatchSize: s.maxBatchSize,
     stopTokens: model.stopTokens,
     decode: (ids) => model.tokenizer.decode(ids),
     ...(s.sampling ? { sampling: s.sampling } : {}),

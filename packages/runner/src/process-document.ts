@@ -24,6 +24,8 @@ export interface ProcessDeps {
   readonly store: ObjectStore;
   readonly models: ModelCache;
   readonly log: Logger;
+  /** Caps the batch's maxBatchSize (a worker's KVFOLD_MAX_BATCH_SIZE). */
+  readonly maxBatchSize?: number;
   /** Fleet metrics (the worker's FoldMetrics); optional for local runs. */
   readonly metrics?: {
     recordStep(seconds: number, tokens: number): Promise<void>;
@@ -91,7 +93,7 @@ export async function processDocument(job: DocumentJob, deps: ProcessDeps, contr
       tokens: doc.tokens,
       questions: doc.questions,
       limits: doc.limits,
-      settings: jobSettings(model, doc, { ...f, nll: false }),
+      settings: jobSettings(model, doc, { ...f, nll: false, maxBatchSize: Math.min(f.maxBatchSize, deps.maxBatchSize ?? f.maxBatchSize) }),
       checkpoint: {
         store: deps.store,
         key: checkpointKey(job.docId, { ...f, kvCodec: checkpointCodecOf(f) }),

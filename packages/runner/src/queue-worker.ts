@@ -33,6 +33,8 @@ export interface QueueWorkerDeps {
   readonly log: Logger;
   /** Documents folded at once by this process (one per device). */
   readonly concurrency: number;
+  /** Caps each batch's maxBatchSize (KVFOLD_MAX_BATCH_SIZE). */
+  readonly maxBatchSize?: number;
   /** BullMQ lock duration (ms); it is renewed at half of it while a fold runs. */
   readonly lockDurationMs?: number;
   /** How often (ms) this worker looks for jobs whose lock expired (a crashed or paused worker's) and requeues them. */
@@ -94,7 +96,7 @@ export function startQueueWorker(deps: QueueWorkerDeps): QueueWorker {
       }
       const outcome = await processDocument(
         data,
-        { store, models: deps.models, log: jlog, metrics },
+        { store, models: deps.models, log: jlog, metrics, ...(deps.maxBatchSize ? { maxBatchSize: deps.maxBatchSize } : {}) },
         {
           attempt,
           writerId: `${job.id}:${attempt}:${workerName}`,

@@ -19,3 +19,9 @@ test('every bad variable is named in one error', () => {
   );
   assert.throws(() => loadWorkerEnv({ KVFOLD_THREADS: '0' }), /KVFOLD_THREADS: must be an integer >= 1/);
 });
+
+test('KVFOLD_MAX_BATCH_SIZE: unset leaves each batch its own, a count caps it, anything else is named', () => {
+  assert.equal(loadWorkerEnv({}).KVFOLD_MAX_BATCH_SIZE, undefined);
+  assert.equal(loadWorkerEnv({ KVFOLD_MAX_BATCH_SIZE: '4' }).KVFOLD_MAX_BATCH_SIZE, 4);
+  assert.throws(() => loadWorkerEnv({ KVFOLD_MAX_BATCH_SIZE: '0' }), /KVFOLD_MAX_BATCH_SIZE: must be an integer >= 1/);
+});

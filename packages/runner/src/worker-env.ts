@@ -26,6 +26,8 @@ export const WorkerEnvSchema = z.object({
   KVFOLD_STALLED_INTERVAL_MS: envInteger(100, 30_000),
   /** ONNX Runtime intra-op threads; unset uses every core. */
   KVFOLD_THREADS: envOptional(z.string().regex(/^[1-9][0-9]*$/, { error: 'must be an integer >= 1' }).transform(Number).optional()),
+  /** Caps a batch's maxBatchSize on this worker (the sequences one step of its session runs); unset: the batch's. */
+  KVFOLD_MAX_BATCH_SIZE: envOptional(z.string().regex(/^[1-9][0-9]*$/, { error: 'must be an integer >= 1' }).transform(Number).optional()),
 });
 
 export type WorkerEnv = Env & z.output<typeof WorkerEnvSchema> & { readonly KVFOLD_STORE: string; readonly KVFOLD_MODEL_CACHE: string };

@@ -42,6 +42,7 @@ export async function runWorker(source: Readonly<Record<string, string | undefin
     metrics: new FoldMetrics(redis, { prefix: env.KVFOLD_QUEUE_PREFIX }),
     log,
     concurrency: env.KVFOLD_WORKER_CONCURRENCY,
+    ...(env.KVFOLD_MAX_BATCH_SIZE ? { maxBatchSize: env.KVFOLD_MAX_BATCH_SIZE } : {}),
     lockDurationMs: env.KVFOLD_LOCK_DURATION_MS,
     stalledIntervalMs: env.KVFOLD_STALLED_INTERVAL_MS,
   });

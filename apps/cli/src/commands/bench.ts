@@ -9,6 +9,7 @@ import type { FoldMeasurement } from '@kvfold/bench';
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { list, parseTokenCount, positiveInt } from '../options.ts';
+import { registerBatchBench } from './bench-batch.ts';
 import { kvfoldChild } from './bench-child.ts';
 import { registerDeviceBench, registerEngineBench } from './bench-engine.ts';
 import { registerPrecisionBench } from './bench-precision.ts';
@@ -29,6 +30,7 @@ export function registerBench(program: Command): void {
   registerEngineBench(bench);
   registerDeviceBench(bench);
   registerPrecisionBench(bench);
+  registerBatchBench(bench);
   bench
     .command('fold')
     .description('fold throughput and peak RSS by chunk size, beside one single-pass forward where it fits')

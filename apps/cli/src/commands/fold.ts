@@ -77,7 +77,7 @@ async function foldCommand(model: LoadedModel, text: string, opts: FoldOptions, 
     tokens: doc.tokens,
     questions: doc.questions,
     limits: doc.limits,
-    settings: jobSettings(model, doc, { chunkSize: opts.chunkSize, nll: opts.nll === true, maxNewTokens: opts.maxNewTokens, sampling: await samplingOf(opts), stop: opts.stop }),
+    settings: jobSettings(model, doc, { chunkSize: opts.chunkSize, nll: opts.nll === true, maxNewTokens: opts.maxNewTokens, maxBatchSize: opts.maxBatchSize, sampling: await samplingOf(opts), stop: opts.stop }),
     ...(checkpoint
       ? {
           checkpoint: {
