@@ -24,5 +24,6 @@ export { measureFidelity, measurePrecisionRun } from './precision/measure-precis
 export type { Fidelity, FidelityOptions, PrecisionRun, PrecisionRunOptions } from './precision/measure-precision.ts';
 export { PRECISION_SHAPES, parameterCount, randomCheckpointTensors } from './precision/shapes.ts';
 export type { PrecisionShape } from './precision/shapes.ts';
+export * from './llamacpp/index.ts';
 export { measureBatch } from './batch/measure-batch.ts';
 export type { BatchBenchOptions, BatchReport, BatchRow, BatchTiming } from './batch/measure-batch.ts';

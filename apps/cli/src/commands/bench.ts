@@ -13,6 +13,7 @@ import { registerBatchBench } from './bench-batch.ts';
 import { kvfoldChild } from './bench-child.ts';
 import { registerDeviceBench, registerEngineBench } from './bench-engine.ts';
 import { registerPrecisionBench } from './bench-precision.ts';
+import { registerLlamaCppBench } from './bench-llamacpp.ts';
 
 interface BenchOptions {
   model?: string;
@@ -31,6 +32,7 @@ export function registerBench(program: Command): void {
   registerDeviceBench(bench);
   registerPrecisionBench(bench);
   registerBatchBench(bench);
+  registerLlamaCppBench(bench);
   bench
     .command('fold')
     .description('fold throughput and peak RSS by chunk size, beside one single-pass forward where it fits')
