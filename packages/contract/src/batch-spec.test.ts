@@ -25,6 +25,7 @@ describe('BatchSpec', () => {
       kv: 'f32',
       queries: [],
       maxNewTokens: 32,
+      maxBatchSize: 8,
       stop: [],
       maxTokensPerDocument: 131072,
       chatTemplate: false,

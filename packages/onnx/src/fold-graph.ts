@@ -83,6 +83,12 @@ export interface DeriveOptions {
   readonly keepPresents?: boolean;
   /** Hold the cache at this width instead of the export's (in place only; kv-width.ts). */
   readonly held?: KvDtype;
+  /**
+   * Caches one packed step can read (packed-attention.ts): the documents whose steps share a
+   * session run. Default 1. Only where the cache is held at the export's width (another width is
+   * widened in the graph for the layer's own past only); elsewhere it is 1.
+   */
+  readonly slots?: number;
 }
 
 export interface FoldGraph {
@@ -264,7 +270,8 @@ export function deriveFoldGraph(read: ReadGraph, names: IoNames, layout: KvLayou
       ...(l.scales ? [output(l.scales.key, onnx.TensorProto.DataType.FLOAT), output(l.scales.value, onnx.TensorProto.DataType.FLOAT)] : []),
     ]),
   ];
-  const packed = packable ? packAttention(graph, [...gqaNodes], opset, layout.kvHeads, layout.headDim, names.attentionMask as string, names.inputIds) : null;
+  const slots = held === layout.dtype ? Math.max(1, options.slots ?? 1) : 1;
+  const packed = packable ? packAttention(graph, [...gqaNodes], { opset, kvHeads: layout.kvHeads, headDim: layout.headDim, slots, pasts: names.pastKeyValues }) : null;
   return {
     plan: { kind: 'in-place', attention: attention as 'GroupQueryAttention' | 'Concat', layers: planLayers, logitsAt, held, packed },
     model: onnx.ModelProto.encode(model).finish(),

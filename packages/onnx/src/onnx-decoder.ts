@@ -18,6 +18,7 @@ import {
   type KvLayout,
   type KvMark,
   type KvPositions,
+  type LogitsMode,
   type KvRows,
   kvRowBytes,
   type ModelLayout,
@@ -30,7 +31,7 @@ import { ModelError, type ModelErrorCode } from './errors.ts';
 import { describePlan, type FoldPlan } from './fold-graph.ts';
 import { discover } from './io-names.ts';
 import type { ModelFolder } from './model-folder.ts';
-import type { CacheOp, CacheState, Device, FoldGraphChoice, IoNames, WorkerReply, WorkerRequest } from './protocol.ts';
+import type { CacheOp, CacheState, Device, FoldGraphChoice, IoNames, PackedFeeds, WorkerReply, WorkerRequest } from './protocol.ts';
 
 export interface DecoderOptions {
   readonly device?: Device;
@@ -43,6 +44,23 @@ export interface DecoderOptions {
    * than the export's needs the fold graph, which widens each layer's past in the graph (kv-width.ts).
    */
   readonly kvDtype?: KvDtype;
+  /**
+   * Caches one session run can serve (default 1): steps of different caches asked for while the
+   * session is busy run together as one packed step, up to this many (packed-attention.ts). Needs
+   * a graph that packs, with the cache held at the export's width; elsewhere it is 1.
+   */
+  readonly slots?: number;
+}
+
+/** A step waiting for the session: its slot of the next packed step. */
+interface Queued {
+  readonly cache: OnnxKvCache;
+  readonly tokens: Int32Array;
+  readonly packed: PackedFeeds;
+  /** A plain step's logits mode (it may run alone, as an ordinary step); null for a packed step. */
+  readonly plain: LogitsMode | null;
+  readonly resolve: (out: StepOutput) => void;
+  readonly reject: (err: Error) => void;
 }
 
 type Reply = Exclude<WorkerReply, { type: 'error' }>;
@@ -50,18 +68,25 @@ type Reply = Exclude<WorkerReply, { type: 'error' }>;
 /** Totals over a decoder's steps: what its code copied, and what onnxruntime-node copied out. */
 export interface DecoderCounters {
   steps: number;
-  /** Of `steps`, those run packed (`stepPacked`). */
+  /** Of `steps`, those run packed (`stepPacked`, or in a packed step with other caches). */
   packedSteps: number;
+  /** Of `steps`, those that shared their session run with another cache's. */
+  sharedSteps: number;
+  /** Session runs of steps. */
+  runs: number;
   copiedBytes: number;
   outputBytes: number;
 }
 
 export class OnnxDecoder implements DecoderModel {
-  readonly counters: DecoderCounters = { steps: 0, packedSteps: 0, copiedBytes: 0, outputBytes: 0 };
+  readonly counters: DecoderCounters = { steps: 0, packedSteps: 0, sharedSteps: 0, runs: 0, copiedBytes: 0, outputBytes: 0 };
   private nextId = 1;
   private nextCache = 1;
   private readonly pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
   private closed = false;
+  /** Steps waiting for the session, and whether a run is in flight. */
+  private readonly queue: Queued[] = [];
+  private running = false;
 
   private constructor(
     private readonly worker: Worker,
@@ -100,6 +125,7 @@ export class OnnxDecoder implements DecoderModel {
       foldGraph: options.foldGraph ?? 'auto',
       ...(options.threads ? { threads: options.threads } : {}),
       ...(options.kvDtype ? { kvDtype: options.kvDtype } : {}),
+      ...(options.slots && options.slots > 1 ? { slots: options.slots } : {}),
     };
     const ready = await new Promise<Extract<WorkerReply, { type: 'ready' }>>((resolve, reject) => {
       const onMessage = (msg: WorkerReply) => {
@@ -132,17 +158,27 @@ export class OnnxDecoder implements DecoderModel {
     return new OnnxKvCache(this, cacheId, kvLayoutOf(this.layout), state);
   }
 
+  /** Caches one session run serves (DecoderOptions.slots, where the graph packs). */
+  get slots(): number {
+    return this.plan.kind === 'in-place' ? (this.plan.packed?.slots ?? 1) : 1;
+  }
+
   async step(input: StepInput): Promise<StepOutput> {
-    const cache = input.cache;
-    if (!(cache instanceof OnnxKvCache) || cache.owner !== this) throw new RangeError('a step runs on a cache created by the same model (createCache)');
-    if (!sameGeometry(cache.layout, this.layout)) throw new RangeError('the cache does not fit this model');
+    const cache = this.#own(input.cache);
     if (input.tokens.length === 0) throw new RangeError('a step needs at least one token');
-    const r = (await this.request({ type: 'step', id: 0, cacheId: cache.id, tokens: input.tokens, logits: input.logits })) as Extract<Reply, { type: 'result' }>;
-    cache.sync(r.state);
-    this.counters.steps++;
-    this.counters.copiedBytes += r.copiedBytes;
-    this.counters.outputBytes += r.outputBytes;
-    return { logits: r.logits, copiedBytes: r.copiedBytes };
+    if (this.slots === 1) {
+      const r = (await this.request({ type: 'step', id: 0, cacheId: cache.id, tokens: input.tokens, logits: input.logits })) as Extract<Reply, { type: 'result' }>;
+      cache.sync(r.state);
+      this.#count(1, r, false);
+      return { logits: r.logits, copiedBytes: r.copiedBytes };
+    }
+    // A plain step as a slot: every row is its prefix, its tokens read each other causally.
+    const n = input.tokens.length;
+    const bias = new Float32Array(n * n);
+    for (let i = 0; i < n; i++) bias.fill(MASKED_SCORE, i * n + i + 1, (i + 1) * n);
+    const positions = Int32Array.from({ length: n }, (_, i) => cache.nextPosition + i);
+    const logitsAt = input.logits === 'all' ? Int32Array.from({ length: n }, (_, i) => i) : Int32Array.of(n - 1);
+    return this.#enqueue(cache, input.tokens, { positions, prefixRows: cache.length, bias, logitsAt }, input.logits);
   }
 
   /** Whether this session can run packed steps (several sequences over one shared prefix). */
@@ -152,11 +188,11 @@ export class OnnxDecoder implements DecoderModel {
 
   /**
    * A packed step: several sequences' tokens at their own positions, each reading the cache's
-   * first `prefixRows` rows and its own rows beyond them (packed-attention.ts), in one session run.
+   * first `prefixRows` rows and its own rows beyond them (packed-attention.ts), in one session run
+   * (shared with other caches' steps where the session serves several slots).
    */
   async stepPacked(input: PackedStepInput): Promise<StepOutput> {
-    const cache = input.cache;
-    if (!(cache instanceof OnnxKvCache) || cache.owner !== this) throw new RangeError('a step runs on a cache created by the same model (createCache)');
+    const cache = this.#own(input.cache);
     if (!this.packs) throw new RangeError(`this session cannot run packed steps: ${describePlan(this.plan)}`);
     const n = input.tokens.length;
     if (n === 0 || input.positions.length !== n || input.sequences.length !== n) throw new RangeError('a packed step needs tokens, positions and sequences of one length, at least one');
@@ -170,14 +206,83 @@ export class OnnxDecoder implements DecoderModel {
       for (let r = 0; r < own; r++) if (input.rowSequences[r] === seq) bias[i * width + r] = 0;
       for (let j = 0; j <= i; j++) if (input.sequences[j] === seq) bias[i * width + own + j] = 0;
     }
-    const packed = { positions: input.positions, prefixRows: input.prefixRows, bias, logitsAt: input.logitsAt };
-    const r = (await this.request({ type: 'step', id: 0, cacheId: cache.id, tokens: input.tokens, logits: 'all', packed }, [bias.buffer])) as Extract<Reply, { type: 'result' }>;
-    cache.sync(r.state);
-    this.counters.steps++;
-    this.counters.packedSteps++;
-    this.counters.copiedBytes += r.copiedBytes + bias.byteLength;
+    return this.#enqueue(cache, input.tokens, { positions: input.positions, prefixRows: input.prefixRows, bias, logitsAt: input.logitsAt }, null);
+  }
+
+  #own(cache: KvCache): OnnxKvCache {
+    if (!(cache instanceof OnnxKvCache) || cache.owner !== this) throw new RangeError('a step runs on a cache created by the same model (createCache)');
+    if (!sameGeometry(cache.layout, this.layout)) throw new RangeError('the cache does not fit this model');
+    return cache;
+  }
+
+  #count(steps: number, r: { copiedBytes: number; outputBytes: number }, packed: boolean): void {
+    this.counters.runs++;
+    this.counters.steps += steps;
+    if (packed) this.counters.packedSteps += steps;
+    if (steps > 1) this.counters.sharedSteps += steps;
+    this.counters.copiedBytes += r.copiedBytes;
     this.counters.outputBytes += r.outputBytes;
-    return { logits: r.logits, copiedBytes: r.copiedBytes + bias.byteLength };
+  }
+
+  #enqueue(cache: OnnxKvCache, tokens: Int32Array, packed: PackedFeeds, plain: LogitsMode | null): Promise<StepOutput> {
+    return new Promise<StepOutput>((resolve, reject) => {
+      this.queue.push({ cache, tokens, packed, plain, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  /**
+   * Runs the waiting steps when the session is free: the steps asked for in the same turn of the
+   * event loop, or while the last run was in flight, go together, up to `slots` caches a run.
+   */
+  #schedule(): void {
+    if (this.running || this.queue.length === 0) return;
+    this.running = true;
+    setImmediate(() => {
+      const batch: Queued[] = [];
+      const taken = new Set<OnnxKvCache>();
+      for (let i = 0; i < this.queue.length && batch.length < this.slots; ) {
+        const q = this.queue[i] as Queued;
+        if (taken.has(q.cache)) i++;
+        else {
+          taken.add(q.cache);
+          batch.push(q);
+          this.queue.splice(i, 1);
+        }
+      }
+      void this.#run(batch)
+        .catch(async (err: Error) => {
+          // A step that fails in company is run again alone, so only its own cache's step fails.
+          if (batch.length === 1) (batch[0] as Queued).reject(err);
+          else for (const q of batch) await this.#run([q]).catch((e: Error) => q.reject(e));
+        })
+        .finally(() => {
+          this.running = false;
+          this.#schedule();
+        });
+    });
+  }
+
+  async #run(batch: readonly Queued[]): Promise<void> {
+    const only = batch[0] as Queued;
+    if (batch.length === 1 && only.plain !== null) {
+      // Alone, a plain step runs as an ordinary step: the export's own attention.
+      const r = (await this.request({ type: 'step', id: 0, cacheId: only.cache.id, tokens: only.tokens, logits: only.plain })) as Extract<Reply, { type: 'result' }>;
+      only.cache.sync(r.state);
+      this.#count(1, r, false);
+      only.resolve({ logits: r.logits, copiedBytes: r.copiedBytes });
+      return;
+    }
+    const slots = batch.map((q) => ({ cacheId: q.cache.id, tokens: q.tokens, ...q.packed }));
+    // The biases are copied, not transferred: a step run again alone sends its own again.
+    const r = (await this.request({ type: 'packed', id: 0, slots })) as Extract<Reply, { type: 'packed-result' }>;
+    this.#count(batch.length, r, true);
+    for (const [i, q] of batch.entries()) {
+      const slot = r.slots[i] as { logits: Float32Array; state: CacheState };
+      q.cache.sync(slot.state);
+      const logits = q.plain === 'none' ? new Float32Array(0) : slot.logits;
+      q.resolve({ logits, copiedBytes: Math.round(r.copiedBytes / batch.length) });
+    }
   }
 
   /** @internal A cache operation, run in the session thread. */

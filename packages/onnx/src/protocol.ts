@@ -14,13 +14,18 @@ export type Device = 'cpu' | 'webgpu' | 'cuda';
  */
 export type FoldGraphChoice = 'auto' | 'resident' | 'standard';
 
-/** What a packed step adds to a step (packed-attention.ts). */
+/** One slot of a packed step (packed-attention.ts): a cache and the tokens of its sequences. */
 export interface PackedFeeds {
   readonly positions: Int32Array; // [S]
   readonly prefixRows: number;
   /** [S, R]: 0 where a token reads a row of its own, the lowest float elsewhere (R = cache rows past the prefix + S). */
   readonly bias: Float32Array;
   readonly logitsAt: Int32Array; // [k]
+}
+
+export interface PackedSlot extends PackedFeeds {
+  readonly cacheId: number;
+  readonly tokens: Int32Array;
 }
 
 /** A cache's counters after an operation, mirrored by its handle on the main thread. */
@@ -51,9 +56,13 @@ export type WorkerRequest =
       readonly foldGraph: FoldGraphChoice;
       /** The width to hold caches at; absent: the export's. */
       readonly kvDtype?: KvDtype;
+      /** Caches one packed step can read (fold-graph.ts's DeriveOptions.slots); absent: 1. */
+      readonly slots?: number;
     }
   | { readonly type: 'cache'; readonly id: number; readonly cacheId: number; readonly op: CacheOp }
-  | { readonly type: 'step'; readonly id: number; readonly cacheId: number; readonly tokens: Int32Array; readonly logits: LogitsMode; readonly packed?: PackedFeeds }
+  | { readonly type: 'step'; readonly id: number; readonly cacheId: number; readonly tokens: Int32Array; readonly logits: LogitsMode }
+  /** One session run over several slots, each a cache (distinct) and its tokens. */
+  | { readonly type: 'packed'; readonly id: number; readonly slots: readonly PackedSlot[] }
   | { readonly type: 'close'; readonly id: number };
 
 export type WorkerReply =
@@ -67,6 +76,15 @@ export type WorkerReply =
       /** Bytes the session thread's own code copied: inputs built, rows appended, logits taken. */
       readonly copiedBytes: number;
       /** Bytes onnxruntime-node copied out of the session for the outputs fetched. */
+      readonly outputBytes: number;
+      readonly ms: number;
+    }
+  | {
+      readonly type: 'packed-result';
+      readonly id: number;
+      /** Each slot's logits (its `logitsAt` rows) and its cache's counters, in the request's order. */
+      readonly slots: readonly { readonly logits: Float32Array; readonly state: CacheState }[];
+      readonly copiedBytes: number;
       readonly outputBytes: number;
       readonly ms: number;
     }

@@ -15,8 +15,8 @@ import * as ort from 'onnxruntime-node';
 import { deriveFoldGraph, describePlan, type FoldGraph, readGraph } from './fold-graph.ts';
 import { discover, type IoNames } from './io-names.ts';
 import { ModelError } from './errors.ts';
-import type { CacheOp, CacheState, Device, FoldGraphChoice, PackedFeeds, WorkerReply, WorkerRequest } from './protocol.ts';
-import { createStepPlan, type StepPlan } from './step-plans.ts';
+import type { CacheOp, CacheState, Device, FoldGraphChoice, WorkerReply, WorkerRequest } from './protocol.ts';
+import { createStepPlan, type PackedSlotFeeds, type StepPlan } from './step-plans.ts';
 
 if (!parentPort) throw new Error('session-worker must run in a worker thread');
 const port = parentPort;
@@ -56,7 +56,7 @@ port.on('message', async (req: WorkerRequest) => {
       const inputs = read.inputs;
       const outputs = read.outputs;
       const held = req.kvDtype ?? layout.dtype;
-      const graph = chooseGraph(req.foldGraph, req.device, () => deriveFoldGraph(read, names, layout, { keepPresents: true }), () => deriveFoldGraph(read, names, layout, { held }), read.bytes);
+      const graph = chooseGraph(req.foldGraph, req.device, () => deriveFoldGraph(read, names, layout, { keepPresents: true }), () => deriveFoldGraph(read, names, layout, { held, ...(req.slots ? { slots: req.slots } : {}) }), read.bytes);
       const planHeld = graph.plan.kind === 'in-place' ? graph.plan.held : layout.dtype;
       if (planHeld !== held) {
         throw new ModelError(
@@ -94,9 +94,19 @@ port.on('message', async (req: WorkerRequest) => {
       reply({ type: 'done', id: req.id, state: stateOf(buffer), ...(rows ? { rows } : {}) }, rows ? rows.layers.flatMap((l) => [l.key.buffer, l.value.buffer] as ArrayBuffer[]) : []);
       return;
     }
-    const buffer = cacheOf(req.cacheId);
     const started = performance.now();
-    const r = await step(s, buffer, req.tokens, req.logits, req.packed);
+    if (req.type === 'packed') {
+      const slots = req.slots.map((slot) => ({ buffer: cacheOf(slot.cacheId), tokens: slot.tokens.length, ids: slot.tokens, packed: slot }));
+      if (new Set(slots.map((x) => x.buffer)).size !== slots.length) throw new RangeError('the slots of a packed step hold distinct caches');
+      const r = await packedStep(s, slots);
+      reply(
+        { type: 'packed-result', id: req.id, slots: r.logits.map((logits, i) => ({ logits, state: stateOf((slots[i] as { buffer: KvBuffer }).buffer) })), copiedBytes: r.copiedBytes, outputBytes: r.outputBytes, ms: performance.now() - started },
+        r.logits.map((l) => l.buffer as ArrayBuffer),
+      );
+      return;
+    }
+    const buffer = cacheOf(req.cacheId);
+    const r = await step(s, buffer, req.tokens, req.logits);
     reply(
       { type: 'result', id: req.id, logits: r.logits, state: stateOf(buffer), copiedBytes: r.copiedBytes, outputBytes: r.outputBytes, ms: performance.now() - started },
       r.logits.byteLength ? [r.logits.buffer as ArrayBuffer] : [],
@@ -180,11 +190,18 @@ function ensureOnes(n: number): void {
   if (ones.length < n) ones = new BigInt64Array(Math.max(n, ones.length * 2)).fill(1n);
 }
 
-/**
- * Runs one chunk against a cache and appends its rows; a packed step (`packed`) runs tokens of
- * several sequences at their own positions, each reading the shared prefix and its own rows.
- */
-async function step(s: Session, buffer: KvBuffer, tokens: Int32Array, mode: LogitsMode, packed?: PackedFeeds): Promise<{ logits: Float32Array; copiedBytes: number; outputBytes: number }> {
+/** Bytes onnxruntime-node copied out of the session for the outputs fetched. */
+function outputBytesOf(steps: StepPlan, out: ort.InferenceSession.ReturnType): number {
+  let bytes = 0;
+  for (const name of steps.fetches) {
+    const t = out[name];
+    if (t && t.location === 'cpu') bytes += (t.data as ArrayBufferView).byteLength;
+  }
+  return bytes;
+}
+
+/** Runs one chunk against a cache and appends its rows. */
+async function step(s: Session, buffer: KvBuffer, tokens: Int32Array, mode: LogitsMode): Promise<{ logits: Float32Array; copiedBytes: number; outputBytes: number }> {
   const { names, steps } = s;
   const n = tokens.length;
   if (n === 0) throw new RangeError('a step needs at least one token');
@@ -196,40 +213,92 @@ async function step(s: Session, buffer: KvBuffer, tokens: Int32Array, mode: Logi
   const feeds: Record<string, ort.Tensor> = {
     [names.inputIds]: new ort.Tensor('int64', BigInt64Array.from(tokens, (t) => BigInt(t)), [1, n]),
     ...steps.pastFeeds(buffer),
-    ...steps.modeFeeds(buffer, packed),
+    ...steps.modeFeeds(),
   };
   if (names.attentionMask) feeds[names.attentionMask] = new ort.Tensor('int64', ones.subarray(0, total), [1, total]);
-  if (names.positionIds) {
-    const at = (i: number) => BigInt(packed ? (packed.positions[i] as number) : buffer.nextPosition + i);
-    feeds[names.positionIds] = new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, i) => at(i)), [1, n]);
-  }
+  if (names.positionIds) feeds[names.positionIds] = new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt(buffer.nextPosition + i)), [1, n]);
   // Where the graph can, lm_head runs on the last position only, unless every position's logits are asked for.
   const lastOnly = steps.logitsAt !== null && mode !== 'all';
   if (steps.logitsAt) {
-    const at = packed ? packed.logitsAt : lastOnly ? Int32Array.of(n - 1) : Int32Array.from({ length: n }, (_, i) => i);
+    const at = lastOnly ? [n - 1] : Array.from({ length: n }, (_, i) => i);
     feeds[steps.logitsAt] = new ort.Tensor('int64', BigInt64Array.from(at, (i) => BigInt(i)), [at.length]);
   }
   const out = await s.ort.run(feeds, steps.fetches as string[]);
-  let outputBytes = 0;
-  for (const name of steps.fetches) {
-    const t = out[name];
-    if (t && t.location === 'cpu') outputBytes += (t.data as ArrayBufferView).byteLength;
-  }
+  const outputBytes = outputBytesOf(steps, out);
   copied += steps.append(buffer, out, n);
 
   const all = out[names.logits]?.data as Float32Array; // [positions computed, vocab]
   let logits: Float32Array;
-  if (packed && !steps.logitsAt) {
-    // A graph that computes every position's logits: the rows asked for, picked here.
-    const vocab = all.length / n;
-    logits = new Float32Array(packed.logitsAt.length * vocab);
-    for (const [j, i] of packed.logitsAt.entries()) logits.set(all.subarray(i * vocab, (i + 1) * vocab), j * vocab);
-    copied += logits.byteLength;
-  } else if (packed || mode === 'all' || (mode === 'last' && lastOnly)) logits = all;
+  if (mode === 'all' || (mode === 'last' && lastOnly)) logits = all;
   else if (mode === 'last') {
     const vocab = all.length / n;
     logits = all.slice((n - 1) * vocab, n * vocab);
     copied += vocab * 4;
   } else logits = new Float32Array(0);
   return { logits, copiedBytes: copied + buffer.copiedBytes - copiedBefore, outputBytes };
+}
+
+/**
+ * A packed step: the tokens of every slot (a cache, and its sequences at their own positions,
+ * each reading the cache's shared prefix and its own rows) in one session run, slot after slot;
+ * each slot's new rows are appended to its cache, and each gets the logits of its `logitsAt`.
+ */
+async function packedStep(s: Session, slots: readonly (PackedSlotFeeds & { ids: Int32Array })[]): Promise<{ logits: Float32Array[]; copiedBytes: number; outputBytes: number }> {
+  const { names, steps } = s;
+  if (!names.positionIds || !names.attentionMask) throw new RangeError('a packed step needs position_ids and attention_mask inputs');
+  const copiedBefore = slots.reduce((sum, x) => sum + x.buffer.copiedBytes, 0);
+  for (const x of slots) {
+    if (x.tokens === 0) throw new RangeError('each slot of a packed step needs at least one token');
+    steps.prepare(x.buffer, x.tokens);
+  }
+  const total = slots.reduce((sum, x) => sum + x.tokens, 0);
+  const first = slots[0] as PackedSlotFeeds;
+  ensureOnes(first.buffer.length + total);
+  const ids = new BigInt64Array(total);
+  const positions = new BigInt64Array(total);
+  const logitsAt: bigint[] = [];
+  let offset = 0;
+  for (const x of slots) {
+    for (let i = 0; i < x.tokens; i++) {
+      ids[offset + i] = BigInt(x.ids[i] as number);
+      positions[offset + i] = BigInt(x.packed.positions[i] as number);
+    }
+    for (const i of x.packed.logitsAt) logitsAt.push(BigInt(offset + i));
+    offset += x.tokens;
+  }
+  const feeds: Record<string, ort.Tensor> = {
+    [names.inputIds]: new ort.Tensor('int64', ids, [1, total]),
+    [names.positionIds]: new ort.Tensor('int64', positions, [1, total]),
+    [names.attentionMask]: new ort.Tensor('int64', ones.subarray(0, first.buffer.length + total), [1, first.buffer.length + total]),
+    ...steps.pastFeeds(first.buffer),
+    ...steps.modeFeeds(slots),
+  };
+  if (steps.logitsAt) feeds[steps.logitsAt] = new ort.Tensor('int64', BigInt64Array.from(logitsAt), [logitsAt.length]);
+  const out = await s.ort.run(feeds, steps.fetches as string[]);
+  const outputBytes = outputBytesOf(steps, out);
+  let copied = 2 * total * 8 + logitsAt.length * 8 + slots.reduce((sum, x) => sum + x.packed.bias.byteLength, 0);
+  offset = 0;
+  for (const x of slots) {
+    steps.appendSlot(x.buffer, out, offset, x.tokens, total);
+    offset += x.tokens;
+  }
+  // Each slot's logits rows: those the graph computed (its logitsAt), or picked from every position's.
+  const all = out[names.logits]?.data as Float32Array;
+  const vocab = all.length / (steps.logitsAt ? logitsAt.length : total);
+  const logits: Float32Array[] = [];
+  let row = 0;
+  offset = 0;
+  for (const x of slots) {
+    const mine = new Float32Array(x.packed.logitsAt.length * vocab);
+    for (const [j, i] of x.packed.logitsAt.entries()) {
+      const at = steps.logitsAt ? row + j : offset + i;
+      mine.set(all.subarray(at * vocab, (at + 1) * vocab), j * vocab);
+    }
+    copied += mine.byteLength;
+    row += x.packed.logitsAt.length;
+    offset += x.tokens;
+    logits.push(mine);
+  }
+  const copiedAfter = slots.reduce((sum, x) => sum + x.buffer.copiedBytes, 0);
+  return { logits, copiedBytes: copied + copiedAfter - copiedBefore, outputBytes };
 }

@@ -16,6 +16,13 @@ import * as ort from 'onnxruntime-node';
 import type { FoldPlan, LayerPlan } from './fold-graph.ts';
 import type { IoNames } from './io-names.ts';
 import type { PackedFeeds } from './protocol.ts';
+
+/** A packed step's slot as the session thread holds it: its cache and what it feeds. */
+export interface PackedSlotFeeds {
+  readonly buffer: KvBuffer;
+  readonly tokens: number;
+  readonly packed: PackedFeeds;
+}
 import { invalidate, keepPresents, pinPresents, residentPast, rewoundTo } from './resident-cache.ts';
 
 type Outputs = ort.InferenceSession.ReturnType;
@@ -31,12 +38,14 @@ export interface StepPlan {
   readonly outputLocations?: Record<string, 'gpu-buffer'>;
   /** Before a step of `n` tokens is fed: room the plan needs in the buffer first. */
   prepare(buffer: KvBuffer, n: number): void;
-  /** The packed-step inputs of a graph that takes them: the packed step's, or an ordinary step's (packed off). */
-  modeFeeds(buffer: KvBuffer, packed?: PackedFeeds): Feeds;
+  /** The packed-step inputs of a graph that takes them: a packed step's slots, or an ordinary step's (packed off). */
+  modeFeeds(slots?: readonly PackedSlotFeeds[]): Feeds;
   /** Each layer's past, for the next step. */
   pastFeeds(buffer: KvBuffer): Feeds;
   /** Appends the step's `n` new rows from its outputs and advances the buffer; returns bytes copied beyond the buffer's own count. */
   append(buffer: KvBuffer, out: Outputs, n: number): number;
+  /** A packed step's slot: appends its tokens' rows [from, from + n) of the step's `total`. */
+  appendSlot(buffer: KvBuffer, out: Outputs, from: number, n: number, total: number): void;
   /** The host rows were edited outside a step (loaded, evicted, quantized, released). */
   edited(buffer: KvBuffer): void;
   /** A mark was taken (every question marks the folded cache). */
@@ -48,7 +57,7 @@ export interface StepPlan {
 export function createStepPlan(plan: FoldPlan, names: IoNames, layout: KvLayout): StepPlan {
   switch (plan.kind) {
     case 'in-place':
-      return new InPlacePlan(plan, names);
+      return new InPlacePlan(plan, names, layout);
     case 'resident':
       return new ResidentPlan(plan, names, layout);
     case 'standard':
@@ -69,14 +78,28 @@ function setPast(names: IoNames, feeds: Feeds, l: number, past: Pair<ort.Tensor>
   }
 }
 
-/** Writes each layer's new rows (outputs named by `layers`, with an int8 cache's scales) and advances the buffer. */
-function appendRows(buffer: KvBuffer, out: Outputs, n: number, layers: readonly LayerPlan[]): void {
+/**
+ * Writes each layer's new rows (outputs named by `layers`, with an int8 cache's scales) and
+ * advances the buffer: the step's rows [from, from + n) of its `total` (a packed step's slot), or
+ * all of them.
+ */
+function appendRows(buffer: KvBuffer, out: Outputs, n: number, layers: readonly LayerPlan[], range?: { from: number; total: number }): void {
   buffer.ensureRoom(n);
+  const { kvHeads, headDim } = buffer.layout;
+  const pick = <T extends KvData>(data: T, order: LayerPlan['order'], width: number): T => (range ? tokenRows(data, order, kvHeads, width, range.total, range.from, n) : data);
   for (const [l, lp] of layers.entries()) {
-    const scales = lp.scales ? { key: out[lp.scales.key]?.data as Float32Array, value: out[lp.scales.value]?.data as Float32Array } : undefined;
-    buffer.writeLayer(l, out[lp.rows.key]?.data as KvData, out[lp.rows.value]?.data as KvData, n, lp.order, scales);
+    const scales = lp.scales ? { key: pick(out[lp.scales.key]?.data as Float32Array, lp.order, 1), value: pick(out[lp.scales.value]?.data as Float32Array, lp.order, 1) } : undefined;
+    buffer.writeLayer(l, pick(out[lp.rows.key]?.data as KvData, lp.order, headDim), pick(out[lp.rows.value]?.data as KvData, lp.order, headDim), n, lp.order, scales);
   }
   buffer.advance(n);
+}
+
+/** Rows [from, from + n) of a step's `total` new rows, in the same order (a view where they are contiguous). */
+function tokenRows<T extends KvData>(data: T, order: LayerPlan['order'], heads: number, width: number, total: number, from: number, n: number): T {
+  if (order === 'rows-first') return data.subarray(from * heads * width, (from + n) * heads * width) as T;
+  const out = new (data.constructor as new (length: number) => T)(heads * n * width);
+  for (let h = 0; h < heads; h++) out.set(data.subarray((h * total + from) * width, (h * total + from + n) * width) as never, h * n * width);
+  return out;
 }
 
 /**
@@ -117,6 +140,7 @@ class InPlacePlan implements StepPlan {
   constructor(
     readonly plan: Extract<FoldPlan, { kind: 'in-place' }>,
     private readonly names: IoNames,
+    private readonly layoutOf: KvLayout,
   ) {
     this.fetches = [names.logits, ...plan.layers.flatMap((l) => [l.rows.key, l.rows.value, ...(l.scales ? [l.scales.key, l.scales.value] : [])])];
     this.logitsAt = plan.logitsAt;
@@ -128,19 +152,53 @@ class InPlacePlan implements StepPlan {
     buffer.ensureRoom(n);
   }
 
-  modeFeeds(buffer: KvBuffer, packed?: PackedFeeds): Feeds {
+  modeFeeds(slots?: readonly PackedSlotFeeds[]): Feeds {
     const inputs = this.plan.packed;
     if (!inputs) {
-      if (packed) throw new RangeError('this session cannot run packed steps (its graph has no packed attention)');
+      if (slots) throw new RangeError('this session cannot run packed steps (its graph has no packed attention)');
       return {};
     }
-    const own = buffer.length - (packed?.prefixRows ?? buffer.length);
-    const tokens = packed ? packed.positions.length : 1;
-    return {
-      [inputs.packed]: new ort.Tensor('bool', Uint8Array.of(packed ? 1 : 0), []),
-      [inputs.prefixRows]: new ort.Tensor('int64', BigInt64Array.of(BigInt(packed?.prefixRows ?? buffer.length)), [1]),
-      [inputs.suffixBias]: packed ? new ort.Tensor('float32', packed.bias, [tokens, own + tokens]) : new ort.Tensor('float32', new Float32Array(1), [1, 1]),
+    if (slots && (slots.length === 0 || slots.length > inputs.slots)) throw new RangeError(`a packed step takes 1 to ${inputs.slots} caches, got ${slots.length}`);
+    const m = inputs.slots;
+    const int64 = (values: number[]) => new ort.Tensor('int64', BigInt64Array.from(values, (v) => BigInt(v)), [values.length]);
+    const offsets = [0];
+    for (let s = 0; s < m; s++) offsets.push((offsets[s] as number) + (slots?.[s]?.tokens ?? 0));
+    const feeds: Feeds = {
+      [inputs.packed]: new ort.Tensor('bool', Uint8Array.of(slots ? 1 : 0), []),
+      [inputs.prefixRows]: int64(Array.from({ length: m }, (_, s) => slots?.[s]?.packed.prefixRows ?? 0)),
+      [inputs.pastRows]: int64(Array.from({ length: m }, (_, s) => slots?.[s]?.buffer.length ?? 0)),
+      [inputs.slotTokens]: int64(offsets),
     };
+    for (let s = 0; s < m; s++) {
+      const slot = slots?.[s];
+      const own = slot ? slot.buffer.length - slot.packed.prefixRows : 0;
+      feeds[inputs.suffixBias[s] as string] = slot ? new ort.Tensor('float32', slot.packed.bias, [slot.tokens, own + slot.tokens]) : new ort.Tensor('float32', new Float32Array(1), [1, 1]);
+      if (s === 0) continue;
+      // Slot s reads its cache's buffer under its own names; an empty slot a one-row stand-in (never read).
+      const past = slot ? this.#bufferFeeds(slot.buffer) : this.#standIn();
+      for (const [l, names] of (inputs.slotPasts[s - 1] ?? []).entries()) {
+        const own = this.names.pastKeyValues[l] as Pair<string>;
+        feeds[names.key] = past[own.key] as ort.Tensor;
+        feeds[names.value] = past[own.value] as ort.Tensor;
+      }
+    }
+    return feeds;
+  }
+
+  #standInFeeds: Feeds | null = null;
+  /** A one-row zero past for every layer, for the slots a step leaves empty. */
+  #standIn(): Feeds {
+    if (this.#standInFeeds) return this.#standInFeeds;
+    const { kvHeads, headDim } = this.layoutOf;
+    const dtype = this.layoutOf.dtype;
+    const zeros = () => new ort.Tensor(dtype, dtype === 'float32' ? new Float32Array(kvHeads * headDim) : new Uint16Array(kvHeads * headDim), [1, kvHeads, 1, headDim]);
+    const feeds: Feeds = {};
+    for (const p of this.names.pastKeyValues) {
+      feeds[p.key] = zeros();
+      feeds[p.value] = zeros();
+    }
+    this.#standInFeeds = feeds;
+    return feeds;
   }
 
   pastFeeds(buffer: KvBuffer): Feeds {
@@ -150,6 +208,10 @@ class InPlacePlan implements StepPlan {
   append(buffer: KvBuffer, out: Outputs, n: number): number {
     appendRows(buffer, out, n, this.plan.layers);
     return 0;
+  }
+
+  appendSlot(buffer: KvBuffer, out: Outputs, from: number, n: number, total: number): void {
+    appendRows(buffer, out, n, this.plan.layers, from === 0 && n === total ? undefined : { from, total });
   }
 
   edited(): void {}
@@ -217,6 +279,10 @@ class ResidentPlan implements StepPlan {
     return 0;
   }
 
+  appendSlot(): void {
+    throw new RangeError('this session cannot run packed steps');
+  }
+
   edited(buffer: KvBuffer): void {
     invalidate(buffer);
   }
@@ -260,6 +326,10 @@ class StandardPlan implements StepPlan {
     });
     buffer.advance(n);
     return n * buffer.rowBytes; // the rows sliced out of the presents before they are written
+  }
+
+  appendSlot(): void {
+    throw new RangeError('this session cannot run packed steps');
   }
 
   edited(): void {}

@@ -18,6 +18,7 @@ export type { ModelManifest } from './model-push.ts';
 export { processDocument } from './process-document.ts';
 export { classifyFailure, DocumentError, DocumentErrorCode, FAILURE_TABLE, type Verdict } from './failures.ts';
 export type { ProcessControl, ProcessDeps, ProcessOutcome } from './process-document.ts';
+export { CacheAdmission } from './cache-admission.ts';
 export { runLocal } from './run-local.ts';
 export type { LocalRunInput, LocalRunResult } from './run-local.ts';
 export { finalizeBatch, FinalizeStubCode } from './finalize-batch.ts';

@@ -15,7 +15,8 @@
  * Nothing here does I/O of its own: the model, the checkpoint store and the result's sink are
  * passed in. A crash loses at most one checkpoint interval; a stop loses nothing.
  */
-import { type DecoderModel, type FoldStep, fold, generateBatch, type KvCache, KvCacheError, KvCacheErrorCode, type KvPolicy, type SamplingOptions, stepCount, tokensAfter } from '@kvfold/fold-core';
+import { type DecoderModel, type FoldStep, fold, generateBatch, type KvCache, KvCacheError, KvCacheErrorCode, type KvPolicy, kvRowBytes, type SamplingOptions, stepCount, tokensAfter } from '@kvfold/fold-core';
+import type { CacheAdmission } from './cache-admission.ts';
 import { type CheckpointIdentity, type CheckpointReport, type CheckpointSettings, openCheckpoints } from './checkpoints.ts';
 import { cacheRows, type DocumentLimits } from './document-limits.ts';
 
@@ -72,6 +73,8 @@ export interface FoldJob {
   /** Where to checkpoint and resume from; absent: no checkpoints (`kvfold fold` without --checkpoint). */
   readonly checkpoint?: CheckpointSettings;
   readonly control?: JobControl;
+  /** Shared by the documents folded at once in this process: their caches wait for room together (cache-admission.ts). */
+  readonly admission?: CacheAdmission;
 }
 
 export interface JobProgress {
@@ -131,7 +134,7 @@ export async function runJob(job: FoldJob): Promise<JobOutcome> {
   const { model, tokens, settings, control = {} } = job;
   const { chunkSize, policy } = settings;
   const totalSteps = stepCount(tokens.length, chunkSize);
-  const cache = await createJobCache(job);
+  const { cache, admitted } = await createJobCache(job);
   try {
     const identity = { fingerprints: job.fingerprints, chunkSize, policy, withLogits: settings.nll };
     const checkpoints = await openCheckpoints(job.checkpoint, cache, identity, (field) => control.onStartOver?.(field));
@@ -196,6 +199,7 @@ export async function runJob(job: FoldJob): Promise<JobOutcome> {
     return { kind: 'completed', result, cleanupFailed };
   } finally {
     await cache.release();
+    admitted();
   }
 }
 
@@ -203,14 +207,16 @@ export async function runJob(job: FoldJob): Promise<JobOutcome> {
  * The document's cache, sized for its fold and the questions decoded together; one the memory
  * cannot hold is refused before anything is allocated, saying how many of its rows are the answers'.
  */
-async function createJobCache(job: FoldJob): Promise<KvCache> {
+async function createJobCache(job: FoldJob): Promise<{ cache: KvCache; admitted: () => void }> {
   const { model, tokens, settings } = job;
   const together = model.packs === true ? Math.min(settings.maxBatchSize, job.questions.length) : 1;
   const answers = { questionTokens: job.questions.map((q) => q.tokens.length), maxNewTokens: settings.maxNewTokens, together };
   const rows = cacheRows(settings.policy, tokens.length, settings.chunkSize, answers);
+  const admitted = job.admission ? await job.admission.admit(rows * kvRowBytes(model.layout)) : () => {};
   try {
-    return await model.createCache({ capacity: rows });
+    return { cache: await model.createCache({ capacity: rows }), admitted };
   } catch (err) {
+    admitted();
     const answerRows = rows - cacheRows(settings.policy, tokens.length, settings.chunkSize, { ...answers, questionTokens: [] });
     if (!(err instanceof KvCacheError) || err.code !== KvCacheErrorCode.NoMemory || together < 2) throw err;
     throw new KvCacheError(err.code, `${err.message}; ${answerRows} of the rows are the answers of ${together} questions decoded together: lower --max-batch-size`);

@@ -29,6 +29,11 @@ export interface ModelCacheOptions {
   readonly cacheDir: string;
   readonly device?: Device;
   readonly threads?: number;
+  /**
+   * Documents whose steps may share one session run (the documents folded at once on this
+   * process): each model's session serves that many caches a run (OnnxDecoder's slots). Default 1.
+   */
+  readonly slots?: number;
   /** Opens `s3://` model URIs (endpoint, credentials). */
   readonly storeOptions?: OpenStoreOptions;
 }
@@ -112,6 +117,7 @@ export class ModelCache {
     const sessionOptions = {
       ...(this.options.device ? { device: this.options.device } : {}),
       ...(this.options.threads ? { threads: this.options.threads } : {}),
+      ...(this.options.slots && this.options.slots > 1 ? { slots: this.options.slots } : {}),
       ...(kvDtype ? { kvDtype } : {}),
     };
     if (!isRemote(uri)) return loadModel(localPath(uri), sessionOptions);

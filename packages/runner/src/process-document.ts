@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import { checkpointKey } from './checkpoints.ts';
 import { classifyFailure } from './failures.ts';
 import { type JobProgress, type JobResult, runJob } from './job-loop.ts';
+import type { CacheAdmission } from './cache-admission.ts';
 import type { ModelCache } from './model-cache.ts';
 import { jobSettings, prepareDocument } from './prepare-document.ts';
 
@@ -26,6 +27,8 @@ export interface ProcessDeps {
   readonly log: Logger;
   /** Caps the batch's maxBatchSize (a worker's KVFOLD_MAX_BATCH_SIZE). */
   readonly maxBatchSize?: number;
+  /** Shared by the documents this process folds at once: their caches wait for room together. */
+  readonly admission?: CacheAdmission;
   /** Fleet metrics (the worker's FoldMetrics); optional for local runs. */
   readonly metrics?: {
     recordStep(seconds: number, tokens: number): Promise<void>;
@@ -93,6 +96,7 @@ export async function processDocument(job: DocumentJob, deps: ProcessDeps, contr
       tokens: doc.tokens,
       questions: doc.questions,
       limits: doc.limits,
+      ...(deps.admission ? { admission: deps.admission } : {}),
       settings: jobSettings(model, doc, { ...f, nll: false, maxBatchSize: Math.min(f.maxBatchSize, deps.maxBatchSize ?? f.maxBatchSize) }),
       checkpoint: {
         store: deps.store,

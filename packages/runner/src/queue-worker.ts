@@ -19,6 +19,7 @@ import type { ObjectStore } from '@kvfold/storage';
 import { ErrorCode, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import { finalizeBatch } from './finalize-batch.ts';
+import { CacheAdmission } from './cache-admission.ts';
 import type { ModelCache } from './model-cache.ts';
 import { processDocument } from './process-document.ts';
 import { storedResult } from './stored-result.ts';
@@ -59,6 +60,8 @@ export function startQueueWorker(deps: QueueWorkerDeps): QueueWorker {
   const { store, registry, metrics, log } = deps;
   const workerName = `${hostname()}:${process.pid}`;
   let stopping = false;
+  // The documents folded at once wait for room for their caches together.
+  const admission = new CacheAdmission();
   const connection = { ...redisOptionsFromUrl(deps.redisUrl), maxRetriesPerRequest: null };
   /**
    * Counts a document's outcome; when Redis lost the batch's entry (a restart without persistence)
@@ -96,7 +99,7 @@ export function startQueueWorker(deps: QueueWorkerDeps): QueueWorker {
       }
       const outcome = await processDocument(
         data,
-        { store, models: deps.models, log: jlog, metrics, ...(deps.maxBatchSize ? { maxBatchSize: deps.maxBatchSize } : {}) },
+        { store, models: deps.models, log: jlog, metrics, admission, ...(deps.maxBatchSize ? { maxBatchSize: deps.maxBatchSize } : {}) },
         {
           attempt,
           writerId: `${job.id}:${attempt}:${workerName}`,

@@ -1,7 +1,9 @@
 /**
  * `kvfold run`: the embedded default. Ingests a corpus into a filesystem object store and folds
- * every document in this process, one after another — the same ingest, shards, checkpoints and
- * processDocument() as the distributed system, without Redis or S3. Running it again skips
+ * every document in this process — the same ingest, shards, checkpoints and processDocument() as
+ * the distributed system, without Redis or S3. `concurrency` documents are folded at once (their
+ * steps share session runs where the model's session serves several slots, and their caches wait
+ * for room together: cache-admission.ts), each taken in the batch's order. Running it again skips
  * documents whose stored result is `completed`, folds again (resuming from their checkpoints) the
  * ones whose stored result is `failed` — unless `keepFailures` — and resumes the one that was
  * interrupted.
@@ -11,6 +13,7 @@ import type { BatchSpecInput } from '@kvfold/contract';
 import { type IngestReport, ingest, planBatch, tokenBudgetFor, uploadCorpus } from '@kvfold/producer';
 import type { ObjectStore } from '@kvfold/storage';
 import type { Logger } from 'pino';
+import { CacheAdmission } from './cache-admission.ts';
 import { type FinalizeBatchResult, finalizeBatch } from './finalize-batch.ts';
 import type { ModelCache } from './model-cache.ts';
 import { processDocument, type ProcessControl } from './process-document.ts';
@@ -24,11 +27,14 @@ export interface LocalRunInput {
   readonly models: ModelCache;
   readonly log: Logger;
   readonly shouldStop?: () => boolean;
+  /** Documents folded at once (default 1): their steps share session runs where the model's session serves several slots. */
+  readonly concurrency?: number;
   /** Keep stored `failed` results as they are instead of folding those documents again. */
   readonly keepFailures?: boolean;
   /** Told before each document and after each fold step. */
   readonly onDocument?: (info: { index: number; total: number; paths: readonly string[]; skipped: boolean; earlier: 'completed' | 'failed' | null }) => void;
-  readonly onProgress?: ProcessControl['onProgress'];
+  /** Told after each fold step of a document (`index`: which; several fold at once). */
+  readonly onProgress?: (progress: Parameters<NonNullable<ProcessControl['onProgress']>>[0] & { readonly index: number }) => void;
 }
 
 export interface LocalRunResult {
@@ -63,34 +69,40 @@ export async function runLocal(input: LocalRunInput): Promise<LocalRunResult> {
   let failed = 0;
   let cleanupWarnings = 0;
   let stopped = false;
-  for (const [i, job] of jobs.entries()) {
-    const stored = await storedResult(store, batchId, job.docId);
-    const skip = !needsFold(stored, { keepFailures: input.keepFailures === true });
-    input.onDocument?.({ index: i, total: jobs.length, paths: job.paths, skipped: skip, earlier: stored?.status ?? null });
-    if (skip) {
-      skipped++;
-      continue;
+  const admission = new CacheAdmission();
+  let next = 0;
+  /** One lane: takes the next document in order until none is left or a stop ends the run. */
+  const lane = async () => {
+    while (!stopped && next < jobs.length) {
+      const i = next++;
+      const job = jobs[i] as (typeof jobs)[number];
+      const stored = await storedResult(store, batchId, job.docId);
+      const skip = !needsFold(stored, { keepFailures: input.keepFailures === true });
+      input.onDocument?.({ index: i, total: jobs.length, paths: job.paths, skipped: skip, earlier: stored?.status ?? null });
+      if (skip) {
+        skipped++;
+        continue;
+      }
+      if (input.shouldStop?.()) {
+        stopped = true;
+        break;
+      }
+      const outcome = await processDocument(job, { store, models: input.models, log, admission }, {
+        attempt: 1,
+        writerId: `local:${process.pid}:${Date.now()}:${i}`,
+        ...(input.shouldStop ? { shouldStop: input.shouldStop } : {}),
+        ...(input.onProgress ? { onProgress: (p) => input.onProgress?.({ ...p, index: i }) } : {}),
+      });
+      if (stored !== null) retried++;
+      if (outcome.kind === 'completed') {
+        completed++;
+        if (outcome.cleanupFailed) cleanupWarnings++;
+      } else if (outcome.kind === 'failed') failed++;
+      else stopped = true;
     }
-    if (input.shouldStop?.()) {
-      stopped = true;
-      break;
-    }
-    const outcome = await processDocument(job, { store, models: input.models, log }, {
-      attempt: 1,
-      writerId: `local:${process.pid}:${Date.now()}`,
-      ...(input.shouldStop ? { shouldStop: input.shouldStop } : {}),
-      ...(input.onProgress ? { onProgress: input.onProgress } : {}),
-    });
-    if (stored !== null) retried++;
-    if (outcome.kind === 'completed') {
-      completed++;
-      if (outcome.cleanupFailed) cleanupWarnings++;
-    } else if (outcome.kind === 'failed') failed++;
-    else {
-      stopped = true;
-      break;
-    }
-  }
+  };
+  const lanes = Math.max(1, Math.min(input.concurrency ?? 1, jobs.length));
+  await Promise.all(Array.from({ length: lanes }, lane));
   const results = stopped ? null : await finalizeBatch({ store, batchId, documentIds: jobs.map((d) => d.docId) });
   return { batchId, corpusId: corpus.corpusId, documents: jobs.length, skipped, retried, completed, failed, cleanupWarnings, stopped, report: corpus.report, results };
 }

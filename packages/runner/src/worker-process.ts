@@ -32,7 +32,9 @@ export async function runWorker(source: Readonly<Record<string, string | undefin
 
   const redis = createRedis(env.REDIS_URL);
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error; reconnecting'));
-  const models = new ModelCache({ cacheDir: env.KVFOLD_MODEL_CACHE, device: env.KVFOLD_DEVICE, storeOptions, ...(env.KVFOLD_THREADS ? { threads: env.KVFOLD_THREADS } : {}) });
+  // The documents this worker folds at once share its model's session runs, up to KVFOLD_MAX_BATCH_SIZE of them a run.
+  const slots = Math.min(env.KVFOLD_WORKER_CONCURRENCY, env.KVFOLD_MAX_BATCH_SIZE ?? env.KVFOLD_WORKER_CONCURRENCY);
+  const models = new ModelCache({ cacheDir: env.KVFOLD_MODEL_CACHE, device: env.KVFOLD_DEVICE, storeOptions, slots, ...(env.KVFOLD_THREADS ? { threads: env.KVFOLD_THREADS } : {}) });
   const worker = startQueueWorker({
     redisUrl: env.REDIS_URL,
     prefix: env.KVFOLD_QUEUE_PREFIX,

@@ -16,6 +16,7 @@ interface RunOptions extends SettingFlags {
   keepFailures?: boolean;
   device: Device;
   threads?: number;
+  concurrency: number;
   json?: boolean;
 }
 
@@ -30,6 +31,7 @@ export function registerRun(program: Command): void {
     .option('--keep-failures', 'on a rerun, keep the stored results of failed documents instead of folding them again')
     .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'webgpu', 'cuda']).default('cpu'))
     .option('--threads <n>', 'ONNX Runtime intra-op threads', positiveInt('--threads'))
+    .option('--concurrency <n>', 'documents folded at once; their steps share session runs, up to --max-batch-size documents a run', positiveInt('--concurrency'), 1)
     .option('--json', 'print a JSON summary');
   cmd.action(async (corpus: string[], opts: RunOptions) => {
     const settings = await settingsFromFlags(opts, opts.model.includes('://') ? opts.model : resolve(opts.model));
@@ -46,7 +48,14 @@ export function registerRun(program: Command): void {
     const log = cliLogger(env.logLevelSet ? env.LOG_LEVEL : undefined);
     const store = openStore(opts.store, storeOptionsFromEnv(env));
     await checkStore(store);
-    const models = new ModelCache({ cacheDir: env.KVFOLD_MODEL_CACHE ?? resolve('.kvfold/models-cache'), storeOptions: storeOptionsFromEnv(env), device: opts.device, ...(opts.threads ? { threads: opts.threads } : {}) });
+    // The documents folded at once (--concurrency) share the model's session runs, up to --max-batch-size a run.
+    const models = new ModelCache({
+      cacheDir: env.KVFOLD_MODEL_CACHE ?? resolve('.kvfold/models-cache'),
+      storeOptions: storeOptionsFromEnv(env),
+      device: opts.device,
+      slots: Math.min(opts.concurrency, settings.maxBatchSize ?? opts.concurrency),
+      ...(opts.threads ? { threads: opts.threads } : {}),
+    });
     let stopRequested = false;
     const stop = () => {
       if (!stopRequested) process.stderr.write('kvfold: stopping after the current step (checkpoint kept); run again to resume\n');
@@ -55,6 +64,8 @@ export function registerRun(program: Command): void {
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     let bar = progressBar(1, 'document', false);
+    // Several documents fold at once: the bar follows the one started last.
+    let shown = -1;
     try {
       const result = await runLocal({
         inputs: corpus,
@@ -63,14 +74,18 @@ export function registerRun(program: Command): void {
         models,
         log,
         shouldStop: () => stopRequested,
+        concurrency: opts.concurrency,
         keepFailures: opts.keepFailures === true,
         onDocument: (d) => {
           bar.stop();
           const note = d.earlier === 'failed' ? (d.skipped ? ' (failed earlier, kept)' : ' (failed earlier, trying again)') : d.skipped ? ' (done earlier)' : '';
           if (!opts.json) process.stderr.write(`[${d.index + 1}/${d.total}] ${d.paths.join(', ')}${note}\n`);
+          if (d.skipped) return;
+          shown = d.index;
           bar = progressBar(1, 'folding');
         },
         onProgress: (p) => {
+          if (p.index !== shown) return;
           bar.setTotal?.(p.totalSteps);
           bar.update(p.step, { tokens: p.tokens, rate: 0 });
         },
