@@ -10,7 +10,6 @@ import { dirname, join, resolve } from 'node:path';
 import type { GreedyRun, LlamaCppRun, PeerKv, PeerShape, PeerWidth, PrecisionRun } from '@kvfold/bench';
 import { type Command, Option } from 'commander';
 import { CliError } from '../cli-error.ts';
-import { cliEnv } from '../env.ts';
 import { list, parseTokenCount, positiveInt } from '../options.ts';
 import { kvfoldChild } from './bench-child.ts';
 
@@ -127,7 +126,7 @@ async function runLlamaCpp(o: LlamaCppFlags): Promise<void> {
   if (!SHAPES.includes(o.shape)) throw new CliError(`--shape must be one of ${SHAPES.join(', ')}, got "${o.shape}"`);
   const bad = o.widths.filter((w) => !WIDTHS.includes(w));
   if (bad.length) throw new CliError(`--widths: ${bad.join(', ')} is not a width this benchmark compares; use ${WIDTHS.join(', ')}`);
-  const { ensurePeerInstalled, runPeerBench } = await import('@kvfold/bench');
+  const [{ ensurePeerInstalled, runPeerBench }, { cliEnv }] = await Promise.all([import('@kvfold/bench'), import('../env.ts')]);
   const log = (line: string) => process.stdout.write(`${line}\n`);
   const peerDir = resolve(o.peerDir);
   await ensurePeerInstalled(peerDir, cliEnv().all, log);
