@@ -67,6 +67,7 @@ const MAIN_TAR = { 'gamma.log': prose(3, 6000) };
 const MAIN_ZIP = { 'delta.txt': prose(4, 4000), 'sub/epsilon.txt': prose(5, 4500) };
 const TERM_DIR = { 'term/zeta.txt': prose(6, 7000) };
 const STOP_DIR = { 'stop/eta.txt': prose(7, 8000) };
+const STALL_DIR = { 'stall/theta.txt': prose(8, 9000) };
 /**
  * Over the limit two ways: `too-long.txt` is proven so from its text at upload (tiny-llama's
  * vocabulary is its bytes) and refused before it is enqueued; `at-limit.txt` has as many bytes as
@@ -120,6 +121,7 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
     zip: join(dir, 'bundle.zip'),
     term: join(dir, 'term'),
     stop: join(dir, 'stop'),
+    stall: join(dir, 'stall'),
     limits: join(dir, 'limits'),
   });
   const logs = () => processes.map((p) => p.tail()).join('\n');
@@ -196,7 +198,7 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
     const built = await kvfold(['models', 'build', 'tiny-llama', '--out', model]);
     assert.equal(built.code, 0, built.stderr);
 
-    await writeTree(dir, { ...MAIN_DIR, ...TERM_DIR, ...STOP_DIR, ...LIMIT_DIR });
+    await writeTree(dir, { ...MAIN_DIR, ...TERM_DIR, ...STOP_DIR, ...STALL_DIR, ...LIMIT_DIR });
     // The .tar.gz holds its document and one entry, `../escape.txt`, that escapes the archive's root.
     await writeTree(join(dir, 'tar-src', 'in'), MAIN_TAR);
     await writeTree(join(dir, 'tar-src'), { 'escape.txt': 'this entry escapes the archive root\n' });
@@ -208,7 +210,7 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
     const io = inputs();
     const out = join(dir, 'expected.jsonl');
     reference = startKvfold(
-      ['run', io.docs, io.tar, io.zip, io.term, io.stop, io.limits, '--model', model, '--ask', QUESTION, '--chunk-size', String(CHUNK_SIZE), '--checkpoint-every', String(CHECKPOINT_EVERY), '--max-new-tokens', String(MAX_NEW_TOKENS), '--threads', '1', '--store', `file://${join(dir, 'local-store')}`, '--out', out, '--json'],
+      ['run', io.docs, io.tar, io.zip, io.term, io.stop, io.stall, io.limits, '--model', model, '--ask', QUESTION, '--chunk-size', String(CHUNK_SIZE), '--checkpoint-every', String(CHECKPOINT_EVERY), '--max-new-tokens', String(MAX_NEW_TOKENS), '--threads', '1', '--store', `file://${join(dir, 'local-store')}`, '--out', out, '--json'],
       { env: { LOG_LEVEL: 'warn' } },
     );
     expected = reference.done.then(async (r) => {
@@ -321,6 +323,33 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
     // BullMQ keeps a summary and the result's key on the job, not the result.
     const job = await queues.documents.getJob(documentJobId(main, target.docId));
     assert.deepEqual(job?.returnvalue, { status: 'completed', tokens: killed.tokens, result: documentResultKey(main, target.docId) });
+  });
+
+  it('two SIGKILLs of the workers folding one document: two stalls, no failure; it resumes each time and completes on its first attempt', async () => {
+    await ensureWorkers(2);
+    const created = await rest(api).postBatch(namedFiles(STALL_DIR), spec());
+    const batchId = created.id as string;
+    const killed: number[] = [];
+    for (const past of [FAULT_AFTER_STEP, 2 * FAULT_AFTER_STEP]) {
+      // The second wait is for a step the first fold never reached: the resumed fold, on another worker.
+      const target = await waitFor(`the document of ${batchId} past step ${past}`, () => foldPast(batchId, past), START_TIMEOUT_MS, logs);
+      target.worker.signal('SIGKILL');
+      assert.equal((await target.worker.exited).signal, 'SIGKILL');
+      killed.push(target.worker.pid);
+      await ensureWorkers(2);
+    }
+    const status = (await rest(api).waitForBatch(batchId, BATCH_TIMEOUT_MS, logs)) as { counts: object };
+    assert.deepEqual(status.counts, { total: 1, waiting: 0, active: 0, completed: 1, failed: 0, cancelled: 0 });
+    const results = await rest(api).results(batchId);
+    assert.equal(results.size, 1);
+    const [docId, result] = [...results.entries()][0] as [string, Result];
+    assert.ok((result.resumedFromStep as number) >= 2 * CHECKPOINT_EVERY, `resumed from step ${result.resumedFromStep}`);
+    const job = await queues.documents.getJob(documentJobId(batchId, docId));
+    assert.equal(job?.stalledCounter, 2, 'stalled twice');
+    assert.equal(job?.attemptsMade, 1, 'one attempt: a stall spends none');
+    assert.equal(new Set(killed).size, 2, 'two different workers killed');
+    await assertMatchesLocalRun(results, results.keys());
+    assertFoldedOnce(results.keys());
   });
 
   it('SIGTERM: the worker commits, hands the job back without consuming an attempt and exits 0; the next worker resumes', async () => {

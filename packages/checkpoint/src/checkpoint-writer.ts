@@ -333,6 +333,14 @@ export class CheckpointWriter {
     } catch (err) {
       if (!(err instanceof PreconditionFailedError)) throw err;
       const now = await readManifest(this.#store, this.#loc).catch(() => null);
+      // The write may have landed and only its response been lost: the client's retry of it then
+      // meets its own write's etag. The stored manifest, byte for byte this one, is this writer's.
+      if (now && Buffer.from(serializeManifest(now.manifest)).equals(Buffer.from(bytes))) {
+        this.#etag = now.etag;
+        this.#manifest = next;
+        this.stats.manifestBytes += bytes.length;
+        return;
+      }
       throw new CheckpointFencedError(objectUri(this.#store, manifestKey(this.#loc)), this.generation, now?.manifest.generation ?? null, {
         cause: err,
       });

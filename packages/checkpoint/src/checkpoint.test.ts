@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { HostKvCache } from '@kvfold/fold-core';
-import { type Body, FsObjectStore, type ObjectStore, type PutOptions } from '@kvfold/storage';
+import { type Body, FsObjectStore, type ObjectStore, PreconditionFailedError, type PutOptions } from '@kvfold/storage';
 import { startTestS3Server, type TestS3Server } from '@kvfold/storage/testing';
 import { deleteCheckpoint, openCheckpoint, type OpenCheckpointOptions } from './checkpoint-writer.ts';
 import type { DocLocation } from './keys.ts';
@@ -343,6 +343,34 @@ for (const backend of ['fs', 's3', 's3-unconditional'] as const) {
       const loaded = await load(store, opts);
       assert.equal(loaded?.step, 8);
       await assertSameState(loaded?.cache, states[7]!);
+    });
+
+    test('a manifest write whose answer is lost is no takeover: the retry that meets its own write goes on', async () => {
+      const states = foldStates(LAYOUT32, 32, 4, 16);
+      const opts = doc();
+      let lost = 0;
+      // The first commit's manifest write lands; its answer is lost, and the client's retry of it is refused (412).
+      const lossy = new (class extends Wrapped {
+        override async put(key: string, body: Body, o?: PutOptions) {
+          const written = await store.put(key, body, o);
+          if (key.endsWith('manifest.json') && o?.ifMatch && lost++ === 0) throw new PreconditionFailedError(store.uri, key, 'the etag no longer matches');
+          return written;
+        }
+      })(store);
+      const { writer } = await open(lossy, opts);
+      await writer.commit(states[7]!, 8);
+      await writer.commit(states[15]!, 16);
+      await writer.commit(states[23]!, 24);
+      await writer.flush();
+      assert.equal(lost, 3, 'three manifest commits, the first answered 412');
+      const loaded = await load(store, opts);
+      assert.equal(loaded?.step, 24);
+      await assertSameState(loaded?.cache, states[23]!);
+      // Another writer's manifest is still a takeover.
+      const { writer: late } = await open(store, opts);
+      await late.commit(states[31]!, 32);
+      await late.flush();
+      await assert.rejects(writer.commit(states[31]!, 32).then(() => writer.flush()), CheckpointFencedError);
     });
 
     test('commit returns while its upload runs, and at most one segment is in flight', async () => {

@@ -44,6 +44,8 @@ export interface FinalizeBatchResult {
   readonly cancelled: number;
   /** Documents that had no result object (stubs written). */
   readonly missing: number;
+  /** The documents whose line is a stub (no result, or an unreadable one), with the status it gives them. */
+  readonly stubs: readonly { readonly docId: string; readonly status: 'failed' | 'cancelled' }[];
   readonly bytes: number;
   /** Tokens of the documents with a result. */
   readonly tokens: number;
@@ -58,6 +60,7 @@ export async function finalizeBatch(input: FinalizeBatchInput): Promise<Finalize
   const ids = [...new Set(input.documentIds)].sort();
   const cancelled = new Set(input.cancelled ?? []);
   const counts = { completed: 0, failed: 0, cancelled: 0, missing: 0, bytes: 0, tokens: 0 };
+  const stubs: { docId: string; status: 'failed' | 'cancelled' }[] = [];
 
   async function* lines(): AsyncGenerator<Uint8Array> {
     for (const docId of ids) {
@@ -65,6 +68,7 @@ export async function finalizeBatch(input: FinalizeBatchInput): Promise<Finalize
       const bytes = Buffer.from(`${JSON.stringify(line)}\n`, 'utf8');
       counts.bytes += bytes.byteLength;
       if ('tokens' in line) counts.tokens += line.tokens;
+      else stubs.push({ docId, status: line.status as 'failed' | 'cancelled' });
       if (line.status === 'completed') counts.completed += 1;
       else if (line.status === 'failed') counts.failed += 1;
       else counts.cancelled += 1;
@@ -76,7 +80,7 @@ export async function finalizeBatch(input: FinalizeBatchInput): Promise<Finalize
   await store.put(key, lines(), { contentType: 'application/x-ndjson' });
   const { completed, failed, cancelled: cancelledCount, tokens } = counts;
   await writeBatchSummary(store, batchId, { documents: ids.length, completed, failed, cancelled: cancelledCount, tokens });
-  return { key, documents: ids.length, ...counts };
+  return { key, documents: ids.length, ...counts, stubs };
 }
 
 async function resultLine(

@@ -10,7 +10,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BatchRegistry, FoldMetrics, createQueues, createRedis, redisOptionsFromUrl, writeBatchRecord } from '@kvfold/jobs';
+import { BatchRegistry, FoldMetrics, QUEUE_NAMES, createQueues, createRedis, redisOptionsFromUrl, writeBatchRecord } from '@kvfold/jobs';
 import { DocumentResult, batchResultsKey, documentJobId, documentResultKey } from '@kvfold/contract';
 import type { BatchSpecInput } from '@kvfold/contract';
 import type { KvfoldQueues, Redis } from '@kvfold/jobs';
@@ -18,6 +18,7 @@ import { dropTestQueues } from '@kvfold/jobs/testing';
 import { tinyLlamaSpec, writeModelFolder } from '@kvfold/model-zoo';
 import { enqueueBatch, ingest, planBatch, uploadCorpus } from '@kvfold/producer';
 import { FsObjectStore } from '@kvfold/storage';
+import { UnrecoverableError, Worker } from 'bullmq';
 import { pino } from 'pino';
 import { ModelCache } from './model-cache.ts';
 import { startQueueWorker } from './queue-worker.ts';
@@ -160,6 +161,30 @@ describe('startQueueWorker (real Redis, FsObjectStore)', () => {
     const counters = (await registry.get(batchId))?.counters;
     assert.deepEqual([counters?.completed, counters?.failed, counters?.cancelled], [0, 1, 0]);
     assert.equal(await store.head(documentResultKey(batchId, doc.docId)), null, 'a transient failure stores no result');
+  });
+
+  it('a document job failed without any worker counting it (as BullMQ fails a job that stalled too often) is counted failed at finalize: the counts equal the results', async () => {
+    const { store, batchId, doc, registry } = await oneDocumentBatch('uncounted', 'a document whose job failed outside every worker\n', `file://${join(dir, 'no-model')}`);
+    const jobId = documentJobId(batchId, doc.docId);
+    // A bare BullMQ worker fails the job: nothing of ours sees it fail.
+    const bare = new Worker(QUEUE_NAMES.documents, async () => {
+      throw new UnrecoverableError('job stalled more than allowable limit');
+    }, { connection: { ...redisOptionsFromUrl(REDIS_URL), maxRetriesPerRequest: null }, prefix });
+    try {
+      for (let i = 0; (await (await queues.documents.getJob(jobId))?.getState()) !== 'failed'; i++) {
+        assert.ok(i < 200, 'the bare worker failed the job');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } finally {
+      await bare.close();
+    }
+    assert.equal((await registry.get(batchId))?.counters.failed, 0, 'not counted yet');
+    await workUntil(store, registry, async () => (await registry.get(batchId))?.state === 'completed');
+    const counters = (await registry.get(batchId))?.counters;
+    assert.deepEqual([counters?.completed, counters?.failed, counters?.cancelled], [0, 1, 0]);
+    const line = JSON.parse(new TextDecoder().decode(await store.getBytes(batchResultsKey(batchId))).trim());
+    assert.equal(line.status, 'failed');
+    assert.match(line.error.message, /job stalled more than allowable limit/);
   });
 
   it('a batch cancelled mid-fold stops its document at a step: counted cancelled, no result, the job failed for good', async () => {

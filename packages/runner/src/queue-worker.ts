@@ -55,6 +55,13 @@ export interface QueueWorker {
 const DEFAULT_LOCK_MS = 30_000;
 /** Stalled-job check interval: BullMQ's default, so a crashed worker's job is requeued within about a minute. */
 const DEFAULT_STALLED_INTERVAL_MS = 30_000;
+/**
+ * Stalls a document job survives: a stall is its worker killed or paused past the lock, not a fault
+ * of the document, and the checkpoint keeps the work, so it must not fail the job (BullMQ's default of
+ * 1 fails it on the second stall, whatever `attempts` says). Bounded, so a document that kills every
+ * worker that folds it (a native crash, the kernel's OOM killer) still ends, as failed.
+ */
+export const MAX_STALLED_COUNT = 10;
 
 export function startQueueWorker(deps: QueueWorkerDeps): QueueWorker {
   const { store, registry, metrics, log } = deps;
@@ -138,6 +145,7 @@ export function startQueueWorker(deps: QueueWorkerDeps): QueueWorker {
       name: workerName,
       concurrency: deps.concurrency,
       ...locks,
+      maxStalledCount: MAX_STALLED_COUNT,
       autorun: true,
     },
   );
@@ -157,9 +165,14 @@ export function startQueueWorker(deps: QueueWorkerDeps): QueueWorker {
       // In a cancelled batch, a document without a result was cancelled, not failed.
       const cancelled = (await registry.isCancelled(data.batchId)) ? documentIds : [];
       const written = await finalizeBatch({ store, batchId: data.batchId, documentIds, failures, cancelled });
+      // A document whose job ended without a worker counting it (failed by BullMQ itself, e.g. for
+      // stalling) is counted as its stub line says, so the counts equal the results; counting is
+      // once per document, so one counted already is not counted again.
+      for (const stub of written.stubs) await registry.recordDocumentDone(data.batchId, { docId: stub.docId, status: stub.status, tokens: 0, bytes: 0 });
       const state = await registry.finish(data.batchId);
-      log.info({ batchId: data.batchId, state, ...written }, 'batch finalized');
-      return written;
+      const { stubs, ...summary } = written;
+      log.info({ batchId: data.batchId, state, ...summary, stubs: stubs.length }, 'batch finalized');
+      return summary;
     },
     { connection, prefix: deps.prefix, name: workerName, concurrency: 1, ...locks, autorun: true },
   );

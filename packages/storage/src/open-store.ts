@@ -65,10 +65,30 @@ export function openStore(uri: string, options: OpenStoreOptions = {}): ObjectSt
   return new FsObjectStore(where.root, options.fs);
 }
 
+/** How long `checkStore` keeps trying a store that fails for a reason that may pass (waits 0.25, 0.5, 1, 2, 4 s). */
+export const CHECK_RETRY_DELAYS_MS: readonly number[] = [250, 500, 1000, 2000, 4000];
+
+/** Failures of an S3 store that may pass: no answer, a 5xx or an answer cut off. */
+const PASSING = new Set(['KVF_STORE_UNREACHABLE', 'KVF_STORE_IO']);
+
 /**
- * Fails fast, naming the URI, when a store's backend is unreachable, rejects the credentials, or
- * (filesystem) its root is not a writable directory. Stores without a probe pass.
+ * Fails, naming the URI, when a store's backend is unreachable, rejects the credentials, or
+ * (filesystem) its root is not a writable directory. Stores without a probe pass. A failure that
+ * may pass (an S3 store's 5xx, a dropped connection, a server still starting) is tried again with
+ * backoff (`delays`, default CHECK_RETRY_DELAYS_MS) before the last error is thrown; one that cannot
+ * (wrong credentials, a missing bucket, a filesystem root) is thrown at once.
  */
-export async function checkStore(store: ObjectStore): Promise<void> {
-  await store.check?.();
+export async function checkStore(store: ObjectStore, delays: readonly number[] = CHECK_RETRY_DELAYS_MS): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await store.check?.();
+      return;
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      const delay = delays[attempt];
+      const mayPass = store.uri.startsWith('s3://') && typeof code === 'string' && PASSING.has(code);
+      if (delay === undefined || !mayPass) throw err;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
 }

@@ -67,5 +67,7 @@ export function mapS3Error(err: unknown, ctx: S3ErrorContext): StoreError {
   if (NETWORK_CODES.has(code) || name === 'TimeoutError' || name === 'AbortError' || name === 'RequestTimeout') {
     return storeErrors.unreachable(ctx.uri, ctx.endpoint, err);
   }
-  return storeErrors.io(ctx.uri, ctx.what, err);
+  // Anything else: say what the server answered (its S3 error code and HTTP status) and where.
+  const answered = status ? `the server at ${ctx.endpoint} answered HTTP ${status}${name ? ` ${name}` : ''} for bucket ${ctx.bucket}` : `no answer from ${ctx.endpoint} for bucket ${ctx.bucket}`;
+  return storeErrors.io(ctx.uri, `${ctx.what} (${answered})`, err);
 }
