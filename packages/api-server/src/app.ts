@@ -56,6 +56,13 @@ export interface ApiDeps {
   readonly modelCheck?: { readonly storeOptions?: OpenStoreOptions };
   /** Seconds an ended batch's registry entry stays in Redis (the registry's default otherwise). */
   readonly registryTtlS?: number;
+  /** Proxies whose X-Forwarded-For gives the client's address (Fastify's `trustProxy`); none by default. */
+  readonly trustProxy?: boolean | string[];
+}
+
+/** `trustProxy` as a flag or a comma-separated list of addresses. */
+function trustProxyOption(v: ApiDeps['trustProxy']): string | boolean {
+  return Array.isArray(v) ? v.join(',') : (v ?? false);
 }
 
 /** Builds the app; `await app.ready()` (or listen) before use, `app.close()` after. */
@@ -71,6 +78,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   };
   const app = Fastify({
     loggerInstance: deps.logger,
+    trustProxy: trustProxyOption(deps.trustProxy),
     bodyLimit: limits.bodyBytes,
     // Bad percent-encoding and over-long path parameters are answered before routing: same error shape.
     frameworkErrors: (err, request, reply) => errorHandler(err, request, reply),

@@ -6,9 +6,11 @@
  * /docs and /admin/queues included, needs a key. With no keys configured, every keyed route is 401.
  *
  * Guessing is bounded: wrong keys are counted per client address in Redis (shared by replicas), and
- * once an address has sent `max` of them within `windowMs` of its first, its keyed requests answer
- * 429 with Retry-After until that window ends — a right key too, so a guess that hits is not told
- * apart from one that misses.
+ * once an address has sent `max` of them within `windowMs` of its first, its wrong keys answer 429
+ * with Retry-After until that window ends. A right key still goes through: a client that mistyped
+ * its key is not locked out once it sends the right one (keys are long random strings, and the
+ * request rate limit bounds what an address may try). The client address is the socket's, or the
+ * one a trusted proxy reports (KVFOLD_API_TRUST_PROXY).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Redis } from '@kvfold/jobs';
@@ -57,6 +59,11 @@ export function apiKeyAuth(keys: readonly string[], failures?: AuthFailureLimit)
     if (key === undefined) {
       throw new ApiError(401, ApiErrorCode.Unauthorized, 'missing API key: send it as x-api-key or Authorization: Bearer <key>');
     }
+    const d = digest(key);
+    if (digests.some((known) => timingSafeEqual(known, d))) {
+      request.apiKeyId = d.toString('hex').slice(0, 12);
+      return;
+    }
     const counter = failures ? new FailureCounter(failures, request) : null;
     const lockedMs = (await counter?.lockedForMs()) ?? 0;
     if (lockedMs > 0 && failures) {
@@ -68,12 +75,8 @@ export function apiKeyAuth(keys: readonly string[], failures?: AuthFailureLimit)
         `too many wrong API keys from ${request.ip}: ${failures.max} within ${Math.round(failures.windowMs / 1000)} s (KVFOLD_API_AUTH_FAILURES); retry in ${seconds} s with a key from KVFOLD_API_KEYS`,
       );
     }
-    const d = digest(key);
-    if (!digests.some((known) => timingSafeEqual(known, d))) {
-      await counter?.record();
-      throw new ApiError(401, ApiErrorCode.Unauthorized, 'API key not accepted (it is not one of KVFOLD_API_KEYS)');
-    }
-    request.apiKeyId = d.toString('hex').slice(0, 12);
+    await counter?.record();
+    throw new ApiError(401, ApiErrorCode.Unauthorized, 'API key not accepted (it is not one of KVFOLD_API_KEYS)');
   };
 }
 

@@ -62,7 +62,7 @@ describe('API edges', () => {
     assert.deepEqual((await api.registry.list({ limit: 10 })).ids, []);
   });
 
-  it('limits wrong API keys per address: 429 with Retry-After once over, a right key too; other addresses go on', async () => {
+  it('limits wrong API keys per address: 429 with Retry-After once over; a right key still goes through; other addresses go on', async () => {
     const url = `/v1/batches/b${'0'.repeat(32)}`;
     const from = (remoteAddress: string, key: string) => api.app.inject({ method: 'GET', url, remoteAddress, headers: { 'x-api-key': key } });
     for (let i = 0; i < 3; i++) assert.equal((await from('10.0.0.7', `guess-${i}`)).statusCode, 401, `guess ${i}`);
@@ -73,11 +73,36 @@ describe('API edges', () => {
     const error = errorOf(limited);
     assert.equal(error.code, 'KVF_API_RATE_LIMITED');
     assert.match(error.message, /^too many wrong API keys from 10\.0\.0\.7: 3 within 60 s \(KVFOLD_API_AUTH_FAILURES\); retry in \d+ s/);
-    assert.equal((await from('10.0.0.7', 'test-key-0123456789')).statusCode, 429, 'a right key is refused too while locked');
+    assert.equal((await from('10.0.0.7', 'test-key-0123456789')).statusCode, 404, 'a right key goes through while the address is locked');
+    assert.equal((await from('10.0.0.7', 'guess-4')).statusCode, 429, 'a wrong one is still refused');
     assert.equal((await from('10.0.0.8', 'test-key-0123456789')).statusCode, 404, 'another address is not affected');
     assert.equal((await from('10.0.0.8', 'guess')).statusCode, 401);
     const missing = await api.app.inject({ method: 'GET', url, remoteAddress: '10.0.0.9' });
     assert.equal(missing.statusCode, 401, 'a request without a key is not a guess');
+  });
+
+  it('refuses an upload that declares more bytes than the limit with 413 before reading its body', async () => {
+    const { request } = await import('node:http');
+    const address = await api.app.listen({ port: 0, host: '127.0.0.1' });
+    const started = performance.now();
+    const answer = await new Promise<{ status: number; body: string }>((done, fail) => {
+      const req = request(`${address}/v1/batches`, {
+        method: 'POST',
+        headers: { ...api.headers, 'content-type': 'multipart/form-data; boundary=x', 'content-length': String(2 * 1024 ** 3) },
+      });
+      req.on('response', (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('end', () => done({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', fail);
+      req.write('--x\r\n'); // a few bytes of the 2 GiB declared; the rest never comes
+    });
+    assert.equal(answer.status, 413, answer.body);
+    assert.ok(performance.now() - started < 5000, 'answered without waiting for the body');
+    const error = JSON.parse(answer.body).error;
+    assert.equal(error.code, 'KVF_API_BODY_TOO_LARGE');
+    assert.match(error.message, /^the upload declares 2147483648 bytes, over the limit of \d+ bytes of files \(KVFOLD_API_UPLOAD_LIMIT\)/);
   });
 
   it('answers an over-long path parameter (414) and a bad URL (400) in the error shape', async () => {
@@ -120,15 +145,39 @@ describe('API wrong-key window', () => {
 
   it('lets an address in again once its window has ended', async () => {
     const url = `/v1/batches/b${'0'.repeat(32)}`;
-    assert.equal((await api.app.inject({ method: 'GET', url, headers: { 'x-api-key': 'guess' } })).statusCode, 401);
-    assert.equal((await api.app.inject({ method: 'GET', url, headers: api.headers })).statusCode, 429);
+    const guess = () => api.app.inject({ method: 'GET', url, headers: { 'x-api-key': 'guess' } });
+    assert.equal((await guess()).statusCode, 401);
+    assert.equal((await guess()).statusCode, 429);
+    assert.equal((await api.app.inject({ method: 'GET', url, headers: api.headers })).statusCode, 404, 'the right key is let in meanwhile');
     // The window is the bar; the test's own timeout bounds the wait.
     let status = 429;
     while (status === 429) {
       await new Promise((r) => setTimeout(r, 50));
-      status = (await api.app.inject({ method: 'GET', url, headers: api.headers })).statusCode;
+      status = (await guess()).statusCode;
     }
-    assert.equal(status, 404);
+    assert.equal(status, 401, 'a wrong key is answered as wrong again');
+  });
+});
+
+describe('API behind a trusted proxy', () => {
+  let api: TestApi;
+  before(async () => {
+    api = await startTestApi({ limits: { authFailuresMax: 2, authFailureWindowMs: 60_000 }, trustProxy: ['10.1.0.1'] });
+  });
+  after(() => api.close());
+
+  it('counts wrong keys per client address the trusted proxy reports, not per the proxy', async () => {
+    const url = `/v1/batches/b${'0'.repeat(32)}`;
+    const via = (remoteAddress: string, client: string) =>
+      api.app.inject({ method: 'GET', url, remoteAddress, headers: { 'x-api-key': 'guess', 'x-forwarded-for': client } });
+    for (let i = 0; i < 2; i++) assert.equal((await via('10.1.0.1', '203.0.113.5')).statusCode, 401);
+    const limited = await via('10.1.0.1', '203.0.113.5');
+    assert.equal(limited.statusCode, 429);
+    assert.match(errorOf(limited).message, /from 203\.0\.113\.5:/);
+    assert.equal((await via('10.1.0.1', '203.0.113.6')).statusCode, 401, 'another client behind the same proxy is not affected');
+    // An untrusted peer cannot choose its address: its own is counted.
+    for (let i = 0; i < 2; i++) assert.equal((await via('10.9.9.9', `198.51.100.${i}`)).statusCode, 401);
+    assert.equal((await via('10.9.9.9', '198.51.100.7')).statusCode, 429);
   });
 });
 

@@ -26,6 +26,11 @@ describe('loadApiEnv', () => {
     );
   });
 
+  it('reads KVFOLD_API_TRUST_PROXY as none, any, or a list of addresses', () => {
+    const trust = (v?: string) => loadApiEnv(v === undefined ? {} : { KVFOLD_API_TRUST_PROXY: v }).KVFOLD_API_TRUST_PROXY;
+    assert.deepEqual([trust(), trust('false'), trust('true'), trust('10.0.0.1, 10.2.0.0/16')], [false, false, true, ['10.0.0.1', '10.2.0.0/16']]);
+  });
+
   it('parses the API variables and the shared ones', () => {
     const env = loadApiEnv({ KVFOLD_API_PORT: '9000', KVFOLD_API_KEYS: 'a, b', KVFOLD_STORE: 's3://bucket/p', KVFOLD_API_RATE_LIMIT: '5' });
     assert.deepEqual([env.KVFOLD_API_PORT, env.KVFOLD_API_KEYS, env.KVFOLD_STORE, env.KVFOLD_API_RATE_LIMIT], [9000, ['a', 'b'], 's3://bucket/p', 5]);

@@ -40,9 +40,24 @@ export const ApiEnvSchema = z.object({
    * the workers' model folders (then a wrong path fails every document instead of the request).
    */
   KVFOLD_API_CHECK_MODEL: envOptional(z.enum(['true', 'false'], { error: 'must be true or false' }).default('true')).transform((v) => v === 'true'),
+  /**
+   * Which proxies' X-Forwarded-For the API believes for a client's address (the wrong-key limit and
+   * the rate limit count per address): unset or `false`, none (the socket's address); `true`, any;
+   * otherwise a comma-separated list of addresses or CIDR ranges (an ingress's). Set it behind an
+   * ingress, or every client shares the ingress's address.
+   */
+  KVFOLD_API_TRUST_PROXY: envOptional(z.string().optional()).transform(parseTrustProxy),
   /** Folder where uploads are spooled before ingest; the OS temp folder when unset. */
   KVFOLD_API_SPOOL_DIR: envOptional(z.string().optional()),
 });
+
+/** KVFOLD_API_TRUST_PROXY as Fastify's `trustProxy` takes it. */
+function parseTrustProxy(value: string | undefined): boolean | string[] {
+  const v = value?.trim() ?? '';
+  if (v === '' || v === 'false') return false;
+  if (v === 'true') return true;
+  return v.split(',').map((a) => a.trim()).filter((a) => a !== '');
+}
 
 /** The API's parsed configuration. */
 export type ApiEnv = Env & z.output<typeof ApiEnvSchema> & { readonly KVFOLD_STORE: string };

@@ -44,6 +44,7 @@ export async function runApi(source: Readonly<Record<string, string | undefined>
     ...(env.KVFOLD_API_SPOOL_DIR ? { spoolDir: env.KVFOLD_API_SPOOL_DIR } : {}),
     ...(env.KVFOLD_API_CHECK_MODEL ? { modelCheck: { storeOptions: storeOptionsFromEnv(env) } } : {}),
     registryTtlS: env.KVFOLD_REGISTRY_TTL_S,
+    trustProxy: env.KVFOLD_API_TRUST_PROXY,
     enqueue: { keepCompletedS: env.KVFOLD_JOB_KEEP_COMPLETED_S, keepFailedS: env.KVFOLD_JOB_KEEP_FAILED_S },
   });
 

@@ -35,7 +35,9 @@ export interface TestApi {
 }
 
 /** Builds an API over a fresh prefix (on REDIS_URL unless `redisUrl` is given) and (unless given) a fresh FsObjectStore. */
-export async function startTestApi(options: { limits?: ApiLimits; store?: ObjectStore; enqueue?: EnqueueOptions; modelCheck?: ApiDeps['modelCheck']; redisUrl?: string } = {}): Promise<TestApi> {
+export async function startTestApi(
+  options: { limits?: ApiLimits; store?: ObjectStore; enqueue?: EnqueueOptions; modelCheck?: ApiDeps['modelCheck']; redisUrl?: string; trustProxy?: ApiDeps['trustProxy'] } = {},
+): Promise<TestApi> {
   const dir = await mkdtemp(join(tmpdir(), 'kvfold-api-test-'));
   const store = options.store ?? new FsObjectStore(join(dir, 'store'));
   const redisUrl = options.redisUrl ?? REDIS_URL;
@@ -51,6 +53,7 @@ export async function startTestApi(options: { limits?: ApiLimits; store?: Object
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.enqueue ? { enqueue: options.enqueue } : {}),
     ...(options.modelCheck ? { modelCheck: options.modelCheck } : {}),
+    ...(options.trustProxy !== undefined ? { trustProxy: options.trustProxy } : {}),
   });
   await app.ready();
   return {

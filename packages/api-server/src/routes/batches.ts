@@ -15,6 +15,9 @@ import { apiErrors } from '../errors.ts';
 import { routeSchemas } from '../openapi.ts';
 import { spoolUpload } from '../spool-upload.ts';
 
+/** Room for the multipart framing of an upload (part headers, boundaries, the spec field) beyond its files' bytes. */
+const MULTIPART_FRAMING_BYTES = 16 * 1024 * 1024;
+
 /** Options of the batch routes. */
 export interface BatchRoutesOptions {
   readonly ctx: Omit<BatchContext, 'log'>;
@@ -32,6 +35,16 @@ export function batchIdParam(request: FastifyRequest): string {
 /** Registers the batch routes on `app`. */
 export async function batchRoutes(app: FastifyInstance, opts: BatchRoutesOptions): Promise<void> {
   const { ctx } = opts;
+  // An upload that declares more bytes than the limit allows (its files, and the multipart framing
+  // around them) is refused before its body is read.
+  const declaredLimit = opts.uploadBytes + MULTIPART_FRAMING_BYTES;
+  app.addHook('onRequest', async (request) => {
+    if (request.method !== 'POST' || request.routeOptions.url !== '/v1/batches') return;
+    const declared = Number(request.headers['content-length']);
+    if (Number.isFinite(declared) && declared > declaredLimit) {
+      throw apiErrors.tooLarge(`the upload declares ${declared} bytes, over the limit of ${opts.uploadBytes} bytes of files (KVFOLD_API_UPLOAD_LIMIT); send a smaller corpus or raise the limit`);
+    }
+  });
 
   app.post('/v1/batches', { schema: routeSchemas.createBatch }, async (request, reply) => {
     const context = { ...ctx, log: request.log };
