@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { type TestS3Server, startTestS3Server } from '@kvfold/storage/testing';
+import { type TestS3Server, startTestS3Server, TEST_S3_CREDENTIALS } from '@kvfold/storage/testing';
 
 const CLI = fileURLToPath(new URL('..', import.meta.url));
 const REPO = join(CLI, '..', '..');
@@ -101,8 +101,8 @@ test('the installed kvfold talks to an S3 store on Node 20 without the AWS SDK w
   const r = await kvfold(['models', 'push', 'models/push', uri, '--json'], {
     KVFOLD_S3_ENDPOINT: s3.endpoint,
     KVFOLD_S3_FORCE_PATH_STYLE: 'true',
-    AWS_ACCESS_KEY_ID: 'S3RVER',
-    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+    AWS_ACCESS_KEY_ID: TEST_S3_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: TEST_S3_CREDENTIALS.secretAccessKey,
     AWS_REGION: 'us-east-1',
   });
   assert.equal(r.code, 0, r.stderr);

@@ -10,7 +10,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { startTestS3Server, type TestS3Server } from '@kvfold/storage/testing';
+import { startTestS3Server, type TestS3Server, TEST_S3_CREDENTIALS } from '@kvfold/storage/testing';
 import { kvfold, type RunResult, startKvfold } from './test-support.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'kvfold-ckpt-test-'));
@@ -36,8 +36,8 @@ const s3Env = () => ({
   KVFOLD_S3_ENDPOINT: s3.endpoint,
   KVFOLD_S3_FORCE_PATH_STYLE: 'true',
   KVFOLD_S3_CONDITIONAL_WRITES: String(s3.settings.conditionalWrites),
-  AWS_ACCESS_KEY_ID: 'S3RVER',
-  AWS_SECRET_ACCESS_KEY: 'S3RVER',
+  AWS_ACCESS_KEY_ID: TEST_S3_CREDENTIALS.accessKeyId,
+  AWS_SECRET_ACCESS_KEY: TEST_S3_CREDENTIALS.secretAccessKey,
 });
 
 function parse(r: RunResult): FoldJson {

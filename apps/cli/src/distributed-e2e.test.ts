@@ -25,7 +25,7 @@ import { loadCheckpoint, readManifest } from '@kvfold/checkpoint';
 import { HostKvCache } from '@kvfold/fold-core';
 import { createQueues, createRedis, foldProgressOf, redisOptionsFromUrl } from '@kvfold/jobs';
 import { documentJobId, documentResultKey } from '@kvfold/contract';
-import { type TestS3Server, startTestS3Server } from '@kvfold/storage/testing';
+import { type TestS3Server, startTestS3Server, TEST_S3_CREDENTIALS } from '@kvfold/storage/testing';
 import { AppProcess, RestClient, comparable, freePort, makeTarGz, makeZip, parseJsonl, prose, startApp, waitFor, writeTree } from './e2e-support.ts';
 import { kvfold, startKvfold } from './test-support.ts';
 
@@ -228,8 +228,8 @@ describe('the distributed system on real parts (Redis, S3 protocol, API and work
       KVFOLD_S3_ENDPOINT: s3.endpoint,
       KVFOLD_S3_FORCE_PATH_STYLE: 'true',
       KVFOLD_S3_CONDITIONAL_WRITES: String(s3.settings.conditionalWrites),
-      AWS_ACCESS_KEY_ID: 'S3RVER',
-      AWS_SECRET_ACCESS_KEY: 'S3RVER',
+      AWS_ACCESS_KEY_ID: TEST_S3_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: TEST_S3_CREDENTIALS.secretAccessKey,
       KVFOLD_API_KEYS: KEY,
       LOG_LEVEL: 'info',
     };

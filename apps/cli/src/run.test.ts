@@ -12,7 +12,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { startTestS3Server, type TestS3Server } from '@kvfold/storage/testing';
+import { startTestS3Server, type TestS3Server, TEST_S3_CREDENTIALS } from '@kvfold/storage/testing';
 import { kvfold, type RunResult, startKvfold } from './test-support.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'kvfold-run-test-'));
@@ -169,8 +169,8 @@ test('a model pushed to an S3 store is fetched, verified and gives the same resu
     KVFOLD_S3_ENDPOINT: s3.endpoint,
     KVFOLD_S3_FORCE_PATH_STYLE: 'true',
     KVFOLD_S3_CONDITIONAL_WRITES: String(s3.settings.conditionalWrites),
-    AWS_ACCESS_KEY_ID: 'S3RVER',
-    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+    AWS_ACCESS_KEY_ID: TEST_S3_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: TEST_S3_CREDENTIALS.secretAccessKey,
   };
   const uri = s3.uri('models/tiny-llama');
   const pushed = await kvfold(['models', 'push', model, uri], { env });

@@ -50,7 +50,8 @@ test('a store answering 503 twice, then itself, passes the check on the third tr
   faults = [503, 503];
   requests = 0;
   await checkStore(store(), SHORT);
-  assert.equal(requests, 3);
+  assert.equal(faults.length, 0, 'both 503s were answered');
+  assert.ok(requests >= 3, `${requests} requests: two refused, then the bucket and the probe of conditional writes`);
 });
 
 test('a store that keeps answering 500 fails after every retry, naming the endpoint, the bucket and the answer', async () => {

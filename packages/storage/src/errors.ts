@@ -13,6 +13,7 @@
  * | KVF_STORE_NO_BUCKET           | the bucket named in an s3:// URI does not exist             |
  * | KVF_STORE_LOCKED              | a filesystem key lock was held longer than the lock timeout |
  * | KVF_STORE_TOO_LARGE           | `getBytes` of an object larger than one buffer can hold     |
+ * | KVF_STORE_NO_CONDITIONAL_WRITES | an S3 backend that does not enforce If-None-Match / If-Match |
  * | KVF_STORE_IO                  | any other backend failure (disk full, permissions, 5xx)     |
  */
 
@@ -27,6 +28,7 @@ export const StoreErrorCode = {
   NoBucket: 'KVF_STORE_NO_BUCKET',
   Locked: 'KVF_STORE_LOCKED',
   TooLarge: 'KVF_STORE_TOO_LARGE',
+  NoConditionalWrites: 'KVF_STORE_NO_CONDITIONAL_WRITES',
   Io: 'KVF_STORE_IO',
 } as const;
 

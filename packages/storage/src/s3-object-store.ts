@@ -12,19 +12,35 @@
  * Memory per put is bounded by the parts, not the body: lib-storage holds about `queueSize + 1`
  * parts at once. When the body's size is known (`PutOptions.size`), the part size grows as needed
  * to keep the upload within S3's 10,000 parts (`partSizeFor`), so a file of any size goes up.
+ *
+ * Conditional writes are learned, not assumed: before its first conditional put a store probes the
+ * backend once (`probeConditionalWrites`) with a scratch object under its prefix, and learns
+ * whether If-None-Match: * is enforced, whether If-Match compares the etag as S3 gives it (quoted)
+ * or only its bare hex (Ceph RGW before 17 refuses the quoted form), and whether
+ * CompleteMultipartUpload honours the conditions. It then sends If-Match in the form the backend
+ * compares, and sends a conditional put as one PutObject, never a multipart upload, where
+ * CompleteMultipartUpload ignores conditions. A backend that enforces neither If-None-Match nor
+ * If-Match (or only one of them) is refused at that first conditional put, unless it was declared
+ * with `conditionalWrites: false`.
  */
 import {
+  AbortMultipartUploadCommand,
   type ChecksumAlgorithm,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
   ListObjectsCommand,
   type ListObjectsCommandOutput,
+  PutObjectCommand,
   S3Client,
+  UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { constants as bufferConstants } from 'node:buffer';
+import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { bodyChunks, bodyStream, collect } from './body.ts';
 import { ObjectNotFoundError, PreconditionFailedError, StoreError, storeErrors } from './errors.ts';
@@ -58,7 +74,8 @@ export interface S3Settings {
    * Whether the backend enforces If-None-Match / If-Match on PutObject and
    * CompleteMultipartUpload. AWS S3 does (since 2024); s3rver 3.7 ignores both headers. When
    * false, puts with a condition are checked by a HEAD first, which narrows but does not close the
-   * race between writers. Default true.
+   * race between writers. When true, the backend is probed at the first conditional put, and one
+   * that turns out not to enforce them is refused. Default true.
    */
   readonly conditionalWrites?: boolean;
   /** `check()` gives up after this long, with no retries (ms). Default 5 s. */
@@ -86,6 +103,22 @@ const MAX_LENGTH = bufferConstants.MAX_LENGTH;
 const DEFAULT_QUEUE_SIZE = 4;
 const DEFAULT_MAX_ATTEMPTS = 3;
 const DEFAULT_PROBE_TIMEOUT_MS = 5_000;
+
+/** What `probeConditionalWrites` found a backend to enforce. */
+export interface ConditionalWriteSupport {
+  /** PutObject with If-None-Match: * refuses a key that exists. */
+  readonly ifNoneMatch: boolean;
+  /**
+   * The form of the etag in If-Match that PutObject compares with the object's: `quoted` as S3
+   * gives it (`"<hex>"`), `bare` hex (Ceph RGW before 17), or null when If-Match is ignored.
+   */
+  readonly ifMatch: 'quoted' | 'bare' | null;
+  /** CompleteMultipartUpload with If-None-Match: * refuses a key that exists. */
+  readonly multipart: boolean;
+}
+
+/** An etag without quotes or weak marker. */
+const bareEtag = (etag: string) => etag.replace(/^W\//, '').replace(/"/g, '');
 
 /** A body that must be `size` bytes long: announced sizes are checked, never sent as Content-Length. */
 function exactLength(body: Uint8Array, size: number | undefined): Uint8Array {
@@ -122,6 +155,8 @@ export class S3ObjectStore implements ObjectStore {
   readonly #queueSize: number;
   readonly #checksum: ChecksumAlgorithm | undefined;
   readonly #probeTimeoutMs: number;
+  /** The probe of conditional writes, run once at the first conditional put. */
+  #conditions: Promise<ConditionalWriteSupport> | undefined;
 
   constructor(bucket: string, prefix: string, settings: S3Settings = {}) {
     this.bucket = bucket;
@@ -145,8 +180,17 @@ export class S3ObjectStore implements ObjectStore {
     this.#probe = new S3Client({ ...base, maxAttempts: 1 });
   }
 
-  /** One HeadBucket, no retries, short timeout: fails fast on a wrong endpoint or credentials. */
+  /**
+   * One HeadBucket, no retries, short timeout: fails fast on a wrong endpoint or credentials. Then,
+   * where the store relies on conditional writes, the probe of them (once): a backend that does not
+   * enforce them is refused here, at start, not at the first checkpoint.
+   */
   async check(): Promise<void> {
+    await this.#checkBucket();
+    if (this.conditionalWrites) await this.#enforcedConditions();
+  }
+
+  async #checkBucket(): Promise<void> {
     try {
       await this.#probe.send(new HeadBucketCommand({ Bucket: this.bucket }), {
         abortSignal: AbortSignal.timeout(this.#probeTimeoutMs),
@@ -162,12 +206,27 @@ export class S3ObjectStore implements ObjectStore {
   async put(key: string, body: Body, options: PutOptions = {}): Promise<{ etag: string }> {
     const ctx = this.#ctx(`writing ${key}`, key);
     assertKey(this.uri, key);
+    const conditional = options.ifNoneMatch !== undefined || options.ifMatch !== undefined;
     if (!this.conditionalWrites) await this.#precheck(key, options);
-    const size = options.size ?? (body instanceof Uint8Array ? body.byteLength : undefined);
+    const support = this.conditionalWrites && conditional ? await this.#enforcedConditions() : null;
+    let size = options.size ?? (body instanceof Uint8Array ? body.byteLength : undefined);
+    let partSize = partSizeFor(size, this.#partSize);
+    if (support && !support.multipart) {
+      // One PutObject: the backend would complete a multipart upload whatever its conditions.
+      if (!(body instanceof Uint8Array)) {
+        if (size !== undefined && size > MAX_LENGTH) throw storeErrors.tooLarge(this.uri, key, size, MAX_LENGTH);
+        body = await collect(options.size === undefined ? body : exactLengthChunks(body, options.size)).catch((err: unknown) => {
+          throw mapS3Error(err, ctx);
+        });
+        size = body.byteLength;
+      }
+      partSize = Math.max(this.#partSize, body.byteLength);
+    }
+    const ifMatch = options.ifMatch === undefined || options.ifMatch === '*' || support?.ifMatch !== 'bare' ? options.ifMatch : bareEtag(options.ifMatch);
     try {
       const upload = new Upload({
         client: this.#client,
-        partSize: partSizeFor(size, this.#partSize),
+        partSize,
         queueSize: this.#queueSize,
         leavePartsOnError: false,
         params: {
@@ -177,11 +236,12 @@ export class S3ObjectStore implements ObjectStore {
           ...(options.contentType ? { ContentType: options.contentType } : {}),
           ...(this.#checksum ? { ChecksumAlgorithm: this.#checksum } : {}),
           ...(options.ifNoneMatch ? { IfNoneMatch: options.ifNoneMatch } : {}),
-          ...(options.ifMatch !== undefined ? { IfMatch: options.ifMatch } : {}),
+          ...(ifMatch !== undefined ? { IfMatch: ifMatch } : {}),
         },
       });
       const done = await upload.done();
-      return { etag: done.ETag ?? '' };
+      // Some backends (Ceph RGW 16) answer CompleteMultipartUpload without an ETag: read it back.
+      return { etag: done.ETag || ((await this.head(key))?.etag ?? '') };
     } catch (err) {
       const mapped = mapS3Error(err, ctx);
       // S3 answers If-Match on a missing key with 404 NoSuchKey: for the caller, a failed condition.
@@ -302,6 +362,86 @@ export class S3ObjectStore implements ObjectStore {
   destroy(): void {
     this.#client.destroy();
     this.#probe.destroy();
+  }
+
+  /**
+   * Finds out which conditional writes the backend enforces, with a scratch object under the
+   * prefix (`.kvfold-probe-<random>`, deleted again): a plain PutObject, then PutObject with
+   * If-None-Match: *, with If-Match of its etag quoted and bare and with a wrong If-Match, and a
+   * one-part multipart upload completed with If-None-Match: *. About ten requests; a store runs
+   * it once, at its first conditional put (when `conditionalWrites`), and remembers the answer.
+   */
+  async probeConditionalWrites(): Promise<ConditionalWriteSupport> {
+    const Bucket = this.bucket;
+    const Key = `${this.prefix}.kvfold-probe-${randomBytes(8).toString('hex')}`;
+    const ctx = this.#ctx('probing conditional writes', Key.slice(this.prefix.length));
+    const body = new TextEncoder().encode('kvfold conditional write probe');
+    /** True when the backend refused the write with 412 (or 404 for If-Match on a missing key). */
+    const refused = async (send: () => Promise<unknown>) => {
+      try {
+        await send();
+        return false;
+      } catch (err) {
+        const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+        if (status === 412 || (err as Error).name === 'PreconditionFailed') return true;
+        throw err;
+      }
+    };
+    const put = (conditions: { IfNoneMatch?: string; IfMatch?: string } = {}) =>
+      this.#client.send(new PutObjectCommand({ Bucket, Key, Body: body, ...conditions }));
+    try {
+      const etag = (await put()).ETag ?? '';
+      const ifNoneMatch = await refused(() => put({ IfNoneMatch: '*' }));
+      let ifMatch: ConditionalWriteSupport['ifMatch'] = null;
+      for (const form of ['quoted', 'bare'] as const) {
+        const given = form === 'quoted' ? `"${bareEtag(etag)}"` : bareEtag(etag);
+        if (!(await refused(() => put({ IfMatch: given })))) {
+          ifMatch = form;
+          break;
+        }
+      }
+      // A backend that ignores If-Match lets a wrong etag through too.
+      if (ifMatch !== null) {
+        const wrong = '0'.repeat(32);
+        if (!(await refused(() => put({ IfMatch: ifMatch === 'quoted' ? `"${wrong}"` : wrong })))) ifMatch = null;
+      }
+      const { UploadId } = await this.#client.send(new CreateMultipartUploadCommand({ Bucket, Key }));
+      let multipart = false;
+      try {
+        const part = await this.#client.send(new UploadPartCommand({ Bucket, Key, UploadId, PartNumber: 1, Body: body }));
+        multipart = await refused(() =>
+          this.#client.send(
+            new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, IfNoneMatch: '*', MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }),
+          ),
+        );
+      } finally {
+        if (multipart) await this.#client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })).catch(() => {});
+      }
+      return { ifNoneMatch, ifMatch, multipart };
+    } catch (err) {
+      throw mapS3Error(err, ctx);
+    } finally {
+      await this.#client.send(new DeleteObjectCommand({ Bucket, Key })).catch(() => {});
+    }
+  }
+
+  /** The probe's answer, run once; refuses a backend that does not enforce conditional writes. */
+  async #enforcedConditions(): Promise<ConditionalWriteSupport> {
+    this.#conditions ??= this.probeConditionalWrites().catch((err: unknown) => {
+      this.#conditions = undefined; // a failed probe is tried again by the next conditional put
+      throw err;
+    });
+    const support = await this.#conditions;
+    const lacks = [...(support.ifNoneMatch ? [] : ['If-None-Match: *']), ...(support.ifMatch ? [] : ['If-Match'])];
+    if (lacks.length > 0) {
+      throw new StoreError(
+        'KVF_STORE_NO_CONDITIONAL_WRITES',
+        `store ${this.uri} (bucket ${this.bucket} at ${this.#endpoint}) does not enforce conditional writes: PutObject ignores ${lacks.join(' and ')}, ` +
+          'which checkpoint fencing relies on; use a server that enforces them, or set KVFOLD_S3_CONDITIONAL_WRITES=false (conditionalWrites: false) to use it anyway, ' +
+          'with a HEAD before each conditional write, which narrows but does not close the race between writers',
+      );
+    }
+    return support;
   }
 
   /** Best-effort condition check for backends that ignore conditional headers (not atomic). */

@@ -23,15 +23,34 @@
  * completed multipart object gets S3's ETag, the MD5 of its parts' MD5s and the part count
  * (`"<md5>-<parts>"`), not the MD5 of its content, so nothing can mistake it for a content hash.
  * AbortMultipartUpload (which s3rver does not route) drops an upload's parts.
+ *
+ * With `KVFOLD_TEST_S3=rgw` in the environment (and `KVFOLD_TEST_S3_ENDPOINT`,
+ * `KVFOLD_TEST_S3_ACCESS_KEY`, `KVFOLD_TEST_S3_SECRET_KEY`, as infra/rgw/up.sh writes them to its
+ * `env` file), the tests run on a Ceph RADOS Gateway instead: each server is a fresh, uniquely
+ * named bucket there, created on start and emptied and deleted by `stop()`. A pass-through proxy
+ * on a free loopback port sits in front of the gateway, so that `requests` is recorded as on
+ * s3rver; with `conditionalWrites: false` it also drops If-Match / If-None-Match from writes (and
+ * signs them again without those headers), so the gateway then behaves as a backend without
+ * conditional writes. Everything else is the gateway's own behaviour, including where it differs
+ * from S3: `testS3Kind` says which server the tests are on, for the few that depend on it.
  */
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import type { IncomingMessage } from 'node:http';
+import { createServer, type IncomingMessage, request as httpRequest } from 'node:http';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  CreateBucketCommand,
+  DeleteBucketCommand,
+  DeleteObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { S3ObjectStore, type S3Settings } from './s3-object-store.ts';
 
 /** The slice of s3rver's (untyped, CommonJS; a Koa application) API used here. */
@@ -72,10 +91,39 @@ const MAX_PART_NUMBER = 10_000;
 /** Bytes one read moves while joining parts. */
 const PART_COPY_CHUNK = 1024 * 1024;
 
-/** s3rver's built-in account. */
-export const TEST_S3_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
+/** Which S3 server the tests run on: `rgw` when `KVFOLD_TEST_S3=rgw`, s3rver otherwise. */
+export type TestS3Kind = 's3rver' | 'rgw';
+export const testS3Kind: TestS3Kind = testS3KindFrom(process.env.KVFOLD_TEST_S3);
+
+function testS3KindFrom(value: string | undefined): TestS3Kind {
+  if (value === undefined || value === '' || value === 's3rver') return 's3rver';
+  if (value === 'rgw') return 'rgw';
+  throw new Error(`KVFOLD_TEST_S3=${value} is not a test S3 server (expected rgw, s3rver or unset)`);
+}
+
+/** The gateway's address and account, from the environment that infra/rgw/up.sh describes. */
+function rgwEnvironment(): { endpoint: string; accessKeyId: string; secretAccessKey: string } {
+  const read = (name: string) => {
+    const value = process.env[name];
+    if (!value) throw new Error(`KVFOLD_TEST_S3=rgw needs ${name} (run infra/rgw/up.sh, then set -a; . /tmp/kvfold-rgw/env; set +a)`);
+    return value;
+  };
+  return {
+    endpoint: read('KVFOLD_TEST_S3_ENDPOINT').replace(/\/+$/, ''),
+    accessKeyId: read('KVFOLD_TEST_S3_ACCESS_KEY'),
+    secretAccessKey: read('KVFOLD_TEST_S3_SECRET_KEY'),
+  };
+}
+
+/** The test server's account: s3rver's built-in one, or the gateway's user. */
+export const TEST_S3_CREDENTIALS: { readonly accessKeyId: string; readonly secretAccessKey: string } =
+  testS3Kind === 'rgw'
+    ? { accessKeyId: rgwEnvironment().accessKeyId, secretAccessKey: rgwEnvironment().secretAccessKey }
+    : { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 
 export interface TestS3Server {
+  /** The server behind `endpoint`. */
+  readonly kind: TestS3Kind;
   /** e.g. `http://127.0.0.1:40123`. */
   readonly endpoint: string;
   readonly bucket: string;
@@ -90,21 +138,24 @@ export interface TestS3Server {
   /**
    * Puts an object of `size` bytes in place without an upload: a sparse file in the server's
    * directory holding `head` at its start and zeros after it. Reads of it are real S3 reads; what
-   * it saves is sending gigabytes up, for tests of large downloads.
+   * it saves is sending gigabytes up, for tests of large downloads. On the gateway the object is
+   * uploaded (its OSD keeps at most 2 GiB).
    */
   placeSparseObject(key: string, size: number, head?: Uint8Array): Promise<void>;
-  /** Stops the server and removes its directory. */
+  /** Stops the server and removes its directory (on the gateway: empties and deletes the bucket). */
   stop(): Promise<void>;
 }
 
 export interface TestS3ServerOptions {
+  /** The bucket's name; on the gateway a unique suffix is added. */
   bucket?: string;
   /** Enforce If-None-Match / If-Match on writes, as S3 does. Default true. */
   conditionalWrites?: boolean;
 }
 
-/** Starts s3rver with one empty bucket. */
+/** Starts s3rver with one empty bucket, or with `KVFOLD_TEST_S3=rgw` makes one on the gateway. */
 export async function startTestS3Server(options: TestS3ServerOptions = {}): Promise<TestS3Server> {
+  if (testS3Kind === 'rgw') return startRgwBucket(options);
   const S3rver = createRequire(import.meta.url)('s3rver') as S3rverClass;
   const bucket = options.bucket ?? 'kvfold-test';
   const directory = await mkdtemp(join(tmpdir(), 'kvfold-s3rver-'));
@@ -133,6 +184,7 @@ export async function startTestS3Server(options: TestS3ServerOptions = {}): Prom
   };
   const opened: S3ObjectStore[] = [];
   return {
+    kind: 's3rver',
     endpoint,
     bucket,
     settings,
@@ -163,6 +215,148 @@ export async function startTestS3Server(options: TestS3ServerOptions = {}): Prom
       await rm(directory, { recursive: true, force: true });
     },
   };
+}
+
+/** A fresh bucket on the gateway, behind a recording proxy: see the module comment. */
+async function startRgwBucket(options: TestS3ServerOptions): Promise<TestS3Server> {
+  const rgw = rgwEnvironment();
+  const bucket = `${options.bucket ?? 'kvfold-test'}-${randomBytes(6).toString('hex')}`;
+  const conditionalWrites = options.conditionalWrites ?? true;
+  const credentials = { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey };
+  const admin = new S3Client({ region: 'us-east-1', forcePathStyle: true, endpoint: rgw.endpoint, credentials });
+  const requests: string[] = [];
+  let proxy: { endpoint: string; close(): Promise<void> } | undefined;
+  try {
+    // Open to unsigned requests, as s3rver is: tests send some raw HTTP requests.
+    await admin.send(new CreateBucketCommand({ Bucket: bucket, ACL: 'public-read-write' }));
+    proxy = await startRgwProxy(new URL(rgw.endpoint), requests, conditionalWrites ? null : rgw.secretAccessKey);
+  } catch (err) {
+    admin.destroy();
+    throw new Error(`cannot make test bucket ${bucket} on the gateway at ${rgw.endpoint} (is infra/rgw/up.sh running?): ${String(err)}`, { cause: err });
+  }
+  const { endpoint, close } = proxy;
+  const settings: S3Settings = { endpoint, region: 'us-east-1', forcePathStyle: true, credentials, conditionalWrites };
+  const opened: S3ObjectStore[] = [];
+  const store = (prefix = '', overrides: S3Settings = {}) => {
+    const s = new S3ObjectStore(bucket, prefix, { ...settings, ...overrides });
+    opened.push(s);
+    return s;
+  };
+  return {
+    kind: 'rgw',
+    endpoint,
+    bucket,
+    settings,
+    requests,
+    uri: (prefix = '') => `s3://${bucket}/${prefix}`,
+    store,
+    async placeSparseObject(key, size, head = new Uint8Array(0)) {
+      async function* zeros() {
+        yield head.subarray(0, size);
+        const chunk = new Uint8Array(PART_COPY_CHUNK);
+        for (let left = size - Math.min(head.length, size); left > 0; left -= chunk.length) yield chunk.subarray(0, Math.min(left, chunk.length));
+      }
+      await store().put(key, Readable.from(zeros()), { size });
+    },
+    async stop() {
+      for (const s of opened) s.destroy();
+      await close();
+      try {
+        await emptyBucket(admin, bucket);
+        await admin.send(new DeleteBucketCommand({ Bucket: bucket }));
+      } finally {
+        admin.destroy();
+      }
+    },
+  };
+}
+
+/** Deletes every object and unfinished multipart upload in `bucket`. */
+async function emptyBucket(client: S3Client, bucket: string): Promise<void> {
+  for (;;) {
+    const page = await client.send(new ListObjectsCommand({ Bucket: bucket }));
+    const keys = (page.Contents ?? []).flatMap((o) => (o.Key ? [o.Key] : []));
+    if (keys.length === 0) break;
+    for (let i = 0; i < keys.length; i += 32) {
+      await Promise.all(keys.slice(i, i + 32).map((Key) => client.send(new DeleteObjectCommand({ Bucket: bucket, Key }))));
+    }
+  }
+  const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+  for (const u of uploads.Uploads ?? []) {
+    await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.Key, UploadId: u.UploadId }));
+  }
+}
+
+/**
+ * A pass-through HTTP proxy on a free loopback port in front of `target`, recording each request
+ * as `METHOD /path?query`. Given the account's secret, it drops If-Match / If-None-Match from
+ * every request and signs those requests again without them (SigV4 covers the headers).
+ */
+async function startRgwProxy(target: URL, requests: string[], unconditionalSecret: string | null) {
+  const server = createServer((req, res) => {
+    requests.push(`${req.method} ${req.url}`);
+    const headers = { ...req.headers };
+    if (unconditionalSecret !== null && (headers['if-match'] !== undefined || headers['if-none-match'] !== undefined)) {
+      delete headers['if-match'];
+      delete headers['if-none-match'];
+      headers.authorization = resign(req.method ?? 'GET', req.url ?? '/', headers, unconditionalSecret);
+    }
+    const upstream = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    // A client that goes away mid-request takes the upstream request with it.
+    res.on('close', () => {
+      if (!res.writableFinished) upstream.destroy();
+    });
+    // Headers go on at once, as they came: the gateway may answer from them alone.
+    upstream.flushHeaders();
+    req.pipe(upstream);
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  const { port } = server.address() as { port: number };
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((done) => {
+        server.close(() => done());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/**
+ * The Authorization header of a SigV4-signed request after headers were removed: the same
+ * credential scope, date and payload hash, signed over the headers it still has.
+ */
+function resign(method: string, url: string, headers: Record<string, string | string[] | undefined>, secret: string): string {
+  const auth = String(headers.authorization ?? '');
+  const m = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/([^,]+), ?SignedHeaders=([^,]+), ?Signature=[0-9a-f]+$/.exec(auth);
+  if (!m) throw new Error(`not a SigV4 Authorization header: ${auth}`);
+  const [, accessKey, scope, signed] = m as unknown as [string, string, string, string];
+  const names = signed.split(';').filter((h) => headers[h] !== undefined);
+  const [path, query = ''] = url.split(/\?(.*)/s) as [string, string?];
+  const strict = (v: string) => encodeURIComponent(v).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  const canonicalQuery = query
+    .split('&')
+    .filter((p) => p !== '')
+    .map((p) => {
+      const eq = p.indexOf('=');
+      const [k, v] = eq < 0 ? [p, ''] : [p.slice(0, eq), p.slice(eq + 1)];
+      return [strict(decodeURIComponent(k)), strict(decodeURIComponent(v))] as const;
+    })
+    .sort(([a, x], [b, y]) => (a < b ? -1 : a > b ? 1 : x < y ? -1 : x > y ? 1 : 0))
+    .map(([k, v]) => `${k}=${v}`)
+    .join('&');
+  const canonicalHeaders = names.map((h) => `${h}:${String(headers[h]).trim().replace(/\s+/g, ' ')}\n`).join('');
+  const canonical = [method, path, canonicalQuery, canonicalHeaders, names.join(';'), String(headers['x-amz-content-sha256'] ?? 'UNSIGNED-PAYLOAD')].join('\n');
+  const [day, region, service] = scope.split('/') as [string, string, string];
+  const toSign = ['AWS4-HMAC-SHA256', String(headers['x-amz-date']), scope, createHash('sha256').update(canonical).digest('hex')].join('\n');
+  let key: Buffer = createHmac('sha256', `AWS4${secret}`).update(day).digest();
+  for (const part of [region, service, 'aws4_request']) key = createHmac('sha256', key).update(part).digest();
+  const signature = createHmac('sha256', key).update(toSign).digest('hex');
+  return `AWS4-HMAC-SHA256 Credential=${accessKey}/${scope}, SignedHeaders=${names.join(';')}, Signature=${signature}`;
 }
 
 /** The S3 behaviour added in front of s3rver's router: see the module comment. */
