@@ -13,6 +13,7 @@ import { registerFold } from './commands/fold.ts';
 import { registerModels } from './commands/models.ts';
 import { registerNiah } from './commands/niah.ts';
 import { registerRun } from './commands/run.ts';
+import { registerStore } from './commands/store.ts';
 import { registerWorker } from './commands/worker.ts';
 import { registerDrift } from './commands/drift.ts';
 
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerModels(program);
   registerFold(program);
   registerRun(program);
+  registerStore(program);
   registerWorker(program);
   registerBench(program);
   registerDistributed(program);

@@ -45,7 +45,19 @@ export interface OpenCheckpointOptions extends DocLocation {
   readonly writerId?: string;
   /** `due(step)` is true every this many steps. Default 8. */
   readonly everySteps?: number;
+  /**
+   * Waits between tries of a write the store failed for a reason that may pass (no answer, a 5xx):
+   * default OUTAGE_RETRY_DELAYS_MS, about a minute in all. A commit waits out an outage that short;
+   * the fold waits for it at its next commit, and goes on.
+   */
+  readonly retryDelaysMs?: readonly number[];
 }
+
+/** Waits between tries of a checkpoint write during a store outage: 1, 2, 4, 8, 15 and 30 s (60 s in all). */
+export const OUTAGE_RETRY_DELAYS_MS: readonly number[] = [1000, 2000, 4000, 8000, 15_000, 30_000];
+
+/** Store failures that may pass: the backend did not answer, or answered 5xx. */
+const PASSING_CODES = new Set(['KVF_STORE_UNREACHABLE', 'KVF_STORE_IO']);
 
 export interface OpenedCheckpoint {
   readonly writer: CheckpointWriter;
@@ -57,6 +69,8 @@ export interface OpenedCheckpoint {
 /** Bytes a writer has sent to the store. */
 export interface WriterStats {
   commits: number;
+  /** Writes tried again after the store failed them for a reason that may pass. */
+  retries: number;
   segmentBytes: number;
   extraBytes: number;
   manifestBytes: number;
@@ -125,7 +139,7 @@ export async function openCheckpoint(store: ObjectStore, options: OpenCheckpoint
         bytes,
         storedEtag === null ? { ifNoneMatch: '*', contentType: 'application/json' } : { ifMatch: storedEtag, contentType: 'application/json' },
       );
-      const writer = new CheckpointWriter(store, options, claim, etag, resume?.rows ?? 0, options.everySteps ?? DEFAULT_EVERY_STEPS);
+      const writer = new CheckpointWriter(store, options, claim, etag, resume?.rows ?? 0, options.everySteps ?? DEFAULT_EVERY_STEPS, options.retryDelaysMs ?? OUTAGE_RETRY_DELAYS_MS);
       writer.stats.manifestBytes += bytes.length;
       return { writer, resume, warnings: resume?.warnings ?? [] };
     } catch (err) {
@@ -141,7 +155,7 @@ export async function openCheckpoint(store: ObjectStore, options: OpenCheckpoint
 
 /** Commits one document's checkpoints. Obtain one from `openCheckpoint`. */
 export class CheckpointWriter {
-  readonly stats: WriterStats = { commits: 0, segmentBytes: 0, extraBytes: 0, manifestBytes: 0 };
+  readonly stats: WriterStats = { commits: 0, retries: 0, segmentBytes: 0, extraBytes: 0, manifestBytes: 0 };
   readonly #store: ObjectStore;
   readonly #loc: DocLocation;
   readonly #codec: KvCodec;
@@ -157,9 +171,12 @@ export class CheckpointWriter {
   #fenced: CheckpointFencedError | null = null;
   #closed = false;
 
+  readonly #retryDelays: readonly number[];
+
   /** @internal Use `openCheckpoint`. */
-  constructor(store: ObjectStore, loc: DocLocation, claimed: Manifest, etag: string, rows: number, everySteps: number) {
+  constructor(store: ObjectStore, loc: DocLocation, claimed: Manifest, etag: string, rows: number, everySteps: number, retryDelays: readonly number[] = OUTAGE_RETRY_DELAYS_MS) {
     this.#store = store;
+    this.#retryDelays = retryDelays;
     this.#loc = { docKey: loc.docKey, ...(loc.prefix !== undefined ? { prefix: loc.prefix } : {}) };
     this.#codec = claimed.fingerprints.codec as KvCodec;
     this.#appendOnly = claimed.appendOnly;
@@ -273,7 +290,7 @@ export class CheckpointWriter {
     if (extra) {
       const sha = createHash('sha256').update(extra).digest('hex');
       const key = extraKey(this.#loc, step, sha);
-      await this.#store.put(key, extra);
+      await this.#outlasting(() => this.#store.put(key, extra));
       this.stats.extraBytes += extra.length;
       extraEntry = { key, sha256: sha, bytes: extra.length, step };
     }
@@ -308,9 +325,29 @@ export class CheckpointWriter {
     }
     const sha = Buffer.from(chunks.at(-1) as Uint8Array).toString('hex');
     const key = segmentKey(this.#loc, stepFrom, stepTo, sha);
-    await this.#store.put(key, Readable.from(chunks, { objectMode: false }));
+    await this.#outlasting(() => this.#store.put(key, Readable.from(chunks, { objectMode: false })));
     this.stats.segmentBytes += bytes;
     return { key, sha256: sha, bytes, rows: [from, to], steps: [stepFrom, stepTo], tokens: [tokensFrom, segment.tokensSeen] };
+  }
+
+  /**
+   * Runs a store write, trying it again after each of the retry delays while it fails for a reason
+   * that may pass (an outage), so a short one costs a pause, not the attempt. A write whose answer
+   * was lost is written again: segments are named by their content, and a manifest that landed is
+   * recognised as this writer's own by #commitManifest.
+   */
+  async #outlasting<T>(write: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await write();
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        const delay = this.#retryDelays[attempt];
+        if (delay === undefined || typeof code !== 'string' || !PASSING_CODES.has(code)) throw err;
+        this.stats.retries++;
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
   }
 
   /** Fails with CheckpointFencedError unless the stored manifest is still this writer's. */
@@ -326,7 +363,7 @@ export class CheckpointWriter {
     await this.#assertOwner();
     const bytes = serializeManifest(next);
     try {
-      const { etag } = await this.#store.put(manifestKey(this.#loc), bytes, { ifMatch: this.#etag, contentType: 'application/json' });
+      const { etag } = await this.#outlasting(() => this.#store.put(manifestKey(this.#loc), bytes, { ifMatch: this.#etag, contentType: 'application/json' }));
       this.#etag = etag;
       this.#manifest = next;
       this.stats.manifestBytes += bytes.length;

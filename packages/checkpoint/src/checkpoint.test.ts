@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { HostKvCache } from '@kvfold/fold-core';
-import { type Body, FsObjectStore, type ObjectStore, PreconditionFailedError, type PutOptions } from '@kvfold/storage';
+import { type Body, FsObjectStore, type ObjectStore, PreconditionFailedError, type PutOptions, StoreError } from '@kvfold/storage';
 import { startTestS3Server, type TestS3Server } from '@kvfold/storage/testing';
 import { deleteCheckpoint, openCheckpoint, type OpenCheckpointOptions } from './checkpoint-writer.ts';
 import type { DocLocation } from './keys.ts';
@@ -371,6 +371,41 @@ for (const backend of ['fs', 's3', 's3-unconditional'] as const) {
       await late.commit(states[31]!, 32);
       await late.flush();
       await assert.rejects(writer.commit(states[31]!, 32).then(() => writer.flush()), CheckpointFencedError);
+    });
+
+    test('a store outage shorter than the retries costs a pause, not the commit; a longer one fails it', async () => {
+      const states = foldStates(LAYOUT32, 16, 4, 17);
+      const opts = doc();
+      // The store does not answer the next `down` writes (as during an outage), then answers again.
+      let down = 0;
+      let denied = false;
+      const flaky = new (class extends Wrapped {
+        override async put(key: string, body: Body, o?: PutOptions) {
+          if (denied) throw new StoreError('KVF_STORE_CREDENTIALS', `store ${store.uri} rejected the credentials`);
+          if (down > 0) {
+            down--;
+            if (!(body instanceof Uint8Array)) for await (const _ of body as AsyncIterable<Uint8Array>) break;
+            throw new StoreError('KVF_STORE_UNREACHABLE', `store ${store.uri} is unreachable: connect ECONNREFUSED`);
+          }
+          return store.put(key, body, o);
+        }
+      })(store);
+      const { writer } = await openCheckpoint(flaky, { ...opts, into: new HostKvCache(LAYOUT32), retryDelaysMs: [5, 5, 5] });
+      down = 3; // the segment's write fails three times, then lands
+      await writer.commit(states[7]!, 8);
+      await writer.flush();
+      assert.equal(writer.stats.retries, 3);
+      assert.equal((await load(store, opts))?.step, 8);
+      down = 4; // one failure more than the retries: the commit fails, the last one stays in force
+      await writer.commit(states[15]!, 16);
+      await assert.rejects(writer.flush(), { code: 'KVF_STORE_UNREACHABLE' });
+      assert.equal((await load(store, opts))?.step, 8);
+      // A refusal that cannot pass (wrong credentials) is not tried again.
+      const before = writer.stats.retries;
+      denied = true;
+      await writer.commit(states[15]!, 16);
+      await assert.rejects(writer.flush(), { code: 'KVF_STORE_CREDENTIALS' });
+      assert.equal(writer.stats.retries, before);
     });
 
     test('commit returns while its upload runs, and at most one segment is in flight', async () => {

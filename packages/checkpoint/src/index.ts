@@ -44,6 +44,8 @@ export {
   type OpenedCheckpoint,
   type KvSource,
   openCheckpoint,
+  OUTAGE_RETRY_DELAYS_MS,
   type WriterStats,
 } from './checkpoint-writer.ts';
 export { loadFinalState } from './final-state.ts';
+export { type SweepOptions, type SweepReport, sweepCheckpoints } from './sweep.ts';

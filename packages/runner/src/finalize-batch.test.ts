@@ -55,7 +55,22 @@ describe('finalizeBatch (FsObjectStore)', () => {
     assert.equal(out.key, batchResultsKey(batchId));
     assert.deepEqual(
       { ...out, bytes: 0 },
-      { key: out.key, documents: 6, completed: 2, failed: 3, cancelled: 1, missing: 2, bytes: 0, tokens: 300 },
+      {
+        key: out.key,
+        documents: 6,
+        completed: 2,
+        failed: 3,
+        cancelled: 1,
+        missing: 2,
+        bytes: 0,
+        tokens: 300,
+        // The lines without a stored result, which the worker counts at finalize.
+        stubs: [
+          { docId: doc('d'), status: 'failed' },
+          { docId: doc('e'), status: 'failed' },
+          { docId: doc('f'), status: 'cancelled' },
+        ],
+      },
     );
     // Three results of 100 tokens (two completed, one failed); the summary lets a rebuild skip the results.
     assert.deepEqual(JSON.parse(Buffer.from(await store.getBytes(batchSummaryKey(batchId))).toString('utf8')), { documents: 6, completed: 2, failed: 3, cancelled: 1, tokens: 300 });

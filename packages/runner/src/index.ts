@@ -20,6 +20,7 @@ export { classifyFailure, DocumentError, DocumentErrorCode, FAILURE_TABLE, type 
 export type { ProcessControl, ProcessDeps, ProcessOutcome } from './process-document.ts';
 export { CacheAdmission } from './cache-admission.ts';
 export { runLocal } from './run-local.ts';
+export { DEFAULT_GC_GRACE_MS, sweepStore } from './store-gc.ts';
 export type { LocalRunInput, LocalRunResult } from './run-local.ts';
 export { finalizeBatch, FinalizeStubCode } from './finalize-batch.ts';
 export type { FinalizeBatchInput, FinalizeBatchResult } from './finalize-batch.ts';
