@@ -1,6 +1,6 @@
 /** `kvfold` as a user runs it: real processes, real model folders, real exit codes. */
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -162,4 +162,37 @@ test('an unknown model name lists the known ones', async () => {
   const r = await kvfold(['models', 'build', 'gpt-9', '--out', join(root, 'x')]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /unknown model "gpt-9": choose one of tiny-llama/);
+});
+
+test('models build writes only to a new folder or one it wrote: a folder of yours, a file, the working folder and its parents are refused, and nothing of yours is touched', async () => {
+  const mine = join(root, 'my-notes');
+  mkdirSync(mine);
+  writeFileSync(join(mine, 'todo.txt'), 'mine\n');
+  const refused = await kvfold(['models', 'build', 'tiny-llama', '--out', mine]);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /--out \S*my-notes holds 1 entry \(todo\.txt\) that kvfold did not write: choose a new folder \(or pass --force to replace it\)/);
+  assert.equal(readFileSync(join(mine, 'todo.txt'), 'utf8'), 'mine\n');
+  const file = join(mine, 'todo.txt');
+  assert.match((await kvfold(['models', 'build', 'tiny-llama', '--out', file])).stderr, /is a file, not a folder kvfold wrote/);
+  for (const out of ['.', '..', '/']) {
+    const r = await run(['models', 'build', 'tiny-llama', '--out', out], { cwd: mine });
+    assert.equal(r.code, 1, out);
+    assert.match(r.stderr, /is the working folder, or a folder holding it/, out);
+    const forced = await run(['models', 'build', 'tiny-llama', '--out', out, '--force'], { cwd: mine });
+    assert.equal(forced.code, 1, `${out} --force`);
+  }
+  assert.deepEqual(readdirSync(mine), ['todo.txt']);
+  // A folder kvfold wrote is replaced; --force replaces a folder of yours.
+  const built = join(root, 'rebuilt');
+  assert.equal((await kvfold(['models', 'build', 'tiny-llama', '--out', built])).code, 0);
+  assert.equal((await kvfold(['models', 'build', 'recall', '--out', built])).code, 0);
+  assert.match(readFileSync(join(built, 'README.md'), 'utf8'), /^# recall/);
+  assert.equal((await kvfold(['models', 'build', 'recall', '--out', mine, '--force'])).code, 0);
+  assert.ok(!readdirSync(mine).includes('todo.txt'));
+  // A file given as --model is not offered as a place to build over.
+  writeFileSync(join(root, 'guard-doc.txt'), 'a short document\n');
+  const asModel = await kvfold(['fold', join(root, 'guard-doc.txt'), '--model', join(built, 'README.md')]);
+  assert.equal(asModel.code, 1);
+  assert.match(asModel.stderr, /is a file, not a model folder/);
+  assert.doesNotMatch(asModel.stderr, /--out \S*README\.md/);
 });

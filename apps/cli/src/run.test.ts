@@ -141,26 +141,28 @@ test('a document proven over the token limit is refused before folding, by name;
   assert.match(r.stderr, /kvfold: 1 documents were refused before folding as over the token limit or the size cap/);
 });
 
-test('a run whose model folder is missing fails every document; once the model is there, a rerun folds them', async () => {
+test('a run whose model folder is missing, or is not a model, exits 1 in one line and makes no batch; once the model is there, it folds', async () => {
   const later = join(root, 'model-later');
   const store = join(root, 'store-model-later');
   const out = join(root, 'model-later.jsonl');
   const args = ['run', join(corpus, 'a.md'), join(corpus, 'notes'), '--model', later, '--store', store, '--out', out, '--chunk-size', '32', '--json'];
   const missing = await kvfold(args);
-  const first = json<Summary>(missing, 1);
-  assert.equal(first.failed, 2);
-  assert.match(missing.stderr, /kvfold: 2 of 2 documents failed/);
-  for (const r of lines(out)) {
-    assert.equal(r.error?.code, 'KVF_DOC_MODEL');
-    assert.ok(r.error?.message.includes(later), r.error?.message);
-  }
+  assert.equal(missing.code, 1);
+  assert.equal(missing.stderr.trim().split('\n').length, 1, missing.stderr);
+  assert.match(missing.stderr, /does not exist here/);
+  assert.ok(missing.stderr.includes(later));
+  mkdirSync(later);
+  writeFileSync(join(later, 'notes.txt'), 'not a model\n');
+  const notModel = await kvfold(args);
+  assert.equal(notModel.code, 1);
+  assert.equal(notModel.stderr.trim().split('\n').length, 1, notModel.stderr);
+  assert.match(notModel.stderr, /config\.json/);
+  assert.ok(!existsSync(join(store, 'batches')) && !existsSync(out), 'no batch, no results');
+  rmSync(later, { recursive: true });
   cpSync(model, later, { recursive: true });
-  const second = json<Summary>(await kvfold(args));
-  assert.equal(second.batchId, first.batchId);
-  assert.equal(second.retried, 2);
-  assert.equal(second.foldedNow, 2);
-  assert.equal(second.completed, 2);
-  assert.equal(second.failed, 0);
+  const folded = json<Summary>(await kvfold(args));
+  assert.equal(folded.foldedNow, 2);
+  assert.equal(folded.completed, 2);
   assert.deepEqual(lines(out).map((r) => r.status), ['completed', 'completed']);
 });
 

@@ -2,6 +2,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 
 const MAIN = new URL('./main.ts', import.meta.url).pathname;
+/** tsx's loader by its resolved URL, so a process started in any folder finds it. */
+const TSX = import.meta.resolve('tsx');
 
 export interface RunResult {
   readonly code: number;
@@ -11,9 +13,10 @@ export interface RunResult {
 }
 
 /** Starts `kvfold <args>`; `done` resolves when it exits. */
-export function startKvfold(args: readonly string[], options: { stdin?: string; env?: NodeJS.ProcessEnv } = {}): { child: ChildProcess; done: Promise<RunResult> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+export function startKvfold(args: readonly string[], options: { stdin?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): { child: ChildProcess; done: Promise<RunResult> } {
+  const child = spawn(process.execPath, ['--import', TSX, MAIN, ...args], {
     stdio: ['pipe', 'pipe', 'pipe'],
+    ...(options.cwd ? { cwd: options.cwd } : {}),
     env: { ...process.env, ...options.env },
   });
   let stdout = '';
@@ -32,6 +35,6 @@ export function startKvfold(args: readonly string[], options: { stdin?: string; 
   return { child, done };
 }
 
-export function kvfold(args: readonly string[], options: { stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+export function kvfold(args: readonly string[], options: { stdin?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<RunResult> {
   return startKvfold(args, options).done;
 }

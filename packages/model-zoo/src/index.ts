@@ -5,7 +5,7 @@ export { buildLlamaGraph, DEFAULT_ACCURACY_LEVEL, defaultAttention, ropeInverseF
 export type { AttentionKind, LlamaGraphOptions, WeightDtype } from './llama-graph.ts';
 export { BlockQuantizer, DEFAULT_BLOCK_SIZE, dequantize, weightConfig } from './quantize.ts';
 export type { QuantBits, QuantizedWeight } from './quantize.ts';
-export { writeModelFolder, DEFAULT_EXTERNAL_THRESHOLD } from './model-folder.ts';
+export { assertWritableModelDir, MODEL_MARKER, OutputRefusedError, writeModelFolder, DEFAULT_EXTERNAL_THRESHOLD } from './model-folder.ts';
 export type { WriteModelOptions, WrittenModel } from './model-folder.ts';
 export { tinyLlamaSpec, DEFAULT_SEED } from './tiny-llama.ts';
 export type { TinyLlamaOptions } from './tiny-llama.ts';

@@ -5,10 +5,12 @@
  *   onnx/model.onnx  [onnx/model.onnx_data]
  *
  * The folder is assembled beside its destination and renamed into place, so a reader never sees
- * a half-written model.
+ * a half-written model. It holds a marker, `kvfold-built.txt`: a folder with the marker is one this
+ * tool wrote, and the only kind it replaces without `replace` (`--force`); it never replaces the
+ * working folder or a folder holding it.
  */
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, relative, resolve, sep, isAbsolute } from 'node:path';
 import { ExternalData, FileSink } from './external-data.ts';
 import { type AttentionKind, buildLlamaGraph, DEFAULT_ACCURACY_LEVEL, defaultAttention, type LlamaGraphOptions, type WeightDtype } from './llama-graph.ts';
 import { DEFAULT_BLOCK_SIZE, weightConfig } from './quantize.ts';
@@ -28,6 +30,42 @@ export interface WriteModelOptions {
   readonly weightDtype?: WeightDtype;
   /** MatMulNBits' accuracy_level for int8/int4 (default DEFAULT_ACCURACY_LEVEL; see `LlamaGraphOptions.accuracyLevel`). */
   readonly accuracyLevel?: LlamaGraphOptions['accuracyLevel'];
+  /** Replace whatever is at the destination, not only a model folder this tool wrote (`--force`). */
+  readonly replace?: boolean;
+}
+
+/** The file that marks a model folder this tool wrote. */
+export const MODEL_MARKER = 'kvfold-built.txt';
+
+/** A destination a model folder may not be written to, named with what to do instead. */
+export class OutputRefusedError extends Error {
+  readonly code = 'KVF_MODEL_OUT_REFUSED';
+  constructor(message: string) {
+    super(message);
+    this.name = 'OutputRefusedError';
+  }
+}
+
+/**
+ * Refuses a destination that holds anything but a model folder this tool wrote: a file, a folder
+ * of other files (unless `replace`), and always the working folder, a folder holding it, or the
+ * root. A path that does not exist, or an empty folder, is fine.
+ */
+export async function assertWritableModelDir(dir: string, options: { replace?: boolean } = {}): Promise<void> {
+  const target = resolve(dir);
+  const cwd = process.cwd();
+  const fromTarget = relative(target, cwd);
+  if (target === dirname(target) || fromTarget === '' || !(fromTarget === '..' || fromTarget.startsWith(`..${sep}`) || isAbsolute(fromTarget))) {
+    throw new OutputRefusedError(`--out ${target} is the working folder, or a folder holding it: a model folder is written to a new folder of its own, e.g. --out ${join(cwd, 'models', 'my-model')}`);
+  }
+  const info = await lstat(target).catch(() => null);
+  if (!info || options.replace) return;
+  if (!info.isDirectory()) throw new OutputRefusedError(`--out ${target} is a file, not a folder kvfold wrote: choose a new folder (or pass --force to replace it)`);
+  const entries = await readdir(target);
+  if (entries.length === 0 || entries.includes(MODEL_MARKER)) return;
+  throw new OutputRefusedError(
+    `--out ${target} holds ${entries.length} entr${entries.length === 1 ? 'y' : 'ies'} (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''}) that kvfold did not write: choose a new folder (or pass --force to replace it)`,
+  );
 }
 
 export const DEFAULT_EXTERNAL_THRESHOLD = 1024;
@@ -39,6 +77,7 @@ export interface WrittenModel {
 
 export async function writeModelFolder(spec: LlamaSpec, outDir: string, options: WriteModelOptions = {}): Promise<WrittenModel> {
   const dir = resolve(outDir);
+  await assertWritableModelDir(dir, options);
   const attention = options.attention ?? defaultAttention(spec.config, options.kvDtype);
   const config = {
     architectures: ['LlamaForCausalLM'],
@@ -82,6 +121,7 @@ export async function stageFolder<T>(dir: string, fill: (staging: string) => Pro
   let result: T;
   try {
     result = await fill(staging);
+    await writeFile(join(staging, MODEL_MARKER), 'written by kvfold (models build or models import); kvfold replaces this folder when asked to write here\n');
   } catch (err) {
     await rm(staging, { recursive: true, force: true });
     throw err;

@@ -65,8 +65,9 @@ const EXPECTED = 'expected the optimum export layout: config.json, tokenizer.jso
 export async function readModelFolder(path: string, onnxFile?: string): Promise<ModelFolder> {
   const dir = resolve(path);
   const info = await stat(dir).catch(() => null);
-  if (!info?.isDirectory()) {
-    throw new ModelError('KVF_MODEL_NOT_FOUND', `model folder ${dir} does not exist or is not a directory (${EXPECTED}); build one with \`kvfold models build tiny-llama --out ${path}\``);
+  if (!info) throw new ModelError('KVF_MODEL_NOT_FOUND', `model folder ${dir} does not exist (${EXPECTED}); build one with \`kvfold models build tiny-llama --out ${path}\``);
+  if (!info.isDirectory()) {
+    throw new ModelError('KVF_MODEL_NOT_FOUND', `${dir} is a file, not a model folder (${EXPECTED}); give --model a model folder, e.g. one built with \`kvfold models build tiny-llama --out <a new folder>\``);
   }
   const config = parseWith(ConfigSchema, await readJson(dir, 'config.json'), dir, 'config.json');
   const generationConfig = parseWith(GenerationConfigSchema, await readJson(dir, 'generation_config.json', {}), dir, 'generation_config.json');

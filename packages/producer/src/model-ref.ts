@@ -31,9 +31,11 @@ export async function checkModelRef(ref: string | BatchSpec['model'], options: O
     store = openStore(uri.endsWith('/') ? uri : `${uri}/`, options);
   } else {
     const dir = uri.startsWith('file://') ? fileURLToPath(uri) : resolve(options.cwd ?? process.cwd(), uri);
-    if (!(await stat(dir).catch(() => null))?.isDirectory()) {
-      throw modelError(uri, `folder ${dir} does not exist here (or is not a directory); build or copy the model there (kvfold models build tiny-llama --out ${dir}), or push it to the store (kvfold models push) and give its URI`);
+    const info = await stat(dir).catch(() => null);
+    if (!info) {
+      throw modelError(uri, `folder ${dir} does not exist here; build or copy the model there (kvfold models build tiny-llama --out ${dir}), or push it to the store (kvfold models push) and give its URI`);
     }
+    if (!info.isDirectory()) throw modelError(uri, `${dir} is a file, not a model folder; give a model folder, or push one to the store (kvfold models push) and give its URI`);
     store = new FsObjectStore(dir);
   }
   const keys = new Set<string>();

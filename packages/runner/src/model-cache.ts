@@ -62,6 +62,11 @@ export class ModelCache {
 
   constructor(private readonly options: ModelCacheOptions) {}
 
+  /** How `s3://` models are opened (for a look at a model before any work: checkModelRef). */
+  get storeOptions(): OpenStoreOptions {
+    return this.options.storeOptions ?? {};
+  }
+
   /**
    * The loaded model for a reference, its caches held at `kvDtype` (default: the export's):
    * fetched and verified on first use, reloaded when its source changed. Each width is a session

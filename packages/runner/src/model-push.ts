@@ -7,6 +7,7 @@
 import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { MODEL_MARKER } from '@kvfold/model-zoo';
 import { FolderHash, ModelError, readModelFolder } from '@kvfold/onnx';
 import { type ObjectStore, type OpenStoreOptions, openStore } from '@kvfold/storage';
 
@@ -50,7 +51,8 @@ export async function pushModel(
     for (const e of await readdir(join(root, rel), { withFileTypes: true })) {
       const path = rel ? `${rel}/${e.name}` : e.name;
       if (e.isDirectory()) await walk(path);
-      else if (e.isFile() && path !== MODEL_MANIFEST) files.push(path);
+      // The marker of a folder kvfold wrote is bookkeeping of that folder, not part of the model.
+      else if (e.isFile() && path !== MODEL_MANIFEST && path !== MODEL_MARKER) files.push(path);
     }
   };
   await walk('').catch((err: NodeJS.ErrnoException) => {

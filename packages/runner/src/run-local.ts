@@ -10,7 +10,7 @@
  */
 import { DEFAULT_MAX_TOKENS_PER_DOCUMENT } from '@kvfold/contract';
 import type { BatchSpecInput } from '@kvfold/contract';
-import { type IngestReport, ingest, planBatch, tokenBudgetFor, uploadCorpus } from '@kvfold/producer';
+import { checkModelRef, type IngestReport, ingest, planBatch, tokenBudgetFor, uploadCorpus } from '@kvfold/producer';
 import type { ObjectStore } from '@kvfold/storage';
 import type { Logger } from 'pino';
 import { CacheAdmission } from './cache-admission.ts';
@@ -57,6 +57,9 @@ export interface LocalRunResult {
 
 export async function runLocal(input: LocalRunInput): Promise<LocalRunResult> {
   const { store, log } = input;
+  // The model is looked at first, as enqueue does: a folder that is not one fails here, in one
+  // line, before any batch is made.
+  await checkModelRef(input.spec.model, input.models.storeOptions);
   const grouping = input.spec.grouping ?? 'file';
   // The same budget the API applies: documents proven too long are refused before anything is folded.
   const tokenBudget = await tokenBudgetFor(input.spec.model, input.spec.maxTokensPerDocument ?? DEFAULT_MAX_TOKENS_PER_DOCUMENT);

@@ -33,7 +33,7 @@ export function registerEngineBench(bench: Command): void {
     .option('--chunk-size <n>', 'tokens per fold step', positiveInt('--chunk-size'), 256)
     .option('--threads <n>', 'ONNX Runtime intra-op threads, for the folds and the MatMul ceiling', positiveInt('--threads'), availableParallelism())
     .option('--repeats <n>', 'runs of each case and engine, interleaved; medians are reported', positiveInt('--repeats'), 3)
-    .option('--models-dir <dir>', 'where the models are built (default: a temporary folder)')
+    .option('--models-dir <dir>', 'where the models are built, each in a folder of its name, replaced on each run (default: a temporary folder)')
     .option('--out <file>', 'JSON result file', 'bench-results/engine.json')
     .action(async (opts: EngineBenchFlags) => runBench(opts));
 
@@ -66,7 +66,7 @@ async function runBench(opts: EngineBenchFlags): Promise<void> {
   const scratch = opts.modelsDir ? null : await mkdtemp(join(tmpdir(), 'kvfold-bench-engine-'));
   const modelsDir = opts.modelsDir ? resolve(opts.modelsDir) : (scratch as string);
   try {
-    for (const model of new Set(cases.map((c) => c.model))) await writeModelFolder(modelSpec(model), join(modelsDir, model));
+    for (const model of new Set(cases.map((c) => c.model))) await writeModelFolder(modelSpec(model), join(modelsDir, model), { replace: true });
     process.stdout.write(`machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${availableParallelism()} cores; ${opts.threads} threads; chunk ${opts.chunkSize}; ${opts.repeats} runs each\n`);
     const report = await runEngineBench({
       cases,
@@ -111,7 +111,7 @@ export function registerDeviceBench(bench: Command): void {
     .option('--cases <list>', 'model:tokens cases', 'tiny-llama:8k,tiny-llama:32k,kv-heavy:8k,kv-heavy:32k')
     .option('--chunk-size <n>', 'tokens per fold step', positiveInt('--chunk-size'), 256)
     .option('--cpu-tokens <n>', 'fold at most this many tokens on the CPU (the comparison covers them)', (v) => parseTokenCount('--cpu-tokens', v))
-    .option('--models-dir <dir>', 'where the models are built (default: a temporary folder)')
+    .option('--models-dir <dir>', 'where the models are built, each in a folder of its name, replaced on each run (default: a temporary folder)')
     .option('--out <file>', 'JSON result file', 'bench-results/device.json')
     .action(async (o: DeviceFlags) => {
       if (o.device !== 'cpu' && o.device !== 'webgpu' && o.device !== 'cuda') throw new CliError(`--device must be cpu, webgpu or cuda, got "${o.device}"`);
@@ -121,7 +121,7 @@ export function registerDeviceBench(bench: Command): void {
       const dir = o.modelsDir ? resolve(o.modelsDir) : (scratch as string);
       try {
         const rows: DeviceCheckRow[] = [];
-        for (const model of new Set(cases.map((c) => c.model))) await writeModelFolder(modelSpec(model), join(dir, model));
+        for (const model of new Set(cases.map((c) => c.model))) await writeModelFolder(modelSpec(model), join(dir, model), { replace: true });
         for (const c of cases) {
           const r = await deviceCheck({ modelDir: join(dir, c.model), model: c.model, device: o.device, tokens: c.tokens, chunkSize: o.chunkSize, ...(o.cpuTokens ? { cpuTokens: o.cpuTokens } : {}) });
           rows.push(r);

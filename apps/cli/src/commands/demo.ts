@@ -57,7 +57,8 @@ async function demo(opts: DemoOptions): Promise<{ exact: boolean }> {
   if (opts.tokens < 2 * (NEEDLE.length + 1)) throw new CliError(`--tokens ${opts.tokens}: too short for a ${NEEDLE.length}-value needle in a haystack; ask for at least ${2 * (NEEDLE.length + 1)}`);
 
   const spec = recallSpec();
-  const model = await writeModelFolder(spec, join(dir, 'models', 'recall'));
+  // The demo's own folder under its working store: rebuilt each run, whoever wrote it before.
+  const model = await writeModelFolder(spec, join(dir, 'models', 'recall'), { replace: true });
   // The trial is `<s> haystack-with-needle KEY`; the document is what lies between, and the
   // tokenizer puts `<s>` back, so the fold reads exactly `tokens` tokens and the question is `KEY`.
   const trial = recallTrial(layout, { length: opts.tokens + 1, needle: NEEDLE, depth: DEPTH, seed: SEED });

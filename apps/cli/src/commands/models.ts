@@ -21,20 +21,21 @@ export function registerModels(program: Command): void {
     .command('build')
     .description('write a model folder in the Hugging Face / optimum ONNX layout')
     .argument('<name>', `model to build: ${MODEL_NAMES.join(', ')}`)
-    .requiredOption('--out <dir>', 'folder to write (replaced if it exists)')
+    .requiredOption('--out <dir>', 'a new folder to write, or one kvfold wrote (replaced)')
+    .option('--force', 'replace whatever is at --out (never the working folder or a folder holding it)')
     .option('--seed <n>', 'seed of the random weights', nonNegativeInt('--seed'))
     .option('--no-position-ids', 'export without the position_ids input (positions follow the cache length)')
     .addOption(new Option('--kv-dtype <dtype>', 'dtype of the exported KV cache (past_key_values / present)').choices(['float32', 'float16']).default('float32'))
     .addOption(new Option('--dtype <dtype>', WEIGHT_DTYPE_HELP).choices(WEIGHT_DTYPES).default('f32'))
     .option('--json', 'print the result as JSON')
-    .action(async (name: string, opts: { out: string; seed?: number; positionIds: boolean; kvDtype: 'float32' | 'float16'; dtype: ImportDtype; json?: boolean }) => {
+    .action(async (name: string, opts: { out: string; force?: boolean; seed?: number; positionIds: boolean; kvDtype: 'float32' | 'float16'; dtype: ImportDtype; json?: boolean }) => {
       if (!(MODEL_NAMES as readonly string[]).includes(name)) {
         throw new CliError(`unknown model "${name}": choose one of ${MODEL_NAMES.join(', ')}`);
       }
       const { IMPORT_DTYPES, modelSpec, writeModelFolder } = await import('@kvfold/model-zoo');
       const started = performance.now();
       const spec = modelSpec(name, opts.seed === undefined ? {} : { seed: opts.seed });
-      const written = await writeModelFolder(spec, opts.out, { positionIds: opts.positionIds, kvDtype: opts.kvDtype, weightDtype: IMPORT_DTYPES[opts.dtype] });
+      const written = await writeModelFolder(spec, opts.out, { positionIds: opts.positionIds, kvDtype: opts.kvDtype, weightDtype: IMPORT_DTYPES[opts.dtype], replace: opts.force === true });
       const ms = Math.round(performance.now() - started);
       if (opts.json) process.stdout.write(`${JSON.stringify({ name, dir: written.dir, files: written.files, ms })}\n`);
       else process.stdout.write(`built ${name} in ${written.dir} (${written.files.join(', ')}) in ${ms} ms\n`);
@@ -43,15 +44,17 @@ export function registerModels(program: Command): void {
     .command('import')
     .description('write a model folder from a Hugging Face checkpoint (safetensors; Llama, Mistral, Qwen2 families; docs/models.md)')
     .argument('<checkpoint-dir>', 'checkpoint folder: config.json, model.safetensors or sharded model-*.safetensors with their index, tokenizer.json')
-    .requiredOption('--out <dir>', 'folder to write (replaced if it exists)')
+    .requiredOption('--out <dir>', 'a new folder to write, or one kvfold wrote (replaced)')
+    .option('--force', 'replace whatever is at --out (never the working folder or a folder holding it)')
     .addOption(new Option('--dtype <dtype>', WEIGHT_DTYPE_HELP).choices(WEIGHT_DTYPES).default('f32'))
     .option('--json', 'print the result as JSON')
-    .action(async (checkpoint: string, opts: { out: string; dtype: ImportDtype; json?: boolean }) => {
+    .action(async (checkpoint: string, opts: { out: string; force?: boolean; dtype: ImportDtype; json?: boolean }) => {
       const { importCheckpoint } = await import('@kvfold/model-zoo');
       const started = performance.now();
       const tty = process.stderr.isTTY === true && !opts.json;
       const result = await importCheckpoint(checkpoint, opts.out, {
         dtype: opts.dtype,
+        replace: opts.force === true,
         ...(tty ? { onTensor: ({ done, total }) => process.stderr.write(`\rimporting ${((100 * done) / total).toFixed(0)}% of ${(total / 2 ** 30).toFixed(2)} GiB`) } : {}),
       });
       if (tty) process.stderr.write('\n');

@@ -9,7 +9,7 @@ import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { type AttentionKind, buildLlamaGraph, DEFAULT_ACCURACY_LEVEL, defaultAttention, type WeightDtype } from '../llama-graph.ts';
 import { DEFAULT_BLOCK_SIZE, weightConfig } from '../quantize.ts';
 import type { LlamaConfig } from '../llama-spec.ts';
-import { DEFAULT_EXTERNAL_THRESHOLD, json, stageFolder, writeGraph } from '../model-folder.ts';
+import { assertWritableModelDir, DEFAULT_EXTERNAL_THRESHOLD, json, stageFolder, writeGraph } from '../model-folder.ts';
 import type { Family } from './architecture.ts';
 import { type Checkpoint, checkpointWeights, openCheckpoint } from './checkpoint.ts';
 import { ImportError } from './errors.ts';
@@ -25,6 +25,8 @@ export interface ImportOptions {
   readonly dtype?: ImportDtype;
   /** Called after each tensor is read, with the running totals of source bytes. */
   readonly onTensor?: (progress: { name: string; done: number; total: number }) => void;
+  /** Replace whatever is at `out`, not only a model folder this tool wrote (`--force`). */
+  readonly replace?: boolean;
 }
 
 export interface ImportResult {
@@ -45,7 +47,8 @@ export interface ImportResult {
 }
 
 /**
- * Imports the checkpoint at `source` into a model folder at `out` (replaced if it exists).
+ * Imports the checkpoint at `source` into a model folder at `out`: a new folder, or one this tool
+ * wrote (anything else only with `replace`; see `assertWritableModelDir`).
  * Every check runs before anything is written; a failure midway leaves no folder behind.
  */
 export async function importCheckpoint(source: string, out: string, options: ImportOptions = {}): Promise<ImportResult> {
@@ -57,6 +60,7 @@ export async function importCheckpoint(source: string, out: string, options: Imp
   if (fromOut === '' || !(fromOut === '..' || fromOut.startsWith(`..${sep}`) || isAbsolute(fromOut))) {
     throw new ImportError('KVF_IMPORT_UNSUPPORTED', `--out ${dir} would replace the checkpoint folder ${src} or a folder holding it: choose another output folder`);
   }
+  await assertWritableModelDir(dir, { replace: options.replace === true });
   const checkpoint = openCheckpoint(src);
   try {
     return await write(checkpoint, dir, dtype, options.onTensor);
