@@ -44,5 +44,5 @@ test('a folder without config.json or tokenizer.json is refused, naming both', a
   const bare = await folder('bare', ['onnx/model.onnx']);
   await assert.rejects(checkModelRef(bare), { code: 'KVF_ENQUEUE_MODEL', message: /has no config\.json, tokenizer\.json \(expected/ });
   const file = join(root, 'bare', 'onnx', 'model.onnx');
-  await assert.rejects(checkModelRef(file), { code: 'KVF_ENQUEUE_MODEL', message: /does not exist here \(or is not a directory\)/ });
+  await assert.rejects(checkModelRef(file), { code: 'KVF_ENQUEUE_MODEL', message: /is a file \(\S+model\.onnx\), not a model folder/ });
 });

@@ -35,7 +35,7 @@ export async function checkModelRef(ref: string | BatchSpec['model'], options: O
     if (!info) {
       throw modelError(uri, `folder ${dir} does not exist here; build or copy the model there (kvfold models build tiny-llama --out ${dir}), or push it to the store (kvfold models push) and give its URI`);
     }
-    if (!info.isDirectory()) throw modelError(uri, `${dir} is a file, not a model folder; give a model folder, or push one to the store (kvfold models push) and give its URI`);
+    if (!info.isDirectory()) throw modelError(uri, `is a file (${dir}), not a model folder; give a model folder, or push one to the store (kvfold models push) and give its URI`);
     store = new FsObjectStore(dir);
   }
   const keys = new Set<string>();
