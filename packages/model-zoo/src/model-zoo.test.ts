@@ -22,7 +22,7 @@ const digest = (dir: string) =>
 test('the folder has the optimum layout, with weights in external data', async () => {
   const dir = join(root, 'layout');
   await writeModelFolder(tinyLlamaSpec(), dir);
-  assert.deepEqual(readdirSync(dir).sort(), ['README.md', 'config.json', 'generation_config.json', 'onnx', 'tokenizer.json', 'tokenizer_config.json']);
+  assert.deepEqual(readdirSync(dir).sort(), ['README.md', 'config.json', 'generation_config.json', 'kvfold-built.txt', 'onnx', 'tokenizer.json', 'tokenizer_config.json']);
   assert.deepEqual(readdirSync(join(dir, 'onnx')).sort(), ['model.onnx', 'model.onnx_data']);
   const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
   assert.equal(config.model_type, 'llama');

@@ -71,7 +71,7 @@ CASES.forEach((c, i) => {
     const built = join(root, `built-${i}`);
     await writeModelFolder(stored, built);
 
-    assert.deepEqual(readdirSync(imported).sort(), ['README.md', 'config.json', 'generation_config.json', 'onnx', 'tokenizer.json', 'tokenizer_config.json']);
+    assert.deepEqual(readdirSync(imported).sort(), ['README.md', 'config.json', 'generation_config.json', 'kvfold-built.txt', 'onnx', 'tokenizer.json', 'tokenizer_config.json']);
     assert.ok(bytes(imported, 'onnx/model.onnx').equals(bytes(built, 'onnx/model.onnx')), 'model.onnx is the one models build writes');
     assert.ok(bytes(imported, 'onnx/model.onnx_data').equals(bytes(built, 'onnx/model.onnx_data')), 'model.onnx_data is the one models build writes');
     assert.equal(result.tensors, stored.weights.size);
